@@ -1,0 +1,227 @@
+//! Every configuration example of the reference page loads (YAML, and the same
+//! tree in TOML), and every kind of mistake names its key and line.
+
+use super::*;
+
+fn env(name: &str) -> Option<String> {
+    match name {
+        "SR_USERNAME" => Some("admin-user".into()),
+        "SR_PASSWORD" => Some("pw-not-to-print".into()),
+        "SR_CLIENT_ID" => Some("kafka-backup".into()),
+        "SR_CLIENT_SECRET" => Some("secret-not-to-print".into()),
+        _ => None,
+    }
+}
+
+fn parse_text(text: &str, format: Format) -> Result<Loaded, ConfigError> {
+    parse(text, format, "test.yaml", Box::new(env))
+}
+
+fn error(text: &str, format: Format) -> String {
+    match parse_text(text, format) {
+        Ok(loaded) => panic!("expected an error, got {:#?}", loaded.config),
+        Err(e) => e.to_string(),
+    }
+}
+
+fn resolved(loaded: &Loaded) -> String {
+    serde_json::to_string_pretty(&loaded.config.redacted()).unwrap()
+}
+
+/// Converts a YAML document into the same tree written as TOML.
+fn yaml_to_toml(text: &str) -> String {
+    let value: serde_json::Value = serde_saphyr::from_str(text).unwrap();
+    toml::to_string(&value).unwrap()
+}
+
+#[test]
+fn every_example_of_the_reference_page_loads() {
+    insta::glob!(
+        "../../fixtures/config/seed",
+        "*.yaml",
+        |path: &std::path::Path| {
+            let text = std::fs::read_to_string(path).unwrap();
+            let loaded = parse_text(&text, Format::Yaml)
+                .unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+            let out = resolved(&loaded);
+            for secret in ["pw-not-to-print", "secret-not-to-print"] {
+                assert!(!out.contains(secret), "{} printed a secret", path.display());
+            }
+            let warnings = loaded.render_warnings().join("\n");
+            insta::assert_snapshot!(format!("{out}\n--- warnings\n{warnings}"));
+        }
+    );
+}
+
+#[test]
+fn the_same_tree_in_toml_resolves_identically() {
+    insta::glob!(
+        "../../fixtures/config/seed",
+        "*.yaml",
+        |path: &std::path::Path| {
+            let text = std::fs::read_to_string(path).unwrap();
+            let from_yaml = resolved(&parse_text(&text, Format::Yaml).unwrap());
+            let toml_text = yaml_to_toml(&text);
+            let from_toml = parse_text(&toml_text, Format::Toml)
+                .unwrap_or_else(|e| panic!("{} as TOML:\n{toml_text}\n{e}", path.display()));
+            assert_eq!(from_yaml, resolved(&from_toml), "{}", path.display());
+        }
+    );
+}
+
+#[test]
+fn kubernetes_resources_are_refused_with_a_hint() {
+    insta::glob!(
+        "../../fixtures/config/kubernetes",
+        "*.yaml",
+        |path: &std::path::Path| {
+            let text = std::fs::read_to_string(path).unwrap();
+            insta::assert_snapshot!(error(&text, Format::Yaml));
+        }
+    );
+}
+
+#[test]
+fn empty_files_are_empty_configurations() {
+    for text in ["", "# nothing\n", "---\n"] {
+        let loaded = parse_text(text, Format::Yaml).unwrap();
+        assert!(loaded.config.mode.is_none());
+        assert!(!loaded.config.enterprise.schema_registry.enabled);
+    }
+    assert!(parse_text("", Format::Toml).is_ok());
+}
+
+#[test]
+fn env_variables_expand_and_missing_ones_name_the_line() {
+    let ok = "enterprise:\n  schema_registry:\n    auth:\n      type: basic\n      username: ${SR_USERNAME}\n      password: ${SR_PASSWORD}\n";
+    let loaded = parse_text(ok, Format::Yaml).unwrap();
+    let auth = loaded.config.enterprise.schema_registry.auth.unwrap();
+    assert_eq!(auth.username.unwrap().as_str(), "admin-user");
+    assert_eq!(auth.password.unwrap().expose(), "pw-not-to-print");
+
+    let missing = ok.replace("${SR_PASSWORD}", "${SR_PASSWORD_TYPO}");
+    insta::assert_snapshot!(error(&missing, Format::Yaml), @r"
+    invalid configuration `test.yaml` (1 problem)
+      test.yaml:6: `enterprise.schema_registry.auth.password`: environment variable `SR_PASSWORD_TYPO` is not set
+        hint: export `SR_PASSWORD_TYPO`, or write `${SR_PASSWORD_TYPO:-default}`
+    ");
+    let toml = "[enterprise.schema_registry.auth]\ntype = \"basic\"\nusername = \"u\"\npassword = \"${NOPE}\"\n";
+    insta::assert_snapshot!(error(toml, Format::Toml), @r"
+    invalid configuration `test.yaml` (1 problem)
+      test.yaml:4: `enterprise.schema_registry.auth.password`: environment variable `NOPE` is not set
+        hint: export `NOPE`, or write `${NOPE:-default}`
+    ");
+}
+
+#[test]
+fn unknown_keys_name_the_key_and_line() {
+    let yaml = "mode: backup\nenterprise:\n  schema_registry:\n    backup:\n      subject: \"*\"\n";
+    insta::assert_snapshot!(error(yaml, Format::Yaml), @r"
+    invalid configuration `test.yaml` (1 problem)
+      test.yaml:5: `enterprise.schema_registry.backup.subject`: unknown field `subject`, expected one of subjects, exclude, include_soft_deleted, include_versions, include_references
+    ");
+    let toml = "mode = \"backup\"\n\n[enterprise.schema_registry.backup]\nsubject = \"*\"\n";
+    insta::assert_snapshot!(error(toml, Format::Toml), @r"
+    invalid configuration `test.yaml` (1 problem)
+      test.yaml:4: `enterprise.schema_registry.backup.subject`: unknown field `subject`, expected one of `subjects`, `exclude`, `include_soft_deleted`, `include_versions`, `include_references`
+    ");
+}
+
+#[test]
+fn wrong_types_and_values_name_the_key_and_line() {
+    let cases = [
+        "enterprise:\n  schema_registry:\n    enabled: maybe\n",
+        "enterprise:\n  schema_registry:\n    restore:\n      strategy: merge\n",
+        "enterprise:\n  schema_registry:\n    backup:\n      include_versions: 3\n",
+        "enterprise:\n  schema_registry:\n    max_concurrency: -1\n",
+        "enterprise:\n  schema_registry:\n    schema_types: [AVRO, XML]\n",
+        "enterprise:\n  schema_registry:\n    restore:\n      set_compatibility: SOMETIMES\n",
+        "mode: copy\n",
+    ];
+    let rendered: Vec<String> = cases.iter().map(|c| error(c, Format::Yaml)).collect();
+    insta::assert_snapshot!(rendered.join("\n\n"));
+}
+
+#[test]
+fn bad_globs_name_the_key_and_line() {
+    let yaml = "source:\n  topics:\n    include:\n      - \"orders-*\"\n      - \"pay[ments\"\n";
+    insta::assert_snapshot!(error(yaml, Format::Yaml), @r"
+    invalid configuration `test.yaml` (1 problem)
+      test.yaml:5: `source.topics.include`: invalid glob `pay[ments`: unclosed character class; missing ']'
+    ");
+}
+
+#[test]
+fn contradictions_are_all_reported_with_lines() {
+    let yaml = "\
+storage:
+  url: s3://bucket/x
+  backend: s3
+enterprise:
+  schema_registry:
+    url: http://user:pw@sr:8081
+    auth:
+      type: basic
+      username: admin
+      token_url: https://auth/token
+    tls:
+      client_cert: /c.crt
+    restore:
+      force_ids: true
+      rewrite_ids: true
+      id_mapping_file: ids.json
+      subject_mapping:
+        a: c
+        b: c
+";
+    insta::assert_snapshot!(error(yaml, Format::Yaml));
+}
+
+#[test]
+fn seed_defaults_follow_the_reference_page() {
+    let loaded = parse_text(
+        "enterprise:\n  schema_registry:\n    restore:\n      force_ids: true\n",
+        Format::Yaml,
+    )
+    .unwrap();
+    let restore = &loaded.config.enterprise.schema_registry.restore;
+    assert!(
+        !restore.rewrite_ids(),
+        "force_ids alone turns rewriting off"
+    );
+    assert_eq!(restore.strategy, Strategy::Preserve);
+    let backup = &loaded.config.enterprise.schema_registry.backup;
+    assert!(backup.subjects.iter().any(|g| g.is_match("anything")));
+}
+
+#[test]
+fn secrets_in_client_properties_are_redacted() {
+    let yaml = "source:\n  bootstrap_servers: a:9092,b:9092\n  properties:\n    sasl.password: hunter2\n    security.protocol: SASL_SSL\n";
+    let loaded = parse_text(yaml, Format::Yaml).unwrap();
+    let out = resolved(&loaded);
+    assert!(!out.contains("hunter2"), "{out}");
+    assert!(out.contains("SASL_SSL"), "{out}");
+}
+
+#[test]
+fn storage_locations_resolve() {
+    let cases = [
+        (
+            "storage:\n  backend: s3\n  bucket: kafka-backups\n  prefix: production\n",
+            "s3://kafka-backups/production",
+        ),
+        ("storage:\n  url: gs://b/p\n", "gs://b/p"),
+        ("storage:\n  backend: azure\n  bucket: c\n", "az://c/"),
+        ("storage:\n  backend: memory\n  prefix: x\n", "memory:///x"),
+        (
+            "storage:\n  path: /srv/backups\n  prefix: prod\n",
+            "file:///srv/backups/prod/",
+        ),
+    ];
+    for (yaml, url) in cases {
+        let loaded = parse_text(yaml, Format::Yaml).unwrap();
+        let location =
+            crate::storage::Location::from_config(loaded.config.storage.as_ref()).unwrap();
+        assert_eq!(location.url().as_str(), url, "{yaml}");
+    }
+}

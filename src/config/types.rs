@@ -1,0 +1,805 @@
+//! The configuration tree, key for key as the reference page writes it, and
+//! the checks that need more than one key (contradictions, missing partners).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::{Deserialize, Serialize};
+
+use super::Problem;
+use super::values::{Glob, OneOrMany, Secret, Text};
+
+/// A whole configuration file. Every block is optional so that each example of
+/// the reference page loads on its own; a command asks for what it needs.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    /// `backup` or `restore`: which job this file describes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<Mode>,
+    /// Name of the backup inside the storage prefix.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backup_id: Option<Text>,
+    /// The Kafka cluster a backup reads.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<KafkaSource>,
+    /// The Kafka cluster a restore writes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<KafkaTarget>,
+    /// Where backups live.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storage: Option<Storage>,
+    #[serde(default)]
+    pub enterprise: Enterprise,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Mode {
+    Backup,
+    Restore,
+}
+
+/// `source:`: the cluster to back up.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaSource {
+    /// `host:port` list (or one comma-separated string).
+    #[serde(default)]
+    pub bootstrap_servers: OneOrMany<Text>,
+    #[serde(default)]
+    pub topics: TopicSelection,
+    /// Extra librdkafka properties (`security.protocol`, `sasl.*`, ...).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub properties: BTreeMap<String, ClientProperty>,
+}
+
+/// `source.topics`: which topics a backup takes.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopicSelection {
+    #[serde(default = "all")]
+    pub include: OneOrMany<Glob>,
+    #[serde(default)]
+    pub exclude: OneOrMany<Glob>,
+    /// Topics starting with `_` or `__` (internal ones) are left out unless
+    /// named by an include pattern that itself starts with `_`.
+    #[serde(default)]
+    pub include_internal: bool,
+}
+
+impl Default for TopicSelection {
+    fn default() -> Self {
+        Self {
+            include: all(),
+            exclude: OneOrMany::default(),
+            include_internal: false,
+        }
+    }
+}
+
+fn all() -> OneOrMany<Glob> {
+    OneOrMany(vec![Glob::new("*").expect("`*` is a valid glob")])
+}
+
+/// `target:`: the cluster a restore writes to.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaTarget {
+    #[serde(default)]
+    pub bootstrap_servers: OneOrMany<Text>,
+    /// Backed-up topic name to the name it is restored under.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub topic_mapping: BTreeMap<String, Text>,
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub properties: BTreeMap<String, ClientProperty>,
+}
+
+/// A librdkafka property value; those whose name says they are secret
+/// (`*password*`, `*secret*`, `*.key*`) are redacted when printed.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(transparent)]
+pub struct ClientProperty(pub Text);
+
+impl ClientProperty {
+    pub fn is_secret_name(name: &str) -> bool {
+        let n = name.to_ascii_lowercase();
+        n.contains("password") || n.contains("secret") || n.contains(".key") || n.contains("jaas")
+    }
+}
+
+impl Serialize for ClientProperty {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        // the key is not known here; `redacted_properties` handles printing
+        self.0.serialize(s)
+    }
+}
+
+/// `storage:`: where backups are written.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Storage {
+    /// `filesystem` (default), `s3`, `gcs`, `azure` or `memory`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backend: Option<Backend>,
+    /// A whole location as one URL (`s3://bucket/prefix`, `file:///backups`,
+    /// a plain path); instead of `backend`/`bucket`/`path`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<Text>,
+    /// Folder for the `filesystem` backend.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<Text>,
+    /// Bucket (S3, GCS) or container (Azure).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub bucket: Option<Text>,
+    /// Key prefix inside the bucket or folder.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prefix: Option<Text>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<Text>,
+    /// Endpoint of an S3-compatible server (`http://127.0.0.1:9000`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<Text>,
+    /// Allow plain HTTP to `endpoint` (tests and private networks).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub allow_http: Option<bool>,
+    /// Further `object_store` options (`aws_access_key_id`, ...); values of
+    /// keys naming a secret or key are redacted when printed.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub options: BTreeMap<String, ClientProperty>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Backend {
+    #[serde(alias = "local", alias = "file")]
+    Filesystem,
+    S3,
+    #[serde(alias = "gs")]
+    Gcs,
+    #[serde(alias = "az", alias = "abfs")]
+    Azure,
+    Memory,
+}
+
+/// `enterprise:`
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Enterprise {
+    #[serde(default)]
+    pub schema_registry: SchemaRegistry,
+}
+
+/// `enterprise.schema_registry:`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct SchemaRegistry {
+    /// Back up / restore the registry together with the topics.
+    #[serde(default)]
+    pub enabled: bool,
+    /// Base URL of the registry (`https://schema-registry:8081`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<Text>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<Auth>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tls: Option<Tls>,
+    #[serde(default)]
+    pub backup: RegistryBackup,
+    #[serde(default)]
+    pub restore: RegistryRestore,
+    /// Schema types taken; all three when absent.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema_types: Option<Vec<SchemaType>>,
+    #[serde(default)]
+    pub protobuf: Protobuf,
+    /// Seconds before one registry request is given up (and retried).
+    #[serde(default = "default_timeout")]
+    pub request_timeout_secs: u64,
+    /// Registry requests in flight at once.
+    #[serde(default = "default_concurrency")]
+    pub max_concurrency: usize,
+}
+
+impl Default for SchemaRegistry {
+    fn default() -> Self {
+        Self {
+            enabled: false,
+            url: None,
+            auth: None,
+            tls: None,
+            backup: RegistryBackup::default(),
+            restore: RegistryRestore::default(),
+            schema_types: None,
+            protobuf: Protobuf::default(),
+            request_timeout_secs: default_timeout(),
+            max_concurrency: default_concurrency(),
+        }
+    }
+}
+
+fn default_timeout() -> u64 {
+    30
+}
+
+fn default_concurrency() -> usize {
+    8
+}
+
+/// `enterprise.schema_registry.auth:`. Kept flat, as written in the file;
+/// which fields go with which `type` is checked after parsing.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Auth {
+    #[serde(rename = "type")]
+    pub kind: AuthKind,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<Text>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub password: Option<Secret>,
+    /// A static bearer token (`type: bearer`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token: Option<Secret>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_url: Option<Text>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_id: Option<Text>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_secret: Option<Secret>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scope: Option<Text>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AuthKind {
+    None,
+    Basic,
+    Bearer,
+    #[serde(alias = "oidc")]
+    Oauth,
+    Mtls,
+}
+
+/// `enterprise.schema_registry.tls:`
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Tls {
+    /// PEM file of the CA that signed the registry's certificate.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub ca_cert: Option<Text>,
+    /// PEM client certificate for mTLS.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_cert: Option<Text>,
+    /// PEM private key of `client_cert`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client_key: Option<Text>,
+    /// Turns certificate verification off. Named so that nobody does it by accident.
+    #[serde(default)]
+    pub insecure_skip_verify: bool,
+}
+
+/// `enterprise.schema_registry.backup:`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryBackup {
+    /// `"*"` or a list of subject globs.
+    #[serde(default = "all")]
+    pub subjects: OneOrMany<Glob>,
+    #[serde(default)]
+    pub exclude: OneOrMany<Glob>,
+    #[serde(default)]
+    pub include_soft_deleted: bool,
+    #[serde(default)]
+    pub include_versions: IncludeVersions,
+    /// Also take every subject a selected schema references, transitively.
+    #[serde(default = "yes")]
+    pub include_references: bool,
+}
+
+impl Default for RegistryBackup {
+    fn default() -> Self {
+        Self {
+            subjects: all(),
+            exclude: OneOrMany::default(),
+            include_soft_deleted: false,
+            include_versions: IncludeVersions::All,
+            include_references: true,
+        }
+    }
+}
+
+fn yes() -> bool {
+    true
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum IncludeVersions {
+    #[default]
+    All,
+    Latest,
+}
+
+/// `enterprise.schema_registry.restore:`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RegistryRestore {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    #[serde(default)]
+    pub strategy: Strategy,
+    /// Keep track of source ID to target ID (needed by `rewrite_ids`).
+    #[serde(default = "yes")]
+    pub id_mapping: bool,
+    /// Rewrite the 4-byte schema ID of each restored record through the map.
+    /// Defaults to the opposite of `force_ids`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rewrite_ids: Option<bool>,
+    /// Register schemas under their source IDs (IMPORT mode).
+    #[serde(default)]
+    pub force_ids: bool,
+    /// JSON file `{"<source id>": <target id>}` pinning IDs by hand.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id_mapping_file: Option<Text>,
+    /// Backed-up subject name to the name it is restored under.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub subject_mapping: BTreeMap<String, Text>,
+    /// Backed-up context (`.prod`) to target context (`.dr`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub context_mapping: BTreeMap<String, Text>,
+    /// Subjects of the backup to restore.
+    #[serde(default = "all")]
+    pub subjects: OneOrMany<Glob>,
+    #[serde(default)]
+    pub exclude: OneOrMany<Glob>,
+    /// Compatibility level set on every restored subject instead of the backed-up one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub set_compatibility: Option<Compatibility>,
+    /// Register versions the target's compatibility level would refuse, by
+    /// loosening the subject's level for the registration.
+    #[serde(default)]
+    pub force_register: bool,
+    /// What a record whose schema ID is not in the map does: `fail`,
+    /// `passthrough` (written unchanged) or `skip` (left out).
+    #[serde(default)]
+    pub missing_id_policy: MissingIdPolicy,
+    /// Per-topic overrides of `missing_id_policy` (topic glob to policy).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub missing_id_policy_topics: BTreeMap<String, MissingIdPolicy>,
+}
+
+impl Default for RegistryRestore {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            strategy: Strategy::Preserve,
+            id_mapping: true,
+            rewrite_ids: None,
+            force_ids: false,
+            id_mapping_file: None,
+            subject_mapping: BTreeMap::new(),
+            context_mapping: BTreeMap::new(),
+            subjects: all(),
+            exclude: OneOrMany::default(),
+            set_compatibility: None,
+            force_register: false,
+            missing_id_policy: MissingIdPolicy::Fail,
+            missing_id_policy_topics: BTreeMap::new(),
+        }
+    }
+}
+
+impl RegistryRestore {
+    /// `rewrite_ids` as it applies: written, or the opposite of `force_ids`.
+    pub fn rewrite_ids(&self) -> bool {
+        self.rewrite_ids.unwrap_or(!self.force_ids)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Strategy {
+    /// Keep what the target has, add what is missing.
+    #[default]
+    Preserve,
+    /// Make each restored subject equal to the backup.
+    Overwrite,
+    /// Touch only subjects the target does not have.
+    Skip,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MissingIdPolicy {
+    #[default]
+    Fail,
+    Passthrough,
+    Skip,
+}
+
+/// The seven compatibility levels of the registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Deserialize, Serialize)]
+#[serde(rename_all = "SCREAMING_SNAKE_CASE")]
+pub enum Compatibility {
+    Backward,
+    BackwardTransitive,
+    Forward,
+    ForwardTransitive,
+    Full,
+    FullTransitive,
+    None,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Deserialize, Serialize)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum SchemaType {
+    Avro,
+    #[serde(alias = "JSONSCHEMA", alias = "JSON_SCHEMA")]
+    Json,
+    Protobuf,
+}
+
+/// `enterprise.schema_registry.protobuf:`
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Protobuf {
+    /// Take the `.proto` files a Protobuf schema imports (its references).
+    #[serde(default = "yes")]
+    pub include_dependencies: bool,
+}
+
+impl Default for Protobuf {
+    fn default() -> Self {
+        Self {
+            include_dependencies: true,
+        }
+    }
+}
+
+/// What the checks after parsing found.
+#[derive(Debug, Default)]
+pub(super) struct Findings {
+    pub errors: Vec<Problem>,
+    pub warnings: Vec<Problem>,
+}
+
+const SR: &str = "enterprise.schema_registry";
+
+/// The checks that need more than one key. Positions are filled in by the caller.
+pub(super) fn check(config: &Config) -> Findings {
+    let mut f = Findings::default();
+    let sr = &config.enterprise.schema_registry;
+    let restore = &sr.restore;
+
+    if restore.force_ids && restore.rewrite_ids == Some(true) {
+        f.errors.push(
+            Problem::at(
+                &format!("{SR}.restore.force_ids"),
+                "`force_ids: true` cannot be combined with `rewrite_ids: true`",
+            )
+            .hint("force_ids keeps the source IDs, so there is nothing to rewrite: drop one of the two"),
+        );
+    }
+    if restore.rewrite_ids() && !restore.id_mapping {
+        f.errors.push(
+            Problem::at(
+                &format!("{SR}.restore.id_mapping"),
+                "`id_mapping: false` cannot be combined with rewriting IDs",
+            )
+            .hint("rewriting record IDs needs the source-to-target ID map: set `id_mapping: true` or `rewrite_ids: false`"),
+        );
+    }
+    if restore.force_ids && restore.id_mapping_file.is_some() {
+        f.errors.push(
+            Problem::at(
+                &format!("{SR}.restore.id_mapping_file"),
+                "`id_mapping_file` cannot be combined with `force_ids: true`",
+            )
+            .hint("force_ids keeps every source ID; an ID map moves them"),
+        );
+    }
+    check_mapping(
+        &mut f,
+        &format!("{SR}.restore.subject_mapping"),
+        &restore.subject_mapping,
+    );
+    check_mapping(
+        &mut f,
+        &format!("{SR}.restore.context_mapping"),
+        &restore.context_mapping,
+    );
+    for (key, value) in &restore.context_mapping {
+        for (side, ctx) in [("key", key.as_str()), ("value", value.as_str())] {
+            if !ctx.starts_with('.') || ctx.contains(':') {
+                f.errors.push(Problem::at(
+                    &format!("{SR}.restore.context_mapping"),
+                    format!("context {side} `{ctx}` must start with `.` and hold no `:` (for example `.prod`)"),
+                ));
+            }
+        }
+    }
+    for pattern in restore.missing_id_policy_topics.keys() {
+        if let Err(e) = Glob::new(pattern) {
+            f.errors.push(Problem::at(
+                &format!("{SR}.restore.missing_id_policy_topics"),
+                e,
+            ));
+        }
+    }
+    if let Some(types) = &sr.schema_types
+        && types.is_empty()
+    {
+        f.errors.push(
+            Problem::at(
+                &format!("{SR}.schema_types"),
+                "an empty list selects no schema at all",
+            )
+            .hint("leave `schema_types` out to take AVRO, JSON and PROTOBUF"),
+        );
+    }
+    if sr.max_concurrency == 0 {
+        f.errors.push(Problem::at(
+            &format!("{SR}.max_concurrency"),
+            "must be at least 1",
+        ));
+    }
+    if sr.request_timeout_secs == 0 {
+        f.errors.push(Problem::at(
+            &format!("{SR}.request_timeout_secs"),
+            "must be at least 1",
+        ));
+    }
+    if let Some(url) = &sr.url {
+        match url::Url::parse(url.as_str()) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") => {
+                if !u.username().is_empty() || u.password().is_some() {
+                    f.errors.push(
+                        Problem::at(
+                            &format!("{SR}.url"),
+                            "credentials in the URL would be printed and logged",
+                        )
+                        .hint("use `auth: {type: basic, username: ..., password: ...}`"),
+                    );
+                }
+            }
+            Ok(u) => f.errors.push(Problem::at(
+                &format!("{SR}.url"),
+                format!(
+                    "scheme `{}` is not supported: use `http` or `https`",
+                    u.scheme()
+                ),
+            )),
+            Err(e) => f
+                .errors
+                .push(Problem::at(&format!("{SR}.url"), format!("not a URL: {e}"))),
+        }
+    } else if sr.enabled {
+        f.warnings.push(
+            Problem::at(
+                &format!("{SR}.enabled"),
+                "the registry is enabled but `url` is not set",
+            )
+            .hint("backup, plan and apply will need `enterprise.schema_registry.url`"),
+        );
+    }
+    if let Some(auth) = &sr.auth {
+        check_auth(&mut f, auth, sr.tls.as_ref());
+    }
+    if let Some(tls) = &sr.tls {
+        match (&tls.client_cert, &tls.client_key) {
+            (Some(_), None) => f.errors.push(Problem::at(
+                &format!("{SR}.tls.client_cert"),
+                "`client_cert` needs `client_key`",
+            )),
+            (None, Some(_)) => f.errors.push(Problem::at(
+                &format!("{SR}.tls.client_key"),
+                "`client_key` needs `client_cert`",
+            )),
+            _ => {}
+        }
+        if tls.insecure_skip_verify && tls.ca_cert.is_some() {
+            f.errors.push(Problem::at(
+                &format!("{SR}.tls.insecure_skip_verify"),
+                "`insecure_skip_verify: true` makes `ca_cert` pointless: certificates are not checked at all",
+            ));
+        }
+        if tls.insecure_skip_verify {
+            f.warnings.push(Problem::at(
+                &format!("{SR}.tls.insecure_skip_verify"),
+                "TLS certificate verification is turned off",
+            ));
+        }
+    }
+    if let Some(storage) = &config.storage {
+        check_storage(&mut f, storage);
+    }
+    if let Some(target) = &config.target {
+        check_mapping(&mut f, "target.topic_mapping", &target.topic_mapping);
+    }
+    if let Some(id) = &config.backup_id
+        && let Err(e) = crate::storage::check_backup_id(id.as_str())
+    {
+        f.errors.push(Problem::at("backup_id", e));
+    }
+    f
+}
+
+fn check_mapping(f: &mut Findings, key: &str, mapping: &BTreeMap<String, Text>) {
+    let mut seen: BTreeMap<&str, &str> = BTreeMap::new();
+    for (from, to) in mapping {
+        if from.is_empty() || to.as_str().is_empty() {
+            f.errors
+                .push(Problem::at(key, "names in a mapping cannot be empty"));
+            continue;
+        }
+        if let Some(first) = seen.insert(to.as_str(), from) {
+            f.errors.push(Problem::at(
+                key,
+                format!("`{first}` and `{from}` are both mapped to `{to}`"),
+            ));
+        }
+    }
+}
+
+fn check_auth(f: &mut Findings, auth: &Auth, tls: Option<&Tls>) {
+    let key = |k: &str| format!("{SR}.auth.{k}");
+    let set: BTreeSet<&str> = [
+        ("username", auth.username.is_some()),
+        ("password", auth.password.is_some()),
+        ("token", auth.token.is_some()),
+        ("token_url", auth.token_url.is_some()),
+        ("client_id", auth.client_id.is_some()),
+        ("client_secret", auth.client_secret.is_some()),
+        ("scope", auth.scope.is_some()),
+    ]
+    .into_iter()
+    .filter_map(|(k, is_set)| is_set.then_some(k))
+    .collect();
+    let (kind, needed, allowed): (&str, &[&str], &[&str]) = match auth.kind {
+        AuthKind::None => ("none", &[], &[]),
+        AuthKind::Basic => (
+            "basic",
+            &["username", "password"],
+            &["username", "password"],
+        ),
+        AuthKind::Bearer => ("bearer", &["token"], &["token"]),
+        AuthKind::Oauth => (
+            "oauth",
+            &["token_url", "client_id", "client_secret"],
+            &["token_url", "client_id", "client_secret", "scope"],
+        ),
+        AuthKind::Mtls => ("mtls", &[], &[]),
+    };
+    for k in needed {
+        if !set.contains(k) {
+            f.errors.push(Problem::at(
+                &format!("{SR}.auth.type"),
+                format!("`type: {kind}` needs `auth.{k}`"),
+            ));
+        }
+    }
+    for k in &set {
+        if !allowed.contains(k) {
+            f.errors.push(Problem::at(
+                &key(k),
+                format!("`{k}` is not used by `type: {kind}`"),
+            ));
+        }
+    }
+    if let Some(url) = &auth.token_url
+        && url::Url::parse(url.as_str()).is_err()
+    {
+        f.errors.push(Problem::at(&key("token_url"), "not a URL"));
+    }
+    if auth.kind == AuthKind::Mtls && tls.is_none_or(|t| t.client_cert.is_none()) {
+        f.errors.push(
+            Problem::at(
+                &format!("{SR}.auth.type"),
+                "`type: mtls` needs `tls.client_cert` and `tls.client_key`",
+            )
+            .hint("add a `tls:` block beside `auth:`"),
+        );
+    }
+}
+
+fn check_storage(f: &mut Findings, storage: &Storage) {
+    if let Some(url) = &storage.url {
+        for (name, set) in [
+            ("backend", storage.backend.is_some()),
+            ("path", storage.path.is_some()),
+            ("bucket", storage.bucket.is_some()),
+        ] {
+            if set {
+                f.errors.push(
+                    Problem::at(
+                        &format!("storage.{name}"),
+                        format!("`{name}` cannot be combined with `url`"),
+                    )
+                    .hint("`url` already names the whole location"),
+                );
+            }
+        }
+        if let Err(e) = crate::storage::Location::parse(url.as_str()) {
+            f.errors.push(Problem::at("storage.url", e.to_string()));
+        }
+        return;
+    }
+    let backend = storage.backend.unwrap_or(Backend::Filesystem);
+    match backend {
+        Backend::Filesystem => {
+            if storage.bucket.is_some() {
+                f.errors.push(Problem::at(
+                    "storage.bucket",
+                    "the `filesystem` backend has no bucket: use `path`",
+                ));
+            }
+        }
+        Backend::Memory => {}
+        Backend::S3 | Backend::Gcs | Backend::Azure => {
+            if storage.bucket.is_none() {
+                f.errors.push(Problem::at(
+                    "storage.backend",
+                    format!("backend `{}` needs `bucket`", backend_name(backend)),
+                ));
+            }
+            if storage.path.is_some() {
+                f.errors.push(Problem::at(
+                    "storage.path",
+                    "`path` is for the `filesystem` backend: use `prefix`",
+                ));
+            }
+        }
+    }
+    if backend != Backend::S3 {
+        for (name, set) in [
+            ("region", storage.region.is_some()),
+            ("endpoint", storage.endpoint.is_some()),
+            ("allow_http", storage.allow_http.is_some()),
+        ] {
+            if set {
+                f.errors.push(Problem::at(
+                    &format!("storage.{name}"),
+                    format!("`{name}` is only used by the `s3` backend"),
+                ));
+            }
+        }
+    }
+}
+
+pub(crate) fn backend_name(backend: Backend) -> &'static str {
+    match backend {
+        Backend::Filesystem => "filesystem",
+        Backend::S3 => "s3",
+        Backend::Gcs => "gcs",
+        Backend::Azure => "azure",
+        Backend::Memory => "memory",
+    }
+}
+
+impl Config {
+    /// Writes the defaults that depend on other keys, so that the resolved
+    /// configuration shows what will really be done.
+    pub(super) fn fill_defaults(&mut self) {
+        let restore = &mut self.enterprise.schema_registry.restore;
+        restore.rewrite_ids = Some(restore.rewrite_ids());
+    }
+
+    /// The configuration as `validate` prints it: resolved, secrets redacted.
+    pub fn redacted(&self) -> serde_json::Value {
+        let mut value = serde_json::to_value(self).expect("the configuration always serializes");
+        for pointer in [
+            "/source/properties",
+            "/target/properties",
+            "/storage/options",
+        ] {
+            if let Some(map) = value.pointer_mut(pointer).and_then(|v| v.as_object_mut()) {
+                for (k, v) in map.iter_mut() {
+                    if ClientProperty::is_secret_name(k) {
+                        *v = serde_json::Value::String(super::REDACTED.into());
+                    }
+                }
+            }
+        }
+        value
+    }
+}

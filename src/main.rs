@@ -1,0 +1,24 @@
+//! The `kafka-backup` binary: parse the command line, set up logging on stderr,
+//! run the command.
+
+use std::process::ExitCode;
+
+use clap::Parser;
+use kafka_backup::cli::{self, Cli};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let default_level = match cli.verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("KAFKA_BACKUP_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    cli::run(cli)
+}
