@@ -15,3 +15,6 @@
 pub mod cli;
 pub mod config;
 pub mod storage;
+pub mod kafka;
+pub mod model;
+pub mod registry;

@@ -1,0 +1,24 @@
+# Shared by the scripts in this folder: paths, logging, waiting. Source it.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+VENV="$ROOT/.venv"
+RUN_DIR="${KB_RUN_DIR:-$ROOT/.run}"
+ENV_FILE="$RUN_DIR/env"
+
+log() { printf '\033[1m==>\033[0m %s\n' "$*" >&2; }
+die() { printf 'error: %s\n' "$*" >&2; exit 1; }
+
+# A free TCP port on loopback (the kernel picks; a race with another process is unlikely).
+free_port() {
+  python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'
+}
+
+# Waits until host:port accepts TCP connections, at most $2 seconds.
+wait_port() {
+  local port=$1 timeout=${2:-30} start=$SECONDS
+  until python3 -c "import socket,sys; s=socket.socket(); s.settimeout(0.5); sys.exit(s.connect_ex(('127.0.0.1',$port)))" 2>/dev/null; do
+    (( SECONDS - start >= timeout )) && return 1
+    sleep 0.1
+  done
+}

@@ -1,0 +1,1 @@
+//! Kafka clients (rdkafka): configuration from the config file, metadata.

@@ -1,0 +1,1 @@
+//! Registry snapshot types: filled in by the registry adapter work.

@@ -1,0 +1,1 @@
+//! The Schema Registry adapter: filled in by the registry adapter work.
