@@ -1,1 +1,250 @@
-//! Kafka clients (rdkafka): configuration from the config file, metadata.
+//! Kafka clients (rdkafka): client configuration from the config file, the
+//! topic selection, partition and watermark metadata, topic configs.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, ConfigSource, ResourceSpecifier};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+
+use crate::config::{ClientProperty, Glob, OneOrMany, Text, TopicSelection};
+
+/// How long one metadata or admin request may take.
+pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Why talking to Kafka failed.
+#[derive(Debug, thiserror::Error)]
+pub enum KafkaError {
+    #[error("no `bootstrap_servers` given for the {side} cluster")]
+    NoBootstrap { side: &'static str },
+    #[error("cannot create a Kafka client for `{servers}`: {source}")]
+    Client {
+        servers: String,
+        source: rdkafka::error::KafkaError,
+    },
+    #[error(
+        "cannot read metadata from `{servers}`: {source}\nhint: is the broker up and reachable from here?"
+    )]
+    Metadata {
+        servers: String,
+        source: rdkafka::error::KafkaError,
+    },
+    #[error("cannot read the watermarks of `{topic}` partition {partition}: {source}")]
+    Watermarks {
+        topic: String,
+        partition: i32,
+        source: rdkafka::error::KafkaError,
+    },
+    #[error("cannot describe the configs of topic `{topic}`: {reason}")]
+    DescribeConfigs { topic: String, reason: String },
+}
+
+/// Connection settings of one cluster (source or target).
+#[derive(Debug, Clone)]
+pub struct Cluster {
+    pub servers: String,
+    pub properties: BTreeMap<String, String>,
+}
+
+impl Cluster {
+    pub fn new(
+        side: &'static str,
+        servers: &OneOrMany<Text>,
+        properties: &BTreeMap<String, ClientProperty>,
+    ) -> Result<Self, KafkaError> {
+        let servers: Vec<&str> = servers
+            .iter()
+            .flat_map(|s| s.as_str().split(','))
+            .map(str::trim)
+            .filter(|s| !s.is_empty())
+            .collect();
+        if servers.is_empty() {
+            return Err(KafkaError::NoBootstrap { side });
+        }
+        Ok(Self {
+            servers: servers.join(","),
+            properties: properties
+                .iter()
+                .map(|(k, v)| (k.clone(), v.0.to_string()))
+                .collect(),
+        })
+    }
+
+    /// A client configuration with the user's properties on top of ours.
+    pub fn client_config(&self, ours: &[(&str, &str)]) -> ClientConfig {
+        let mut config = ClientConfig::new();
+        config.set("bootstrap.servers", &self.servers);
+        // some Kafka-protocol servers answer a fetch with the whole partition
+        // tail whatever its size: let librdkafka take large responses
+        config.set("receive.message.max.bytes", "2147483647");
+        for (k, v) in ours {
+            config.set(*k, *v);
+        }
+        for (k, v) in &self.properties {
+            config.set(k, v);
+        }
+        config
+    }
+
+    pub fn metadata_consumer(&self) -> Result<BaseConsumer, KafkaError> {
+        self.client_config(&[
+            ("group.id", "kafka-backup-metadata"),
+            ("enable.auto.commit", "false"),
+        ])
+        .create()
+        .map_err(|source| KafkaError::Client {
+            servers: self.servers.clone(),
+            source,
+        })
+    }
+
+    pub fn admin(&self) -> Result<AdminClient<DefaultClientContext>, KafkaError> {
+        self.client_config(&[])
+            .create()
+            .map_err(|source| KafkaError::Client {
+                servers: self.servers.clone(),
+                source,
+            })
+    }
+}
+
+/// One topic as the cluster describes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TopicInfo {
+    pub name: String,
+    pub partitions: Vec<i32>,
+    pub replication_factor: usize,
+}
+
+/// Whether `name` is selected by the include/exclude globs. Internal topics
+/// (`_schemas`, `__consumer_offsets`) need an include pattern that starts with
+/// `_`, or `include_internal`.
+pub fn is_selected(selection: &TopicSelection, name: &str) -> bool {
+    let included = |globs: &OneOrMany<Glob>| globs.iter().any(|g| g.is_match(name));
+    if !included(&selection.include) || included(&selection.exclude) {
+        return false;
+    }
+    if name.starts_with('_') && !selection.include_internal {
+        return selection
+            .include
+            .iter()
+            .any(|g| g.as_str().starts_with('_') && g.is_match(name));
+    }
+    true
+}
+
+/// The topics of the cluster that the selection takes, sorted by name.
+pub fn list_topics(
+    consumer: &BaseConsumer,
+    cluster: &Cluster,
+    selection: &TopicSelection,
+) -> Result<Vec<TopicInfo>, KafkaError> {
+    let metadata = consumer
+        .fetch_metadata(None, REQUEST_TIMEOUT)
+        .map_err(|source| KafkaError::Metadata {
+            servers: cluster.servers.clone(),
+            source,
+        })?;
+    let mut topics: Vec<TopicInfo> = metadata
+        .topics()
+        .iter()
+        .filter(|t| is_selected(selection, t.name()))
+        .map(|t| {
+            let mut partitions: Vec<i32> = t.partitions().iter().map(|p| p.id()).collect();
+            partitions.sort_unstable();
+            TopicInfo {
+                name: t.name().to_owned(),
+                replication_factor: t
+                    .partitions()
+                    .first()
+                    .map_or(1, |p| p.replicas().len().max(1)),
+                partitions,
+            }
+        })
+        .collect();
+    topics.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(topics)
+}
+
+/// Low and high watermark of one partition.
+pub fn watermarks(
+    consumer: &BaseConsumer,
+    topic: &str,
+    partition: i32,
+) -> Result<(i64, i64), KafkaError> {
+    consumer
+        .fetch_watermarks(topic, partition, REQUEST_TIMEOUT)
+        .map_err(|source| KafkaError::Watermarks {
+            topic: topic.to_owned(),
+            partition,
+            source,
+        })
+}
+
+/// The configs of a topic that were set on it (not broker defaults), so that a
+/// restore can create the topic alike. Sensitive values are left out.
+pub async fn topic_configs(
+    admin: &AdminClient<DefaultClientContext>,
+    topic: &str,
+) -> Result<BTreeMap<String, String>, KafkaError> {
+    let err = |reason: String| KafkaError::DescribeConfigs {
+        topic: topic.to_owned(),
+        reason,
+    };
+    let options = AdminOptions::new().request_timeout(Some(REQUEST_TIMEOUT));
+    let results = admin
+        .describe_configs([&ResourceSpecifier::Topic(topic)], &options)
+        .await
+        .map_err(|e| err(e.to_string()))?;
+    let mut out = BTreeMap::new();
+    for result in results {
+        let resource = result.map_err(|e| err(e.to_string()))?;
+        for entry in resource.entries {
+            let set_on_topic = matches!(entry.source, ConfigSource::DynamicTopic)
+                || (matches!(entry.source, ConfigSource::Unknown) && !entry.is_default);
+            if set_on_topic
+                && !entry.is_sensitive
+                && let Some(value) = entry.value
+            {
+                out.insert(entry.name, value);
+            }
+        }
+    }
+    Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn selection(include: &[&str], exclude: &[&str]) -> TopicSelection {
+        TopicSelection {
+            include: OneOrMany(include.iter().map(|g| Glob::new(g).unwrap()).collect()),
+            exclude: OneOrMany(exclude.iter().map(|g| Glob::new(g).unwrap()).collect()),
+            include_internal: false,
+        }
+    }
+
+    #[test]
+    fn selection_follows_globs_and_keeps_internal_topics_out() {
+        let s = selection(&["*"], &["*-test"]);
+        assert!(is_selected(&s, "orders"));
+        assert!(!is_selected(&s, "orders-test"));
+        assert!(!is_selected(&s, "__consumer_offsets"));
+        assert!(!is_selected(&s, "_schemas"));
+        let s = selection(&["_schemas", "orders-*"], &[]);
+        assert!(is_selected(&s, "_schemas"));
+        assert!(is_selected(&s, "orders-eu"));
+        assert!(!is_selected(&s, "payments"));
+    }
+
+    #[test]
+    fn bootstrap_servers_accept_lists_and_commas() {
+        let servers = OneOrMany(vec![Text("a:9092, b:9092".into()), Text("c:9092".into())]);
+        let c = Cluster::new("source", &servers, &BTreeMap::new()).unwrap();
+        assert_eq!(c.servers, "a:9092,b:9092,c:9092");
+        assert!(Cluster::new("source", &OneOrMany(vec![]), &BTreeMap::new()).is_err());
+    }
+}

@@ -12,9 +12,13 @@
 //! The design these modules grow into (model, graph, plan, planfile, apply,
 //! registry, backup, restore, wire) is described in `docs/`.
 
+pub mod backup;
 pub mod cli;
 pub mod config;
-pub mod storage;
 pub mod kafka;
+pub mod manifest;
 pub mod model;
+pub mod progress;
 pub mod registry;
+pub mod segment;
+pub mod storage;

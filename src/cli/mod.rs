@@ -1,6 +1,8 @@
 //! The command line: clap definitions, one file per command. `anyhow` is used
 //! here only; the library returns typed errors.
 
+mod backup;
+mod describe;
 mod validate;
 
 use std::path::PathBuf;
@@ -57,6 +59,9 @@ pub struct DescribeArgs {
     /// Output for people (text) or machines (json).
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub format: OutputFormat,
+    /// Also read every file of the backup and check its size and SHA-256.
+    #[arg(long)]
+    pub verify_files: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -140,8 +145,8 @@ pub enum ConfigFormat {
 pub fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Validate(args) => validate::run(&args),
-        Command::Backup(_) => not_built("backup", 3),
-        Command::Describe(_) => not_built("describe", 3),
+        Command::Backup(args) => backup::run(&args),
+        Command::Describe(args) => describe::run(&args),
         Command::Plan(_) => not_built("plan", 4),
         Command::Apply(_) => not_built("apply", 5),
         Command::Verify(_) => not_built("verify", 5),

@@ -1,0 +1,36 @@
+//! `kafka-backup backup -c FILE`: a new backup of topics and registry state.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+
+use super::ConfigArgs;
+use crate::backup::{self, BackupOptions};
+use crate::config;
+
+pub fn run(args: &ConfigArgs) -> anyhow::Result<ExitCode> {
+    let loaded = config::load(&args.config)?;
+    for warning in loaded.render_warnings() {
+        eprintln!("warning: {warning}");
+    }
+    let options = BackupOptions {
+        progress: crate::progress::enabled(),
+        ..BackupOptions::default()
+    };
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let manifest = runtime.block_on(backup::run(&loaded.config, &options))?;
+    let records: u64 = manifest
+        .topics
+        .values()
+        .flat_map(|t| t.partitions.values())
+        .map(|p| p.record_count)
+        .sum();
+    let bytes: u64 = manifest.files.values().map(|f| f.size).sum();
+    eprintln!(
+        "backup `{}` done: {} topics, {records} records, {} files, {bytes} bytes stored",
+        manifest.backup_id,
+        manifest.topics.len(),
+        manifest.files.len()
+    );
+    Ok(ExitCode::SUCCESS)
+}

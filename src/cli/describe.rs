@@ -1,0 +1,197 @@
+//! `kafka-backup describe --path URL --backup-id ID`: what a backup holds.
+
+use std::fmt::Write as _;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use serde::Serialize;
+
+use super::{DescribeArgs, OutputFormat};
+use crate::manifest::{BackupReader, Manifest};
+use crate::storage::Location;
+
+/// The description, as `--format json` prints it.
+#[derive(Debug, Serialize)]
+pub struct Description {
+    pub backup_id: String,
+    pub started_at: String,
+    pub finished_at: String,
+    pub source: String,
+    pub topics: Vec<TopicDescription>,
+    pub records: u64,
+    pub stored_bytes: u64,
+    pub files: usize,
+    pub schema_registry: RegistryDescription,
+}
+
+#[derive(Debug, Serialize)]
+pub struct TopicDescription {
+    pub name: String,
+    pub partitions: u32,
+    pub records: u64,
+    pub stored_bytes: u64,
+    pub configs: std::collections::BTreeMap<String, String>,
+    pub partition_details: Vec<PartitionDescription>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct PartitionDescription {
+    pub partition: i32,
+    pub records: u64,
+    pub segments: usize,
+    /// First and last offset taken, when any record was.
+    pub offsets: Option<[i64; 2]>,
+    /// Earliest and latest record timestamp (ms).
+    pub timestamps: Option<[i64; 2]>,
+}
+
+/// The seed's `schema_registry` block.
+#[derive(Debug, Serialize)]
+pub struct RegistryDescription {
+    pub enabled: bool,
+    pub subjects_count: u64,
+    pub schemas_count: u64,
+    pub subjects: Vec<SubjectDescription>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct SubjectDescription {
+    pub name: String,
+    pub versions: u64,
+    pub latest_id: i64,
+}
+
+pub fn run(args: &DescribeArgs) -> anyhow::Result<ExitCode> {
+    let location = Location::parse(&args.path)?;
+    let store = location.open()?;
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let description = runtime.block_on(async {
+        let reader = BackupReader::open(&store, &args.backup_id).await?;
+        if args.verify_files {
+            let n = reader.verify_all().await?;
+            eprintln!("all {n} files match the manifest");
+        }
+        anyhow::Ok(describe(&reader.manifest))
+    })?;
+    match args.format {
+        OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&description)?),
+        OutputFormat::Text => print!("{}", render_text(&description)),
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn describe(manifest: &Manifest) -> Description {
+    let topics: Vec<TopicDescription> = manifest
+        .topics
+        .iter()
+        .map(|(name, topic)| {
+            let partition_details: Vec<PartitionDescription> = topic
+                .partitions
+                .iter()
+                .map(|(id, p)| {
+                    let first = p.segments.first().map(|s| s.meta.first_offset);
+                    let last = p.segments.last().map(|s| s.meta.last_offset);
+                    let min_ts = p.segments.iter().filter_map(|s| s.meta.min_timestamp).min();
+                    let max_ts = p.segments.iter().filter_map(|s| s.meta.max_timestamp).max();
+                    PartitionDescription {
+                        partition: *id,
+                        records: p.record_count,
+                        segments: p.segments.len(),
+                        offsets: first.zip(last).map(|(a, b)| [a, b]),
+                        timestamps: min_ts.zip(max_ts).map(|(a, b)| [a, b]),
+                    }
+                })
+                .collect();
+            TopicDescription {
+                name: name.clone(),
+                partitions: topic.partition_count,
+                records: topic.partitions.values().map(|p| p.record_count).sum(),
+                stored_bytes: topic
+                    .partitions
+                    .values()
+                    .flat_map(|p| &p.segments)
+                    .map(|s| s.meta.size)
+                    .sum(),
+                configs: topic.configs.clone(),
+                partition_details,
+            }
+        })
+        .collect();
+    Description {
+        backup_id: manifest.backup_id.clone(),
+        started_at: manifest.started_at.clone(),
+        finished_at: manifest.finished_at.clone(),
+        source: manifest.source.bootstrap_servers.clone(),
+        records: topics.iter().map(|t| t.records).sum(),
+        stored_bytes: manifest.files.values().map(|f| f.size).sum(),
+        files: manifest.files.len(),
+        topics,
+        schema_registry: RegistryDescription {
+            enabled: manifest.schema_registry.is_some(),
+            subjects_count: manifest
+                .schema_registry
+                .as_ref()
+                .map_or(0, |r| r.subjects_count),
+            schemas_count: manifest
+                .schema_registry
+                .as_ref()
+                .map_or(0, |r| r.schemas_count),
+            subjects: Vec::new(),
+        },
+    }
+}
+
+fn render_text(d: &Description) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "backup     {}", d.backup_id);
+    let _ = writeln!(out, "taken      {} .. {}", d.started_at, d.finished_at);
+    let _ = writeln!(out, "source     {}", d.source);
+    let _ = writeln!(
+        out,
+        "contents   {} topics, {} records, {} files, {} bytes stored",
+        d.topics.len(),
+        d.records,
+        d.files,
+        d.stored_bytes
+    );
+    if !d.topics.is_empty() {
+        let _ = writeln!(
+            out,
+            "\n{:<40} {:>9} {:>5} {:>12} {:>12}  offsets",
+            "topic", "partition", "segs", "records", ""
+        );
+        for t in &d.topics {
+            for p in &t.partition_details {
+                let offsets = p
+                    .offsets
+                    .map_or("-".to_owned(), |[a, b]| format!("{a}..{b}"));
+                let _ = writeln!(
+                    out,
+                    "{:<40} {:>9} {:>5} {:>12} {:>12}  {offsets}",
+                    t.name, p.partition, p.segments, p.records, ""
+                );
+            }
+        }
+    }
+    let sr = &d.schema_registry;
+    let _ = writeln!(
+        out,
+        "\nschema registry: {}",
+        if sr.enabled {
+            format!(
+                "{} subjects, {} schemas",
+                sr.subjects_count, sr.schemas_count
+            )
+        } else {
+            "not backed up".to_owned()
+        }
+    );
+    for s in &sr.subjects {
+        let _ = writeln!(
+            out,
+            "  {:<50} {:>3} versions  latest id {}",
+            s.name, s.versions, s.latest_id
+        );
+    }
+    out
+}
