@@ -4,17 +4,19 @@ use std::process::ExitCode;
 
 use anyhow::Context;
 
-use super::ConfigArgs;
+use super::BackupArgs;
 use crate::backup::{self, BackupOptions};
 use crate::config;
 
-pub fn run(args: &ConfigArgs) -> anyhow::Result<ExitCode> {
+pub fn run(args: &BackupArgs) -> anyhow::Result<ExitCode> {
     let loaded = config::load(&args.config)?;
     for warning in loaded.render_warnings() {
         eprintln!("warning: {warning}");
     }
     let options = BackupOptions {
         progress: crate::progress::enabled(),
+        segment_bytes: args.segment_bytes.max(1),
+        partition_concurrency: args.partition_concurrency.max(1),
         ..BackupOptions::default()
     };
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;

@@ -26,7 +26,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Back up topics and registry state into a new backup in storage.
-    Backup(ConfigArgs),
+    Backup(BackupArgs),
     /// Show what a backup holds: topics, partitions, record counts, schemas.
     Describe(DescribeArgs),
     /// Compare a backup with the live target registry and write a plan.
@@ -46,6 +46,19 @@ pub struct ConfigArgs {
     /// Configuration file (YAML, or TOML when it ends in `.toml`).
     #[arg(short, long, value_name = "FILE")]
     pub config: PathBuf,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct BackupArgs {
+    /// Configuration file (YAML, or TOML when it ends in `.toml`).
+    #[arg(short, long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// Close a segment once it holds this many bytes of keys, values and headers.
+    #[arg(long, value_name = "BYTES", default_value_t = 32 * 1024 * 1024)]
+    pub segment_bytes: u64,
+    /// Partitions consumed at once.
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    pub partition_concurrency: usize,
 }
 
 #[derive(Debug, clap::Args)]

@@ -1,0 +1,100 @@
+//! Shared by the end-to-end tests: the live test ground that `scripts/test`
+//! starts (broker, registry), unique names, and the binary under test.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+
+/// A variable of the test ground; its absence fails the test with a hint.
+pub fn ground(name: &str) -> String {
+    std::env::var(name).unwrap_or_else(|_| {
+        panic!("`{name}` is not set: run the tests through `scripts/test`, which starts the broker and the registry")
+    })
+}
+
+pub fn bootstrap() -> String {
+    ground("KAFKA_BOOTSTRAP")
+}
+
+/// A name no other test (or earlier run on the same broker) uses.
+pub fn unique(prefix: &str) -> String {
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .subsec_nanos();
+    format!(
+        "{prefix}-{}-{}-{nanos}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
+
+/// Runs the `kafka-backup` binary.
+pub fn kafka_backup(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_kafka-backup"))
+        .args(args)
+        .env("KAFKA_BACKUP_LOG", "warn")
+        .output()
+        .expect("the kafka-backup binary runs")
+}
+
+pub fn stdout(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+pub fn stderr(out: &Output) -> String {
+    String::from_utf8_lossy(&out.stderr).into_owned()
+}
+
+/// Asserts success and gives stdout, printing both streams when it failed.
+pub fn success(out: &Output) -> String {
+    assert!(
+        out.status.success(),
+        "kafka-backup failed ({}):\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        stdout(out),
+        stderr(out)
+    );
+    stdout(out)
+}
+
+pub fn write(dir: &Path, name: &str, text: &str) -> PathBuf {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    path
+}
+
+pub fn client_config() -> ClientConfig {
+    let mut c = ClientConfig::new();
+    c.set("bootstrap.servers", bootstrap());
+    c.set("receive.message.max.bytes", "2147483647");
+    c
+}
+
+/// Creates a topic that keeps old timestamps (the test broker enforces
+/// retention at once).
+pub async fn create_topic(name: &str, partitions: i32, extra: &[(&str, &str)]) {
+    let admin: AdminClient<DefaultClientContext> = client_config().create().unwrap();
+    let mut topic =
+        NewTopic::new(name, partitions, TopicReplication::Fixed(1)).set("retention.ms", "-1");
+    for (k, v) in extra {
+        topic = topic.set(k, v);
+    }
+    let results = admin
+        .create_topics(
+            [&topic],
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+        )
+        .await
+        .unwrap();
+    for r in results {
+        r.unwrap_or_else(|(t, e)| panic!("creating topic `{t}`: {e}"));
+    }
+}
