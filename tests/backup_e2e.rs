@@ -13,17 +13,17 @@ use kafka_backup::segment::{Record, SegmentReader, TimestampType, sha256_hex};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
-/// Records with every shape Kafka allows: null and empty keys and values,
-/// framed values, duplicate and null headers, old timestamps.
-fn sample(
-    partition: i32,
-    i: i64,
-) -> (
+/// Key, value, headers and timestamp of one produced record.
+type Sample = (
     Option<Vec<u8>>,
     Option<Vec<u8>>,
     Vec<(String, Option<Vec<u8>>)>,
     i64,
-) {
+);
+
+/// Records with every shape Kafka allows: null and empty keys and values,
+/// framed values, duplicate and null headers, old timestamps.
+fn sample(partition: i32, i: i64) -> Sample {
     let key = match i % 4 {
         0 => None,
         1 => Some(Vec::new()),
