@@ -41,6 +41,20 @@ pub enum KafkaError {
     DescribeConfigs { topic: String, reason: String },
 }
 
+/// Client context that does not report reaching the end of a partition as an
+/// error: with `enable.partition.eof` it is how a backup knows it is done.
+pub struct EofIsNormal;
+
+impl rdkafka::ClientContext for EofIsNormal {
+    fn error(&self, error: rdkafka::error::KafkaError, reason: &str) {
+        if !matches!(error, rdkafka::error::KafkaError::PartitionEOF(_)) {
+            tracing::error!("librdkafka: {error}: {reason}");
+        }
+    }
+}
+
+impl rdkafka::consumer::ConsumerContext for EofIsNormal {}
+
 /// Connection settings of one cluster (source or target).
 #[derive(Debug, Clone)]
 pub struct Cluster {

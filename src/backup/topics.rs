@@ -13,7 +13,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Headers;
 use rdkafka::{Offset, Timestamp, TopicPartitionList};
 
-use crate::kafka::Cluster;
+use crate::kafka::{Cluster, EofIsNormal};
 use crate::manifest::{PartitionManifest, SegmentEntry};
 use crate::segment::{RecordRef, SegmentWriter, TimestampType};
 use crate::storage::Store;
@@ -71,7 +71,7 @@ pub fn backup_partition(
         partition: job.partition,
         reason,
     };
-    let consumer: BaseConsumer = cluster
+    let consumer: BaseConsumer<EofIsNormal> = cluster
         .client_config(&[
             ("group.id", "kafka-backup"),
             ("enable.auto.commit", "false"),
@@ -80,7 +80,7 @@ pub fn backup_partition(
             ("isolation.level", "read_committed"),
             ("auto.offset.reset", "error"),
         ])
-        .create()
+        .create_with_context(EofIsNormal)
         .map_err(|e| kafka_err(e.to_string()))?;
     let mut assignment = TopicPartitionList::new();
     assignment
