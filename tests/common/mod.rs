@@ -38,9 +38,15 @@ pub fn unique(prefix: &str) -> String {
 
 /// Runs the `kafka-backup` binary.
 pub fn kafka_backup(args: &[&str]) -> Output {
+    kafka_backup_with_env(args, &[])
+}
+
+/// Runs the `kafka-backup` binary with extra environment variables.
+pub fn kafka_backup_with_env(args: &[&str], env: &[(&str, &str)]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_kafka-backup"))
         .args(args)
         .env("KAFKA_BACKUP_LOG", "warn")
+        .envs(env.iter().copied())
         .output()
         .expect("the kafka-backup binary runs")
 }
