@@ -273,8 +273,28 @@ async fn an_interrupted_backup_is_cleared_and_a_finished_one_is_kept() {
     std::fs::create_dir_all(leftover.parent().unwrap()).unwrap();
     std::fs::write(&leftover, b"half a segment").unwrap();
 
+    let store = dir.path().join("store");
+    let list = || {
+        let out = kafka_backup(&[
+            "list",
+            "--path",
+            store.to_str().unwrap(),
+            "--format",
+            "json",
+        ]);
+        serde_json::from_str::<serde_json::Value>(&success(&out)).unwrap()
+    };
+    assert_eq!(
+        list(),
+        serde_json::json!([{"backup_id": "e2e-3", "complete": false, "files": 1, "bytes": 14}])
+    );
+
     success(&kafka_backup(&["backup", "-c", cfg.to_str().unwrap()]));
     assert!(!leftover.exists(), "the interrupted run's file was cleared");
+    let listed = list();
+    assert_eq!(listed[0]["complete"], true);
+    assert_eq!(listed[0]["records"], 20);
+    assert_eq!(listed[0]["files"], 3, "two segments and the manifest");
     let manifest = read_manifest(dir.path(), "e2e-3");
     assert_eq!(manifest.files.len(), 2);
     for path in manifest.files.keys() {

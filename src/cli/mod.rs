@@ -3,6 +3,7 @@
 
 mod backup;
 mod describe;
+mod list;
 mod validate;
 
 use std::path::PathBuf;
@@ -29,6 +30,8 @@ pub enum Command {
     Backup(BackupArgs),
     /// Show what a backup holds: topics, partitions, record counts, schemas.
     Describe(DescribeArgs),
+    /// List the backups under a storage location.
+    List(ListArgs),
     /// Compare a backup with the live target registry and write a plan.
     Plan(PlanArgs),
     /// Run a plan: registry steps first, then the Kafka data with IDs rewritten.
@@ -75,6 +78,16 @@ pub struct DescribeArgs {
     /// Also read every file of the backup and check its size and SHA-256.
     #[arg(long)]
     pub verify_files: bool,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct ListArgs {
+    /// Storage location holding backups: a path, file://, s3://, gs://, az:// or memory:// URL.
+    #[arg(long, value_name = "URL")]
+    pub path: String,
+    /// Output for people (text) or machines (json).
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
 }
 
 #[derive(Debug, clap::Args)]
@@ -160,6 +173,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Validate(args) => validate::run(&args),
         Command::Backup(args) => backup::run(&args),
         Command::Describe(args) => describe::run(&args),
+        Command::List(args) => list::run(&args),
         Command::Plan(_) => not_built("plan", 4),
         Command::Apply(_) => not_built("apply", 5),
         Command::Verify(_) => not_built("verify", 5),
