@@ -2,9 +2,10 @@
 //! is written last; a folder without one is an interrupted backup, which the
 //! next run with the same `backup_id` clears and starts again (never mixes).
 
+pub mod registry;
 pub mod topics;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -45,6 +46,14 @@ pub enum BackupError {
     },
     #[error("a backup task failed: {0}")]
     Task(String),
+    #[error("cannot back up the schema registry at `{url}`")]
+    Registry {
+        url: String,
+        #[source]
+        source: crate::registry::RegistryError,
+    },
+    #[error("the registry backup is incomplete: {0}")]
+    MissingReferences(String),
 }
 
 /// Tuning of a backup run.
@@ -81,12 +90,25 @@ pub async fn run(config: &Config, options: &BackupOptions) -> Result<Manifest, B
         key: "source.bootstrap_servers",
     })?;
     let cluster = Cluster::new("source", &source.bootstrap_servers, &source.properties)?;
+    let sr = &config.enterprise.schema_registry;
+    if sr.enabled && sr.url.is_none() {
+        return Err(BackupError::Missing {
+            key: "enterprise.schema_registry.url",
+        });
+    }
     let location = Location::from_config(config.storage.as_ref())?;
     let store = location.open()?;
     let started_at = now();
     prepare_folder(&store, &backup_id).await?;
 
     let mut files = BTreeMap::new();
+    // the registry first: records written meanwhile can only use IDs it
+    // already had or IDs newer than the backup, never ones it lost
+    let schema_registry = if sr.enabled {
+        Some(backup_registry(sr, &store, &backup_id, &started_at, &mut files).await?)
+    } else {
+        None
+    };
     let topics = backup_topics(
         &cluster,
         &store,
@@ -107,7 +129,7 @@ pub async fn run(config: &Config, options: &BackupOptions) -> Result<Manifest, B
             bootstrap_servers: cluster.servers.clone(),
         },
         topics,
-        schema_registry: None,
+        schema_registry,
         files,
     };
     let bytes = serde_json::to_vec_pretty(&manifest).expect("a manifest always serializes");
@@ -118,6 +140,70 @@ pub async fn run(config: &Config, options: &BackupOptions) -> Result<Manifest, B
         .await
         .map_err(|source| BackupError::Storage { path, source })?;
     Ok(manifest)
+}
+
+/// Reads the registry state the configuration selects and writes it in the
+/// reference layout under `schema-registry/`.
+async fn backup_registry(
+    sr: &crate::config::SchemaRegistry,
+    store: &Store,
+    backup_id: &str,
+    started_at: &str,
+    files: &mut BTreeMap<String, manifest::FileEntry>,
+) -> Result<manifest::RegistryManifestRef, BackupError> {
+    let registry_err = |source| BackupError::Registry {
+        url: sr.url.as_ref().map(|u| u.to_string()).unwrap_or_default(),
+        source,
+    };
+    let client = crate::registry::HttpRegistry::new(sr).map_err(registry_err)?;
+    let (snapshot, report) = crate::registry::fetch(
+        &client,
+        &sr.backup,
+        sr.schema_types.as_deref(),
+        sr.max_concurrency,
+    )
+    .await
+    .map_err(registry_err)?;
+    if !report.missing_references.is_empty() {
+        let list: Vec<String> = report
+            .missing_references
+            .iter()
+            .map(|m| format!("{m:?}"))
+            .collect();
+        return Err(BackupError::MissingReferences(format!(
+            "referenced schemas the registry does not serve: {}",
+            list.join(", ")
+        )));
+    }
+    tracing::info!(
+        subjects = snapshot.subjects.len(),
+        versions = snapshot.version_count(),
+        requests = client.request_count(),
+        method = ?report.method,
+        "registry state read"
+    );
+    let (layout, schema_manifest) = registry::layout(&snapshot, Some(&report), started_at);
+    for (path, bytes) in layout {
+        manifest::put_file(store, backup_id, &path, Bytes::from(bytes), files)
+            .await
+            .map_err(|source| BackupError::Storage {
+                path: format!("{backup_id}/{path}"),
+                source,
+            })?;
+    }
+    let schemas: BTreeSet<(String, u32)> = snapshot
+        .subjects
+        .iter()
+        .flat_map(|(name, s)| {
+            let (context, _) = crate::model::split_context(name);
+            s.versions.values().map(move |v| (context.to_owned(), v.id))
+        })
+        .collect();
+    Ok(manifest::RegistryManifestRef {
+        manifest: registry::SCHEMA_MANIFEST.to_owned(),
+        subjects_count: schema_manifest.subjects.len() as u64,
+        schemas_count: schemas.len() as u64,
+    })
 }
 
 fn now() -> String {

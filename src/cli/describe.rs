@@ -7,6 +7,7 @@ use anyhow::Context;
 use serde::Serialize;
 
 use super::{DescribeArgs, OutputFormat};
+use crate::backup::registry::SchemaManifest;
 use crate::manifest::{BackupReader, Manifest};
 use crate::storage::Location;
 
@@ -71,7 +72,20 @@ pub fn run(args: &DescribeArgs) -> anyhow::Result<ExitCode> {
             let n = reader.verify_all().await?;
             eprintln!("all {n} files match the manifest");
         }
-        anyhow::Ok(describe(&reader.manifest))
+        let schemas = match &reader.manifest.schema_registry {
+            Some(sr) => {
+                let bytes = reader.read(&sr.manifest).await?;
+                let parsed: SchemaManifest = serde_json::from_slice(&bytes).with_context(|| {
+                    format!(
+                        "`{}/{}` is not a valid schema manifest",
+                        args.backup_id, sr.manifest
+                    )
+                })?;
+                Some(parsed)
+            }
+            None => None,
+        };
+        anyhow::Ok(describe(&reader.manifest, schemas.as_ref()))
     })?;
     match args.format {
         OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&description)?),
@@ -80,7 +94,7 @@ pub fn run(args: &DescribeArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-pub fn describe(manifest: &Manifest) -> Description {
+pub fn describe(manifest: &Manifest, schemas: Option<&SchemaManifest>) -> Description {
     let topics: Vec<TopicDescription> = manifest
         .topics
         .iter()
@@ -136,7 +150,18 @@ pub fn describe(manifest: &Manifest) -> Description {
                 .schema_registry
                 .as_ref()
                 .map_or(0, |r| r.schemas_count),
-            subjects: Vec::new(),
+            subjects: schemas
+                .map(|m| {
+                    m.subjects
+                        .iter()
+                        .map(|s| SubjectDescription {
+                            name: s.name.clone(),
+                            versions: s.versions.len() as u64,
+                            latest_id: s.versions.last().map_or(-1, |v| i64::from(v.id)),
+                        })
+                        .collect()
+                })
+                .unwrap_or_default(),
         },
     }
 }

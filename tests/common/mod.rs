@@ -104,3 +104,84 @@ pub async fn create_topic(name: &str, partitions: i32, extra: &[(&str, &str)]) {
         r.unwrap_or_else(|(t, e)| panic!("creating topic `{t}`: {e}"));
     }
 }
+
+/// A fresh test registry of our own (the `SR_BIN` that `scripts/test` exports),
+/// for tests that need exact state; stopped when dropped.
+pub struct Registry {
+    child: std::process::Child,
+    pub url: String,
+}
+
+impl Registry {
+    pub fn start() -> Self {
+        use std::io::BufRead;
+        let bin = ground("SR_BIN");
+        let mut child = Command::new(&bin)
+            .args(["--listen", "127.0.0.1:0"])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap_or_else(|e| panic!("starting `{bin}`: {e}"));
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let url = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line from the registry: {line:?}"))
+            .to_owned();
+        Self { child, url }
+    }
+
+    /// Sends a request and gives the status and the JSON body.
+    pub async fn call(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<serde_json::Value>,
+    ) -> (u16, serde_json::Value) {
+        let mut request = reqwest::Client::new()
+            .request(method, format!("{}{path}", self.url))
+            .header("Content-Type", "application/vnd.schemaregistry.v1+json");
+        if let Some(body) = body {
+            request = request.body(body.to_string());
+        }
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        let text = response.text().await.unwrap();
+        (
+            status,
+            serde_json::from_str(&text).unwrap_or(serde_json::Value::String(text)),
+        )
+    }
+
+    /// Registers a schema and gives its ID, failing the test otherwise.
+    pub async fn register(&self, subject: &str, body: serde_json::Value) -> u64 {
+        let path = format!("/subjects/{}/versions", encode(subject));
+        let (status, reply) = self.call(reqwest::Method::POST, &path, Some(body)).await;
+        assert_eq!(status, 200, "registering under `{subject}`: {reply}");
+        reply["id"].as_u64().unwrap()
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Percent-encodes a path segment (subject names are arbitrary text).
+pub fn encode(segment: &str) -> String {
+    segment
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_alphanumeric() || b"-_~".contains(&b) {
+                (b as char).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,925 @@
+//! Reading a whole registry into a [`RegistrySnapshot`] with few requests,
+//! and choosing the part a backup keeps.
+//!
+//! Reading prefers the bulk listing `GET /schemas?subjectPrefix=:*:` (every
+//! version of every subject, a thousand per request); subjects it leaves out
+//! (older servers without the endpoint or without contexts) are read one by
+//! one, `max_concurrency` requests at a time. The choice itself ([`select`])
+//! is a pure function over what was read, so it is unit-tested on plain data.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use futures::{StreamExt, TryStreamExt, stream};
+use serde::Serialize;
+
+use super::{RegistryApi, RegistryError, Result, SchemaRecord, SchemasQuery, VersionRef};
+use crate::config::{IncludeVersions, RegistryBackup};
+use crate::model::{
+    self, DEFAULT_CONTEXT, RegistrySnapshot, SchemaType, SchemaVersion, ScopeSettings, SubjectState,
+};
+
+/// Entries asked for per `GET /schemas` page.
+pub const DEFAULT_PAGE_SIZE: usize = 1000;
+
+/// Every version read, by subject and version, with its soft-deleted flag.
+pub type Inventory = BTreeMap<String, BTreeMap<u32, SchemaVersion>>;
+
+/// How the versions were read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FetchMethod {
+    /// All from the bulk listing `GET /schemas`.
+    Bulk,
+    /// The server has no usable bulk listing: subject by subject.
+    PerSubject,
+    /// The bulk listing missed some subjects; those were read one by one.
+    Mixed,
+}
+
+/// A subject version that references one pulled into the backup.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Referrer {
+    /// Referencing subject.
+    pub subject: String,
+    /// Referencing version.
+    pub version: u32,
+    /// Import name of the reference.
+    pub name: String,
+}
+
+/// A version taken only because a taken schema references it.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct PulledIn {
+    /// Subject of the pulled-in version.
+    pub subject: String,
+    /// The version.
+    pub version: u32,
+    /// Taken versions that reference it.
+    pub referenced_by: Vec<Referrer>,
+    /// The subject is named by `exclude` (taken anyway: the referrer needs it).
+    pub excluded: bool,
+}
+
+/// A reference of a taken version that the snapshot cannot satisfy.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct MissingReference {
+    /// Referencing subject.
+    pub from_subject: String,
+    /// Referencing version.
+    pub from_version: u32,
+    /// Import name.
+    pub name: String,
+    /// Referenced subject (resolved in the referrer's context).
+    pub subject: String,
+    /// Referenced version as written.
+    pub version: i32,
+    /// `true`: the registry has it, but `include_references: false` left it
+    /// out; `false`: the registry does not have it at all.
+    pub exists: bool,
+}
+
+/// What the selection did, for the user and the backup manifest.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SelectionReport {
+    /// How versions were read.
+    pub method: FetchMethod,
+    /// Registry calls made by the fetch.
+    pub api_calls: u64,
+    /// Subjects read one by one (missing from the bulk listing).
+    pub fallback_subjects: BTreeSet<String>,
+    /// Subjects taken because `subjects` names them and `exclude` does not.
+    pub selected: BTreeSet<String>,
+    /// Subjects `subjects` names but `exclude` removes.
+    pub excluded: BTreeSet<String>,
+    /// Versions left out because their type is not in `schema_types`.
+    pub skipped_by_type: BTreeMap<String, BTreeSet<u32>>,
+    /// Versions taken only because a taken version references them.
+    pub pulled_in: Vec<PulledIn>,
+    /// References the snapshot does not satisfy.
+    pub missing_references: Vec<MissingReference>,
+}
+
+impl SelectionReport {
+    /// Subjects present in the snapshot only through references.
+    pub fn pulled_in_subjects(&self) -> BTreeSet<&str> {
+        self.pulled_in
+            .iter()
+            .filter(|p| !self.selected.contains(&p.subject))
+            .map(|p| p.subject.as_str())
+            .collect()
+    }
+}
+
+/// What [`select`] decided.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Selection {
+    /// Taken versions by subject.
+    pub versions: Inventory,
+    /// The report, `method`, `api_calls` and `fallback_subjects` left empty.
+    pub report: SelectionReport,
+    /// Referenced versions absent from the inventory: worth one direct read
+    /// (a soft-deleted version when soft-deleted ones were not listed).
+    pub to_read: BTreeSet<(String, u32)>,
+}
+
+/// Tuning of [`fetch_with`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FetchOptions {
+    /// Registry calls in flight at once.
+    pub concurrency: usize,
+    /// Entries per `GET /schemas` page.
+    pub page_size: usize,
+}
+
+fn wants_type(schema_types: Option<&[SchemaType]>, t: SchemaType) -> bool {
+    schema_types.is_none_or(|types| types.contains(&t))
+}
+
+/// Which version a reference points to in `inventory` (`-1` is the latest live one).
+fn resolve_version(inventory: &Inventory, subject: &str, version: i32) -> Option<u32> {
+    if version == -1 {
+        return inventory
+            .get(subject)?
+            .values()
+            .rev()
+            .find(|v| !v.deleted)
+            .map(|v| v.version);
+    }
+    u32::try_from(version).ok()
+}
+
+/// Chooses the versions a backup keeps: `subjects`/`exclude` globs over the
+/// qualified name, soft-deleted ones only with `include_soft_deleted`, the
+/// latest live one only with `include_versions: latest`, `schema_types`,
+/// then, with `include_references`, every referenced version, transitively,
+/// whatever the rules above say of it. Pure and deterministic.
+pub fn select(
+    inventory: &Inventory,
+    backup: &RegistryBackup,
+    schema_types: Option<&[SchemaType]>,
+) -> Selection {
+    let mut report = SelectionReport {
+        method: FetchMethod::Bulk,
+        api_calls: 0,
+        fallback_subjects: BTreeSet::new(),
+        selected: BTreeSet::new(),
+        excluded: BTreeSet::new(),
+        skipped_by_type: BTreeMap::new(),
+        pulled_in: Vec::new(),
+        missing_references: Vec::new(),
+    };
+    let mut taken: Inventory = BTreeMap::new();
+    for (subject, versions) in inventory {
+        if !backup.subjects.iter().any(|g| g.is_match(subject)) {
+            continue;
+        }
+        if backup.exclude.iter().any(|g| g.is_match(subject)) {
+            report.excluded.insert(subject.clone());
+            continue;
+        }
+        let candidates: Vec<&SchemaVersion> = match backup.include_versions {
+            IncludeVersions::Latest => versions
+                .values()
+                .rev()
+                .find(|v| !v.deleted)
+                .into_iter()
+                .collect(),
+            IncludeVersions::All => versions
+                .values()
+                .filter(|v| backup.include_soft_deleted || !v.deleted)
+                .collect(),
+        };
+        let mut kept = BTreeMap::new();
+        for v in candidates {
+            if wants_type(schema_types, v.schema_type) {
+                kept.insert(v.version, v.clone());
+            } else {
+                report
+                    .skipped_by_type
+                    .entry(subject.clone())
+                    .or_default()
+                    .insert(v.version);
+            }
+        }
+        if !kept.is_empty() {
+            report.selected.insert(subject.clone());
+            taken.insert(subject.clone(), kept);
+        }
+    }
+
+    let chosen_by_rules: BTreeSet<(String, u32)> = taken
+        .iter()
+        .flat_map(|(s, vs)| vs.keys().map(move |v| (s.clone(), *v)))
+        .collect();
+    let mut to_read = BTreeSet::new();
+    if backup.include_references {
+        let mut queue: VecDeque<(String, u32)> = chosen_by_rules.iter().cloned().collect();
+        while let Some((subject, version)) = queue.pop_front() {
+            let references = taken[&subject][&version].references.clone();
+            for r in references {
+                let target = model::resolve_reference_subject(&subject, &r.subject);
+                let Some(v) = resolve_version(inventory, &target, r.version) else {
+                    continue;
+                };
+                if taken.get(&target).is_some_and(|vs| vs.contains_key(&v)) {
+                    continue;
+                }
+                match inventory.get(&target).and_then(|vs| vs.get(&v)) {
+                    Some(found) => {
+                        taken
+                            .entry(target.clone())
+                            .or_default()
+                            .insert(v, found.clone());
+                        queue.push_back((target, v));
+                    }
+                    None => {
+                        to_read.insert((target, v));
+                    }
+                }
+            }
+        }
+    }
+
+    // why each pulled-in version is there: every taken version referencing it
+    let mut pulled: BTreeMap<(String, u32), BTreeSet<Referrer>> = taken
+        .iter()
+        .flat_map(|(s, vs)| vs.keys().map(move |v| (s.clone(), *v)))
+        .filter(|key| !chosen_by_rules.contains(key))
+        .map(|key| (key, BTreeSet::new()))
+        .collect();
+    for (subject, versions) in &taken {
+        for (version, sv) in versions {
+            for r in &sv.references {
+                let target = model::resolve_reference_subject(subject, &r.subject);
+                let resolved = resolve_version(inventory, &target, r.version);
+                let present = resolved.and_then(|v| taken.get(&target).and_then(|vs| vs.get(&v)));
+                match (resolved, present) {
+                    (Some(v), Some(_)) => {
+                        if let Some(referrers) = pulled.get_mut(&(target.clone(), v)) {
+                            referrers.insert(Referrer {
+                                subject: subject.clone(),
+                                version: *version,
+                                name: r.name.clone(),
+                            });
+                        }
+                    }
+                    (resolved, _) => {
+                        let exists = resolved.is_some_and(|v| {
+                            inventory.get(&target).is_some_and(|vs| vs.contains_key(&v))
+                        });
+                        report.missing_references.push(MissingReference {
+                            from_subject: subject.clone(),
+                            from_version: *version,
+                            name: r.name.clone(),
+                            subject: target,
+                            version: r.version,
+                            exists,
+                        });
+                    }
+                }
+            }
+        }
+    }
+    report.pulled_in = pulled
+        .into_iter()
+        .map(|((subject, version), referrers)| PulledIn {
+            excluded: backup.exclude.iter().any(|g| g.is_match(&subject)),
+            subject,
+            version,
+            referenced_by: referrers.into_iter().collect(),
+        })
+        .collect();
+    report.missing_references.sort();
+    Selection {
+        versions: taken,
+        report,
+        to_read,
+    }
+}
+
+/// Counts the registry calls a fetch makes.
+#[derive(Default)]
+struct Calls(AtomicU64);
+
+impl Calls {
+    fn add(&self, n: u64) {
+        self.0.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+/// Every version of every context through `GET /schemas`, page by page, or
+/// `None` when the server has no such listing. Stops on an empty page, and
+/// copes with servers that ignore `limit` or `offset`.
+async fn read_bulk<A: RegistryApi + ?Sized>(
+    api: &A,
+    deleted: bool,
+    page_size: usize,
+    calls: &Calls,
+) -> Result<Option<Vec<SchemaRecord>>> {
+    let mut out = Vec::new();
+    let mut first_key = None;
+    let mut offset = 0;
+    loop {
+        calls.add(1);
+        let page = match api
+            .schemas_page(&SchemasQuery {
+                subject_prefix: Some(":*:".into()),
+                deleted,
+                offset,
+                limit: page_size,
+            })
+            .await
+        {
+            Ok(page) => page,
+            Err(RegistryError::EndpointNotFound(_) | RegistryError::Rejected(_)) if offset == 0 => {
+                return Ok(None);
+            }
+            Err(e) => return Err(e),
+        };
+        let Some(head) = page.first() else { break };
+        let key = (head.subject.clone(), head.version);
+        if offset > 0 && first_key.as_ref() == Some(&key) {
+            break; // `offset` ignored: this is the first page again
+        }
+        first_key.get_or_insert(key);
+        let ignores_limit = page.len() > page_size;
+        offset += page.len();
+        out.extend(page);
+        if ignores_limit {
+            break; // everything came at once
+        }
+    }
+    Ok(Some(out))
+}
+
+/// Versions of `subjects` read one by one: two listings per subject, then
+/// each version, `concurrency` calls at a time.
+async fn read_per_subject<A: RegistryApi + ?Sized>(
+    api: &A,
+    subjects: &BTreeSet<String>,
+    include_deleted: bool,
+    concurrency: usize,
+    calls: &Calls,
+) -> Result<Inventory> {
+    let listings: Vec<(String, BTreeSet<u32>, BTreeSet<u32>)> =
+        stream::iter(subjects.iter().cloned())
+            .map(|subject| async move {
+                calls.add(1);
+                let live: BTreeSet<u32> = match api.versions(&subject, false).await {
+                    Ok(v) => v.into_iter().collect(),
+                    Err(RegistryError::SubjectNotFound(_)) => BTreeSet::new(),
+                    Err(e) => return Err(e),
+                };
+                let all = if include_deleted {
+                    calls.add(1);
+                    match api.versions(&subject, true).await {
+                        Ok(v) => v.into_iter().collect(),
+                        Err(RegistryError::SubjectNotFound(_)) => BTreeSet::new(),
+                        Err(e) => return Err(e),
+                    }
+                } else {
+                    live.clone()
+                };
+                Ok((subject, live, all))
+            })
+            .buffer_unordered(concurrency)
+            .try_collect()
+            .await?;
+    let wanted: Vec<(String, u32, bool)> = listings
+        .iter()
+        .flat_map(|(s, live, all)| all.iter().map(move |v| (s.clone(), *v, !live.contains(v))))
+        .collect();
+    let records: Vec<Option<SchemaVersion>> = stream::iter(wanted)
+        .map(|(subject, version, deleted)| async move {
+            calls.add(1);
+            match api
+                .version(&subject, VersionRef::Number(version), true)
+                .await
+            {
+                Ok(r) => Ok(Some(r.into_version(deleted))),
+                // deleted for good between the listing and now
+                Err(RegistryError::VersionNotFound(_) | RegistryError::SubjectNotFound(_)) => {
+                    Ok(None)
+                }
+                Err(e) => Err(e),
+            }
+        })
+        .buffer_unordered(concurrency)
+        .try_collect()
+        .await?;
+    let mut inventory = Inventory::new();
+    for v in records.into_iter().flatten() {
+        inventory
+            .entry(v.subject.clone())
+            .or_default()
+            .insert(v.version, v);
+    }
+    Ok(inventory)
+}
+
+/// [`fetch_with`] with the default page size.
+pub async fn fetch<A: RegistryApi + ?Sized>(
+    api: &A,
+    backup: &RegistryBackup,
+    schema_types: Option<&[SchemaType]>,
+    concurrency: usize,
+) -> Result<(RegistrySnapshot, SelectionReport)> {
+    let options = FetchOptions {
+        concurrency,
+        page_size: DEFAULT_PAGE_SIZE,
+    };
+    fetch_with(api, backup, schema_types, options).await
+}
+
+/// Reads the registry and keeps what `backup` and `schema_types` select
+/// (see [`select`]), with each taken subject's own compatibility and mode,
+/// the global ones, the contexts and their own settings.
+///
+/// Requests: 6 fixed (version, global level and mode, contexts, subject
+/// list, one more with soft-deleted ones) + the `/schemas` pages (twice with
+/// soft-deleted versions) + 2 per taken subject (its level and mode) + 2 per
+/// non-default context, plus, for subjects the bulk listing misses, 1-2 per
+/// subject and 1 per version.
+pub async fn fetch_with<A: RegistryApi + ?Sized>(
+    api: &A,
+    backup: &RegistryBackup,
+    schema_types: Option<&[SchemaType]>,
+    options: FetchOptions,
+) -> Result<(RegistrySnapshot, SelectionReport)> {
+    let concurrency = options.concurrency.max(1);
+    let page_size = options.page_size.max(1);
+    let calls = Calls::default();
+    let with_deleted = backup.include_soft_deleted;
+
+    calls.add(5);
+    let (server_version, global_compatibility, global_mode, contexts, live_subjects) = futures::try_join!(
+        api.server_version(),
+        api.config(None),
+        api.mode(None),
+        async {
+            match api.contexts().await {
+                Ok(c) => Ok(c),
+                Err(RegistryError::EndpointNotFound(_)) => Ok(vec![DEFAULT_CONTEXT.to_owned()]),
+                Err(e) => Err(e),
+            }
+        },
+        api.subjects(false),
+    )?;
+    let mut expected: BTreeSet<String> = live_subjects.into_iter().collect();
+    if with_deleted {
+        calls.add(1);
+        expected.extend(api.subjects(true).await?);
+    }
+
+    // the bulk listing, and what it missed
+    let mut inventory = Inventory::new();
+    let live_bulk = read_bulk(api, false, page_size, &calls).await?;
+    let all_bulk = match (&live_bulk, with_deleted) {
+        (Some(_), true) => read_bulk(api, true, page_size, &calls).await?,
+        _ => None,
+    };
+    let bulk_usable = live_bulk.is_some() && (!with_deleted || all_bulk.is_some());
+    if bulk_usable {
+        let live: BTreeSet<(String, u32)> = live_bulk
+            .iter()
+            .flatten()
+            .map(|r| (r.subject.clone(), r.version))
+            .collect();
+        for r in live_bulk
+            .into_iter()
+            .flatten()
+            .chain(all_bulk.into_iter().flatten())
+        {
+            let deleted = !live.contains(&(r.subject.clone(), r.version));
+            inventory
+                .entry(r.subject.clone())
+                .or_default()
+                .entry(r.version)
+                .or_insert_with(|| r.into_version(deleted));
+        }
+    }
+    let missing: BTreeSet<String> = expected
+        .iter()
+        .filter(|s| !inventory.contains_key(*s))
+        .cloned()
+        .collect();
+    let method = match (bulk_usable, missing.is_empty()) {
+        (false, _) => FetchMethod::PerSubject,
+        (true, true) => FetchMethod::Bulk,
+        (true, false) => FetchMethod::Mixed,
+    };
+    if !missing.is_empty() {
+        tracing::debug!(subjects = missing.len(), "reading subjects one by one");
+        let extra = read_per_subject(api, &missing, with_deleted, concurrency, &calls).await?;
+        inventory.extend(extra);
+    }
+
+    // selection, reading referenced versions the listings did not hold
+    let mut tried = BTreeSet::new();
+    let selection = loop {
+        let selection = select(&inventory, backup, schema_types);
+        let new: Vec<(String, u32)> = selection.to_read.difference(&tried).cloned().collect();
+        if new.is_empty() {
+            break selection;
+        }
+        tried.extend(new.iter().cloned());
+        let found: Vec<Option<SchemaVersion>> = stream::iter(new)
+            .map(|(subject, version)| {
+                let calls = &calls;
+                async move {
+                    calls.add(1);
+                    match api
+                        .version(&subject, VersionRef::Number(version), true)
+                        .await
+                    {
+                        // every live version is listed already: this one is soft-deleted
+                        Ok(r) => Ok(Some(r.into_version(true))),
+                        Err(
+                            RegistryError::VersionNotFound(_) | RegistryError::SubjectNotFound(_),
+                        ) => Ok(None),
+                        Err(e) => Err(e),
+                    }
+                }
+            })
+            .buffer_unordered(concurrency)
+            .try_collect()
+            .await?;
+        for v in found.into_iter().flatten() {
+            inventory
+                .entry(v.subject.clone())
+                .or_default()
+                .insert(v.version, v);
+        }
+    };
+    for m in &selection.report.missing_references {
+        tracing::warn!(
+            "`{}` version {} references `{}` version {} (`{}`), which the backup does not hold{}",
+            m.from_subject,
+            m.from_version,
+            m.subject,
+            m.version,
+            m.name,
+            if m.exists {
+                ": set `include_references: true`"
+            } else {
+                ""
+            }
+        );
+    }
+
+    // settings of each taken subject and of each context
+    let settings: Vec<(String, ScopeSettings)> = stream::iter(selection.versions.keys().cloned())
+        .map(|subject| {
+            let calls = &calls;
+            async move {
+                calls.add(2);
+                let (compatibility, mode) =
+                    futures::try_join!(api.config(Some(&subject)), api.mode(Some(&subject)))?;
+                Ok::<_, RegistryError>((
+                    subject,
+                    ScopeSettings {
+                        compatibility,
+                        mode,
+                    },
+                ))
+            }
+        })
+        .buffer_unordered(concurrency)
+        .try_collect()
+        .await?;
+    let contexts: BTreeSet<String> = contexts.into_iter().collect();
+    let context_settings: Vec<(String, ScopeSettings)> = stream::iter(
+        contexts
+            .iter()
+            .filter(|c| c.as_str() != DEFAULT_CONTEXT)
+            .cloned(),
+    )
+    .map(|context| {
+        let calls = &calls;
+        async move {
+            calls.add(2);
+            let scope = format!(":{context}:");
+            let (compatibility, mode) =
+                futures::try_join!(api.config(Some(&scope)), api.mode(Some(&scope)))?;
+            Ok::<_, RegistryError>((
+                context,
+                ScopeSettings {
+                    compatibility,
+                    mode,
+                },
+            ))
+        }
+    })
+    .buffer_unordered(concurrency)
+    .try_collect()
+    .await?;
+
+    let mut settings: BTreeMap<String, ScopeSettings> = settings.into_iter().collect();
+    let subjects = selection
+        .versions
+        .into_iter()
+        .map(|(name, versions)| {
+            let own = settings.remove(&name).unwrap_or_default();
+            let state = SubjectState {
+                name: name.clone(),
+                versions,
+                compatibility: own.compatibility,
+                mode: own.mode,
+            };
+            (name, state)
+        })
+        .collect();
+    let snapshot = RegistrySnapshot {
+        subjects,
+        global: ScopeSettings {
+            compatibility: global_compatibility,
+            mode: global_mode,
+        },
+        contexts,
+        context_settings: context_settings
+            .into_iter()
+            .filter(|(_, s)| !s.is_empty())
+            .collect(),
+        server_version,
+    };
+    let mut report = selection.report;
+    report.method = method;
+    report.fallback_subjects = missing;
+    report.api_calls = calls.0.load(Ordering::Relaxed);
+    Ok((snapshot, report))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{Glob, OneOrMany};
+    use crate::model::Reference;
+
+    fn v(
+        subject: &str,
+        version: u32,
+        id: u32,
+        t: SchemaType,
+        deleted: bool,
+        refs: &[(&str, i32)],
+    ) -> SchemaVersion {
+        SchemaVersion {
+            subject: subject.into(),
+            version,
+            id,
+            schema_type: t,
+            schema: format!("schema-{id}"),
+            references: refs
+                .iter()
+                .map(|(s, rv)| Reference {
+                    name: format!("{s}.ref"),
+                    subject: (*s).into(),
+                    version: *rv,
+                })
+                .collect(),
+            deleted,
+        }
+    }
+
+    /// A diamond (`app` -> `left`, `right` -> `base`), a soft-deleted version
+    /// referenced only by a soft-deleted one, a context subject referencing
+    /// its context-local `common`, a JSON and a Protobuf subject.
+    fn inventory() -> Inventory {
+        use SchemaType::*;
+        let all = [
+            v("base", 1, 1, Avro, false, &[]),
+            v("base", 2, 2, Avro, false, &[]),
+            v("left", 1, 3, Avro, false, &[("base", 1)]),
+            v("right", 1, 4, Avro, false, &[("base", 2)]),
+            v("app", 1, 5, Avro, false, &[("left", 1), ("right", 1)]),
+            v("old", 1, 6, Avro, true, &[]),
+            v("old", 2, 7, Avro, false, &[]),
+            v("ghost", 1, 8, Avro, true, &[("old", 1)]),
+            v(":.ctx:common", 1, 1, Protobuf, false, &[]),
+            v(":.ctx:orders", 1, 2, Protobuf, false, &[("common", 1)]),
+            v("json-only", 1, 9, Json, false, &[]),
+            v("mixed", 1, 10, Avro, false, &[]),
+            v("mixed", 2, 11, Json, false, &[]),
+        ];
+        let mut inv = Inventory::new();
+        for sv in all {
+            inv.entry(sv.subject.clone())
+                .or_default()
+                .insert(sv.version, sv);
+        }
+        inv
+    }
+
+    fn globs(list: &[&str]) -> OneOrMany<Glob> {
+        OneOrMany(list.iter().map(|g| Glob::new(g).unwrap()).collect())
+    }
+
+    fn backup(subjects: &[&str], exclude: &[&str]) -> RegistryBackup {
+        RegistryBackup {
+            subjects: globs(subjects),
+            exclude: globs(exclude),
+            ..RegistryBackup::default()
+        }
+    }
+
+    fn keys(inv: &Inventory) -> Vec<String> {
+        inv.iter()
+            .flat_map(|(s, vs)| vs.keys().map(move |v| format!("{s}@{v}")))
+            .collect()
+    }
+
+    #[test]
+    fn everything_live_by_default() {
+        let s = select(&inventory(), &RegistryBackup::default(), None);
+        assert_eq!(
+            keys(&s.versions),
+            [
+                ":.ctx:common@1",
+                ":.ctx:orders@1",
+                "app@1",
+                "base@1",
+                "base@2",
+                "json-only@1",
+                "left@1",
+                "mixed@1",
+                "mixed@2",
+                "old@2",
+                "right@1"
+            ]
+        );
+        assert!(s.report.pulled_in.is_empty());
+        assert!(s.report.missing_references.is_empty());
+        assert!(s.to_read.is_empty());
+        assert!(!s.report.selected.contains("ghost"));
+    }
+
+    #[test]
+    fn soft_deleted_versions_only_when_asked() {
+        let b = RegistryBackup {
+            include_soft_deleted: true,
+            ..RegistryBackup::default()
+        };
+        let s = select(&inventory(), &b, None);
+        assert!(s.versions["old"][&1].deleted);
+        assert!(s.versions["ghost"][&1].deleted);
+        assert_eq!(s.versions.values().map(|v| v.len()).sum::<usize>(), 13);
+    }
+
+    #[test]
+    fn references_are_closed_over_transitively_with_reasons() {
+        let s = select(&inventory(), &backup(&["app"], &[]), None);
+        assert_eq!(
+            keys(&s.versions),
+            ["app@1", "base@1", "base@2", "left@1", "right@1"]
+        );
+        assert_eq!(s.report.selected, BTreeSet::from(["app".to_owned()]));
+        let reasons: Vec<String> = s
+            .report
+            .pulled_in
+            .iter()
+            .map(|p| {
+                let by: Vec<String> = p
+                    .referenced_by
+                    .iter()
+                    .map(|r| format!("{}@{}", r.subject, r.version))
+                    .collect();
+                format!("{}@{} <- {}", p.subject, p.version, by.join(","))
+            })
+            .collect();
+        assert_eq!(
+            reasons,
+            [
+                "base@1 <- left@1",
+                "base@2 <- right@1",
+                "left@1 <- app@1",
+                "right@1 <- app@1"
+            ]
+        );
+        assert_eq!(
+            s.report.pulled_in_subjects(),
+            BTreeSet::from(["base", "left", "right"])
+        );
+    }
+
+    #[test]
+    fn excluded_or_wrong_type_references_are_still_pulled_in() {
+        let s = select(
+            &inventory(),
+            &backup(&[":.ctx:*"], &[":.ctx:common"]),
+            Some(&[SchemaType::Protobuf]),
+        );
+        assert_eq!(keys(&s.versions), [":.ctx:common@1", ":.ctx:orders@1"]);
+        assert!(s.report.excluded.contains(":.ctx:common"));
+        assert_eq!(s.report.pulled_in.len(), 1);
+        assert!(s.report.pulled_in[0].excluded);
+
+        // a reference from an AVRO schema to a subject of a type not selected
+        let mut inv = inventory();
+        inv.get_mut("app")
+            .unwrap()
+            .get_mut(&1)
+            .unwrap()
+            .references
+            .push(Reference {
+                name: "j".into(),
+                subject: "json-only".into(),
+                version: 1,
+            });
+        let s = select(&inv, &backup(&["app"], &[]), Some(&[SchemaType::Avro]));
+        assert!(s.versions.contains_key("json-only"));
+    }
+
+    #[test]
+    fn without_closure_dangling_references_are_reported() {
+        let b = RegistryBackup {
+            include_references: false,
+            ..backup(&["app"], &[])
+        };
+        let s = select(&inventory(), &b, None);
+        assert_eq!(keys(&s.versions), ["app@1"]);
+        let missing: Vec<(String, bool)> = s
+            .report
+            .missing_references
+            .iter()
+            .map(|m| (m.subject.clone(), m.exists))
+            .collect();
+        assert_eq!(
+            missing,
+            [("left".to_owned(), true), ("right".to_owned(), true)]
+        );
+    }
+
+    #[test]
+    fn latest_keeps_the_latest_live_version_only() {
+        let b = RegistryBackup {
+            include_versions: IncludeVersions::Latest,
+            include_soft_deleted: true,
+            include_references: false,
+            ..RegistryBackup::default()
+        };
+        let s = select(&inventory(), &b, None);
+        assert_eq!(s.versions["base"].keys().collect::<Vec<_>>(), [&2]);
+        assert_eq!(s.versions["old"].keys().collect::<Vec<_>>(), [&2]);
+        assert!(!s.versions.contains_key("ghost"));
+        // with references on, an older version a latest one needs comes too
+        let b = RegistryBackup {
+            include_versions: IncludeVersions::Latest,
+            ..backup(&["left"], &[])
+        };
+        let s = select(&inventory(), &b, None);
+        assert_eq!(keys(&s.versions), ["base@1", "left@1"]);
+    }
+
+    #[test]
+    fn schema_types_filter_versions_and_report_them() {
+        let s = select(
+            &inventory(),
+            &backup(&["mixed", "json-only"], &[]),
+            Some(&[SchemaType::Avro]),
+        );
+        assert_eq!(keys(&s.versions), ["mixed@1"]);
+        assert_eq!(
+            s.report.skipped_by_type,
+            BTreeMap::from([
+                ("json-only".to_owned(), BTreeSet::from([1])),
+                ("mixed".to_owned(), BTreeSet::from([2])),
+            ])
+        );
+    }
+
+    #[test]
+    fn references_outside_the_listing_are_asked_for() {
+        // `ghost@1` (soft-deleted) references `old@1`; the inventory lacks old@1,
+        // as when only live versions were listed
+        let mut inv = inventory();
+        inv.get_mut("old").unwrap().remove(&1);
+        let b = RegistryBackup {
+            include_soft_deleted: true,
+            ..backup(&["ghost"], &[])
+        };
+        let s = select(&inv, &b, None);
+        assert_eq!(s.to_read, BTreeSet::from([("old".to_owned(), 1)]));
+        assert_eq!(s.report.missing_references.len(), 1);
+        assert!(!s.report.missing_references[0].exists);
+    }
+
+    #[test]
+    fn latest_references_resolve_to_the_latest_live_version() {
+        let mut inv = inventory();
+        inv.get_mut("app").unwrap().get_mut(&1).unwrap().references = vec![Reference {
+            name: "b".into(),
+            subject: "base".into(),
+            version: -1,
+        }];
+        let s = select(&inv, &backup(&["app"], &[]), None);
+        assert_eq!(keys(&s.versions), ["app@1", "base@2"]);
+    }
+
+    #[test]
+    fn selection_is_deterministic() {
+        let a = select(&inventory(), &backup(&["app", ":.ctx:*"], &[]), None);
+        let b = select(&inventory(), &backup(&[":.ctx:*", "app"], &[]), None);
+        assert_eq!(a, b);
+    }
+}
