@@ -8,9 +8,19 @@
 //!   that name the key and the line.
 //! - [`storage`]: backup locations through `object_store` (local folder by default,
 //!   `s3://`, `gs://`, `az://`, `memory://`).
+//! - [`model`]: registry snapshots as plain ordered data (subjects, versions, IDs,
+//!   references, levels, modes) with a SHA-256 fingerprint.
+//! - [`registry`]: the registry adapter: a small trait, its HTTP client (auth, TLS,
+//!   retries) and the snapshot fetch with the reference closure.
+//! - [`kafka`]: rdkafka clients, topic selection, watermarks, topic configs.
+//! - [`segment`]: the record segment format (zstd, length-prefixed, SHA-256).
+//! - [`manifest`]: `manifest.json`, written last; a reader that checks every file.
+//! - [`backup`]: the `backup` command's work: topics into segments, the registry
+//!   into the reference layout (`backup::registry`).
+//! - [`progress`]: progress bars on a terminal.
 //!
-//! The design these modules grow into (model, graph, plan, planfile, apply,
-//! registry, backup, restore, wire) is described in `docs/`.
+//! Still to come (see `docs/` and the issues): graph, plan, planfile, apply,
+//! restore, wire.
 
 pub mod backup;
 pub mod cli;

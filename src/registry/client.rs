@@ -545,7 +545,7 @@ impl RegistryApi for HttpRegistry {
     async fn config(&self, scope: Option<&str>) -> Result<Option<Compatibility>> {
         #[derive(Deserialize)]
         struct Body {
-            #[serde(rename = "compatibilityLevel", alias = "compatibility")]
+            #[serde(rename = "compatibilityLevel")]
             level: Option<Compatibility>,
         }
         let body = absent_on(
@@ -1015,6 +1015,42 @@ mod tests {
         let err = r.versions("x", false).await.unwrap_err();
         assert!(matches!(err, RegistryError::SubjectNotFound(_)), "{err:?}");
         assert_eq!(seen.load(Ordering::SeqCst), 1);
+    }
+
+    #[tokio::test]
+    async fn timeouts_are_retried_then_reported() {
+        // accepts connections and never answers
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", listener.local_addr().unwrap());
+        let accepted = Arc::new(AtomicU64::new(0));
+        let counter = accepted.clone();
+        tokio::spawn(async move {
+            let mut held = Vec::new();
+            while let Ok((stream, _)) = listener.accept().await {
+                counter.fetch_add(1, Ordering::SeqCst);
+                held.push(stream);
+            }
+        });
+        let r = HttpRegistry::new(&config::SchemaRegistry {
+            url: Some(config::Text(url)),
+            request_timeout_secs: 1,
+            ..Default::default()
+        })
+        .unwrap()
+        .with_retry_policy(fast_retries(2));
+        let err = r.server_version().await.unwrap_err();
+        assert!(matches!(err, RegistryError::Timeout(_)), "{err:?}");
+        assert_eq!(accepted.load(Ordering::SeqCst), 2);
+        assert!(
+            err.to_string().starts_with(
+                "registry request timed out: `GET /v1/metadata/version` (after 2 attempts): timed out"
+            ),
+            "{err}"
+        );
+        assert!(
+            err.to_string()
+                .contains("hint: raise `enterprise.schema_registry.request_timeout_secs`")
+        );
     }
 
     #[tokio::test]
