@@ -32,3 +32,4 @@ pub mod progress;
 pub mod registry;
 pub mod segment;
 pub mod storage;
+pub mod wire;
