@@ -12,7 +12,7 @@
 //! All integers big-endian. `len` covers the rest of the record, so a reader can
 //! tell a truncated record from a corrupt one.
 
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 
 use sha2::{Digest, Sha256};
 
@@ -94,9 +94,12 @@ pub struct Segment {
     pub meta: SegmentMeta,
 }
 
-/// Builds one segment; memory is the compressed output plus zstd's window.
+/// Builds one segment uncompressed; [`RawSegment::compress`] makes the stored
+/// bytes in one call, on another thread if the caller likes. (One-shot
+/// compression of a whole buffer is much cheaper than streaming it through
+/// zstd's window, and it takes compression off the consumer's thread.)
 pub struct SegmentWriter {
-    encoder: zstd::Encoder<'static, Vec<u8>>,
+    raw: Vec<u8>,
     scratch: Vec<u8>,
     first_offset: Option<i64>,
     last_offset: i64,
@@ -107,11 +110,16 @@ pub struct SegmentWriter {
 }
 
 impl SegmentWriter {
-    pub fn new(level: i32) -> io::Result<Self> {
-        let mut encoder = zstd::Encoder::new(Vec::new(), level)?;
-        encoder.write_all(MAGIC)?;
-        Ok(Self {
-            encoder,
+    pub fn new() -> Self {
+        Self::with_capacity(0)
+    }
+
+    /// A writer whose buffer is allocated once for about `bytes` of records.
+    pub fn with_capacity(bytes: usize) -> Self {
+        let mut raw = Vec::with_capacity(bytes + MAGIC.len());
+        raw.extend_from_slice(MAGIC);
+        Self {
+            raw,
             scratch: Vec::with_capacity(4096),
             first_offset: None,
             last_offset: -1,
@@ -119,7 +127,7 @@ impl SegmentWriter {
             min_ts: None,
             max_ts: None,
             payload_bytes: 0,
-        })
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -149,8 +157,8 @@ impl SegmentWriter {
             s.extend_from_slice(name);
             put_bytes(s, *value)?;
         }
-        self.encoder.write_all(&len_u32(s.len())?.to_be_bytes())?;
-        self.encoder.write_all(s)?;
+        self.raw.extend_from_slice(&len_u32(s.len())?.to_be_bytes());
+        self.raw.extend_from_slice(s);
 
         self.first_offset.get_or_insert(r.offset);
         self.last_offset = r.offset;
@@ -169,16 +177,57 @@ impl SegmentWriter {
         Ok(())
     }
 
-    pub fn finish(self) -> io::Result<Segment> {
-        let bytes = self.encoder.finish()?;
+    /// Closes the segment: its records, uncompressed, with their description.
+    pub fn finish(self) -> RawSegment {
+        RawSegment {
+            raw: self.raw,
+            first_offset: self.first_offset.unwrap_or(-1),
+            last_offset: self.last_offset,
+            record_count: self.count,
+            min_timestamp: self.min_ts,
+            max_timestamp: self.max_ts,
+            payload_bytes: self.payload_bytes,
+        }
+    }
+}
+
+impl Default for SegmentWriter {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A closed segment before compression.
+pub struct RawSegment {
+    raw: Vec<u8>,
+    first_offset: i64,
+    last_offset: i64,
+    record_count: u64,
+    min_timestamp: Option<i64>,
+    max_timestamp: Option<i64>,
+    payload_bytes: u64,
+}
+
+impl RawSegment {
+    pub fn first_offset(&self) -> i64 {
+        self.first_offset
+    }
+
+    pub fn last_offset(&self) -> i64 {
+        self.last_offset
+    }
+
+    /// Compresses the segment into the bytes to store, and hashes them.
+    pub fn compress(self, level: i32) -> io::Result<Segment> {
+        let bytes = zstd::bulk::compress(&self.raw, level)?;
         let sha256 = sha256_hex(&bytes);
         Ok(Segment {
             meta: SegmentMeta {
-                first_offset: self.first_offset.unwrap_or(-1),
+                first_offset: self.first_offset,
                 last_offset: self.last_offset,
-                record_count: self.count,
-                min_timestamp: self.min_ts,
-                max_timestamp: self.max_ts,
+                record_count: self.record_count,
+                min_timestamp: self.min_timestamp,
+                max_timestamp: self.max_timestamp,
                 uncompressed_bytes: self.payload_bytes,
                 size: bytes.len() as u64,
                 sha256,
@@ -420,7 +469,7 @@ mod tests {
     }
 
     fn write(records: &[Record]) -> Segment {
-        let mut w = SegmentWriter::new(3).unwrap();
+        let mut w = SegmentWriter::new();
         for r in records {
             let headers: Vec<(&[u8], Option<&[u8]>)> = r
                 .headers
@@ -437,7 +486,7 @@ mod tests {
             })
             .unwrap();
         }
-        w.finish().unwrap()
+        w.finish().compress(3).unwrap()
     }
 
     #[test]

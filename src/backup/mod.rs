@@ -71,7 +71,7 @@ pub struct BackupOptions {
 impl Default for BackupOptions {
     fn default() -> Self {
         Self {
-            segment_bytes: 32 * 1024 * 1024,
+            segment_bytes: 16 * 1024 * 1024,
             partition_concurrency: 4,
             zstd_level: 3,
             progress: false,

@@ -14,8 +14,8 @@ use rdkafka::message::Headers;
 use rdkafka::{Offset, Timestamp, TopicPartitionList};
 
 use crate::kafka::{Cluster, EofIsNormal};
-use crate::manifest::{PartitionManifest, SegmentEntry};
-use crate::segment::{RecordRef, SegmentWriter, TimestampType};
+use crate::manifest::{FileEntry, PartitionManifest, SegmentEntry};
+use crate::segment::{RawSegment, RecordRef, SegmentWriter, TimestampType};
 use crate::storage::Store;
 
 use super::BackupError;
@@ -47,7 +47,9 @@ pub fn segment_path(topic: &str, partition: i32, first: i64, last: i64) -> Strin
 }
 
 /// Runs on a blocking thread: rdkafka's consumer is synchronous, stores are
-/// reached through the runtime handle.
+/// reached through the runtime handle. The consumer fills one segment while a
+/// second thread compresses, hashes and stores the previous one, so at most
+/// three segments of a partition are in memory (filling, queued, storing).
 pub fn backup_partition(
     cluster: &Cluster,
     store: &Store,
@@ -55,17 +57,60 @@ pub fn backup_partition(
     job: &PartitionJob,
     progress: &Arc<Progress>,
     runtime: &tokio::runtime::Handle,
-) -> Result<(PartitionManifest, Vec<(String, crate::manifest::FileEntry)>), BackupError> {
+) -> Result<(PartitionManifest, Vec<(String, FileEntry)>), BackupError> {
     let mut manifest = PartitionManifest {
         low_watermark: job.low,
         high_watermark: job.high,
         record_count: 0,
         segments: Vec::new(),
     };
-    let mut files = Vec::new();
     if job.high <= job.low {
-        return Ok((manifest, files));
+        return Ok((manifest, Vec::new()));
     }
+    let (segments, closed) = std::sync::mpsc::sync_channel::<RawSegment>(1);
+    let (consumed, stored) = std::thread::scope(|scope| {
+        let storer = scope.spawn(move || {
+            let mut stored = Vec::new();
+            for raw in closed {
+                stored.push(store_segment(store, backup_id, job, raw, runtime)?);
+            }
+            Ok::<_, BackupError>(stored)
+        });
+        let consumed = consume(cluster, job, progress, &segments);
+        drop(segments);
+        let stored = storer.join().map_err(|_| {
+            BackupError::Task(format!(
+                "the segment writer of `{}` {} panicked",
+                job.topic, job.partition
+            ))
+        })?;
+        Ok::<_, BackupError>((consumed, stored))
+    })?;
+    // a storage error explains a consumer that stopped because the storer did
+    let stored = stored?;
+    consumed?;
+    let mut files = Vec::with_capacity(stored.len());
+    for entry in stored {
+        manifest.record_count += entry.meta.record_count;
+        files.push((
+            entry.path.clone(),
+            FileEntry {
+                size: entry.meta.size,
+                sha256: entry.meta.sha256.clone(),
+            },
+        ));
+        manifest.segments.push(entry);
+    }
+    Ok((manifest, files))
+}
+
+/// Reads `[low, high)` and hands each full segment to `segments`.
+fn consume(
+    cluster: &Cluster,
+    job: &PartitionJob,
+    progress: &Progress,
+    segments: &std::sync::mpsc::SyncSender<RawSegment>,
+) -> Result<(), BackupError> {
     let kafka_err = |reason: String| BackupError::Consume {
         topic: job.topic.clone(),
         partition: job.partition,
@@ -90,10 +135,18 @@ pub fn backup_partition(
         .assign(&assignment)
         .map_err(|e| kafka_err(e.to_string()))?;
 
-    let mut writer = SegmentWriter::new(job.zstd_level).map_err(|e| kafka_err(e.to_string()))?;
+    let capacity = usize::try_from(job.segment_bytes)
+        .unwrap_or(usize::MAX)
+        .min(64 << 20);
+    let mut writer = SegmentWriter::with_capacity(capacity);
+    let hand_over = |writer: SegmentWriter| {
+        segments
+            .send(writer.finish())
+            .map_err(|_| kafka_err("the segment writer stopped".into()))
+    };
     let mut last_seen = Instant::now();
     let last_wanted = job.high - 1;
-    'consume: loop {
+    loop {
         let Some(polled) = consumer.poll(Duration::from_millis(500)) else {
             if last_seen.elapsed() > job.stall_timeout {
                 return Err(kafka_err(format!(
@@ -106,7 +159,7 @@ pub fn backup_partition(
         last_seen = Instant::now();
         let message = match polled {
             Ok(m) => m,
-            Err(rdkafka::error::KafkaError::PartitionEOF(_)) => break 'consume,
+            Err(rdkafka::error::KafkaError::PartitionEOF(_)) => break,
             Err(e) => return Err(kafka_err(e.to_string())),
         };
         if message.offset() > last_wanted {
@@ -137,59 +190,43 @@ pub fn backup_partition(
             .bytes
             .fetch_add(writer.payload_bytes() - before, Ordering::Relaxed);
         let done = message.offset() >= last_wanted;
-        if writer.payload_bytes() >= job.segment_bytes || done {
-            let full = std::mem::replace(
+        if writer.payload_bytes() >= job.segment_bytes && !done {
+            hand_over(std::mem::replace(
                 &mut writer,
-                SegmentWriter::new(job.zstd_level).map_err(|e| kafka_err(e.to_string()))?,
-            );
-            store_segment(
-                store,
-                backup_id,
-                job,
-                full,
-                &mut manifest,
-                &mut files,
-                runtime,
-            )?;
+                SegmentWriter::with_capacity(capacity),
+            ))?;
         }
         if done {
             break;
         }
     }
     if !writer.is_empty() {
-        store_segment(
-            store,
-            backup_id,
-            job,
-            writer,
-            &mut manifest,
-            &mut files,
-            runtime,
-        )?;
+        hand_over(writer)?;
     }
-    Ok((manifest, files))
+    Ok(())
 }
 
+/// Compresses, hashes and stores one segment.
 fn store_segment(
     store: &Store,
     backup_id: &str,
     job: &PartitionJob,
-    writer: SegmentWriter,
-    manifest: &mut PartitionManifest,
-    files: &mut Vec<(String, crate::manifest::FileEntry)>,
+    raw: RawSegment,
     runtime: &tokio::runtime::Handle,
-) -> Result<(), BackupError> {
-    let segment = writer.finish().map_err(|e| BackupError::Consume {
-        topic: job.topic.clone(),
-        partition: job.partition,
-        reason: e.to_string(),
-    })?;
+) -> Result<SegmentEntry, BackupError> {
     let relative = segment_path(
         &job.topic,
         job.partition,
-        segment.meta.first_offset,
-        segment.meta.last_offset,
+        raw.first_offset(),
+        raw.last_offset(),
     );
+    let segment = raw
+        .compress(job.zstd_level)
+        .map_err(|e| BackupError::Consume {
+            topic: job.topic.clone(),
+            partition: job.partition,
+            reason: format!("compressing `{relative}`: {e}"),
+        })?;
     let full = store.path(&format!("{backup_id}/{relative}"));
     runtime
         .block_on(
@@ -201,17 +238,8 @@ fn store_segment(
             path: format!("{backup_id}/{relative}"),
             source,
         })?;
-    manifest.record_count += segment.meta.record_count;
-    files.push((
-        relative.clone(),
-        crate::manifest::FileEntry {
-            size: segment.meta.size,
-            sha256: segment.meta.sha256.clone(),
-        },
-    ));
-    manifest.segments.push(SegmentEntry {
+    Ok(SegmentEntry {
         path: relative,
         meta: segment.meta,
-    });
-    Ok(())
+    })
 }

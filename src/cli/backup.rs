@@ -17,7 +17,7 @@ pub fn run(args: &BackupArgs) -> anyhow::Result<ExitCode> {
         progress: crate::progress::enabled(),
         segment_bytes: args.segment_bytes.max(1),
         partition_concurrency: args.partition_concurrency.max(1),
-        ..BackupOptions::default()
+        zstd_level: args.zstd_level,
     };
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let manifest = runtime.block_on(backup::run(&loaded.config, &options))?;

@@ -57,8 +57,11 @@ pub struct BackupArgs {
     #[arg(short, long, value_name = "FILE")]
     pub config: PathBuf,
     /// Close a segment once it holds this many bytes of keys, values and headers.
-    #[arg(long, value_name = "BYTES", default_value_t = 32 * 1024 * 1024)]
+    #[arg(long, value_name = "BYTES", default_value_t = 16 * 1024 * 1024)]
     pub segment_bytes: u64,
+    /// zstd level of the segments (1 fastest .. 19 smallest).
+    #[arg(long, value_name = "LEVEL", default_value_t = 3, value_parser = clap::value_parser!(i32).range(1..=19))]
+    pub zstd_level: i32,
     /// Partitions consumed at once.
     #[arg(long, value_name = "N", default_value_t = 4)]
     pub partition_concurrency: usize,
