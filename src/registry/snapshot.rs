@@ -418,6 +418,32 @@ async fn read_per_subject<A: RegistryApi + ?Sized>(
     Ok(inventory)
 }
 
+/// The own compatibility level and mode of each scope (a subject, or a
+/// context written `:.ctx:`), keyed by `key`, `concurrency` scopes at a time.
+async fn read_settings<A: RegistryApi + ?Sized>(
+    api: &A,
+    calls: &Calls,
+    concurrency: usize,
+    scopes: impl Iterator<Item = (String, String)>,
+) -> Result<BTreeMap<String, ScopeSettings>> {
+    stream::iter(scopes)
+        .map(|(key, scope)| async move {
+            calls.add(2);
+            let (compatibility, mode) =
+                futures::try_join!(api.config(Some(&scope)), api.mode(Some(&scope)))?;
+            Ok::<_, RegistryError>((
+                key,
+                ScopeSettings {
+                    compatibility,
+                    mode,
+                },
+            ))
+        })
+        .buffer_unordered(concurrency)
+        .try_collect()
+        .await
+}
+
 /// [`fetch_with`] with the default page size.
 pub async fn fetch<A: RegistryApi + ?Sized>(
     api: &A,
@@ -569,53 +595,16 @@ pub async fn fetch_with<A: RegistryApi + ?Sized>(
     }
 
     // settings of each taken subject and of each context
-    let settings: Vec<(String, ScopeSettings)> = stream::iter(selection.versions.keys().cloned())
-        .map(|subject| {
-            let calls = &calls;
-            async move {
-                calls.add(2);
-                let (compatibility, mode) =
-                    futures::try_join!(api.config(Some(&subject)), api.mode(Some(&subject)))?;
-                Ok::<_, RegistryError>((
-                    subject,
-                    ScopeSettings {
-                        compatibility,
-                        mode,
-                    },
-                ))
-            }
-        })
-        .buffer_unordered(concurrency)
-        .try_collect()
-        .await?;
+    let subject_scopes = selection.versions.keys().map(|s| (s.clone(), s.clone()));
+    let settings = read_settings(api, &calls, concurrency, subject_scopes).await?;
     let contexts: BTreeSet<String> = contexts.into_iter().collect();
-    let context_settings: Vec<(String, ScopeSettings)> = stream::iter(
-        contexts
-            .iter()
-            .filter(|c| c.as_str() != DEFAULT_CONTEXT)
-            .cloned(),
-    )
-    .map(|context| {
-        let calls = &calls;
-        async move {
-            calls.add(2);
-            let scope = format!(":{context}:");
-            let (compatibility, mode) =
-                futures::try_join!(api.config(Some(&scope)), api.mode(Some(&scope)))?;
-            Ok::<_, RegistryError>((
-                context,
-                ScopeSettings {
-                    compatibility,
-                    mode,
-                },
-            ))
-        }
-    })
-    .buffer_unordered(concurrency)
-    .try_collect()
-    .await?;
+    let context_scopes = contexts
+        .iter()
+        .filter(|c| c.as_str() != DEFAULT_CONTEXT)
+        .map(|c| (c.clone(), format!(":{c}:")));
+    let context_settings = read_settings(api, &calls, concurrency, context_scopes).await?;
 
-    let mut settings: BTreeMap<String, ScopeSettings> = settings.into_iter().collect();
+    let mut settings = settings;
     let subjects = selection
         .versions
         .into_iter()
