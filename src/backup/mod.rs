@@ -73,7 +73,7 @@ impl Default for BackupOptions {
         Self {
             segment_bytes: 16 * 1024 * 1024,
             partition_concurrency: 4,
-            zstd_level: 3,
+            zstd_level: 1,
             progress: false,
         }
     }
