@@ -18,13 +18,16 @@
 //! - [`backup`]: the `backup` command's work: topics into segments, the registry
 //!   into the reference layout (`backup::registry`).
 //! - [`progress`]: progress bars on a terminal.
+//! - [`gather`]: reads the planner's two inputs (backup snapshot, live target snapshot).
+//! - [`wire`]: the Confluent wire format and the pure schema-ID rewrite.
 //!
 //! Still to come (see `docs/` and the issues): graph, plan, planfile, apply,
-//! restore, wire.
+//! restore.
 
 pub mod backup;
 pub mod cli;
 pub mod config;
+pub mod gather;
 pub mod kafka;
 pub mod manifest;
 pub mod model;
