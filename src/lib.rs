@@ -8,6 +8,10 @@
 //!   that name the key and the line.
 //! - [`storage`]: backup locations through `object_store` (local folder by default,
 //!   `s3://`, `gs://`, `az://`, `memory://`).
+//! - [`canonical`]: canonical forms of schema text, to compare schemas by meaning.
+//! - [`graph`]: the dependency graph of schema versions (petgraph), cycles and order.
+//! - [`plan`]: the pure planner (selection, diff, IDs, ordered steps) and its renderings.
+//! - [`planfile`]: the plan file: deterministic JSON with a SHA-256 digest.
 //! - [`model`]: registry snapshots as plain ordered data (subjects, versions, IDs,
 //!   references, levels, modes) with a SHA-256 fingerprint.
 //! - [`registry`]: the registry adapter: a small trait, its HTTP client (auth, TLS,
@@ -25,12 +29,16 @@
 //! restore.
 
 pub mod backup;
+pub mod canonical;
 pub mod cli;
 pub mod config;
 pub mod gather;
+pub mod graph;
 pub mod kafka;
 pub mod manifest;
 pub mod model;
+pub mod plan;
+pub mod planfile;
 pub mod progress;
 pub mod registry;
 pub mod segment;

@@ -1,0 +1,413 @@
+//! The planner: a pure function from the backup's registry snapshot, the
+//! target registry's live snapshot and the restore options to a [`Plan`].
+//! No async, no HTTP, no clock, no randomness: the same inputs give the same
+//! plan, which [`crate::planfile`] writes as the same bytes.
+//!
+//! The work is split as the design page lists it:
+//! - [`select`]: which subjects and versions, under which target names, and
+//!   the reference graph between them (cycles and unresolved references stop
+//!   here);
+//! - [`diff`]: per subject and strategy, what each version needs (nothing,
+//!   a registration, a replacement, a conflict) and which target versions go;
+//! - [`ids`]: the source-to-target ID map and the ID conflicts;
+//! - [`order`]: the ordered steps, modes and compatibility levels included;
+//! - [`render`]: text (Terraform-like), Markdown and JSON renderings.
+
+pub mod diff;
+pub mod error;
+pub mod ids;
+pub mod order;
+pub mod render;
+pub mod select;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::config::{Compatibility, MissingIdPolicy, RegistryRestore, Strategy};
+use crate::model::{Mode, Reference, RegistrySnapshot};
+
+pub use error::{IdMappingFileError, PlanError};
+pub use ids::{IdHow, IdMapEntry, PinnedIds, TargetId, parse_id_mapping_file};
+
+/// The `format` value of every plan this version writes.
+pub const PLAN_FORMAT: &str = "kafka-backup/plan/v1";
+
+/// The planner's inputs besides the two snapshots, and the part of the
+/// configuration a plan records (it is what the plan was made with).
+///
+/// Plain data (globs as text, the ID mapping file already parsed) so that the
+/// plan file can hold it as it is and a reader needs no environment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PlanOptions {
+    /// `preserve`, `overwrite` or `skip`.
+    pub strategy: Strategy,
+    /// Register schemas under their source IDs (IMPORT mode).
+    pub force_ids: bool,
+    /// Record IDs will be rewritten through the ID map by `apply` (recorded,
+    /// not used by the planner).
+    pub rewrite_ids: bool,
+    /// What `apply` does with a record whose ID is not in the map (recorded).
+    pub missing_id_policy: MissingIdPolicy,
+    /// Globs of backed-up subjects to restore (sorted, duplicates removed).
+    pub subjects: Vec<String>,
+    /// Globs of backed-up subjects to leave out (sorted, duplicates removed).
+    pub exclude: Vec<String>,
+    /// Pull in every version a selected version references, transitively,
+    /// even when its subject is not selected.
+    pub include_references: bool,
+    /// Backed-up subject to target subject (qualified names).
+    pub subject_mapping: BTreeMap<String, String>,
+    /// Backed-up context to target context (`.prod` to `.dr`).
+    pub context_mapping: BTreeMap<String, String>,
+    /// Level set on every restored subject instead of the backed-up one.
+    pub set_compatibility: Option<Compatibility>,
+    /// Also restore the global (and per-context) level and mode when the
+    /// backup's differ from the target's. Off by default: they govern
+    /// subjects this restore does not touch.
+    pub restore_global_settings: bool,
+    /// IDs pinned by hand (`id_mapping_file`, already parsed).
+    pub pinned_ids: PinnedIds,
+}
+
+impl Default for PlanOptions {
+    fn default() -> Self {
+        Self::from_restore(&RegistryRestore::default(), PinnedIds::new())
+    }
+}
+
+impl PlanOptions {
+    /// The options of a `restore:` block; `pinned_ids` is the parsed content
+    /// of its `id_mapping_file` (see [`parse_id_mapping_file`]), empty when
+    /// there is none. `include_references` starts on and
+    /// `restore_global_settings` off; set them on the result.
+    pub fn from_restore(restore: &RegistryRestore, pinned_ids: PinnedIds) -> Self {
+        let globs = |list: &crate::config::OneOrMany<crate::config::Glob>| {
+            let mut v: Vec<String> = list.iter().map(|g| g.as_str().to_owned()).collect();
+            v.sort();
+            v.dedup();
+            v
+        };
+        Self {
+            strategy: restore.strategy,
+            force_ids: restore.force_ids,
+            rewrite_ids: restore.rewrite_ids(),
+            missing_id_policy: restore.missing_id_policy,
+            subjects: globs(&restore.subjects),
+            exclude: globs(&restore.exclude),
+            include_references: true,
+            subject_mapping: restore
+                .subject_mapping
+                .iter()
+                .map(|(k, v)| (k.clone(), v.as_str().to_owned()))
+                .collect(),
+            context_mapping: restore
+                .context_mapping
+                .iter()
+                .map(|(k, v)| (k.clone(), v.as_str().to_owned()))
+                .collect(),
+            set_compatibility: restore.set_compatibility,
+            restore_global_settings: false,
+            pinned_ids,
+        }
+    }
+}
+
+/// A reviewed change set for one target registry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Plan {
+    /// [`PLAN_FORMAT`].
+    pub format: String,
+    /// Version of the tool that made the plan.
+    pub tool_version: String,
+    /// [`RegistrySnapshot::fingerprint`] of the backup's registry state.
+    pub backup_fingerprint: String,
+    /// Fingerprint of the target state the plan was made against; `apply`
+    /// refuses the plan when the target no longer has it.
+    pub target_fingerprint: String,
+    /// The options the plan was made with.
+    pub options: PlanOptions,
+    /// What the steps add, change and destroy.
+    pub totals: Totals,
+    /// Everything that must be settled by a person first; `apply` refuses a
+    /// plan that has any.
+    pub conflicts: Vec<Conflict>,
+    /// The changes, in the order they run (each after its dependencies).
+    pub steps: Vec<Step>,
+    /// Per restored subject: what happens to it, in target name order.
+    pub subjects: Vec<SubjectSummary>,
+    /// Source context, then source ID, to where records carrying that ID
+    /// point after the restore.
+    pub id_mapping: BTreeMap<String, BTreeMap<u32, IdMapEntry>>,
+    /// SHA-256 of the plan file's bytes without this field; filled by
+    /// [`crate::planfile::write`], checked by [`crate::planfile::read`].
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub digest: Option<String>,
+}
+
+impl Plan {
+    /// Whether applying the plan would change the target (steps to run).
+    pub fn has_changes(&self) -> bool {
+        !self.steps.is_empty()
+    }
+
+    /// Whether `apply` may run the plan: no conflicts.
+    pub fn is_applicable(&self) -> bool {
+        self.conflicts.is_empty()
+    }
+}
+
+/// Counts for the totals line.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Totals {
+    /// Versions registered (a replacement counts here and in `destroy`).
+    pub add: usize,
+    /// Subject settings whose final value differs, versions soft-deleted.
+    pub change: usize,
+    /// Target versions deleted.
+    pub destroy: usize,
+    /// Backed-up versions the target already has (or that `skip` leaves).
+    pub unchanged: usize,
+}
+
+/// What a step is shown as (Terraform's symbols).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Action {
+    /// `+`
+    Create,
+    /// `~`
+    Update,
+    /// `-`
+    Delete,
+    /// `-/+`: deleted, then registered again from the backup.
+    Replace,
+}
+
+impl Action {
+    /// `+`, `~`, `-` or `-/+`.
+    pub fn symbol(self) -> &'static str {
+        match self {
+            Action::Create => "+",
+            Action::Update => "~",
+            Action::Delete => "-",
+            Action::Replace => "-/+",
+        }
+    }
+}
+
+/// The registry operation a step performs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum StepKind {
+    /// A temporary mode, so that the writes that follow are accepted.
+    SetMode,
+    /// A temporary compatibility level (`NONE`), so that history is not rejected.
+    SetCompatibility,
+    /// `POST /subjects/{s}/versions` (with `id` and `version` in IMPORT mode).
+    Register,
+    /// `DELETE /subjects/{s}/versions/{v}`, soft or `permanent=true`.
+    DeleteVersion,
+    /// `DELETE /subjects/{s}`, soft or `permanent=true`.
+    DeleteSubject,
+    /// The final mode of a scope (the backup's, or the target's previous one).
+    RestoreMode,
+    /// The final level of a scope (the backup's, `set_compatibility`, or the
+    /// target's previous one).
+    RestoreCompatibility,
+}
+
+/// The backed-up version a step comes from.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SourceVersion {
+    /// Subject as named in the backup.
+    pub subject: String,
+    /// Version in the backup.
+    pub version: u32,
+    /// Schema ID in the backup.
+    pub id: u32,
+}
+
+/// The HTTP request a step implies (no host, no credentials).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Request {
+    /// `POST`, `PUT` or `DELETE`.
+    pub method: String,
+    /// Path and query, subject names percent-encoded as one segment.
+    pub path: String,
+    /// JSON body, when the request has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub body: Option<RequestBody>,
+}
+
+/// The fields a registry request body may carry, named as the REST API names them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, rename_all = "camelCase")]
+pub struct RequestBody {
+    /// Schema text, exactly as backed up.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema: Option<String>,
+    /// `AVRO` is left out, as the registry does.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schema_type: Option<String>,
+    /// References, renamed to target subjects and versions, order kept.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub references: Vec<Reference>,
+    /// Schema ID (IMPORT mode only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<u32>,
+    /// Version (IMPORT mode only).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u32>,
+    /// For `PUT /mode`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mode: Option<Mode>,
+    /// For `PUT /config`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compatibility: Option<Compatibility>,
+}
+
+/// One change to the target registry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Step {
+    /// 1-based, in run order; dependencies refer to it.
+    pub id: u32,
+    /// The registry operation.
+    pub kind: StepKind,
+    /// How it is shown and counted.
+    pub action: Action,
+    /// Target subject; `None` for a global or context scope.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// Context scope (`.ctx`) of a context-level setting.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<String>,
+    /// Target version (registered, or deleted).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u32>,
+    /// Where a registration comes from in the backup.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<SourceVersion>,
+    /// The request the step sends.
+    pub request: Request,
+    /// Steps that must have succeeded first.
+    pub depends_on: Vec<u32>,
+    /// One line for people: `+ register orders-value v3: missing in target`.
+    pub reason: String,
+}
+
+/// What kind of problem a conflict is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConflictKind {
+    /// Backup and target hold different schemas at the same version.
+    DivergedVersion,
+    /// A forced or pinned ID is held in the target by other content.
+    IdTaken,
+    /// Two restored schemas would need the same target ID.
+    IdClash,
+    /// One source ID would point to two different target IDs.
+    IdDisagreement,
+    /// A target version to delete is referenced by one that stays.
+    DeleteReferenced,
+    /// A referenced version the restore leaves out differs in the target.
+    ReferenceDiverged,
+}
+
+/// Something the plan cannot decide on its own; listed item by item.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Conflict {
+    /// The kind of problem.
+    pub kind: ConflictKind,
+    /// Target subject concerned, if one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    /// Version concerned, if one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub version: Option<u32>,
+    /// Schema ID concerned, if one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub id: Option<u32>,
+    /// One line: what is wrong.
+    pub message: String,
+    /// The differences, one per line.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub details: Vec<String>,
+    /// What to do about it.
+    pub hint: String,
+}
+
+/// What happens to one restored subject as a whole.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SubjectOutcome {
+    /// Absent from the target: created.
+    Created,
+    /// Present and changed.
+    Changed,
+    /// Present and already equal (for what the strategy compares).
+    Unchanged,
+    /// Present, and `skip` leaves it alone.
+    Skipped,
+    /// Has a conflict.
+    Conflict,
+}
+
+/// One restored subject in a plan.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SubjectSummary {
+    /// Name in the target.
+    pub subject: String,
+    /// Name in the backup.
+    pub source_subject: String,
+    /// Not selected, only taken because a selected version references it.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub pulled_in: bool,
+    /// What happens to it.
+    pub outcome: SubjectOutcome,
+    /// Backed-up versions left as they are, with why (`v1: identical in target (id 1)`).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unchanged: Vec<String>,
+    /// Things a reviewer should know that need no step.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub notes: Vec<String>,
+}
+
+/// Plans the restore of `backup` into `target` under `options`.
+///
+/// Errors are what makes any plan impossible (a reference cycle, a reference
+/// that resolves nowhere, a schema that cannot be read, two subjects restored
+/// under one name). Conflicts a person must settle are in [`Plan::conflicts`].
+pub fn plan(
+    backup: &RegistrySnapshot,
+    target: &RegistrySnapshot,
+    options: &PlanOptions,
+) -> Result<Plan, PlanError> {
+    let selection = select::select(backup, target, options)?;
+    let decisions = diff::decide(&selection, target, options)?;
+    let built = order::build(&selection, &decisions, backup, target, options)?;
+    Ok(Plan {
+        format: PLAN_FORMAT.to_owned(),
+        tool_version: env!("CARGO_PKG_VERSION").to_owned(),
+        backup_fingerprint: backup.fingerprint(),
+        target_fingerprint: target.fingerprint(),
+        options: options.clone(),
+        totals: built.totals,
+        conflicts: built.conflicts,
+        steps: built.steps,
+        subjects: built.subjects,
+        id_mapping: built.id_mapping,
+        digest: None,
+    })
+}

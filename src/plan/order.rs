@@ -1,0 +1,1247 @@
+//! Steps 4 to 6 of the planner: target versions and IDs of the
+//! registrations, then the flat, ordered list of steps.
+//!
+//! The list runs in phases, each step after the steps it depends on:
+//! 1. per subject that is written to, a temporary mode (IMPORT for forced or
+//!    pinned IDs, READWRITE when the target's mode would refuse writes) and a
+//!    temporary level `NONE`, so that the backup's history cannot be rejected;
+//! 2. deletions (`overwrite`), referrers before what they reference, each soft
+//!    then hard;
+//! 3. registrations, references first, then each subject's versions in order,
+//!    ties by target subject and version; a subject that mixes pinned and
+//!    unpinned IDs switches mode between them;
+//! 4. soft deletes (versions soft-deleted in the backup are registered for
+//!    their ID, then soft-deleted again);
+//! 5. per subject, the final level then the final mode: the backup's (or
+//!    `set_compatibility`), or the target's previous one when only a
+//!    temporary value was set. An IMPORT or READONLY mode is therefore always
+//!    the last write to its subject;
+//! 6. with `restore_global_settings`, the global and per-context level and mode.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+
+use super::diff::{Decision, Decisions};
+use super::ids::{IdHow, IdMapEntry, TargetId};
+use super::select::{Key, RefTo, Selection};
+use super::{
+    Action, Conflict, ConflictKind, PlanError, PlanOptions, Request, RequestBody, SourceVersion,
+    Step, StepKind, SubjectOutcome, SubjectSummary, Totals,
+};
+use crate::canonical::ContentKey;
+use crate::config::{Compatibility, Strategy};
+use crate::graph::DependencyGraph;
+use crate::model::{
+    DEFAULT_CONTEXT, Mode, Reference, RegistrySnapshot, SchemaType, compatibility_name, context_of,
+    resolve_reference_subject, schema_type_name, split_context,
+};
+
+/// What [`build`] hands back to [`super::plan`].
+#[derive(Debug, Clone)]
+pub struct Built {
+    /// Totals line.
+    pub totals: Totals,
+    /// All conflicts, sorted.
+    pub conflicts: Vec<Conflict>,
+    /// Ordered steps.
+    pub steps: Vec<Step>,
+    /// Per subject summary.
+    pub subjects: Vec<SubjectSummary>,
+    /// The ID map.
+    pub id_mapping: BTreeMap<String, BTreeMap<u32, IdMapEntry>>,
+}
+
+const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
+    .remove(b'-')
+    .remove(b'.')
+    .remove(b'_')
+    .remove(b'~');
+
+fn seg(name: &str) -> String {
+    utf8_percent_encode(name, SEGMENT).to_string()
+}
+
+/// A scope's final settings: (context, backup level, backup mode, target level, target mode).
+type Scope = (
+    Option<String>,
+    Option<Compatibility>,
+    Option<Mode>,
+    Option<Compatibility>,
+    Option<Mode>,
+);
+
+/// A registration, decided.
+#[derive(Debug, Clone)]
+struct Registration {
+    key: Key,
+    target_version: u32,
+    /// `id` sent in IMPORT mode.
+    import_id: Option<u32>,
+    target_id: TargetId,
+    how: IdHow,
+    references: Vec<Reference>,
+    replace: bool,
+    reason: String,
+}
+
+/// Where the subject-level setting ends up: `None` means no subject-level value.
+fn effective_mode(target: &RegistrySnapshot, subject: &str) -> Mode {
+    target
+        .subjects
+        .get(subject)
+        .and_then(|s| s.mode)
+        .or_else(|| {
+            target
+                .context_settings
+                .get(context_of(subject))
+                .and_then(|c| c.mode)
+        })
+        .or(target.global.mode)
+        .unwrap_or(Mode::ReadWrite)
+}
+
+fn effective_compat(target: &RegistrySnapshot, subject: &str) -> Compatibility {
+    target
+        .subjects
+        .get(subject)
+        .and_then(|s| s.compatibility)
+        .or_else(|| {
+            target
+                .context_settings
+                .get(context_of(subject))
+                .and_then(|c| c.compatibility)
+        })
+        .or(target.global.compatibility)
+        .unwrap_or(Compatibility::Backward)
+}
+
+/// How a reference to `subject` is written from `referrer` in the target.
+fn reference_subject(referrer: &str, subject: &str) -> String {
+    let (ctx, name) = split_context(subject);
+    if ctx == context_of(referrer) {
+        name.to_owned()
+    } else {
+        format!(":{ctx}:{name}")
+    }
+}
+
+fn show_compat(c: Option<Compatibility>) -> String {
+    c.map_or_else(
+        || "(not set)".to_owned(),
+        |c| compatibility_name(c).to_owned(),
+    )
+}
+
+fn show_mode(m: Option<Mode>) -> String {
+    m.map_or_else(|| "(not set)".to_owned(), |m| m.as_str().to_owned())
+}
+
+#[derive(Default)]
+struct Steps {
+    list: Vec<Step>,
+    by_subject: BTreeMap<String, Vec<u32>>,
+}
+
+impl Steps {
+    #[allow(clippy::too_many_arguments)]
+    fn push(
+        &mut self,
+        kind: StepKind,
+        action: Action,
+        subject: Option<&str>,
+        version: Option<u32>,
+        source: Option<SourceVersion>,
+        request: Request,
+        mut depends_on: Vec<u32>,
+        reason: String,
+    ) -> u32 {
+        let id = self.list.len() as u32 + 1;
+        depends_on.sort_unstable();
+        depends_on.dedup();
+        self.list.push(Step {
+            id,
+            kind,
+            action,
+            subject: subject.map(str::to_owned),
+            context: None,
+            version,
+            source,
+            request,
+            depends_on,
+            reason,
+        });
+        if let Some(s) = subject {
+            self.by_subject.entry(s.to_owned()).or_default().push(id);
+        }
+        id
+    }
+
+    fn of(&self, subject: &str) -> Vec<u32> {
+        self.by_subject.get(subject).cloned().unwrap_or_default()
+    }
+}
+
+fn request(method: &str, path: String, body: Option<RequestBody>) -> Request {
+    Request {
+        method: method.to_owned(),
+        path,
+        body,
+    }
+}
+
+/// Decides target versions and IDs, and lays out the steps.
+pub fn build(
+    selection: &Selection<'_>,
+    decisions: &Decisions,
+    backup: &RegistrySnapshot,
+    target: &RegistrySnapshot,
+    options: &PlanOptions,
+) -> Result<Built, PlanError> {
+    let mut conflicts = decisions.conflicts.clone();
+
+    // ---- indexes over the target (lookups only, never iterated) ----
+    let hard_deleted = |subject: &str, version: u32| {
+        decisions
+            .deletions
+            .get(subject)
+            .is_some_and(|d| d.contains_key(&version))
+    };
+    let mut content_ids: HashMap<(String, &ContentKey), u32> = HashMap::new();
+    let mut id_holders: HashMap<(String, u32), Vec<(&str, u32)>> = HashMap::new();
+    let mut target_referrers: BTreeMap<(String, u32), Vec<(String, u32)>> = BTreeMap::new();
+    for subject in target.subjects.values() {
+        let ctx = context_of(&subject.name).to_owned();
+        for v in subject.versions.values() {
+            let ck = &decisions.target_keys[&(subject.name.clone(), v.version)];
+            id_holders
+                .entry((ctx.clone(), v.id))
+                .or_default()
+                .push((subject.name.as_str(), v.version));
+            if !hard_deleted(&subject.name, v.version) {
+                content_ids
+                    .entry((ctx.clone(), ck))
+                    .and_modify(|id| *id = (*id).min(v.id))
+                    .or_insert(v.id);
+            }
+            for r in &v.references {
+                let to = resolve_reference_subject(&subject.name, &r.subject);
+                let version = if r.version >= 1 {
+                    r.version as u32
+                } else {
+                    target
+                        .subjects
+                        .get(&to)
+                        .and_then(|s| s.latest_live())
+                        .map_or(0, |l| l.version)
+                };
+                target_referrers
+                    .entry((to, version))
+                    .or_default()
+                    .push((subject.name.clone(), v.version));
+            }
+        }
+    }
+
+    // ---- pass two: versions and IDs of the registrations, in order ----
+    let mut used_versions: BTreeMap<String, BTreeSet<u32>> = BTreeMap::new();
+    let mut registrations: BTreeMap<Key, Registration> = BTreeMap::new();
+    let mut planned_content: HashMap<(String, ContentKey), (TargetId, IdHow)> = HashMap::new();
+    let mut planned_ids: HashMap<(String, u32), (ContentKey, Key)> = HashMap::new();
+    for key in &selection.order {
+        let Some(Decision::Register { replace, reason }) = decisions.by_node.get(key) else {
+            continue;
+        };
+        let node = &selection.nodes[key];
+        let bv = node.version;
+        let tctx = context_of(&key.target).to_owned();
+        let sctx = context_of(&key.source).to_owned();
+        let used = used_versions.entry(key.target.clone()).or_insert_with(|| {
+            target
+                .subjects
+                .get(&key.target)
+                .map(|s| {
+                    s.versions
+                        .keys()
+                        .copied()
+                        .filter(|&n| !hard_deleted(&key.target, n))
+                        .collect()
+                })
+                .unwrap_or_default()
+        });
+
+        // references in target terms
+        let mut ck_refs = Vec::with_capacity(node.refs.len());
+        let mut references = Vec::with_capacity(node.refs.len());
+        for r in &node.refs {
+            let (subject, version) = match &r.to {
+                RefTo::Node(to) => {
+                    let v = match (decisions.by_node.get(to), registrations.get(to)) {
+                        (_, Some(reg)) => reg.target_version,
+                        (Some(d), None) => match d.kept_target() {
+                            Some((tv, _)) => tv,
+                            None => {
+                                conflicts.push(Conflict {
+                                    kind: ConflictKind::ReferenceDiverged,
+                                    subject: Some(key.target.clone()),
+                                    version: Some(key.version),
+                                    id: None,
+                                    message: format!(
+                                        "`{key}` references `{to}`, which stays different in the target"
+                                    ),
+                                    details: vec![format!(
+                                        "registering `{}` would point it to the target's `{}` v{}",
+                                        key.target, to.target, to.version
+                                    )],
+                                    hint: "settle the referenced version's conflict first (or restore with `strategy: overwrite`)".to_owned(),
+                                });
+                                to.version
+                            }
+                        },
+                        (None, None) => to.version,
+                    };
+                    (to.target.clone(), v)
+                }
+                RefTo::External {
+                    subject, version, ..
+                } => (subject.clone(), *version),
+            };
+            ck_refs.push((r.name.clone(), subject.clone(), i64::from(version)));
+            references.push(Reference {
+                name: r.name.clone(),
+                subject: reference_subject(&key.target, &subject),
+                version: version as i32,
+            });
+        }
+        let ck = ContentKey {
+            schema_type: bv.schema_type,
+            canonical: decisions.canonical[key].clone(),
+            references: ck_refs,
+        };
+
+        let pinned = options
+            .pinned_ids
+            .get(&sctx)
+            .and_then(|m| m.get(&bv.id))
+            .copied();
+        let (target_id, how, import_id) = if options.force_ids {
+            (TargetId::Known(bv.id), IdHow::Forced, Some(bv.id))
+        } else if let Some(p) = pinned {
+            (TargetId::Known(p), IdHow::Pinned, Some(p))
+        } else if let Some(&id) = content_ids.get(&(tctx.clone(), &ck)) {
+            (TargetId::Known(id), IdHow::Existing, None)
+        } else if let Some(&(id, how)) = planned_content.get(&(tctx.clone(), ck.clone())) {
+            (id, how, None)
+        } else {
+            (TargetId::AfterApply, IdHow::Assigned, None)
+        };
+        if let Some(id) = import_id {
+            let what = if how == IdHow::Forced {
+                "`force_ids` keeps source ID"
+            } else {
+                "`id_mapping_file` pins ID"
+            };
+            let holders: Vec<String> = id_holders
+                .get(&(tctx.clone(), id))
+                .into_iter()
+                .flatten()
+                .filter(|(s, v)| decisions.target_keys[&((*s).to_owned(), *v)] != ck)
+                .map(|(s, v)| format!("target `{s}` v{v} holds id {id} with other content"))
+                .collect();
+            if !holders.is_empty() {
+                conflicts.push(Conflict {
+                    kind: ConflictKind::IdTaken,
+                    subject: Some(key.target.clone()),
+                    version: Some(key.version),
+                    id: Some(id),
+                    message: format!(
+                        "{what} {id} for `{key}`, but the target's context `{tctx}` holds {id} with another schema"
+                    ),
+                    details: holders,
+                    hint: if how == IdHow::Forced {
+                        "restore into an empty registry (or context), or drop `force_ids` and let `rewrite_ids` move the records".to_owned()
+                    } else {
+                        format!("pin source ID {} to a free target ID in `id_mapping_file`", bv.id)
+                    },
+                });
+            }
+            match planned_ids.get(&(tctx.clone(), id)) {
+                Some((other, first)) if *other != ck => conflicts.push(Conflict {
+                    kind: ConflictKind::IdClash,
+                    subject: Some(key.target.clone()),
+                    version: Some(key.version),
+                    id: Some(id),
+                    message: format!(
+                        "`{first}` and `{key}` would both be registered as id {id} in context `{tctx}`, with different schemas"
+                    ),
+                    details: Vec::new(),
+                    hint: "give one of them another target ID (`id_mapping_file`), or restore the contexts apart (`context_mapping`)".to_owned(),
+                }),
+                Some(_) => {}
+                None => {
+                    planned_ids.insert((tctx.clone(), id), (ck.clone(), key.clone()));
+                }
+            }
+        }
+        planned_content
+            .entry((tctx.clone(), ck))
+            .or_insert((target_id, how));
+
+        let next = used.iter().next_back().map_or(1, |m| m + 1);
+        let target_version = match import_id {
+            Some(_) if !used.contains(&key.version) => key.version,
+            _ => next,
+        };
+        used.insert(target_version);
+        registrations.insert(
+            key.clone(),
+            Registration {
+                key: key.clone(),
+                target_version,
+                import_id,
+                target_id,
+                how,
+                references,
+                replace: *replace,
+                reason: reason.clone(),
+            },
+        );
+    }
+
+    // force_ids without rewriting: a schema the target holds under another ID breaks records
+    if options.force_ids && !options.rewrite_ids {
+        for (key, d) in &decisions.by_node {
+            if let Some((tv, tid)) = d.kept_target()
+                && tid != selection.nodes[key].version.id
+            {
+                conflicts.push(Conflict {
+                    kind: ConflictKind::IdDisagreement,
+                    subject: Some(key.target.clone()),
+                    version: Some(tv),
+                    id: Some(selection.nodes[key].version.id),
+                    message: format!(
+                        "`{key}` is already in the target as `{}` v{tv} under id {tid}, not its source id {}",
+                        key.target,
+                        selection.nodes[key].version.id
+                    ),
+                    details: Vec::new(),
+                    hint: "records keep their IDs (`force_ids` without `rewrite_ids`): set `rewrite_ids: true`, or remove the target's copy".to_owned(),
+                });
+            }
+        }
+    }
+
+    // ---- the ID map ----
+    let mut id_mapping: BTreeMap<String, BTreeMap<u32, IdMapEntry>> = BTreeMap::new();
+    for (key, d) in &decisions.by_node {
+        let bv = selection.nodes[key].version;
+        let tctx = context_of(&key.target).to_owned();
+        let (target_id, how, used_by) = match d {
+            Decision::Unchanged {
+                target_version,
+                target_id,
+                ..
+            }
+            | Decision::SoftDelete {
+                target_version,
+                target_id,
+            } => (
+                TargetId::Known(*target_id),
+                IdHow::Existing,
+                format!("{} v{target_version}", key.target),
+            ),
+            Decision::Skipped {
+                matched: Some((v, id)),
+            } => (
+                TargetId::Known(*id),
+                IdHow::Existing,
+                format!("{} v{v}", key.target),
+            ),
+            Decision::Skipped { matched: None } => {
+                (TargetId::Unmapped, IdHow::Skipped, key.to_string())
+            }
+            Decision::Conflict => (TargetId::Unmapped, IdHow::Conflict, key.to_string()),
+            Decision::Register { .. } => {
+                let reg = &registrations[key];
+                (
+                    reg.target_id,
+                    reg.how,
+                    format!("{} v{}", key.target, reg.target_version),
+                )
+            }
+        };
+        let entries = id_mapping
+            .entry(context_of(&key.source).to_owned())
+            .or_default();
+        match entries.get_mut(&bv.id) {
+            None => {
+                entries.insert(
+                    bv.id,
+                    IdMapEntry {
+                        target_context: tctx,
+                        target_id,
+                        how,
+                        used_by: vec![used_by],
+                    },
+                );
+            }
+            Some(entry) => {
+                entry.used_by.push(used_by);
+                entry.used_by.sort();
+                entry.used_by.dedup();
+                if target_id == TargetId::Unmapped {
+                    continue;
+                }
+                if entry.target_id == TargetId::Unmapped {
+                    entry.target_id = target_id;
+                    entry.how = how;
+                    entry.target_context = tctx;
+                    continue;
+                }
+                let agree = entry.target_context == tctx
+                    && (entry.target_id == target_id
+                        || (target_id == TargetId::AfterApply
+                            && how == IdHow::Assigned
+                            && entry.target_id == TargetId::AfterApply));
+                if !agree {
+                    conflicts.push(Conflict {
+                        kind: ConflictKind::IdDisagreement,
+                        subject: Some(key.target.clone()),
+                        version: Some(key.version),
+                        id: Some(bv.id),
+                        message: format!(
+                            "source id {} would point to {} in `{}` and to {} in `{tctx}`",
+                            bv.id, entry.target_id, entry.target_context, target_id
+                        ),
+                        details: entry.used_by.clone(),
+                        hint: "a record carries only the ID: every version with one source ID must land on one target ID".to_owned(),
+                    });
+                }
+            }
+        }
+    }
+
+    // ---- steps ----
+    let mut steps = Steps::default();
+    let mut totals = Totals::default();
+    let regs_of: BTreeMap<&str, Vec<&Registration>> = {
+        let mut m: BTreeMap<&str, Vec<&Registration>> = BTreeMap::new();
+        for key in &selection.order {
+            if let Some(r) = registrations.get(key) {
+                m.entry(key.target.as_str()).or_default().push(r);
+            }
+        }
+        m
+    };
+    let soft_of: BTreeMap<&str, Vec<(&Key, u32, bool)>> = {
+        // (key, target version, registered here first)
+        let mut m: BTreeMap<&str, Vec<(&Key, u32, bool)>> = BTreeMap::new();
+        for key in &selection.order {
+            match decisions.by_node.get(key) {
+                Some(Decision::SoftDelete { target_version, .. }) => m
+                    .entry(key.target.as_str())
+                    .or_default()
+                    .push((key, *target_version, false)),
+                Some(Decision::Register { .. }) if selection.nodes[key].version.deleted => m
+                    .entry(key.target.as_str())
+                    .or_default()
+                    .push((key, registrations[key].target_version, true)),
+                _ => {}
+            }
+        }
+        m
+    };
+    let written: BTreeSet<&str> = regs_of
+        .keys()
+        .chain(soft_of.keys())
+        .copied()
+        .chain(decisions.deletions.keys().map(String::as_str))
+        .collect();
+
+    // phase 1: temporary mode and level
+    let mut current_mode: BTreeMap<&str, Mode> = BTreeMap::new();
+    let mut temp_mode: BTreeSet<&str> = BTreeSet::new();
+    let mut temp_compat: BTreeSet<&str> = BTreeSet::new();
+    let mut prepare: BTreeMap<&str, Vec<u32>> = BTreeMap::new();
+    for &s in &written {
+        let regs = regs_of.get(s).map(Vec::as_slice).unwrap_or_default();
+        let effective = effective_mode(target, s);
+        let needed = match regs.first() {
+            Some(r) if r.import_id.is_some() => Mode::Import,
+            _ => Mode::ReadWrite,
+        };
+        let writable = effective == needed
+            || (regs.is_empty() && matches!(effective, Mode::ReadWrite | Mode::Import));
+        current_mode.insert(s, effective);
+        if !writable {
+            let live = target
+                .subjects
+                .get(s)
+                .map_or(0, |t| t.versions.values().filter(|v| !v.deleted).count());
+            let force = needed == Mode::Import && live > 0;
+            let why = if needed == Mode::Import {
+                "registrations keep their IDs"
+            } else {
+                "the current mode refuses writes"
+            };
+            let force_note = if force {
+                format!("; `force=true`: the subject has {live} live version(s)")
+            } else {
+                String::new()
+            };
+            let id = steps.push(
+                StepKind::SetMode,
+                Action::Update,
+                Some(s),
+                None,
+                None,
+                request(
+                    "PUT",
+                    format!("/mode/{}{}", seg(s), if force { "?force=true" } else { "" }),
+                    Some(RequestBody {
+                        mode: Some(needed),
+                        ..Default::default()
+                    }),
+                ),
+                Vec::new(),
+                format!(
+                    "~ set mode {s} {effective} -> {needed}: {why} (temporary, put back at the end){force_note}"
+                ),
+            );
+            prepare.entry(s).or_default().push(id);
+            current_mode.insert(s, needed);
+            temp_mode.insert(s);
+        }
+        let compat = effective_compat(target, s);
+        if regs.iter().any(|r| r.import_id.is_none()) && compat != Compatibility::None {
+            let id = steps.push(
+                StepKind::SetCompatibility,
+                Action::Update,
+                Some(s),
+                None,
+                None,
+                request(
+                    "PUT",
+                    format!("/config/{}", seg(s)),
+                    Some(RequestBody {
+                        compatibility: Some(Compatibility::None),
+                        ..Default::default()
+                    }),
+                ),
+                Vec::new(),
+                format!(
+                    "~ set compatibility {s} {} -> NONE: the backup's history must not be rejected (temporary, put back at the end)",
+                    compatibility_name(compat)
+                ),
+            );
+            prepare.entry(s).or_default().push(id);
+            temp_compat.insert(s);
+        }
+    }
+
+    // phase 2: deletions, referrers first
+    #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+    enum Unit {
+        Subject(String),
+        Version(String, u32),
+    }
+    let unit_of = |s: &str, n: u32| -> Option<Unit> {
+        let d = decisions.deletions.get(s)?;
+        if !d.contains_key(&n) {
+            return None;
+        }
+        let all = target.subjects[s]
+            .versions
+            .keys()
+            .all(|v| d.contains_key(v));
+        Some(if all {
+            Unit::Subject(s.to_owned())
+        } else {
+            Unit::Version(s.to_owned(), n)
+        })
+    };
+    let mut units: DependencyGraph<Unit> = DependencyGraph::new();
+    for (s, versions) in &decisions.deletions {
+        for &n in versions.keys() {
+            let unit = unit_of(s, n).expect("a planned deletion has a unit");
+            units.add_node(unit.clone());
+            for (rs, rn) in target_referrers.get(&(s.clone(), n)).into_iter().flatten() {
+                match unit_of(rs, *rn) {
+                    Some(other) if other != unit => units.add_edge(unit.clone(), other),
+                    Some(_) => {}
+                    None => conflicts.push(Conflict {
+                        kind: ConflictKind::DeleteReferenced,
+                        subject: Some(s.clone()),
+                        version: Some(n),
+                        id: Some(target.subjects[s].versions[&n].id),
+                        message: format!(
+                            "`{s}` v{n} must be deleted, but target `{rs}` v{rn} references it and stays"
+                        ),
+                        details: Vec::new(),
+                        hint: format!(
+                            "the registry refuses the delete (42206): delete or restore `{rs}` too"
+                        ),
+                    }),
+                }
+            }
+        }
+    }
+    let unit_order = units.topo_order().map_err(|cycle| PlanError::Cycle {
+        chain: cycle
+            .iter()
+            .map(|u| match u {
+                Unit::Subject(s) => format!("{s} (target)"),
+                Unit::Version(s, n) => format!("{s} v{n} (target)"),
+            })
+            .collect::<Vec<_>>()
+            .join(" -> "),
+    })?;
+    // topo order puts what is needed first; a referrer must go first, so the
+    // edge was drawn from the referenced unit to its referrer
+    let mut hard: BTreeMap<Unit, u32> = BTreeMap::new();
+    let mut hard_of: BTreeMap<&str, Vec<u32>> = BTreeMap::new();
+    for unit in &unit_order {
+        let (s, versions): (&str, Vec<u32>) = match unit {
+            Unit::Subject(s) => (s, decisions.deletions[s].keys().copied().collect()),
+            Unit::Version(s, n) => (s, vec![*n]),
+        };
+        let tsub = &target.subjects[s];
+        let replaced = versions.iter().all(|n| decisions.deletions[s][n]);
+        let action = if replaced {
+            Action::Replace
+        } else {
+            Action::Delete
+        };
+        totals.destroy += versions.len();
+        let mut deps: Vec<u32> = prepare.get(s).cloned().unwrap_or_default();
+        deps.extend(units.needs(unit).into_iter().map(|u| hard[u]));
+        let (kind, path, what, why) = match unit {
+            Unit::Subject(_) => (
+                StepKind::DeleteSubject,
+                format!("/subjects/{}", seg(s)),
+                format!("subject {s}"),
+                format!(
+                    "all {} target version(s) go ({})",
+                    versions.len(),
+                    versions
+                        .iter()
+                        .map(|n| format!("v{n}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            ),
+            Unit::Version(_, n) => (
+                StepKind::DeleteVersion,
+                format!("/subjects/{}/versions/{n}", seg(s)),
+                format!("{s} v{n}"),
+                if replaced {
+                    format!("replaced by the backup's v{n}")
+                } else if selection
+                    .nodes
+                    .keys()
+                    .any(|k| k.target == s && k.version == *n)
+                {
+                    "replaced to keep the backup's version numbering".to_owned()
+                } else {
+                    "not in the backup".to_owned()
+                },
+            ),
+        };
+        let already_soft = versions.iter().all(|n| tsub.versions[n].deleted);
+        let mut hard_deps = deps.clone();
+        if !already_soft {
+            let soft = steps.push(
+                kind,
+                action,
+                Some(s),
+                match unit {
+                    Unit::Version(_, n) => Some(*n),
+                    Unit::Subject(_) => None,
+                },
+                None,
+                request("DELETE", path.clone(), None),
+                deps,
+                format!("{} delete {what} (soft): {why}", action.symbol()),
+            );
+            hard_deps = vec![soft];
+        }
+        let id = steps.push(
+            kind,
+            action,
+            Some(s),
+            match unit {
+                Unit::Version(_, n) => Some(*n),
+                Unit::Subject(_) => None,
+            },
+            None,
+            request("DELETE", format!("{path}?permanent=true"), None),
+            hard_deps,
+            format!(
+                "{} delete {what} (hard){}: {why}",
+                action.symbol(),
+                if already_soft {
+                    ", already soft-deleted"
+                } else {
+                    ""
+                }
+            ),
+        );
+        hard.insert(unit.clone(), id);
+        hard_of.entry(s).or_default().push(id);
+    }
+
+    // phase 3: registrations
+    let mut reg_step: BTreeMap<&Key, u32> = BTreeMap::new();
+    let mut last_of: BTreeMap<&str, u32> = BTreeMap::new();
+    for key in &selection.order {
+        let Some(reg) = registrations.get(key) else {
+            continue;
+        };
+        let s = key.target.as_str();
+        let bv = selection.nodes[key].version;
+        let needed = if reg.import_id.is_some() {
+            Mode::Import
+        } else {
+            Mode::ReadWrite
+        };
+        let mut deps: Vec<u32> = prepare.get(s).cloned().unwrap_or_default();
+        deps.extend(hard_of.get(s).into_iter().flatten());
+        deps.extend(last_of.get(s));
+        if current_mode.get(s) != Some(&needed) {
+            let from = current_mode[s];
+            let id = steps.push(
+                StepKind::SetMode,
+                Action::Update,
+                Some(s),
+                None,
+                None,
+                request(
+                    "PUT",
+                    format!("/mode/{}", seg(s)),
+                    Some(RequestBody {
+                        mode: Some(needed),
+                        ..Default::default()
+                    }),
+                ),
+                deps.clone(),
+                format!(
+                    "~ set mode {s} {from} -> {needed}: the next registration {} (temporary, put back at the end)",
+                    if needed == Mode::Import { "carries its own ID" } else { "gets its ID from the registry" }
+                ),
+            );
+            current_mode.insert(s, needed);
+            temp_mode.insert(s);
+            deps = vec![id];
+        }
+        for r in &selection.nodes[key].refs {
+            if let RefTo::Node(to) = &r.to
+                && let Some(&id) = reg_step.get(to)
+            {
+                deps.push(id);
+            }
+        }
+        let mut reason = format!(
+            "{} register {s} v{}: {}",
+            if reg.replace { "-/+" } else { "+" },
+            reg.target_version,
+            reg.reason
+        );
+        if reg.target_version != key.version {
+            reason.push_str(&format!(
+                "; backup v{} becomes v{} (the registry numbers versions)",
+                key.version, reg.target_version
+            ));
+        }
+        if key.target != key.source {
+            reason.push_str(&format!("; from `{}`", key.source));
+        }
+        reason.push_str(&match reg.how {
+            IdHow::Forced => format!("; id {} kept (IMPORT)", bv.id),
+            IdHow::Pinned => format!("; id {} -> {} pinned (IMPORT)", bv.id, reg.target_id),
+            IdHow::Existing => format!(
+                "; id {} -> {} (the target already holds this schema)",
+                bv.id, reg.target_id
+            ),
+            _ => format!("; id {} -> {}", bv.id, reg.target_id),
+        });
+        if bv.deleted {
+            reason.push_str("; soft-deleted in the backup: soft-deleted again after registration");
+        }
+        let id = steps.push(
+            StepKind::Register,
+            if reg.replace {
+                Action::Replace
+            } else {
+                Action::Create
+            },
+            Some(s),
+            Some(reg.target_version),
+            Some(SourceVersion {
+                subject: key.source.clone(),
+                version: key.version,
+                id: bv.id,
+            }),
+            request(
+                "POST",
+                format!("/subjects/{}/versions", seg(s)),
+                Some(RequestBody {
+                    schema: Some(bv.schema.clone()),
+                    schema_type: (bv.schema_type != SchemaType::Avro)
+                        .then(|| schema_type_name(bv.schema_type).to_owned()),
+                    references: reg.references.clone(),
+                    id: reg.import_id,
+                    version: reg.import_id.map(|_| reg.target_version),
+                    ..Default::default()
+                }),
+            ),
+            deps,
+            reason,
+        );
+        totals.add += 1;
+        reg_step.insert(&reg.key, id);
+        last_of.insert(s, id);
+    }
+
+    // phase 4: soft deletes
+    for (s, list) in &soft_of {
+        for &(key, tv, registered) in list {
+            let mut deps: Vec<u32> = prepare.get(s).cloned().unwrap_or_default();
+            if registered {
+                deps.push(reg_step[key]);
+                for referrer in selection.referrers.get(key).into_iter().flatten() {
+                    deps.extend(reg_step.get(referrer));
+                }
+            } else {
+                totals.change += 1;
+            }
+            deps.extend(last_of.get(s));
+            let why = if registered {
+                "soft-deleted in the backup (registered for its ID, then soft-deleted)"
+            } else {
+                "soft-deleted in the backup, live in the target"
+            };
+            steps.push(
+                StepKind::DeleteVersion,
+                Action::Update,
+                Some(s),
+                Some(tv),
+                None,
+                request(
+                    "DELETE",
+                    format!("/subjects/{}/versions/{tv}", seg(s)),
+                    None,
+                ),
+                deps,
+                format!("~ soft-delete {s} v{tv}: {why}"),
+            );
+        }
+    }
+
+    // phase 5: final level and mode per subject
+    for (s, info) in &selection.subjects {
+        let tsub = target.subjects.get(s);
+        let present = tsub.is_some_and(|t| !t.versions.is_empty());
+        let backup_subject = backup.subjects.get(&info.source);
+        let (b_compat, b_mode) = backup_subject.map_or((None, None), |b| (b.compatibility, b.mode));
+        let (t_compat, t_mode) = tsub.map_or((None, None), |t| (t.compatibility, t.mode));
+        let restored = info.selected && !(options.strategy == Strategy::Skip && present);
+        let overwrite = info.selected && options.strategy == Strategy::Overwrite;
+        let new = !present;
+        let final_compat = if restored && options.set_compatibility.is_some() {
+            options.set_compatibility
+        } else if (restored || new)
+            && (overwrite || t_compat.is_none())
+            && (b_compat.is_some() || overwrite)
+        {
+            b_compat
+        } else {
+            t_compat
+        };
+        let final_mode = if (restored || new)
+            && (overwrite || t_mode.is_none())
+            && (b_mode.is_some() || overwrite)
+        {
+            b_mode
+        } else {
+            t_mode
+        };
+        let mut deps = steps.of(s);
+        if temp_compat.contains(s.as_str()) || final_compat != t_compat {
+            let (method, body) = match final_compat {
+                Some(c) => (
+                    "PUT",
+                    Some(RequestBody {
+                        compatibility: Some(c),
+                        ..Default::default()
+                    }),
+                ),
+                None => ("DELETE", None),
+            };
+            let why = if final_compat == t_compat {
+                match t_compat {
+                    Some(c) => format!("put back the target's level ({})", compatibility_name(c)),
+                    None => "the subject had no level of its own: the temporary one is removed"
+                        .to_owned(),
+                }
+            } else if restored && options.set_compatibility.is_some() {
+                "`set_compatibility`".to_owned()
+            } else {
+                format!("the backup's level ({})", show_compat(b_compat))
+            };
+            if final_compat != t_compat {
+                totals.change += 1;
+            }
+            let from = if temp_compat.contains(s.as_str()) {
+                "NONE".to_owned()
+            } else {
+                show_compat(t_compat)
+            };
+            let id = steps.push(
+                StepKind::RestoreCompatibility,
+                Action::Update,
+                Some(s),
+                None,
+                None,
+                request(method, format!("/config/{}", seg(s)), body),
+                deps.clone(),
+                format!(
+                    "~ compatibility {s} {from} -> {}: {why}",
+                    show_compat(final_compat)
+                ),
+            );
+            deps.push(id);
+        }
+        if temp_mode.contains(s.as_str()) || final_mode != t_mode {
+            let (method, body) = match final_mode {
+                Some(m) => (
+                    "PUT",
+                    Some(RequestBody {
+                        mode: Some(m),
+                        ..Default::default()
+                    }),
+                ),
+                None => ("DELETE", None),
+            };
+            let why = if final_mode == t_mode {
+                match t_mode {
+                    Some(m) => format!("put back the target's mode ({m})"),
+                    None => "the subject had no mode of its own: the temporary one is removed"
+                        .to_owned(),
+                }
+            } else {
+                format!("the backup's mode ({}), set last", show_mode(b_mode))
+            };
+            if final_mode != t_mode {
+                totals.change += 1;
+            }
+            let from = current_mode
+                .get(s.as_str())
+                .filter(|_| temp_mode.contains(s.as_str()))
+                .map_or_else(|| show_mode(t_mode), |m| m.as_str().to_owned());
+            steps.push(
+                StepKind::RestoreMode,
+                Action::Update,
+                Some(s),
+                None,
+                None,
+                request(method, format!("/mode/{}", seg(s)), body),
+                deps,
+                format!("~ mode {s} {from} -> {}: {why}", show_mode(final_mode)),
+            );
+        }
+    }
+
+    // phase 6: global and context settings, after everything else
+    if options.restore_global_settings {
+        let mut scopes: Vec<Scope> = Vec::new();
+        scopes.push((
+            None,
+            backup.global.compatibility,
+            backup.global.mode,
+            target.global.compatibility,
+            target.global.mode,
+        ));
+        let mut ctx_scopes: BTreeMap<String, (Option<Compatibility>, Option<Mode>)> =
+            BTreeMap::new();
+        for (ctx, settings) in &backup.context_settings {
+            let mapped = options
+                .context_mapping
+                .get(ctx)
+                .cloned()
+                .unwrap_or_else(|| ctx.clone());
+            ctx_scopes.insert(mapped, (settings.compatibility, settings.mode));
+        }
+        for (ctx, (c, m)) in ctx_scopes {
+            let t = target
+                .context_settings
+                .get(&ctx)
+                .cloned()
+                .unwrap_or_default();
+            if ctx == DEFAULT_CONTEXT {
+                continue;
+            }
+            scopes.push((Some(ctx), c, m, t.compatibility, t.mode));
+        }
+        let sinks: Vec<u32> = {
+            let used: BTreeSet<u32> = steps
+                .list
+                .iter()
+                .flat_map(|s| s.depends_on.iter().copied())
+                .collect();
+            steps
+                .list
+                .iter()
+                .map(|s| s.id)
+                .filter(|id| !used.contains(id))
+                .collect()
+        };
+        let mut last = sinks;
+        for (ctx, b_compat, b_mode, t_compat, t_mode) in scopes {
+            let (scope_path, scope_name) = match &ctx {
+                None => (String::new(), "global".to_owned()),
+                Some(c) => (
+                    format!("/{}", seg(&format!(":{c}:"))),
+                    format!("context {c}"),
+                ),
+            };
+            if let Some(c) = b_compat
+                && Some(c) != t_compat
+            {
+                let id = steps.push(
+                    StepKind::RestoreCompatibility,
+                    Action::Update,
+                    None,
+                    None,
+                    None,
+                    request(
+                        "PUT",
+                        format!("/config{scope_path}"),
+                        Some(RequestBody {
+                            compatibility: Some(c),
+                            ..Default::default()
+                        }),
+                    ),
+                    last.clone(),
+                    format!(
+                        "~ compatibility {scope_name} {} -> {}: the backup's level",
+                        show_compat(t_compat),
+                        compatibility_name(c)
+                    ),
+                );
+                steps.list[id as usize - 1].context = ctx.clone();
+                totals.change += 1;
+                last = vec![id];
+            }
+            if let Some(m) = b_mode
+                && Some(m) != t_mode
+            {
+                let force = m == Mode::Import && !target.subjects.is_empty();
+                let id = steps.push(
+                    StepKind::RestoreMode,
+                    Action::Update,
+                    None,
+                    None,
+                    None,
+                    request(
+                        "PUT",
+                        format!(
+                            "/mode{scope_path}{}",
+                            if force { "?force=true" } else { "" }
+                        ),
+                        Some(RequestBody {
+                            mode: Some(m),
+                            ..Default::default()
+                        }),
+                    ),
+                    last.clone(),
+                    format!(
+                        "~ mode {scope_name} {} -> {m}: the backup's mode, set last{}",
+                        show_mode(t_mode),
+                        if force {
+                            " (`force=true`: the target has subjects)"
+                        } else {
+                            ""
+                        }
+                    ),
+                );
+                steps.list[id as usize - 1].context = ctx.clone();
+                totals.change += 1;
+                last = vec![id];
+            }
+        }
+    }
+
+    // ---- per subject summary ----
+    let mut subjects = Vec::with_capacity(selection.subjects.len());
+    for (s, info) in &selection.subjects {
+        let present = target
+            .subjects
+            .get(s)
+            .is_some_and(|t| !t.versions.is_empty());
+        let mut unchanged = Vec::new();
+        let mut conflict = false;
+        for (key, d) in decisions.by_node.range(
+            Key {
+                target: s.clone(),
+                source: String::new(),
+                version: 0,
+            }..,
+        ) {
+            if &key.target != s {
+                break;
+            }
+            match d {
+                Decision::Unchanged { why, .. } => {
+                    totals.unchanged += 1;
+                    unchanged.push(format!("v{}: {why}", key.version));
+                }
+                Decision::Skipped { matched } => {
+                    totals.unchanged += 1;
+                    unchanged.push(match matched {
+                        Some((_, id)) => {
+                            format!("v{}: skipped, identical in target (id {id})", key.version)
+                        }
+                        None => format!(
+                            "v{}: skipped, the target's subject is left as it is (id {} unmapped)",
+                            key.version, selection.nodes[key].version.id
+                        ),
+                    });
+                }
+                Decision::Conflict => conflict = true,
+                _ => {}
+            }
+        }
+        let outcome = if conflict || conflicts.iter().any(|c| c.subject.as_ref() == Some(s)) {
+            SubjectOutcome::Conflict
+        } else if !present {
+            SubjectOutcome::Created
+        } else if steps.by_subject.contains_key(s) {
+            SubjectOutcome::Changed
+        } else if info.selected && options.strategy == Strategy::Skip {
+            SubjectOutcome::Skipped
+        } else {
+            SubjectOutcome::Unchanged
+        };
+        subjects.push(SubjectSummary {
+            subject: s.clone(),
+            source_subject: info.source.clone(),
+            pulled_in: !info.selected,
+            outcome,
+            unchanged,
+            notes: decisions.notes.get(s).cloned().unwrap_or_default(),
+        });
+    }
+
+    conflicts.sort_by(|a, b| {
+        (a.kind, &a.subject, a.version, a.id, &a.message)
+            .cmp(&(b.kind, &b.subject, b.version, b.id, &b.message))
+    });
+    conflicts.dedup();
+    Ok(Built {
+        totals,
+        conflicts,
+        steps: steps.list,
+        subjects,
+        id_mapping,
+    })
+}

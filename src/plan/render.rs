@@ -1,0 +1,326 @@
+//! A plan for people and for machines: text like `terraform plan` (`+`
+//! create, `~` update, `-` delete, `-/+` replace, a reason per line, grouped
+//! per subject, conflicts first, a totals line; no colour needed), Markdown
+//! for a pull-request comment, and JSON (the plan file itself).
+
+use std::fmt::Write as _;
+
+use super::{Plan, SubjectOutcome};
+use crate::model::compatibility_name;
+
+/// The totals line: `Plan: 5 to add, 1 to change, 0 to destroy. 3 unchanged.`
+pub fn totals_line(plan: &Plan) -> String {
+    let t = plan.totals;
+    format!(
+        "Plan: {} to add, {} to change, {} to destroy. {} unchanged.",
+        t.add, t.change, t.destroy, t.unchanged
+    )
+}
+
+/// Control characters (a subject name is arbitrary text) shown escaped, so
+/// that one line stays one line.
+fn clean(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_control() {
+                c.escape_default().to_string()
+            } else {
+                c.to_string()
+            }
+        })
+        .collect()
+}
+
+fn outcome_words(o: SubjectOutcome) -> &'static str {
+    match o {
+        SubjectOutcome::Created => "new subject",
+        SubjectOutcome::Changed => "changed",
+        SubjectOutcome::Unchanged => "unchanged",
+        SubjectOutcome::Skipped => "skipped (already in target)",
+        SubjectOutcome::Conflict => "CONFLICT",
+    }
+}
+
+fn options_line(plan: &Plan) -> String {
+    let o = &plan.options;
+    let mut parts = vec![format!(
+        "strategy {}",
+        match o.strategy {
+            crate::config::Strategy::Preserve => "preserve",
+            crate::config::Strategy::Overwrite => "overwrite",
+            crate::config::Strategy::Skip => "skip",
+        }
+    )];
+    parts.push(if o.force_ids {
+        "source IDs forced (IMPORT)".to_owned()
+    } else {
+        "IDs from the target registry".to_owned()
+    });
+    parts.push(if o.rewrite_ids {
+        "record IDs rewritten".to_owned()
+    } else {
+        "record IDs kept".to_owned()
+    });
+    let pinned: usize = o.pinned_ids.values().map(|m| m.len()).sum();
+    if pinned > 0 {
+        parts.push(format!("{pinned} ID(s) pinned by file"));
+    }
+    if let Some(c) = o.set_compatibility {
+        parts.push(format!("set_compatibility {}", compatibility_name(c)));
+    }
+    if !o.include_references {
+        parts.push("references not pulled in".to_owned());
+    }
+    if o.restore_global_settings {
+        parts.push("global settings restored".to_owned());
+    }
+    parts.join(", ")
+}
+
+/// The plan as text, readable without colour.
+pub fn text(plan: &Plan) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "Schema Registry plan (kafka-backup {})",
+        plan.tool_version
+    );
+    let _ = writeln!(out, "  backup snapshot {}", plan.backup_fingerprint);
+    let _ = writeln!(out, "  target snapshot {}", plan.target_fingerprint);
+    let _ = writeln!(out, "  {}", options_line(plan));
+    out.push('\n');
+
+    if !plan.conflicts.is_empty() {
+        let _ = writeln!(
+            out,
+            "!! {} CONFLICT(S): `apply` will refuse this plan until they are settled !!",
+            plan.conflicts.len()
+        );
+        out.push('\n');
+        for c in &plan.conflicts {
+            let kind = serde_json::to_value(c.kind)
+                .ok()
+                .and_then(|v| v.as_str().map(str::to_owned))
+                .unwrap_or_default();
+            let _ = writeln!(out, "  ! [{kind}] {}", clean(&c.message));
+            for d in &c.details {
+                let _ = writeln!(out, "      - {}", clean(d));
+            }
+            let _ = writeln!(out, "      hint: {}", clean(&c.hint));
+        }
+        out.push('\n');
+    }
+
+    if plan.steps.is_empty() && plan.conflicts.is_empty() {
+        out.push_str("No changes. The target registry already matches the backup.\n\n");
+    }
+
+    let mut by_subject: std::collections::BTreeMap<&str, Vec<&super::Step>> =
+        std::collections::BTreeMap::new();
+    for st in &plan.steps {
+        if let Some(s) = &st.subject {
+            by_subject.entry(s.as_str()).or_default().push(st);
+        }
+    }
+    for s in &plan.subjects {
+        let steps = by_subject.remove(s.subject.as_str()).unwrap_or_default();
+        let mut title = format!("  # {}: {}", clean(&s.subject), outcome_words(s.outcome));
+        if s.source_subject != s.subject {
+            let _ = write!(title, " (from `{}`)", clean(&s.source_subject));
+        }
+        if s.pulled_in {
+            title.push_str(" (pulled in: referenced by a restored version)");
+        }
+        let _ = writeln!(out, "{title}");
+        for st in steps {
+            let _ = writeln!(out, "    {}  [step {}]", clean(&st.reason), st.id);
+        }
+        for u in &s.unchanged {
+            let _ = writeln!(out, "    = {}", clean(u));
+        }
+        for n in &s.notes {
+            let _ = writeln!(out, "    note: {}", clean(n));
+        }
+        out.push('\n');
+    }
+    let scoped: Vec<_> = plan.steps.iter().filter(|s| s.subject.is_none()).collect();
+    if !scoped.is_empty() {
+        let _ = writeln!(out, "  # global and context settings");
+        for st in scoped {
+            let _ = writeln!(out, "    {}  [step {}]", clean(&st.reason), st.id);
+        }
+        out.push('\n');
+    }
+
+    if !plan.id_mapping.is_empty() {
+        let _ = writeln!(out, "ID mapping (source context: source ID -> target ID):");
+        for (ctx, entries) in &plan.id_mapping {
+            for (id, e) in entries {
+                let ctx_note = if &e.target_context != ctx {
+                    format!(" in `{}`", e.target_context)
+                } else {
+                    String::new()
+                };
+                let how = serde_json::to_value(e.how)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default();
+                let _ = writeln!(
+                    out,
+                    "  {ctx}: {id} -> {}{ctx_note} ({how}) {}",
+                    e.target_id,
+                    clean(&e.used_by.join(", "))
+                );
+            }
+        }
+        out.push('\n');
+    }
+    out.push_str(&totals_line(plan));
+    out.push('\n');
+    if !plan.conflicts.is_empty() {
+        let _ = writeln!(
+            out,
+            "{} conflict(s) must be settled before `apply`.",
+            plan.conflicts.len()
+        );
+    }
+    out
+}
+
+/// Text for a Markdown table cell or list item: no line breaks, no `|`, no HTML.
+fn md(text: &str) -> String {
+    clean(text)
+        .replace('\\', "\\\\")
+        .replace('|', "\\|")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}
+
+/// The plan as Markdown, for a pull-request comment: the totals, conflicts,
+/// a table of steps, then details.
+pub fn markdown(plan: &Plan) -> String {
+    let mut out = String::new();
+    out.push_str("### Schema Registry plan\n\n");
+    let _ = writeln!(out, "**{}**\n", totals_line(plan));
+    if !plan.conflicts.is_empty() {
+        let _ = writeln!(
+            out,
+            "> [!CAUTION]\n> **{} conflict(s)**: `apply` will refuse this plan until they are settled.\n",
+            plan.conflicts.len()
+        );
+        for c in &plan.conflicts {
+            let _ = writeln!(out, "- **{}**", md(&c.message));
+            for d in &c.details {
+                let _ = writeln!(out, "  - {}", md(d));
+            }
+            let _ = writeln!(out, "  - _hint:_ {}", md(&c.hint));
+        }
+        out.push('\n');
+    }
+    if plan.steps.is_empty() {
+        out.push_str("No changes.\n\n");
+    } else {
+        out.push_str("| # | | Subject | Change | Needs |\n|---:|:---:|---|---|---|\n");
+        for st in &plan.steps {
+            let scope = match (&st.subject, &st.context) {
+                (Some(s), _) => format!("`{}`", md(s).replace('`', "'")),
+                (None, Some(c)) => format!("context `{}`", md(c)),
+                (None, None) => "global".to_owned(),
+            };
+            let reason = st
+                .reason
+                .strip_prefix(st.action.symbol())
+                .unwrap_or(&st.reason)
+                .trim_start();
+            let needs = st
+                .depends_on
+                .iter()
+                .map(u32::to_string)
+                .collect::<Vec<_>>()
+                .join(", ");
+            let _ = writeln!(
+                out,
+                "| {} | `{}` | {scope} | {} | {needs} |",
+                st.id,
+                st.action.symbol(),
+                md(reason)
+            );
+        }
+        out.push('\n');
+    }
+
+    let unchanged: Vec<String> = plan
+        .subjects
+        .iter()
+        .flat_map(|s| {
+            s.unchanged
+                .iter()
+                .map(move |u| format!("`{}` {}", md(&s.subject), md(u)))
+        })
+        .collect();
+    if !unchanged.is_empty() {
+        let _ = writeln!(
+            out,
+            "<details><summary>Unchanged ({})</summary>\n",
+            unchanged.len()
+        );
+        for u in unchanged {
+            let _ = writeln!(out, "- {u}");
+        }
+        out.push_str("\n</details>\n\n");
+    }
+    let notes: Vec<String> = plan
+        .subjects
+        .iter()
+        .flat_map(|s| {
+            s.notes
+                .iter()
+                .map(move |n| format!("`{}` {}", md(&s.subject), md(n)))
+        })
+        .collect();
+    if !notes.is_empty() {
+        out.push_str("<details><summary>Notes</summary>\n\n");
+        for n in notes {
+            let _ = writeln!(out, "- {n}");
+        }
+        out.push_str("\n</details>\n\n");
+    }
+    let count: usize = plan.id_mapping.values().map(|m| m.len()).sum();
+    if count > 0 {
+        let _ = writeln!(
+            out,
+            "<details><summary>ID mapping ({count})</summary>\n\n| Source context | Source ID | Target context | Target ID | How | Used by |\n|---|---:|---|---|---|---|"
+        );
+        for (ctx, entries) in &plan.id_mapping {
+            for (id, e) in entries {
+                let how = serde_json::to_value(e.how)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default();
+                let _ = writeln!(
+                    out,
+                    "| `{}` | {id} | `{}` | {} | {how} | {} |",
+                    md(ctx),
+                    md(&e.target_context),
+                    e.target_id,
+                    md(&e.used_by.join(", "))
+                );
+            }
+        }
+        out.push_str("\n</details>\n\n");
+    }
+    let _ = writeln!(
+        out,
+        "<details><summary>Plan details</summary>\n\n- tool: kafka-backup {}\n- backup snapshot: `{}`\n- target snapshot: `{}`\n- options: {}\n\n</details>",
+        plan.tool_version,
+        plan.backup_fingerprint,
+        plan.target_fingerprint,
+        md(&options_line(plan))
+    );
+    out
+}
+
+/// The plan for machines: exactly the plan file's bytes, as text.
+pub fn json(plan: &Plan) -> String {
+    String::from_utf8(crate::planfile::write(plan)).expect("JSON is UTF-8")
+}
