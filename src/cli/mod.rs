@@ -4,6 +4,7 @@
 mod backup;
 mod describe;
 mod list;
+mod plan;
 mod validate;
 
 use std::path::PathBuf;
@@ -178,10 +179,10 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Backup(args) => backup::run(&args),
         Command::Describe(args) => describe::run(&args),
         Command::List(args) => list::run(&args),
-        Command::Plan(_) => not_built("plan", 4),
+        Command::Plan(args) => plan::run(&args),
         Command::Apply(_) => not_built("apply", 5),
         Command::Verify(_) => not_built("verify", 5),
-        Command::Show(_) => not_built("show", 4),
+        Command::Show(args) => plan::show(&args),
     };
     match result {
         Ok(code) => code,

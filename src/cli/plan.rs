@@ -1,0 +1,158 @@
+//! `kafka-backup plan -c FILE`: read the backup's registry snapshot and the
+//! live target, plan the changes, print them and write the plan file.
+//! `kafka-backup show FILE`: render a saved plan.
+
+use std::io::Write as _;
+use std::process::ExitCode;
+
+use anyhow::Context;
+
+use super::{PlanArgs, PlanFormat, ShowArgs};
+use crate::config;
+use crate::gather;
+use crate::model::{SchemaType, SubjectState};
+use crate::plan::{self, Plan, PlanOptions, StepKind, render};
+use crate::planfile;
+use crate::registry::{HttpRegistry, RegistryApi, SchemaInput, VersionRef};
+
+/// Exit code of `--detailed-exitcode` when the plan has changes.
+const CHANGES: u8 = 2;
+
+pub fn run(args: &PlanArgs) -> anyhow::Result<ExitCode> {
+    let loaded = config::load(&args.config)?;
+    for warning in loaded.render_warnings() {
+        eprintln!("warning: {warning}");
+    }
+    let cfg = &loaded.config;
+    let restore = &cfg.enterprise.schema_registry.restore;
+    let pinned = match &restore.id_mapping_file {
+        Some(path) => {
+            let bytes = std::fs::read(path.as_str())
+                .with_context(|| format!("cannot read `id_mapping_file` `{path}`"))?;
+            plan::parse_id_mapping_file(&bytes)
+                .with_context(|| format!("`id_mapping_file` `{path}` is not valid"))?
+        }
+        None => Default::default(),
+    };
+    let options = PlanOptions::from_restore(restore, pinned);
+
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let (backup, _) = runtime.block_on(gather::backup_snapshot(cfg))?;
+    let (target, requests) = runtime.block_on(gather::target_snapshot(cfg))?;
+    tracing::info!(
+        requests,
+        subjects = target.subjects.len(),
+        "target registry read"
+    );
+    let plan = plan::plan(&backup, &target, &options)?;
+
+    if let Some(out) = &args.out {
+        let bytes = planfile::write(&plan);
+        write_atomically(out, &bytes)
+            .with_context(|| format!("cannot write the plan file `{}`", out.display()))?;
+        eprintln!("plan written to `{}`", out.display());
+    }
+    print!("{}", rendered(&plan, args.format));
+
+    let mut refused = 0;
+    if args.check_compatibility {
+        let client = HttpRegistry::new(&cfg.enterprise.schema_registry)?;
+        refused = runtime.block_on(check_compatibility(&client, &plan, &target.subjects))?;
+    }
+    if !plan.is_applicable() {
+        eprintln!(
+            "error: the plan has {} conflict(s); `apply` will refuse it\nhint: resolve them in the target, or choose another `strategy`, `subject_mapping` or ID option",
+            plan.conflicts.len()
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    if refused > 0 {
+        eprintln!(
+            "error: the target would refuse {refused} registration(s) under its compatibility levels"
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    if args.detailed_exitcode && plan.has_changes() {
+        return Ok(ExitCode::from(CHANGES));
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub fn show(args: &ShowArgs) -> anyhow::Result<ExitCode> {
+    let bytes = std::fs::read(&args.plan)
+        .with_context(|| format!("cannot read `{}`", args.plan.display()))?;
+    let plan = planfile::read(&bytes)
+        .with_context(|| format!("`{}` is not a usable plan file", args.plan.display()))?;
+    print!("{}", rendered(&plan, args.format));
+    Ok(ExitCode::SUCCESS)
+}
+
+fn rendered(plan: &Plan, format: PlanFormat) -> String {
+    match format {
+        PlanFormat::Text => render::text(plan),
+        PlanFormat::Markdown => render::markdown(plan),
+        PlanFormat::Json => render::json(plan),
+    }
+}
+
+/// Writes to a temporary file beside `path`, then renames it: a reader never
+/// sees half a plan.
+fn write_atomically(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    let tmp = path.with_extension("tmp-kafka-backup");
+    let mut file = std::fs::File::create(&tmp)?;
+    file.write_all(bytes)?;
+    file.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+/// Asks the target which planned registrations it would refuse: each one into
+/// a subject that already has live versions is checked against the latest
+/// with `POST /compatibility/subjects/{s}/versions/latest`, under the level
+/// the target has now. Prints what it finds; returns how many were refused.
+async fn check_compatibility(
+    client: &HttpRegistry,
+    plan: &Plan,
+    target: &std::collections::BTreeMap<String, SubjectState>,
+) -> anyhow::Result<usize> {
+    let mut refused = 0;
+    let mut checked = 0;
+    for step in plan.steps.iter().filter(|s| s.kind == StepKind::Register) {
+        let (Some(subject), Some(body)) = (&step.subject, &step.request.body) else {
+            continue;
+        };
+        if target
+            .get(subject)
+            .and_then(SubjectState::latest_live)
+            .is_none()
+        {
+            continue;
+        }
+        let schema_type = match body.schema_type.as_deref() {
+            Some("JSON") => SchemaType::Json,
+            Some("PROTOBUF") => SchemaType::Protobuf,
+            _ => SchemaType::Avro,
+        };
+        let input = SchemaInput {
+            schema: body.schema.clone().unwrap_or_default(),
+            schema_type,
+            references: body.references.clone(),
+        };
+        checked += 1;
+        let result = client
+            .check_compatibility(subject, VersionRef::Latest, &input)
+            .await
+            .with_context(|| format!("checking step {} (`{subject}`)", step.id))?;
+        if !result.is_compatible {
+            refused += 1;
+            println!(
+                "! step {}: `{subject}` would refuse this version: {}",
+                step.id,
+                result.messages.join("; ")
+            );
+        }
+    }
+    println!(
+        "Compatibility check: {checked} registration(s) into existing subjects checked, {refused} would be refused."
+    );
+    Ok(refused)
+}
