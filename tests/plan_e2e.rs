@@ -67,28 +67,23 @@ fn restore_config(dir: &std::path::Path, name: &str, target: &str) -> std::path:
     )
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn plan_against_live_registries_matches_the_fixture() {
+/// Seeds a fresh source registry with the `shifted-ids` fixture and backs it
+/// up (registry only) as `seed-example` under `dir/store`.
+async fn backup_of_fixture(dir: &std::path::Path) -> (Registry, RegistrySnapshot) {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let fixture: RegistrySnapshot = serde_json::from_slice(
         &std::fs::read(root.join("fixtures/plan/shifted-ids/backup.json")).unwrap(),
     )
     .unwrap();
-    let expected = kafka_backup::planfile::read(
-        &std::fs::read(root.join("plans/shifted-ids.plan.json")).unwrap(),
-    )
-    .unwrap();
-
     let source = Registry::start();
     seed_from_fixture(&source, &fixture).await;
-    let dir = tempfile::tempdir().unwrap();
     let backup_cfg = write(
-        dir.path(),
+        dir,
         "backup.yaml",
         &format!(
             "backup_id: seed-example\nsource:\n  bootstrap_servers: [{}]\n  topics:\n    include: [\"no-topic-matches-this\"]\nstorage:\n  path: {}\nenterprise:\n  schema_registry:\n    enabled: true\n    url: {}\n",
             bootstrap(),
-            dir.path().join("store").display(),
+            dir.join("store").display(),
             source.url
         ),
     );
@@ -97,6 +92,18 @@ async fn plan_against_live_registries_matches_the_fixture() {
         "-c",
         backup_cfg.to_str().unwrap(),
     ]));
+    (source, fixture)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn plan_against_live_registries_matches_the_fixture() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let expected = kafka_backup::planfile::read(
+        &std::fs::read(root.join("plans/shifted-ids.plan.json")).unwrap(),
+    )
+    .unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let (source, _) = backup_of_fixture(dir.path()).await;
 
     // into an empty target: the seed's example, IDs known after apply
     let target = Registry::start();
@@ -185,29 +192,8 @@ async fn plan_against_live_registries_matches_the_fixture() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_diverged_target_is_a_conflict_and_exits_1() {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let fixture: RegistrySnapshot = serde_json::from_slice(
-        &std::fs::read(root.join("fixtures/plan/shifted-ids/backup.json")).unwrap(),
-    )
-    .unwrap();
-    let source = Registry::start();
-    seed_from_fixture(&source, &fixture).await;
     let dir = tempfile::tempdir().unwrap();
-    let backup_cfg = write(
-        dir.path(),
-        "backup.yaml",
-        &format!(
-            "backup_id: seed-example\nsource:\n  bootstrap_servers: [{}]\n  topics:\n    include: [\"none\"]\nstorage:\n  path: {}\nenterprise:\n  schema_registry:\n    enabled: true\n    url: {}\n",
-            bootstrap(),
-            dir.path().join("store").display(),
-            source.url
-        ),
-    );
-    success(&kafka_backup(&[
-        "backup",
-        "-c",
-        backup_cfg.to_str().unwrap(),
-    ]));
+    let _source = backup_of_fixture(dir.path()).await;
 
     // the target already has orders-value v1 with other content
     let target = Registry::start();

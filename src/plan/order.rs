@@ -85,34 +85,33 @@ struct Registration {
     reason: String,
 }
 
-/// Where the subject-level setting ends up: `None` means no subject-level value.
-fn effective_mode(target: &RegistrySnapshot, subject: &str) -> Mode {
+/// A setting as it applies to `subject` in the target: its own, else its
+/// context's, else the global one.
+fn effective<T>(
+    target: &RegistrySnapshot,
+    subject: &str,
+    of_subject: impl Fn(&crate::model::SubjectState) -> Option<T>,
+    of_scope: impl Fn(&crate::model::ScopeSettings) -> Option<T>,
+) -> Option<T> {
     target
         .subjects
         .get(subject)
-        .and_then(|s| s.mode)
+        .and_then(&of_subject)
         .or_else(|| {
             target
                 .context_settings
                 .get(context_of(subject))
-                .and_then(|c| c.mode)
+                .and_then(&of_scope)
         })
-        .or(target.global.mode)
-        .unwrap_or(Mode::ReadWrite)
+        .or_else(|| of_scope(&target.global))
+}
+
+fn effective_mode(target: &RegistrySnapshot, subject: &str) -> Mode {
+    effective(target, subject, |s| s.mode, |c| c.mode).unwrap_or(Mode::ReadWrite)
 }
 
 fn effective_compat(target: &RegistrySnapshot, subject: &str) -> Compatibility {
-    target
-        .subjects
-        .get(subject)
-        .and_then(|s| s.compatibility)
-        .or_else(|| {
-            target
-                .context_settings
-                .get(context_of(subject))
-                .and_then(|c| c.compatibility)
-        })
-        .or(target.global.compatibility)
+    effective(target, subject, |s| s.compatibility, |c| c.compatibility)
         .unwrap_or(Compatibility::Backward)
 }
 
