@@ -222,7 +222,7 @@ fn default_timeout() -> u64 {
 }
 
 fn default_concurrency() -> usize {
-    8
+    16
 }
 
 /// `enterprise.schema_registry.auth:`. Kept flat, as written in the file;

@@ -20,7 +20,7 @@ use crate::model::{
 };
 
 /// Entries asked for per `GET /schemas` page.
-pub const DEFAULT_PAGE_SIZE: usize = 1000;
+pub const DEFAULT_PAGE_SIZE: usize = 10_000;
 
 /// Every version read, by subject and version, with its soft-deleted flag.
 pub type Inventory = BTreeMap<String, BTreeMap<u32, SchemaVersion>>;
