@@ -24,10 +24,11 @@
 //! - [`progress`]: progress bars on a terminal.
 //! - [`gather`]: reads the planner's two inputs (backup snapshot, live target snapshot).
 //! - [`wire`]: the Confluent wire format and the pure schema-ID rewrite.
+//! - [`apply`]: the applier's registry half: runs a plan's steps, journalled, and writes the ID map.
 //!
-//! Still to come (see `docs/` and the issues): graph, plan, planfile, apply,
-//! restore.
+//! Still to come (see the issues): the data restore and `verify`.
 
+pub mod apply;
 pub mod backup;
 pub mod canonical;
 pub mod cli;

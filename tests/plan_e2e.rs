@@ -6,32 +6,8 @@
 mod common;
 
 use common::*;
-use kafka_backup::model::RegistrySnapshot;
 use kafka_backup::plan::Plan;
-use reqwest::Method;
 use serde_json::json;
-
-/// Seeds `sr` with exactly the state of a fixture snapshot, IDs and versions
-/// included (IMPORT mode).
-async fn seed_from_fixture(sr: &Registry, fixture: &RegistrySnapshot) {
-    let (status, body) = sr
-        .call(Method::PUT, "/mode", Some(json!({"mode": "IMPORT"})))
-        .await;
-    assert_eq!(status, 200, "{body}");
-    for subject in fixture.subjects.values() {
-        for v in subject.versions.values() {
-            let mut body = json!({"schema": v.schema, "id": v.id, "version": v.version, "references": v.references});
-            if v.schema_type != kafka_backup::model::SchemaType::Avro {
-                body["schemaType"] = json!(kafka_backup::model::schema_type_name(v.schema_type));
-            }
-            sr.register(&v.subject, body).await;
-        }
-    }
-    let (status, body) = sr
-        .call(Method::PUT, "/mode", Some(json!({"mode": "READWRITE"})))
-        .await;
-    assert_eq!(status, 200, "{body}");
-}
 
 /// What a reviewer reads in a plan, without the schema texts and fingerprints
 /// (a live registry reformats text, so those differ from the fixture's).
@@ -54,45 +30,6 @@ fn shape(plan: &Plan) -> serde_json::Value {
         })
         .collect();
     json!({"steps": steps, "totals": plan.totals, "ids": plan.id_mapping, "conflicts": plan.conflicts.len()})
-}
-
-fn restore_config(dir: &std::path::Path, name: &str, target: &str) -> std::path::PathBuf {
-    write(
-        dir,
-        name,
-        &format!(
-            "mode: restore\nbackup_id: seed-example\nstorage:\n  path: {}\nenterprise:\n  schema_registry:\n    enabled: true\n    url: {target}\n    restore:\n      strategy: preserve\n      rewrite_ids: true\n",
-            dir.join("store").display()
-        ),
-    )
-}
-
-/// Seeds a fresh source registry with the `shifted-ids` fixture and backs it
-/// up (registry only) as `seed-example` under `dir/store`.
-async fn backup_of_fixture(dir: &std::path::Path) -> (Registry, RegistrySnapshot) {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let fixture: RegistrySnapshot = serde_json::from_slice(
-        &std::fs::read(root.join("fixtures/plan/shifted-ids/backup.json")).unwrap(),
-    )
-    .unwrap();
-    let source = Registry::start();
-    seed_from_fixture(&source, &fixture).await;
-    let backup_cfg = write(
-        dir,
-        "backup.yaml",
-        &format!(
-            "backup_id: seed-example\nsource:\n  bootstrap_servers: [{}]\n  topics:\n    include: [\"no-topic-matches-this\"]\nstorage:\n  path: {}\nenterprise:\n  schema_registry:\n    enabled: true\n    url: {}\n",
-            bootstrap(),
-            dir.join("store").display(),
-            source.url
-        ),
-    );
-    success(&kafka_backup(&[
-        "backup",
-        "-c",
-        backup_cfg.to_str().unwrap(),
-    ]));
-    (source, fixture)
 }
 
 #[tokio::test(flavor = "multi_thread")]

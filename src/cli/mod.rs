@@ -1,6 +1,7 @@
 //! The command line: clap definitions, one file per command. `anyhow` is used
 //! here only; the library returns typed errors.
 
+mod apply;
 mod backup;
 mod describe;
 mod list;
@@ -116,12 +117,16 @@ pub struct PlanArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct ApplyArgs {
-    /// The plan file to run.
+    /// The plan file to run (without it: plan and apply in one go, not built yet).
     #[arg(value_name = "FILE")]
     pub plan: Option<PathBuf>,
-    /// Plan and apply in one go from a configuration file.
-    #[arg(short, long, value_name = "FILE", conflicts_with = "plan")]
-    pub config: Option<PathBuf>,
+    /// Configuration file naming the target registry and the backup's storage
+    /// (the plan file holds no URL and no credential).
+    #[arg(short, long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// Restore the registry alone (required for now: restoring topic data is not built yet).
+    #[arg(long)]
+    pub registry_only: bool,
     /// Run even though the target moved since the plan was made.
     #[arg(long)]
     pub force: bool,
@@ -180,7 +185,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Describe(args) => describe::run(&args),
         Command::List(args) => list::run(&args),
         Command::Plan(args) => plan::run(&args),
-        Command::Apply(_) => not_built("apply", 5),
+        Command::Apply(args) => apply::run(&args),
         Command::Verify(_) => not_built("verify", 5),
         Command::Show(args) => plan::show(&args),
     };

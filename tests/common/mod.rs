@@ -185,3 +185,75 @@ pub fn encode(segment: &str) -> String {
         })
         .collect()
 }
+
+/// Seeds `sr` with exactly the state of a fixture snapshot, IDs and versions
+/// included (IMPORT mode).
+pub async fn seed_from_fixture(sr: &Registry, fixture: &kafka_backup::model::RegistrySnapshot) {
+    use serde_json::json;
+    let (status, body) = sr
+        .call(
+            reqwest::Method::PUT,
+            "/mode",
+            Some(json!({"mode": "IMPORT"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    for subject in fixture.subjects.values() {
+        for v in subject.versions.values() {
+            let mut body = json!({"schema": v.schema, "id": v.id, "version": v.version, "references": v.references});
+            if v.schema_type != kafka_backup::model::SchemaType::Avro {
+                body["schemaType"] = json!(kafka_backup::model::schema_type_name(v.schema_type));
+            }
+            sr.register(&v.subject, body).await;
+        }
+    }
+    let (status, body) = sr
+        .call(
+            reqwest::Method::PUT,
+            "/mode",
+            Some(json!({"mode": "READWRITE"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+}
+
+/// Seeds a fresh source registry with the `shifted-ids` fixture (the reference
+/// page's example: IDs 1, 5, 2) and backs it up (registry only) as
+/// `seed-example` under `dir/store`.
+pub async fn backup_of_fixture(dir: &Path) -> (Registry, kafka_backup::model::RegistrySnapshot) {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let fixture: kafka_backup::model::RegistrySnapshot = serde_json::from_slice(
+        &std::fs::read(root.join("fixtures/plan/shifted-ids/backup.json")).unwrap(),
+    )
+    .unwrap();
+    let source = Registry::start();
+    seed_from_fixture(&source, &fixture).await;
+    let backup_cfg = write(
+        dir,
+        "backup.yaml",
+        &format!(
+            "backup_id: seed-example\nsource:\n  bootstrap_servers: [{}]\n  topics:\n    include: [\"no-topic-matches-this\"]\nstorage:\n  path: {}\nenterprise:\n  schema_registry:\n    enabled: true\n    url: {}\n",
+            bootstrap(),
+            dir.join("store").display(),
+            source.url
+        ),
+    );
+    success(&kafka_backup(&[
+        "backup",
+        "-c",
+        backup_cfg.to_str().unwrap(),
+    ]));
+    (source, fixture)
+}
+
+/// A restore configuration for the `seed-example` backup into `target`.
+pub fn restore_config(dir: &Path, name: &str, target: &str) -> PathBuf {
+    write(
+        dir,
+        name,
+        &format!(
+            "mode: restore\nbackup_id: seed-example\nstorage:\n  path: {}\nenterprise:\n  schema_registry:\n    enabled: true\n    url: {target}\n    restore:\n      strategy: preserve\n      rewrite_ids: true\n",
+            dir.join("store").display()
+        ),
+    )
+}

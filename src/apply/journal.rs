@@ -1,0 +1,254 @@
+//! The apply journal: `<backup_id>/apply/<plan digest>/journal.json` in the
+//! backup's storage, written after every step, so that a killed or failed
+//! apply rerun skips what is done, and a second apply of a finished plan
+//! changes nothing. Beside it, `id-map.json`: the final source-to-target ID map.
+//!
+//! Writes are conditional where the store allows it: the first journal is
+//! created with `PutMode::Create` (two applies of one plan started at once:
+//! the second fails), later ones with `PutMode::Update` on the last e-tag.
+//! Stores without conditional updates (the local file system) get a plain
+//! overwrite instead.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use bytes::Bytes;
+use object_store::{ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
+use serde::{Deserialize, Serialize};
+
+use crate::model::DEFAULT_CONTEXT;
+use crate::storage::Store;
+
+/// `format` of every journal this version writes.
+pub const JOURNAL_FORMAT: &str = "kafka-backup/apply-journal/v1";
+
+/// Source context, then source ID, to target ID.
+pub type IdMap = BTreeMap<String, BTreeMap<u32, u32>>;
+
+/// What an apply of one plan has done so far.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Journal {
+    /// [`JOURNAL_FORMAT`].
+    pub format: String,
+    /// Digest of the plan it belongs to.
+    pub plan_digest: String,
+    /// Steps that succeeded (and are not to be run again).
+    pub done: BTreeSet<u32>,
+    /// IDs the target assigned so far (registrations without an explicit ID).
+    pub assigned_ids: IdMap,
+    /// Every step is done.
+    pub finished: bool,
+}
+
+impl Journal {
+    pub fn new(plan_digest: &str) -> Self {
+        Self {
+            format: JOURNAL_FORMAT.to_owned(),
+            plan_digest: plan_digest.to_owned(),
+            done: BTreeSet::new(),
+            assigned_ids: IdMap::new(),
+            finished: false,
+        }
+    }
+}
+
+/// Why the journal could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum JournalError {
+    #[error("cannot read the apply journal `{path}`")]
+    Read {
+        path: String,
+        #[source]
+        source: object_store::Error,
+    },
+    #[error("the apply journal `{path}` is not readable JSON: {reason}")]
+    Invalid { path: String, reason: String },
+    #[error(
+        "the apply journal `{path}` was written by another apply meanwhile\nhint: two applies of the same plan ran at once; wait for the other one, then rerun"
+    )]
+    Concurrent { path: String },
+    #[error("cannot write `{path}`")]
+    Write {
+        path: String,
+        #[source]
+        source: object_store::Error,
+    },
+}
+
+/// Where one plan's journal and ID map live, and the state of the last write.
+pub struct JournalStore {
+    store: Store,
+    folder: String,
+    last: Option<UpdateVersion>,
+    conditional: bool,
+}
+
+impl JournalStore {
+    /// The folder `<backup_id>/apply/<digest>/` of `store`.
+    pub fn new(store: Store, backup_id: &str, plan_digest: &str) -> Self {
+        Self {
+            store,
+            folder: format!("{backup_id}/apply/{plan_digest}"),
+            last: None,
+            conditional: true,
+        }
+    }
+
+    /// `<backup_id>/apply/<digest>/<name>`, as shown to people.
+    pub fn display(&self, name: &str) -> String {
+        format!(
+            "{}/{}/{name}",
+            self.store.to_string().trim_end_matches('/'),
+            self.folder
+        )
+    }
+
+    fn path(&self, name: &str) -> object_store::path::Path {
+        self.store.path(&format!("{}/{name}", self.folder))
+    }
+
+    /// The journal, `None` when this plan was never applied here.
+    pub async fn load(&mut self) -> Result<Option<Journal>, JournalError> {
+        let path = self.path("journal.json");
+        let shown = self.display("journal.json");
+        let got = match self.store.object_store().get(&path).await {
+            Ok(got) => got,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(source) => {
+                return Err(JournalError::Read {
+                    path: shown,
+                    source,
+                });
+            }
+        };
+        self.last = Some(UpdateVersion {
+            e_tag: got.meta.e_tag.clone(),
+            version: got.meta.version.clone(),
+        });
+        let bytes = got.bytes().await.map_err(|source| JournalError::Read {
+            path: shown.clone(),
+            source,
+        })?;
+        let journal: Journal =
+            serde_json::from_slice(&bytes).map_err(|e| JournalError::Invalid {
+                path: shown.clone(),
+                reason: e.to_string(),
+            })?;
+        if journal.format != JOURNAL_FORMAT {
+            return Err(JournalError::Invalid {
+                path: shown,
+                reason: format!("format `{}`, expected `{JOURNAL_FORMAT}`", journal.format),
+            });
+        }
+        Ok(Some(journal))
+    }
+
+    /// Writes the journal: created the first time, then updated.
+    pub async fn save(&mut self, journal: &Journal) -> Result<(), JournalError> {
+        let mut bytes = serde_json::to_vec_pretty(journal).expect("a journal serializes");
+        bytes.push(b'\n');
+        let path = self.path("journal.json");
+        let shown = self.display("journal.json");
+        let mode = match (&self.last, self.conditional) {
+            (None, _) => PutMode::Create,
+            (Some(v), true) => PutMode::Update(v.clone()),
+            (Some(_), false) => PutMode::Overwrite,
+        };
+        let payload = PutPayload::from(Bytes::from(bytes));
+        let put = |mode| {
+            self.store.object_store().put_opts(
+                &path,
+                payload.clone(),
+                PutOptions {
+                    mode,
+                    ..Default::default()
+                },
+            )
+        };
+        let result = match put(mode).await {
+            Err(object_store::Error::NotImplemented { .. }) => {
+                // no conditional update here (local files): overwrite
+                self.conditional = false;
+                put(PutMode::Overwrite).await
+            }
+            other => other,
+        };
+        match result {
+            Ok(done) => {
+                self.last = Some(UpdateVersion {
+                    e_tag: done.e_tag,
+                    version: done.version,
+                });
+                Ok(())
+            }
+            Err(
+                object_store::Error::AlreadyExists { .. }
+                | object_store::Error::Precondition { .. },
+            ) => Err(JournalError::Concurrent { path: shown }),
+            Err(source) => Err(JournalError::Write {
+                path: shown,
+                source,
+            }),
+        }
+    }
+
+    /// Writes `id-map.json` (see [`id_map_json`]).
+    pub async fn save_id_map(&self, map: &IdMap) -> Result<(), JournalError> {
+        let bytes = id_map_json(map);
+        self.store
+            .object_store()
+            .put(
+                &self.path("id-map.json"),
+                PutPayload::from(Bytes::from(bytes)),
+            )
+            .await
+            .map(|_| ())
+            .map_err(|source| JournalError::Write {
+                path: self.display("id-map.json"),
+                source,
+            })
+    }
+}
+
+/// The ID map in the seed's format, `{"1": 1, "5": 2}`, IDs of another
+/// context keyed `":.ctx:5"`; keys in context, then numeric order.
+pub fn id_map_json(map: &IdMap) -> Vec<u8> {
+    let mut out = String::from("{");
+    let mut first = true;
+    for (ctx, ids) in map {
+        for (source, target) in ids {
+            let key = if ctx == DEFAULT_CONTEXT {
+                source.to_string()
+            } else {
+                format!(":{ctx}:{source}")
+            };
+            out.push_str(if first { "\n  " } else { ",\n  " });
+            first = false;
+            out.push_str(&format!("{}: {target}", serde_json::Value::String(key)));
+        }
+    }
+    out.push_str(if first { "}\n" } else { "\n}\n" });
+    out.into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_id_map_reads_back_as_an_id_mapping_file() {
+        let mut map = IdMap::new();
+        map.entry(".".into())
+            .or_default()
+            .extend([(1, 1), (5, 2), (2, 3)]);
+        map.entry(".dr".into()).or_default().insert(5, 7);
+        let bytes = id_map_json(&map);
+        assert_eq!(
+            String::from_utf8(bytes.clone()).unwrap(),
+            "{\n  \"1\": 1,\n  \"2\": 3,\n  \"5\": 2,\n  \":.dr:5\": 7\n}\n"
+        );
+        let parsed = crate::plan::parse_id_mapping_file(&bytes).unwrap();
+        assert_eq!(parsed, map);
+        assert_eq!(id_map_json(&IdMap::new()), b"{}\n");
+    }
+}

@@ -1,0 +1,633 @@
+//! The applier, registry half: runs a plan's steps against the target
+//! registry, journalling each one in the backup's storage, and writes the
+//! final source-to-target ID map. (Restoring topic data is still to come.)
+//!
+//! - [`executor`]: one step, idempotently (already done = success).
+//! - [`journal`]: `<backup_id>/apply/<plan digest>/journal.json` and `id-map.json`.
+//!
+//! Steps run one after the other in plan order (which respects every
+//! `depends_on`); running independent branches concurrently is not built yet.
+//! When a step fails, the temporary modes and levels the plan set on scopes it
+//! already touched are put back (their `restore_mode` / `restore_compatibility`
+//! steps run), then the failure is reported; a rerun sets them again and goes on.
+
+pub mod executor;
+pub mod journal;
+
+use std::collections::BTreeSet;
+
+use crate::plan::{IdMapEntry, Plan, Step, StepKind, TargetId};
+use crate::registry::{RegistryApi, RegistryError};
+pub use executor::{Registration, StepDone, StepError, run_step, scope};
+pub use journal::{IdMap, Journal, JournalError, JournalStore, id_map_json};
+
+/// Why an apply stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum ApplyError {
+    #[error(
+        "the plan has {0} conflict(s); it cannot be applied\nhint: resolve them, make the plan again and review it"
+    )]
+    Conflicts(usize),
+    #[error(
+        "plan is stale: the target registry changed since the plan was made\n  planned against: {planned}\n  target now:      {current}\nhint: make the plan again and review it, or rerun with `--force` to apply it anyway"
+    )]
+    Stale { planned: String, current: String },
+    #[error(transparent)]
+    Journal(#[from] JournalError),
+    #[error("{}", step_failure(.step, .error, .hint, .cleanup))]
+    StepFailed {
+        step: Box<Step>,
+        /// The registry's answer (shown in the message, with its own hint).
+        error: StepError,
+        hint: Option<String>,
+        /// What was put back before stopping, one line each.
+        cleanup: Vec<String>,
+    },
+}
+
+fn step_failure(
+    step: &Step,
+    source: &StepError,
+    hint: &Option<String>,
+    cleanup: &[String],
+) -> String {
+    let mut out = format!("step {} failed: {}", step.id, describe(step));
+    let (status, code) = match source {
+        StepError::Registry(e) => (e.status(), e.error_code()),
+        _ => (None, None),
+    };
+    if let Some(s) = status {
+        out.push_str(&format!(" (http {s}"));
+        if let Some(c) = code {
+            out.push_str(&format!(", error_code {c}"));
+        }
+        out.push(')');
+    }
+    out.push_str(&format!("\n  {}", source.to_string().replace('\n', "\n  ")));
+    if let Some(h) = hint {
+        out.push_str(&format!("\nhint: {h}"));
+    }
+    for line in cleanup {
+        out.push_str(&format!("\n  put back: {line}"));
+    }
+    out.push_str("\nrerun the same `apply` to go on from this step (progress is journalled)");
+    out
+}
+
+/// `register orders-value v3`, `set_mode orders-value`, `restore_mode global`.
+pub fn describe(step: &Step) -> String {
+    let kind = serde_json::to_value(step.kind)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_owned))
+        .unwrap_or_default();
+    let mut out = format!("{kind} ");
+    match (&step.subject, &step.context) {
+        (Some(s), _) => out.push_str(s),
+        (None, Some(c)) => out.push_str(&format!("context {c}")),
+        (None, None) => out.push_str("global"),
+    }
+    if let Some(v) = step.version {
+        out.push_str(&format!(" v{v}"));
+    }
+    out
+}
+
+/// A hint for failures with a known cause.
+fn hint_for(step: &Step, err: &StepError) -> Option<String> {
+    let StepError::Registry(e) = err else {
+        return None;
+    };
+    let forced_id = step.request.body.as_ref().and_then(|b| b.id);
+    match (e, forced_id) {
+        (RegistryError::Incompatible(_), _) => Some(
+            "the subject's compatibility level refuses this version: set `set_compatibility: NONE` under `restore:` and plan again".into(),
+        ),
+        (RegistryError::NotPermitted(f), Some(id))
+            if !f.message.to_lowercase().contains("not in import mode") =>
+        {
+            Some(format!(
+                "schema ID {id} collided: the target holds other content under ID {id} (IMPORT mode keeps source IDs); free it, pin another ID with `id_mapping_file`, or restore without `force_ids`"
+            ))
+        }
+        _ => None,
+    }
+}
+
+/// Refuses a plan with conflicts, or one made against another target state
+/// (unless `force`, or a journal shows an apply of it already began).
+pub fn check_applicable(
+    plan: &Plan,
+    current_fingerprint: &str,
+    journal_exists: bool,
+    force: bool,
+) -> Result<(), ApplyError> {
+    if !plan.is_applicable() {
+        return Err(ApplyError::Conflicts(plan.conflicts.len()));
+    }
+    if !force && !journal_exists && plan.target_fingerprint != current_fingerprint {
+        return Err(ApplyError::Stale {
+            planned: plan.target_fingerprint.clone(),
+            current: current_fingerprint.to_owned(),
+        });
+    }
+    Ok(())
+}
+
+/// The final source-to-target map: IDs the plan knew, and those the target
+/// assigned (from the journal).
+pub fn final_id_map(plan: &Plan, assigned: &IdMap) -> IdMap {
+    let mut map = IdMap::new();
+    for (ctx, ids) in &plan.id_mapping {
+        for (source, IdMapEntry { target_id, .. }) in ids {
+            if let TargetId::Known(t) = target_id {
+                map.entry(ctx.clone()).or_default().insert(*source, *t);
+            }
+        }
+    }
+    for (ctx, ids) in assigned {
+        map.entry(ctx.clone()).or_default().extend(ids);
+    }
+    map
+}
+
+/// How an apply ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// The journal said the plan was applied already: nothing was sent.
+    pub already_applied: bool,
+    /// Steps that changed the target in this run.
+    pub changed: usize,
+    /// Steps whose effect was already there.
+    pub already_there: usize,
+    /// Steps skipped because the journal had them done.
+    pub skipped: usize,
+    /// The final source-to-target ID map.
+    pub id_map: IdMap,
+}
+
+/// Runs the plan's steps not yet in `journal`, saving the journal after each
+/// (when `store` is given) and the ID map at the end. `log` receives one line
+/// per step. With `dry_run`, prints the requests and sends nothing.
+pub async fn apply_registry(
+    api: &dyn RegistryApi,
+    plan: &Plan,
+    mut journal: Journal,
+    resuming: bool,
+    mut store: Option<&mut JournalStore>,
+    dry_run: bool,
+    log: &mut dyn FnMut(String),
+) -> Result<Outcome, ApplyError> {
+    let mut outcome = Outcome {
+        already_applied: journal.finished,
+        changed: 0,
+        already_there: 0,
+        skipped: 0,
+        id_map: IdMap::new(),
+    };
+    if journal.finished {
+        outcome.skipped = plan.steps.len();
+        outcome.id_map = final_id_map(plan, &journal.assigned_ids);
+        return Ok(outcome);
+    }
+    if dry_run {
+        for step in &plan.steps {
+            if journal.done.contains(&step.id) {
+                outcome.skipped += 1;
+                log(format!("step {} (done already): {}", step.id, step.reason));
+                continue;
+            }
+            let body = step
+                .request
+                .body
+                .as_ref()
+                .map(|b| format!(" {}", serde_json::to_string(b).expect("a body serializes")))
+                .unwrap_or_default();
+            log(format!(
+                "step {}: {} {}{body}",
+                step.id, step.request.method, step.request.path
+            ));
+        }
+        outcome.id_map = final_id_map(plan, &journal.assigned_ids);
+        return Ok(outcome);
+    }
+    if let Some(s) = store.as_deref_mut() {
+        s.save(&journal).await?;
+    }
+    let total = plan.steps.len();
+    for step in &plan.steps {
+        if journal.done.contains(&step.id) {
+            outcome.skipped += 1;
+            continue;
+        }
+        let result = run_step_resuming(api, step, resuming).await;
+        match result {
+            Ok(done) => {
+                if let Some(r) = &done.registered {
+                    journal
+                        .assigned_ids
+                        .entry(r.source_context.clone())
+                        .or_default()
+                        .insert(r.source_id, r.target_id);
+                }
+                let what = match (&done.registered, done.already) {
+                    (Some(r), true) => format!("already there (id {})", r.target_id),
+                    (Some(r), false) => format!("done (id {})", r.target_id),
+                    (None, true) => "already there".to_owned(),
+                    (None, false) => "done".to_owned(),
+                };
+                if done.already {
+                    outcome.already_there += 1;
+                } else {
+                    outcome.changed += 1;
+                }
+                log(format!("[{}/{total}] {}: {what}", step.id, step.reason));
+                journal.done.insert(step.id);
+                if let Some(s) = store.as_deref_mut() {
+                    s.save(&journal).await?;
+                }
+            }
+            Err(source) => {
+                let hint = hint_for(step, &source);
+                let cleanup = put_back(api, plan, &mut journal, step.id, log).await;
+                if let Some(s) = store.as_deref_mut() {
+                    s.save(&journal).await?;
+                }
+                return Err(ApplyError::StepFailed {
+                    step: Box::new(step.clone()),
+                    error: source,
+                    hint,
+                    cleanup,
+                });
+            }
+        }
+    }
+    journal.finished = true;
+    outcome.id_map = final_id_map(plan, &journal.assigned_ids);
+    if let Some(s) = store {
+        s.save_id_map(&outcome.id_map).await?;
+        s.save(&journal).await?;
+    }
+    Ok(outcome)
+}
+
+/// A step; when resuming, a temporary IMPORT mode refused because the scope
+/// now has live subjects (the earlier run registered them) is set with `force`.
+async fn run_step_resuming(
+    api: &dyn RegistryApi,
+    step: &Step,
+    resuming: bool,
+) -> Result<StepDone, StepError> {
+    let first = run_step(api, step).await;
+    if let Err(StepError::Registry(RegistryError::NotPermitted(_))) = &first
+        && resuming
+        && step.kind == StepKind::SetMode
+        && !step.request.path.contains("force=true")
+    {
+        let mut forced = step.clone();
+        forced.request.path.push_str("?force=true");
+        return run_step(api, &forced).await;
+    }
+    first
+}
+
+/// After a failure: runs the restore steps of every scope whose temporary
+/// mode or level was set (and not yet put back), and takes those temporary
+/// steps out of the journal so that a rerun sets them again.
+async fn put_back(
+    api: &dyn RegistryApi,
+    plan: &Plan,
+    journal: &mut Journal,
+    failed: u32,
+    log: &mut dyn FnMut(String),
+) -> Vec<String> {
+    let touched = |kind: StepKind| -> BTreeSet<Option<String>> {
+        plan.steps
+            .iter()
+            .filter(|s| s.kind == kind && journal.done.contains(&s.id))
+            .map(scope)
+            .collect()
+    };
+    let modes = touched(StepKind::SetMode);
+    let levels = touched(StepKind::SetCompatibility);
+    let mut lines = Vec::new();
+    let mut restored: Vec<(StepKind, Option<String>)> = Vec::new();
+    for step in &plan.steps {
+        let temp_kind = match step.kind {
+            StepKind::RestoreMode if modes.contains(&scope(step)) => StepKind::SetMode,
+            StepKind::RestoreCompatibility if levels.contains(&scope(step)) => {
+                StepKind::SetCompatibility
+            }
+            _ => continue,
+        };
+        if step.id == failed || journal.done.contains(&step.id) {
+            continue;
+        }
+        match run_step(api, step).await {
+            Ok(_) => {
+                lines.push(format!("step {}: {}", step.id, step.reason));
+                restored.push((temp_kind, scope(step)));
+            }
+            Err(e) => {
+                let line = format!(
+                    "step {} ({}) could not run: {}",
+                    step.id,
+                    describe(step),
+                    e.to_string().replace('\n', " ")
+                );
+                log(format!("warning: {line}"));
+                lines.push(line);
+            }
+        }
+    }
+    for (kind, sc) in restored {
+        for s in plan
+            .steps
+            .iter()
+            .filter(|s| s.kind == kind && scope(s) == sc)
+        {
+            journal.done.remove(&s.id);
+        }
+    }
+    lines
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use async_trait::async_trait;
+
+    use super::*;
+    use crate::model::{Compatibility, DEFAULT_CONTEXT, Mode, RegistrySnapshot};
+    use crate::plan::{PlanOptions, plan};
+    use crate::registry::{
+        CompatibilityCheck, Failure, RegisterRequest, Registered, SchemaInput, SchemaRecord,
+        SchemasQuery, VersionRef,
+    };
+
+    /// Records every write; `lookup` finds nothing unless told; the writes
+    /// whose description starts with `fail` are refused with `code`.
+    #[derive(Default)]
+    struct Fake {
+        calls: Mutex<Vec<String>>,
+        found: Option<SchemaRecord>,
+        fail: Option<(&'static str, i64)>,
+        next_id: Mutex<u32>,
+    }
+
+    impl Fake {
+        fn record(&self, call: String) -> crate::registry::Result<()> {
+            self.calls.lock().unwrap().push(call.clone());
+            match self.fail {
+                Some((prefix, code)) if call.starts_with(prefix) => {
+                    Err(RegistryError::from_response(Failure {
+                        method: "X".into(),
+                        path: call,
+                        status: Some(if code == 40901 { 409 } else { 422 }),
+                        code: Some(code),
+                        message: "refused".into(),
+                        attempts: 1,
+                    }))
+                }
+                _ => Ok(()),
+            }
+        }
+        fn calls(&self) -> Vec<String> {
+            self.calls.lock().unwrap().clone()
+        }
+    }
+
+    #[async_trait]
+    impl RegistryApi for Fake {
+        async fn subjects(&self, _: bool) -> crate::registry::Result<Vec<String>> {
+            unimplemented!()
+        }
+        async fn versions(&self, _: &str, _: bool) -> crate::registry::Result<Vec<u32>> {
+            unimplemented!()
+        }
+        async fn version(
+            &self,
+            _: &str,
+            _: VersionRef,
+            _: bool,
+        ) -> crate::registry::Result<SchemaRecord> {
+            unimplemented!()
+        }
+        async fn schemas_page(
+            &self,
+            _: &SchemasQuery,
+        ) -> crate::registry::Result<Vec<SchemaRecord>> {
+            unimplemented!()
+        }
+        async fn config(&self, _: Option<&str>) -> crate::registry::Result<Option<Compatibility>> {
+            unimplemented!()
+        }
+        async fn mode(&self, _: Option<&str>) -> crate::registry::Result<Option<Mode>> {
+            unimplemented!()
+        }
+        async fn contexts(&self) -> crate::registry::Result<Vec<String>> {
+            unimplemented!()
+        }
+        async fn server_version(&self) -> crate::registry::Result<Option<String>> {
+            unimplemented!()
+        }
+        async fn register(
+            &self,
+            subject: &str,
+            request: &RegisterRequest,
+        ) -> crate::registry::Result<Registered> {
+            self.record(format!("register {subject} {:?}", request.id))?;
+            let mut next = self.next_id.lock().unwrap();
+            *next += 1;
+            Ok(Registered {
+                id: request.id.unwrap_or(*next),
+                version: None,
+            })
+        }
+        async fn lookup(
+            &self,
+            _: &str,
+            _: &SchemaInput,
+            _: bool,
+            _: bool,
+        ) -> crate::registry::Result<Option<SchemaRecord>> {
+            Ok(self.found.clone())
+        }
+        async fn check_compatibility(
+            &self,
+            _: &str,
+            _: VersionRef,
+            _: &SchemaInput,
+        ) -> crate::registry::Result<CompatibilityCheck> {
+            unimplemented!()
+        }
+        async fn set_config(
+            &self,
+            scope: Option<&str>,
+            level: Compatibility,
+        ) -> crate::registry::Result<()> {
+            self.record(format!("set_config {scope:?} {level:?}"))
+        }
+        async fn delete_config(&self, scope: Option<&str>) -> crate::registry::Result<()> {
+            self.record(format!("delete_config {scope:?}"))
+        }
+        async fn set_mode(
+            &self,
+            scope: Option<&str>,
+            mode: Mode,
+            force: bool,
+        ) -> crate::registry::Result<()> {
+            self.record(format!("set_mode {scope:?} {mode:?} {force}"))
+        }
+        async fn delete_mode(&self, scope: Option<&str>) -> crate::registry::Result<()> {
+            self.record(format!("delete_mode {scope:?}"))
+        }
+        async fn delete_subject(&self, s: &str, p: bool) -> crate::registry::Result<Vec<u32>> {
+            self.record(format!("delete_subject {s} {p}"))
+                .map(|_| vec![])
+        }
+        async fn delete_version(&self, s: &str, v: u32, p: bool) -> crate::registry::Result<u32> {
+            self.record(format!("delete_version {s} {v} {p}"))
+                .map(|_| v)
+        }
+    }
+
+    fn shifted(force_ids: bool) -> Plan {
+        let backup: RegistrySnapshot =
+            serde_json::from_str(include_str!("../../fixtures/plan/shifted-ids/backup.json"))
+                .unwrap();
+        let options = PlanOptions {
+            force_ids,
+            ..PlanOptions::default()
+        };
+        plan(&backup, &RegistrySnapshot::default(), &options).unwrap()
+    }
+
+    fn run(
+        fake: &Fake,
+        plan: &Plan,
+        journal: Journal,
+    ) -> (Result<Outcome, ApplyError>, Vec<String>) {
+        let mut lines = Vec::new();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let result = rt.block_on(apply_registry(
+            fake,
+            plan,
+            journal,
+            false,
+            None,
+            false,
+            &mut |l| lines.push(l),
+        ));
+        (result, lines)
+    }
+
+    #[test]
+    fn assigned_ids_make_the_map_and_a_journalled_step_is_skipped() {
+        let plan = shifted(false);
+        let fake = Fake::default();
+        let (outcome, _) = run(&fake, &plan, Journal::new("d"));
+        let outcome = outcome.unwrap();
+        assert_eq!(
+            outcome.id_map[DEFAULT_CONTEXT],
+            [(1, 1), (5, 2), (2, 3)].into_iter().collect()
+        );
+        assert_eq!(outcome.changed, plan.steps.len());
+
+        // a rerun with steps 1-3 journalled sends only the others
+        let mut journal = Journal::new("d");
+        journal.done.extend([1, 2, 3]);
+        journal
+            .assigned_ids
+            .entry(".".into())
+            .or_default()
+            .insert(1, 1);
+        let fake = Fake::default();
+        let (outcome, _) = run(&fake, &plan, journal);
+        assert_eq!(outcome.unwrap().skipped, 3);
+        assert!(fake.calls().iter().all(|c| !c.starts_with("set_config")));
+    }
+
+    #[test]
+    fn a_schema_already_there_is_taken_not_registered_again() {
+        let plan = shifted(false);
+        let fake = Fake {
+            found: Some(SchemaRecord {
+                subject: "orders-value".into(),
+                version: 1,
+                id: 40,
+                schema_type: crate::model::SchemaType::Avro,
+                schema: String::new(),
+                references: vec![],
+            }),
+            ..Fake::default()
+        };
+        let (outcome, lines) = run(&fake, &plan, Journal::new("d"));
+        let outcome = outcome.unwrap();
+        assert!(fake.calls().iter().all(|c| !c.starts_with("register")));
+        assert_eq!(outcome.id_map[DEFAULT_CONTEXT][&1], 40);
+        assert!(lines.iter().any(|l| l.contains("already there (id 40)")));
+    }
+
+    #[test]
+    fn a_failed_step_puts_temporary_settings_back_and_names_the_collision() {
+        let plan = shifted(true);
+        assert!(plan.steps.iter().any(|s| s.kind == StepKind::SetMode));
+        let fake = Fake {
+            fail: Some(("register orders-value Some(5)", 42205)),
+            ..Fake::default()
+        };
+        let (result, _) = run(&fake, &plan, Journal::new("d"));
+        let err = result.unwrap_err();
+        let text = err.to_string();
+        assert!(text.contains("register orders-value v2"), "{text}");
+        assert!(text.contains("http 422, error_code 42205"), "{text}");
+        assert!(text.contains("schema ID 5 collided"), "{text}");
+        assert!(text.contains("put back"), "{text}");
+        let calls = fake.calls();
+        let failed = calls.iter().position(|c| c.contains("Some(5)")).unwrap();
+        let after = &calls[failed + 1..];
+        assert!(
+            after
+                .iter()
+                .any(|c| c.starts_with("delete_mode") || c.starts_with("set_mode")),
+            "the temporary IMPORT mode is put back: {calls:?}"
+        );
+    }
+
+    #[test]
+    fn an_incompatible_registration_hints_at_set_compatibility() {
+        let plan = shifted(false);
+        let fake = Fake {
+            fail: Some(("register payments-value", 40901)),
+            ..Fake::default()
+        };
+        let (result, _) = run(&fake, &plan, Journal::new("d"));
+        let text = result.unwrap_err().to_string();
+        assert!(text.contains("http 409, error_code 40901"), "{text}");
+        assert!(text.contains("set_compatibility: NONE"), "{text}");
+    }
+
+    #[test]
+    fn deletes_already_done_count_as_success() {
+        let mut plan = shifted(false);
+        let mut step = plan.steps[0].clone();
+        step.kind = StepKind::DeleteVersion;
+        step.version = Some(1);
+        step.request = crate::plan::Request {
+            method: "DELETE".into(),
+            path: "/subjects/orders-value/versions/1".into(),
+            body: None,
+        };
+        plan.steps = vec![step];
+        plan.id_mapping.clear();
+        let fake = Fake {
+            fail: Some(("delete_version", 40406)),
+            ..Fake::default()
+        };
+        let (outcome, _) = run(&fake, &plan, Journal::new("d"));
+        assert_eq!(outcome.unwrap().already_there, 1);
+    }
+}

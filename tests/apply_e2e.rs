@@ -1,0 +1,241 @@
+//! End to end: `kafka-backup apply FILE -c CONFIG --registry-only` against
+//! live registries. The reference page's example (source IDs 1, 5, 2) is
+//! backed up, planned into an empty target and applied: the target assigns
+//! 1, 2, 3. A second apply changes nothing; a stale target is refused;
+//! `--dry-run` sends nothing; an apply stopped by a refusing target is rerun
+//! and finishes.
+
+mod common;
+
+use common::*;
+use reqwest::Method;
+use serde_json::json;
+
+/// Plans the backup into `target`; gives the config, the plan file and its digest.
+fn plan_into(
+    dir: &std::path::Path,
+    target: &Registry,
+) -> (std::path::PathBuf, std::path::PathBuf, String) {
+    let cfg = restore_config(dir, "restore.yaml", &target.url);
+    let plan_file = dir.join("restore.plan.json");
+    let out = kafka_backup(&[
+        "plan",
+        "-c",
+        cfg.to_str().unwrap(),
+        "-o",
+        plan_file.to_str().unwrap(),
+    ]);
+    success(&out);
+    let plan = kafka_backup::planfile::read(&std::fs::read(&plan_file).unwrap()).unwrap();
+    (cfg, plan_file, plan.digest.unwrap())
+}
+
+fn apply(plan: &std::path::Path, cfg: &std::path::Path, extra: &[&str]) -> std::process::Output {
+    let mut args = vec!["apply", plan.to_str().unwrap(), "-c", cfg.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    kafka_backup(&args)
+}
+
+async fn id_of(target: &Registry, subject: &str, version: u32) -> u64 {
+    let (status, body) = target
+        .call(
+            Method::GET,
+            &format!("/subjects/{}/versions/{version}", encode(subject)),
+            None,
+        )
+        .await;
+    assert_eq!(status, 200, "{subject} v{version}: {body}");
+    body["id"].as_u64().unwrap()
+}
+
+async fn subjects(target: &Registry) -> serde_json::Value {
+    let (status, body) = target.call(Method::GET, "/subjects", None).await;
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+async fn assert_seed_ids(target: &Registry, dir: &std::path::Path, digest: &str) {
+    assert_eq!(id_of(target, "orders-value", 1).await, 1);
+    assert_eq!(id_of(target, "orders-value", 2).await, 2);
+    assert_eq!(id_of(target, "payments-value", 1).await, 3);
+    let map: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(
+            dir.join("store/seed-example/apply")
+                .join(digest)
+                .join("id-map.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(map, json!({"1": 1, "5": 2, "2": 3}));
+    // the temporary NONE level is gone again
+    let (status, body) = target.call(Method::GET, "/config/orders-value", None).await;
+    assert_eq!(status, 404, "no level of its own: {body}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn apply_restores_the_seed_example_and_a_second_apply_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let _source = backup_of_fixture(dir.path()).await.0;
+    let target = Registry::start();
+    let (cfg, plan_file, digest) = plan_into(dir.path(), &target);
+
+    // without --registry-only: refused before touching anything
+    let out = apply(&plan_file, &cfg, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("rerun with --registry-only"),
+        "{}",
+        stderr(&out)
+    );
+
+    // --dry-run prints the requests and sends none
+    let printed = success(&apply(&plan_file, &cfg, &["--registry-only", "--dry-run"]));
+    eprintln!("dry run:\n{printed}");
+    assert!(
+        printed.contains("POST /subjects/orders-value/versions"),
+        "{printed}"
+    );
+    assert!(printed.contains("PUT /config/orders-value"), "{printed}");
+    assert_eq!(subjects(&target).await, json!([]));
+    assert!(!dir.path().join("store/seed-example/apply").exists());
+
+    let printed = success(&apply(&plan_file, &cfg, &["--registry-only"]));
+    assert!(printed.contains("\"5\": 2"), "{printed}");
+    assert_seed_ids(&target, dir.path(), &digest).await;
+
+    // a second apply of the same plan changes nothing and says so
+    let printed = success(&apply(&plan_file, &cfg, &["--registry-only"]));
+    assert!(printed.contains("already applied"), "{printed}");
+    assert!(printed.contains("nothing changed"), "{printed}");
+    assert_seed_ids(&target, dir.path(), &digest).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_stale_target_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let _source = backup_of_fixture(dir.path()).await.0;
+    let target = Registry::start();
+    let (cfg, plan_file, _) = plan_into(dir.path(), &target);
+    let other =
+        json!({"type": "record", "name": "Other", "fields": [{"name": "x", "type": "int"}]})
+            .to_string();
+    target
+        .register("other-value", json!({"schema": other}))
+        .await;
+
+    let out = apply(&plan_file, &cfg, &["--registry-only"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let err = stderr(&out);
+    assert!(err.contains("plan is stale"), "{err}");
+    assert!(
+        err.contains("planned against:") && err.contains("target now:"),
+        "{err}"
+    );
+    assert!(err.contains("--force"), "{err}");
+    assert_eq!(subjects(&target).await, json!(["other-value"]));
+
+    // --force applies it anyway: the target hands out the IDs after its own
+    let printed = success(&apply(&plan_file, &cfg, &["--registry-only", "--force"]));
+    assert!(printed.contains("\"1\": 2"), "{printed}");
+    assert_eq!(id_of(&target, "orders-value", 1).await, 2);
+    assert_eq!(id_of(&target, "payments-value", 1).await, 4);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_interrupted_apply_is_rerun_and_finishes() {
+    let dir = tempfile::tempdir().unwrap();
+    let _source = backup_of_fixture(dir.path()).await.0;
+    let target = Registry::start();
+    let (cfg, plan_file, digest) = plan_into(dir.path(), &target);
+
+    // payments-value is in IMPORT mode on the target: its registration
+    // without an ID (step 5, after orders-value's two) is refused
+    let (status, body) = target
+        .call(
+            Method::PUT,
+            "/mode/payments-value",
+            Some(json!({"mode": "IMPORT"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let out = apply(&plan_file, &cfg, &["--registry-only", "--force"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let err = stderr(&out);
+    eprintln!("first apply:\n{}\n{err}", stdout(&out));
+    assert!(
+        err.contains("step 5 failed: register payments-value v1"),
+        "{err}"
+    );
+    assert!(err.contains("42205"), "{err}");
+    assert!(err.contains("payments-value"), "{err}");
+    assert_eq!(id_of(&target, "orders-value", 2).await, 2);
+    // the temporary levels were put back
+    let (status, body) = target.call(Method::GET, "/config/orders-value", None).await;
+    assert_eq!(status, 404, "{body}\n{err}");
+    let (status, body) = target
+        .call(Method::GET, "/config/payments-value", None)
+        .await;
+    assert_eq!(status, 404, "{body}\n{err}");
+    assert!(
+        dir.path()
+            .join("store/seed-example/apply")
+            .join(&digest)
+            .join("journal.json")
+            .exists()
+    );
+
+    // writable again: the rerun (no --force: the journal explains the change) finishes
+    let (status, body) = target
+        .call(Method::DELETE, "/mode/payments-value", None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let printed = success(&apply(&plan_file, &cfg, &["--registry-only"]));
+    eprintln!("rerun:\n{printed}");
+    assert!(printed.contains("Apply complete"), "{printed}");
+    assert!(printed.contains("2 done in an earlier run"), "{printed}");
+    assert_seed_ids(&target, dir.path(), &digest).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_plan_of_another_backup_is_refused_before_any_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let _source = backup_of_fixture(dir.path()).await.0;
+    let target = Registry::start();
+    let (cfg, plan_file, _) = plan_into(dir.path(), &target);
+
+    // another backup in the same store, of another registry state
+    let other_source = Registry::start();
+    let schema = json!({"type": "record", "name": "Else", "fields": []}).to_string();
+    other_source
+        .register("else-value", json!({"schema": schema}))
+        .await;
+    let other_cfg = write(
+        dir.path(),
+        "other-backup.yaml",
+        &format!(
+            "backup_id: other\nsource:\n  bootstrap_servers: [{}]\n  topics:\n    include: [\"none\"]\nstorage:\n  path: {}\nenterprise:\n  schema_registry:\n    enabled: true\n    url: {}\n",
+            bootstrap(),
+            dir.path().join("store").display(),
+            other_source.url
+        ),
+    );
+    success(&kafka_backup(&[
+        "backup",
+        "-c",
+        other_cfg.to_str().unwrap(),
+    ]));
+
+    let wrong = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace("backup_id: seed-example", "backup_id: other");
+    let wrong_cfg = write(dir.path(), "wrong.yaml", &wrong);
+    let out = apply(&plan_file, &wrong_cfg, &["--registry-only"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains("the plan was made from another backup state"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(subjects(&target).await, json!([]), "nothing was sent");
+}
