@@ -329,8 +329,13 @@ impl<R: Read> SegmentReader<R> {
         if len < 8 + 8 + 1 + 4 + 4 + 4 {
             return Err(self.corrupt(format!("record length {len} is too small")));
         }
-        self.buf.resize(len, 0);
-        if read_full(&mut self.decoder, &mut self.buf)? != len {
+        // grow with the bytes that really arrive: a corrupt length must not
+        // allocate gigabytes before the stream turns out to be short
+        self.buf.clear();
+        (&mut self.decoder)
+            .take(len as u64)
+            .read_to_end(&mut self.buf)?;
+        if self.buf.len() != len {
             return Err(self.corrupt("truncated record"));
         }
         let record = parse_record(&self.buf).map_err(|reason| self.corrupt(reason))?;
@@ -539,6 +544,22 @@ mod tests {
             SegmentReader::new(&not_ours[..]),
             Err(SegmentError::BadMagic)
         ));
+    }
+
+    #[test]
+    fn a_huge_corrupt_length_does_not_allocate_it() {
+        // the length the fuzzer found: 0x4AB1A385 bytes announced, none there
+        let mut raw = MAGIC.to_vec();
+        raw.extend_from_slice(&[74, 177, 163, 133]);
+        let bytes = zstd::encode_all(&raw[..], 1).unwrap();
+        let err = SegmentReader::new(&bytes[..])
+            .unwrap()
+            .next_record()
+            .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "corrupt record after offset -1: truncated record"
+        );
     }
 
     #[test]
