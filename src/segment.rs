@@ -100,7 +100,6 @@ pub struct Segment {
 /// zstd's window, and it takes compression off the consumer's thread.)
 pub struct SegmentWriter {
     raw: Vec<u8>,
-    scratch: Vec<u8>,
     first_offset: Option<i64>,
     last_offset: i64,
     count: u64,
@@ -120,7 +119,6 @@ impl SegmentWriter {
         raw.extend_from_slice(MAGIC);
         Self {
             raw,
-            scratch: Vec::with_capacity(4096),
             first_offset: None,
             last_offset: -1,
             count: 0,
@@ -144,21 +142,22 @@ impl SegmentWriter {
     }
 
     pub fn push(&mut self, r: &RecordRef<'_>) -> io::Result<()> {
-        let s = &mut self.scratch;
-        s.clear();
-        s.extend_from_slice(&r.offset.to_be_bytes());
-        s.extend_from_slice(&r.timestamp.unwrap_or(-1).to_be_bytes());
-        s.push(r.timestamp_type.to_byte());
-        put_bytes(s, r.key)?;
-        put_bytes(s, r.value)?;
-        s.extend_from_slice(&len_u32(r.headers.len())?.to_be_bytes());
-        for (name, value) in r.headers {
-            s.extend_from_slice(&len_u32(name.len())?.to_be_bytes());
-            s.extend_from_slice(name);
-            put_bytes(s, *value)?;
+        // written straight into the segment (no copy through a scratch
+        // buffer), the length patched in once the record is complete; a
+        // record that cannot be encoded leaves nothing behind
+        let start = self.raw.len();
+        if let Err(e) = encode_record(&mut self.raw, r) {
+            self.raw.truncate(start);
+            return Err(e);
         }
-        self.raw.extend_from_slice(&len_u32(s.len())?.to_be_bytes());
-        self.raw.extend_from_slice(s);
+        let len = match len_u32(self.raw.len() - start - 4) {
+            Ok(len) => len,
+            Err(e) => {
+                self.raw.truncate(start);
+                return Err(e);
+            }
+        };
+        self.raw[start..start + 4].copy_from_slice(&len.to_be_bytes());
 
         self.first_offset.get_or_insert(r.offset);
         self.last_offset = r.offset;
@@ -235,6 +234,23 @@ impl RawSegment {
             bytes,
         })
     }
+}
+
+/// Appends one record with a zero length placeholder in front.
+fn encode_record(out: &mut Vec<u8>, r: &RecordRef<'_>) -> io::Result<()> {
+    out.extend_from_slice(&[0; 4]);
+    out.extend_from_slice(&r.offset.to_be_bytes());
+    out.extend_from_slice(&r.timestamp.unwrap_or(-1).to_be_bytes());
+    out.push(r.timestamp_type.to_byte());
+    put_bytes(out, r.key)?;
+    put_bytes(out, r.value)?;
+    out.extend_from_slice(&len_u32(r.headers.len())?.to_be_bytes());
+    for (name, value) in r.headers {
+        out.extend_from_slice(&len_u32(name.len())?.to_be_bytes());
+        out.extend_from_slice(name);
+        put_bytes(out, *value)?;
+    }
+    Ok(())
 }
 
 fn len_u32(len: usize) -> io::Result<u32> {
