@@ -25,8 +25,7 @@
 //! - [`gather`]: reads the planner's two inputs (backup snapshot, live target snapshot).
 //! - [`wire`]: the Confluent wire format and the pure schema-ID rewrite.
 //! - [`apply`]: the applier's registry half: runs a plan's steps, journalled, and writes the ID map.
-//!
-//! Still to come (see the issues): the data restore and `verify`.
+//! - [`restore`]: the applier's data half: topics back into the target, schema IDs rewritten.
 
 pub mod apply;
 pub mod backup;
@@ -42,6 +41,7 @@ pub mod plan;
 pub mod planfile;
 pub mod progress;
 pub mod registry;
+pub mod restore;
 pub mod segment;
 pub mod storage;
 pub mod wire;

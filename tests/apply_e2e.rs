@@ -80,14 +80,16 @@ async fn apply_restores_the_seed_example_and_a_second_apply_changes_nothing() {
     let target = Registry::start();
     let (cfg, plan_file, digest) = plan_into(dir.path(), &target);
 
-    // without --registry-only: refused before touching anything
+    // without --registry-only, a config with no target cluster is refused
+    // before touching anything
     let out = apply(&plan_file, &cfg, &[]);
     assert_eq!(out.status.code(), Some(1));
     assert!(
-        stderr(&out).contains("rerun with --registry-only"),
+        stderr(&out).contains("no `target.bootstrap_servers`"),
         "{}",
         stderr(&out)
     );
+    assert_eq!(subjects(&target).await, json!([]));
 
     // --dry-run prints the requests and sends none
     let printed = success(&apply(&plan_file, &cfg, &["--registry-only", "--dry-run"]));
@@ -107,7 +109,7 @@ async fn apply_restores_the_seed_example_and_a_second_apply_changes_nothing() {
     // a second apply of the same plan changes nothing and says so
     let printed = success(&apply(&plan_file, &cfg, &["--registry-only"]));
     assert!(printed.contains("already applied"), "{printed}");
-    assert!(printed.contains("nothing changed"), "{printed}");
+    assert!(printed.contains("nothing to change"), "{printed}");
     assert_seed_ids(&target, dir.path(), &digest).await;
 }
 
@@ -192,7 +194,7 @@ async fn an_interrupted_apply_is_rerun_and_finishes() {
     assert_eq!(status, 200, "{body}");
     let printed = success(&apply(&plan_file, &cfg, &["--registry-only"]));
     eprintln!("rerun:\n{printed}");
-    assert!(printed.contains("Apply complete"), "{printed}");
+    assert!(printed.contains("Registry applied"), "{printed}");
     assert!(printed.contains("2 done in an earlier run"), "{printed}");
     assert_seed_ids(&target, dir.path(), &digest).await;
 }

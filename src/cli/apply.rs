@@ -1,39 +1,28 @@
-//! `kafka-backup apply FILE -c CONFIG --registry-only`: run a saved plan's
-//! registry steps against the target named in the configuration, journalled
-//! in the backup's storage. Restoring topic data is not built yet.
+//! `kafka-backup apply [FILE] -c CONFIG`: run a reviewed plan (or plan, show
+//! and ask first), registry steps first, then the topic data with schema IDs
+//! rewritten through the final ID map. Everything is journalled beside the
+//! backup, so a rerun finishes what a killed or failed apply began.
 
+use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
+use bytes::Bytes;
+use object_store::{ObjectStoreExt, PutPayload};
 
 use super::ApplyArgs;
-use crate::apply::{self, Journal, JournalStore};
-use crate::config;
+use crate::apply::{self, IdMap, Journal, JournalStore};
+use crate::config::{self, Config};
 use crate::gather;
+use crate::manifest::BackupReader;
+use crate::plan::{Plan, render};
 use crate::planfile;
 use crate::registry::HttpRegistry;
-use crate::storage::Location;
+use crate::restore::{self, DataJournalStore, RestoreOptions};
+use crate::storage::{Location, Store};
 
 pub fn run(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
-    if !args.registry_only {
-        anyhow::bail!(
-            "restoring topic data is not built yet (issue 5): rerun with --registry-only to restore the registry alone"
-        );
-    }
-    let Some(plan_path) = &args.plan else {
-        anyhow::bail!(
-            "planning and applying in one go (`apply -c` without a plan file) is not built yet (issue 5)\nhint: run `kafka-backup plan -c CONFIG -o FILE`, review it, then `kafka-backup apply FILE -c CONFIG --registry-only`"
-        );
-    };
-    let bytes = std::fs::read(plan_path)
-        .with_context(|| format!("cannot read `{}`", plan_path.display()))?;
-    let plan = planfile::read(&bytes)
-        .with_context(|| format!("`{}` is not a usable plan file", plan_path.display()))?;
-    let digest = plan.digest.clone().expect("a read plan has its digest");
-    if !plan.is_applicable() {
-        return Err(apply::ApplyError::Conflicts(plan.conflicts.len()).into());
-    }
-
     let loaded = config::load(&args.config)?;
     for warning in loaded.render_warnings() {
         eprintln!("warning: {warning}");
@@ -46,9 +35,133 @@ pub fn run(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
         .as_str()
         .to_owned();
     let store = Location::from_config(cfg.storage.as_ref())?.open()?;
-    let mut journals = JournalStore::new(store, &backup_id, &digest);
-
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let registry_on = cfg.enterprise.schema_registry.enabled;
+    if !args.registry_only && !args.dry_run {
+        // fail before the registry steps when the data half cannot run
+        restore::target_cluster(cfg)?;
+    }
+
+    let id_map = if registry_on {
+        let plan = match &args.plan {
+            Some(path) => read_plan(path)?,
+            None => match plan_and_confirm(cfg, &runtime, &store, &backup_id, args)? {
+                Some(plan) => plan,
+                None => return Ok(ExitCode::FAILURE),
+            },
+        };
+        Some(apply_registry(
+            cfg, &runtime, &store, &backup_id, &plan, args,
+        )?)
+    } else {
+        if args.plan.is_some() {
+            anyhow::bail!(
+                "a plan file restores a registry, but `enterprise.schema_registry.enabled` is off in `{}`",
+                args.config.display()
+            );
+        }
+        if args.registry_only {
+            anyhow::bail!("`--registry-only` with the registry off: nothing to do");
+        }
+        None
+    };
+    if args.registry_only {
+        return Ok(ExitCode::SUCCESS);
+    }
+    restore_data(cfg, &runtime, &store, &backup_id, id_map.as_ref(), args)?;
+    Ok(ExitCode::SUCCESS)
+}
+
+fn read_plan(path: &std::path::Path) -> anyhow::Result<Plan> {
+    let bytes = std::fs::read(path).with_context(|| format!("cannot read `{}`", path.display()))?;
+    let plan = planfile::read(&bytes)
+        .with_context(|| format!("`{}` is not a usable plan file", path.display()))?;
+    if !plan.is_applicable() {
+        return Err(apply::ApplyError::Conflicts(plan.conflicts.len()).into());
+    }
+    Ok(plan)
+}
+
+/// `apply -c` without a plan file: plans, shows the plan and the topics, asks
+/// for `yes` (unless `--auto-approve` or `--dry-run`), keeps the plan file
+/// beside the journal. `None`: the answer was not `yes`.
+fn plan_and_confirm(
+    cfg: &Config,
+    runtime: &tokio::runtime::Runtime,
+    store: &Store,
+    backup_id: &str,
+    args: &ApplyArgs,
+) -> anyhow::Result<Option<Plan>> {
+    let (plan, _) = super::plan::make(cfg, runtime)?;
+    print!("{}", render::text(&plan));
+    if !plan.is_applicable() {
+        return Err(apply::ApplyError::Conflicts(plan.conflicts.len()).into());
+    }
+    if !args.registry_only {
+        let reader = runtime.block_on(BackupReader::open(store, backup_id))?;
+        let jobs = restore::jobs(cfg, &reader.manifest, None, args.to_timestamp);
+        println!("\nTopics to restore after the registry:");
+        for job in &jobs {
+            let records: u64 = job
+                .manifest
+                .partitions
+                .values()
+                .map(|p| p.record_count)
+                .sum();
+            let rename = if job.source == job.target {
+                String::new()
+            } else {
+                format!(" (from `{}`)", job.source)
+            };
+            println!(
+                "  + {}{rename}: {} partition(s), {records} record(s)",
+                job.target, job.manifest.partition_count
+            );
+        }
+    }
+    let bytes = planfile::write(&plan);
+    let plan = planfile::read(&bytes).expect("a plan just written reads back");
+    if !args.auto_approve && !args.dry_run {
+        print!("\nApply this plan? Only `yes` is accepted: ");
+        std::io::stdout().flush()?;
+        let mut answer = String::new();
+        std::io::stdin().lock().read_line(&mut answer)?;
+        if answer.trim() != "yes" {
+            if !std::io::stdin().is_terminal() && answer.is_empty() {
+                eprintln!(
+                    "error: no answer on standard input\nhint: pass `--auto-approve` to apply without asking"
+                );
+            } else {
+                eprintln!("Apply cancelled: nothing was changed.");
+            }
+            return Ok(None);
+        }
+    }
+    if !args.dry_run {
+        let digest = plan.digest.as_deref().expect("read plans have a digest");
+        let path = store.path(&format!("{backup_id}/apply/{digest}/plan.json"));
+        runtime
+            .block_on(
+                store
+                    .object_store()
+                    .put(&path, PutPayload::from(Bytes::from(bytes))),
+            )
+            .context("cannot keep the plan file beside the journal")?;
+    }
+    Ok(Some(plan))
+}
+
+/// The registry half. Returns the final ID map (after a dry run: the IDs known so far).
+fn apply_registry(
+    cfg: &Config,
+    runtime: &tokio::runtime::Runtime,
+    store: &Store,
+    backup_id: &str,
+    plan: &Plan,
+    args: &ApplyArgs,
+) -> anyhow::Result<IdMap> {
+    let digest = plan.digest.clone().expect("a read plan has its digest");
+    let mut journals = JournalStore::new(store.clone(), backup_id, &digest);
     // the plan must come from this backup: its registry state, as planned
     let (_, schemas) = runtime.block_on(gather::backup_snapshot(cfg))?;
     if schemas.fingerprint != plan.backup_fingerprint {
@@ -62,18 +175,18 @@ pub fn run(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
     let existing = runtime.block_on(journals.load())?;
     if existing.as_ref().is_some_and(|j| j.finished) {
         let journal = existing.expect("checked");
-        let map = apply::final_id_map(&plan, &journal.assigned_ids);
+        let map = apply::final_id_map(plan, &journal.assigned_ids);
         println!(
-            "Nothing to do: this plan was already applied (journal `{}`); nothing changed.",
+            "Registry: this plan was already applied (journal `{}`); nothing to change.",
             journals.display("journal.json")
         );
         print_id_map(&map, &journals.display("id-map.json"), false);
-        return Ok(ExitCode::SUCCESS);
+        return Ok(map);
     }
 
     let (target, _) = runtime.block_on(gather::target_snapshot(cfg))?;
     let resuming = existing.is_some();
-    apply::check_applicable(&plan, &target.fingerprint(), resuming, args.force)?;
+    apply::check_applicable(plan, &target.fingerprint(), resuming, args.force)?;
     if resuming {
         eprintln!(
             "resuming from the journal `{}` (the target moved since the plan: expected after a partial apply)",
@@ -91,7 +204,7 @@ pub fn run(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
     let mut log = |line: String| println!("{line}");
     let outcome = runtime.block_on(apply::apply_registry(
         &client,
-        &plan,
+        plan,
         journal,
         resuming,
         (!args.dry_run).then_some(&mut journals),
@@ -100,17 +213,68 @@ pub fn run(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
     ))?;
     if args.dry_run {
         println!("Dry run: nothing was sent.");
-        return Ok(ExitCode::SUCCESS);
+        return Ok(outcome.id_map);
     }
     println!(
-        "Apply complete: {} step(s) changed the target, {} already there, {} done in an earlier run.",
+        "Registry applied: {} step(s) changed the target, {} already there, {} done in an earlier run.",
         outcome.changed, outcome.already_there, outcome.skipped
     );
     print_id_map(&outcome.id_map, &journals.display("id-map.json"), true);
-    Ok(ExitCode::SUCCESS)
+    Ok(outcome.id_map)
 }
 
-fn print_id_map(map: &apply::IdMap, path: &str, written: bool) {
+/// The data half: every backed-up topic into the target cluster.
+fn restore_data(
+    cfg: &Config,
+    runtime: &tokio::runtime::Runtime,
+    store: &Store,
+    backup_id: &str,
+    id_map: Option<&IdMap>,
+    args: &ApplyArgs,
+) -> anyhow::Result<()> {
+    let reader = Arc::new(runtime.block_on(BackupReader::open(store, backup_id))?);
+    let jobs = restore::jobs(cfg, &reader.manifest, id_map, args.to_timestamp);
+    let duplicates = restore::duplicate_targets(&jobs);
+    if !duplicates.is_empty() {
+        anyhow::bail!(
+            "`target.topic_mapping` sends several backed-up topics to {}",
+            duplicates.join(", ")
+        );
+    }
+    if jobs.is_empty() {
+        println!("Topics: the backup holds none; nothing to restore.");
+        return Ok(());
+    }
+    let cluster = restore::target_cluster(cfg)?;
+    let journals = DataJournalStore::new(store.clone(), backup_id, &restore::cluster_key(&cluster));
+    let options = RestoreOptions {
+        to_timestamp: args.to_timestamp,
+        partition_concurrency: args.partition_concurrency,
+        append: args.append,
+        dry_run: args.dry_run,
+    };
+    let log = |line: String| println!("{line}");
+    let outcome = runtime.block_on(restore::restore(
+        &cluster, reader, &jobs, &journals, &options, &log,
+    ))?;
+    if args.dry_run {
+        println!("Dry run: no topic was created, no record written.");
+        return Ok(());
+    }
+    println!(
+        "Topics restored: {} partition(s) now, {} done in an earlier run; {} record(s) written ({} MiB), {} schema ID(s) rewritten, {} left out. Journal `{}`.",
+        outcome.partitions_restored,
+        outcome.partitions_done_before,
+        outcome.records_written,
+        outcome.bytes / (1024 * 1024),
+        outcome.ids_rewritten,
+        outcome.records_skipped,
+        journals.display()
+    );
+    Ok(())
+}
+
+fn print_id_map(map: &IdMap, path: &str, written: bool) {
     let verb = if written { "written to" } else { "in" };
     println!("Source -> target schema IDs ({verb} `{path}`):");
     print!(

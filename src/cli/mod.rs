@@ -117,25 +117,54 @@ pub struct PlanArgs {
 
 #[derive(Debug, clap::Args)]
 pub struct ApplyArgs {
-    /// The plan file to run (without it: plan and apply in one go, not built yet).
+    /// The reviewed plan file to run. Without it, `apply -c` plans, shows the
+    /// plan and asks before applying it.
     #[arg(value_name = "FILE")]
     pub plan: Option<PathBuf>,
-    /// Configuration file naming the target registry and the backup's storage
-    /// (the plan file holds no URL and no credential).
+    /// Configuration file naming the target registry and cluster and the
+    /// backup's storage (the plan file holds no URL and no credential).
     #[arg(short, long, value_name = "FILE")]
     pub config: PathBuf,
-    /// Restore the registry alone (required for now: restoring topic data is not built yet).
+    /// Restore the registry alone, no topic data.
     #[arg(long)]
     pub registry_only: bool,
     /// Run even though the target moved since the plan was made.
     #[arg(long)]
     pub force: bool,
-    /// Skip the confirmation prompt of `apply -c`.
+    /// Apply without asking (`apply -c` shows the plan and waits for `yes` otherwise).
     #[arg(long)]
     pub auto_approve: bool,
-    /// Print every request that would be sent, and send none.
+    /// Print every request that would be sent and the topics that would be
+    /// restored, and change nothing.
     #[arg(long)]
     pub dry_run: bool,
+    /// Point in time: leave out records whose timestamp is after this
+    /// (RFC 3339, e.g. 2026-11-25T10:00:00Z, or milliseconds since the epoch).
+    #[arg(long, value_name = "TIME", value_parser = parse_timestamp)]
+    pub to_timestamp: Option<i64>,
+    /// Partitions restored at once (one idempotent producer each).
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    pub partition_concurrency: usize,
+    /// Registry steps run at once where the plan's graph allows (1: plan order,
+    /// so that the IDs the target assigns come out the same on every run).
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub registry_concurrency: usize,
+    /// Restore into partitions that already hold records, after them
+    /// (refused otherwise).
+    #[arg(long)]
+    pub append: bool,
+}
+
+/// `--to-timestamp`: RFC 3339 or milliseconds since the epoch.
+fn parse_timestamp(s: &str) -> Result<i64, String> {
+    if let Ok(ms) = s.parse::<i64>() {
+        return Ok(ms);
+    }
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|t| t.timestamp_millis())
+        .map_err(|e| {
+            format!("`{s}` is neither RFC 3339 (2026-11-25T10:00:00Z) nor milliseconds: {e}")
+        })
 }
 
 #[derive(Debug, clap::Args)]

@@ -18,12 +18,12 @@ use crate::registry::{HttpRegistry, RegistryApi, SchemaInput, VersionRef};
 /// Exit code of `--detailed-exitcode` when the plan has changes.
 const CHANGES: u8 = 2;
 
-pub fn run(args: &PlanArgs) -> anyhow::Result<ExitCode> {
-    let loaded = config::load(&args.config)?;
-    for warning in loaded.render_warnings() {
-        eprintln!("warning: {warning}");
-    }
-    let cfg = &loaded.config;
+/// Plans the restore the configuration describes: the backup's registry
+/// snapshot against the live target. Returns the plan and the target snapshot.
+pub(crate) fn make(
+    cfg: &config::Config,
+    runtime: &tokio::runtime::Runtime,
+) -> anyhow::Result<(Plan, crate::model::RegistrySnapshot)> {
     let restore = &cfg.enterprise.schema_registry.restore;
     let pinned = match &restore.id_mapping_file {
         Some(path) => {
@@ -35,8 +35,6 @@ pub fn run(args: &PlanArgs) -> anyhow::Result<ExitCode> {
         None => Default::default(),
     };
     let options = PlanOptions::from_restore(restore, pinned);
-
-    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let (backup, _) = runtime.block_on(gather::backup_snapshot(cfg))?;
     let (target, requests) = runtime.block_on(gather::target_snapshot(cfg))?;
     tracing::info!(
@@ -45,6 +43,17 @@ pub fn run(args: &PlanArgs) -> anyhow::Result<ExitCode> {
         "target registry read"
     );
     let plan = plan::plan(&backup, &target, &options)?;
+    Ok((plan, target))
+}
+
+pub fn run(args: &PlanArgs) -> anyhow::Result<ExitCode> {
+    let loaded = config::load(&args.config)?;
+    for warning in loaded.render_warnings() {
+        eprintln!("warning: {warning}");
+    }
+    let cfg = &loaded.config;
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let (plan, target) = make(cfg, &runtime)?;
 
     if let Some(out) = &args.out {
         let bytes = planfile::write(&plan);

@@ -1,0 +1,180 @@
+//! The data half of the apply journal: `<backup_id>/restore/<cluster>.json`,
+//! one per target cluster (its cluster ID, or its bootstrap servers when it
+//! has none), whatever plan ran the registry half: a partition restored once
+//! is done for every later apply of the same backup into the same cluster.
+//!
+//! For each restored partition it keeps where the target partition stood
+//! when the restore first touched it (`target_start`, its high watermark
+//! then), saved before the first record is produced. The target partition is
+//! then the truth of how far a restore got: with an idempotent producer,
+//! records land in order and at most once, so `high watermark - target_start`
+//! is the number of restored records already written, and a rerun skips
+//! exactly that many of the (deterministic) records it would write.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use object_store::{ObjectStoreExt, PutPayload};
+use serde::{Deserialize, Serialize};
+
+use crate::storage::Store;
+
+/// `format` of every data journal this version writes.
+pub const DATA_JOURNAL_FORMAT: &str = "kafka-backup/restore-journal/v1";
+
+/// Restore progress of one plan's data.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DataJournal {
+    pub format: String,
+    /// The target cluster it describes.
+    pub cluster: String,
+    /// Target topic, then partition.
+    pub partitions: BTreeMap<String, BTreeMap<i32, PartitionProgress>>,
+}
+
+/// One target partition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PartitionProgress {
+    /// The backed-up topic it is restored from.
+    pub source_topic: String,
+    /// The target partition's high watermark before the restore wrote to it.
+    pub target_start: i64,
+    /// Every record is written and the count checked.
+    pub done: bool,
+    /// Records written (known when done).
+    pub written: u64,
+    /// Records left out (missing ID under `skip`, after `--to-timestamp`).
+    pub skipped: u64,
+}
+
+impl DataJournal {
+    pub fn new(cluster: &str) -> Self {
+        Self {
+            format: DATA_JOURNAL_FORMAT.to_owned(),
+            cluster: cluster.to_owned(),
+            partitions: BTreeMap::new(),
+        }
+    }
+
+    pub fn get(&self, topic: &str, partition: i32) -> Option<&PartitionProgress> {
+        self.partitions.get(topic)?.get(&partition)
+    }
+
+    pub fn set(&mut self, topic: &str, partition: i32, progress: PartitionProgress) {
+        self.partitions
+            .entry(topic.to_owned())
+            .or_default()
+            .insert(partition, progress);
+    }
+}
+
+/// A file name for a cluster key: kept readable when it is plain, with a
+/// short hash of the exact key so that two keys never share a file.
+fn file_name(cluster: &str) -> String {
+    let plain: String = cluster
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .take(64)
+        .collect();
+    let hash = crate::segment::sha256_hex(cluster.as_bytes());
+    format!("{plain}-{}", &hash[..12])
+}
+
+/// Why the data journal could not be read or written.
+#[derive(Debug, thiserror::Error)]
+pub enum DataJournalError {
+    #[error("cannot read the restore journal `{path}`")]
+    Read {
+        path: String,
+        #[source]
+        source: object_store::Error,
+    },
+    #[error("the restore journal `{path}` is not readable: {reason}")]
+    Invalid { path: String, reason: String },
+    #[error("cannot write the restore journal `{path}`")]
+    Write {
+        path: String,
+        #[source]
+        source: object_store::Error,
+    },
+}
+
+/// Where one plan's data journal lives.
+#[derive(Clone)]
+pub struct DataJournalStore {
+    store: Store,
+    relative: String,
+}
+
+impl DataJournalStore {
+    /// The journal of restoring `backup_id` into the cluster `cluster`.
+    pub fn new(store: Store, backup_id: &str, cluster: &str) -> Self {
+        Self {
+            store,
+            relative: format!("{backup_id}/restore/{}.json", file_name(cluster)),
+        }
+    }
+
+    pub fn display(&self) -> String {
+        format!(
+            "{}/{}",
+            self.store.to_string().trim_end_matches('/'),
+            self.relative
+        )
+    }
+
+    /// The journal, `None` when no data of this plan was restored yet.
+    pub async fn load(&self) -> Result<Option<DataJournal>, DataJournalError> {
+        let path = self.store.path(&self.relative);
+        let bytes = match self.store.object_store().get(&path).await {
+            Ok(got) => got.bytes().await,
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => Err(e),
+        }
+        .map_err(|source| DataJournalError::Read {
+            path: self.display(),
+            source,
+        })?;
+        let journal: DataJournal =
+            serde_json::from_slice(&bytes).map_err(|e| DataJournalError::Invalid {
+                path: self.display(),
+                reason: e.to_string(),
+            })?;
+        if journal.format != DATA_JOURNAL_FORMAT {
+            return Err(DataJournalError::Invalid {
+                path: self.display(),
+                reason: format!(
+                    "format `{}`, expected `{DATA_JOURNAL_FORMAT}`",
+                    journal.format
+                ),
+            });
+        }
+        Ok(Some(journal))
+    }
+
+    /// Writes the whole journal (object stores replace an object atomically).
+    pub async fn save(&self, journal: &DataJournal) -> Result<(), DataJournalError> {
+        let mut bytes = serde_json::to_vec_pretty(journal).expect("a journal serializes");
+        bytes.push(b'\n');
+        self.store
+            .object_store()
+            .put(
+                &self.store.path(&self.relative),
+                PutPayload::from(Bytes::from(bytes)),
+            )
+            .await
+            .map(|_| ())
+            .map_err(|source| DataJournalError::Write {
+                path: self.display(),
+                source,
+            })
+    }
+}

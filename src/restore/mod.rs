@@ -1,0 +1,818 @@
+//! The applier, data half: restores the backed-up topics into the target
+//! cluster after the registry steps, with schema IDs rewritten through the
+//! final ID map.
+//!
+//! - [`transform`]: what happens to one record (rewrite, leave out, stop), pure.
+//! - [`journal`]: `data.json`, where each target partition stood before the
+//!   restore wrote to it; the target partition itself says how far it got.
+//!
+//! Per topic: create it when missing (the backed-up partition count and
+//! configs), refuse one with fewer partitions, refuse partitions that already
+//! hold records unless appending is asked for. Per partition: read its
+//! segments in offset order (each checked against the manifest's size and
+//! SHA-256 before use, the next one fetched while the current one is
+//! produced), decide each record through the [`transform::Transform`], and
+//! produce it to the same partition with its timestamp, key, value and
+//! headers through an idempotent producer. After the last record the target's
+//! high watermark must have moved by exactly the number of records written.
+
+pub mod journal;
+pub mod transform;
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
+use rdkafka::consumer::BaseConsumer;
+use rdkafka::error::{KafkaError as RdKafkaError, RDKafkaErrorCode};
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{
+    BaseRecord, DeliveryResult, NoCustomPartitioner, Producer, ProducerContext, ThreadedProducer,
+};
+use rdkafka::{ClientContext, Message};
+
+pub use journal::{DataJournal, DataJournalError, DataJournalStore, PartitionProgress};
+use transform::{Transform, Verdict};
+
+use crate::apply::IdMap;
+use crate::config::Config;
+use crate::kafka::{self, Cluster, KafkaError, REQUEST_TIMEOUT};
+use crate::manifest::{BackupReader, ReadError, TopicManifest};
+use crate::segment::{Record, SegmentError, SegmentReader};
+
+/// How a restore runs.
+#[derive(Debug, Clone)]
+pub struct RestoreOptions {
+    /// Leave out records with a timestamp after this (ms since the epoch).
+    pub to_timestamp: Option<i64>,
+    /// Partitions restored at once (one producer each).
+    pub partition_concurrency: usize,
+    /// Restore into partitions that already hold records (after them).
+    pub append: bool,
+    /// Show what would be restored; create and write nothing.
+    pub dry_run: bool,
+}
+
+impl Default for RestoreOptions {
+    fn default() -> Self {
+        Self {
+            to_timestamp: None,
+            partition_concurrency: 4,
+            append: false,
+            dry_run: false,
+        }
+    }
+}
+
+/// Why the data restore stopped.
+#[derive(Debug, thiserror::Error)]
+pub enum RestoreError {
+    #[error(
+        "the configuration has no `target.bootstrap_servers`, which restoring topic data needs\nhint: add a `target:` block, or run `apply --registry-only`"
+    )]
+    NoTarget,
+    #[error(transparent)]
+    Kafka(#[from] KafkaError),
+    #[error(transparent)]
+    Journal(#[from] DataJournalError),
+    #[error(transparent)]
+    Backup(#[from] ReadError),
+    #[error(
+        "cannot create topic `{topic}` on the target: {reason}\nhint: create it by hand with {partitions} partition(s), or fix the configs the backup carries ({configs})"
+    )]
+    CreateTopic {
+        topic: String,
+        partitions: u32,
+        configs: String,
+        reason: String,
+    },
+    #[error(
+        "topic `{topic}` on the target has {found} partition(s), the backup of `{source_topic}` has {expected}: records go back to the partition they came from\nhint: add partitions to `{topic}` (kafka-topics --alter --partitions {expected}), or restore into another name with `target.topic_mapping`"
+    )]
+    TooFewPartitions {
+        topic: String,
+        source_topic: String,
+        found: usize,
+        expected: u32,
+    },
+    #[error("{}", nonempty(.0))]
+    NotEmpty(Vec<(String, i32, i64)>),
+    #[error(
+        "segment `{path}` ({topic} partition {partition}) is unreadable: {source}\nhint: the backup is damaged; `kafka-backup describe --verify-files` checks every file"
+    )]
+    Segment {
+        path: String,
+        topic: String,
+        partition: i32,
+        source: SegmentError,
+    },
+    #[error(
+        "schema ID {id} of the record at {topic} partition {partition} offset {offset} is not in the ID map (`missing_id_policy: fail`)\nhint: restore the subject that holds ID {id} too, or set `missing_id_policy` (or `missing_id_policy_topics.{topic}`) to `passthrough` or `skip`; rerun `apply` to go on"
+    )]
+    MissingId {
+        id: i32,
+        topic: String,
+        partition: i32,
+        offset: i64,
+    },
+    #[error(
+        "producing to `{topic}` partition {partition} failed (record from offset {offset} of the backup): {reason}\nrerun the same `apply` to go on from where the target stands"
+    )]
+    Produce {
+        topic: String,
+        partition: i32,
+        offset: i64,
+        reason: String,
+    },
+    #[error(
+        "`{topic}` partition {partition} holds {found} record(s) since the restore began, {expected} were written: another producer wrote to it, or records were lost\nhint: restore into an empty topic; the journal `{journal}` records where the restore started"
+    )]
+    CountMismatch {
+        topic: String,
+        partition: i32,
+        found: i64,
+        expected: u64,
+        journal: String,
+    },
+}
+
+fn nonempty(list: &[(String, i32, i64)]) -> String {
+    let mut out =
+        String::from("the target already holds records in partitions the restore would write to:");
+    for (topic, partition, n) in list.iter().take(10) {
+        out.push_str(&format!("\n  {topic} partition {partition}: {n} record(s)"));
+    }
+    if list.len() > 10 {
+        out.push_str(&format!("\n  ... and {} more", list.len() - 10));
+    }
+    out.push_str("\nhint: restore into new names with `target.topic_mapping`, delete the topics, or pass `--append` to write after what they hold");
+    out
+}
+
+/// One backed-up topic and where it goes.
+#[derive(Debug, Clone)]
+pub struct TopicJob {
+    pub source: String,
+    pub target: String,
+    pub manifest: TopicManifest,
+    pub transform: Transform,
+}
+
+/// The topics of the backup and how each is restored: renamed through
+/// `target.topic_mapping`, records rewritten through `map` when
+/// `rewrite_ids` is on, with the topic's missing-ID policy.
+pub fn jobs(
+    config: &Config,
+    manifest: &crate::manifest::Manifest,
+    map: Option<&IdMap>,
+    to_timestamp: Option<i64>,
+) -> Vec<TopicJob> {
+    let restore = &config.enterprise.schema_registry.restore;
+    let rewrite = config.enterprise.schema_registry.enabled && restore.rewrite_ids();
+    let record_map = map.filter(|_| rewrite).map(transform::record_map);
+    let mapping = config
+        .target
+        .as_ref()
+        .map(|t| &t.topic_mapping)
+        .cloned()
+        .unwrap_or_default();
+    manifest
+        .topics
+        .iter()
+        .map(|(name, topic)| TopicJob {
+            source: name.clone(),
+            target: mapping
+                .get(name)
+                .map_or_else(|| name.clone(), |t| t.as_str().to_owned()),
+            manifest: topic.clone(),
+            transform: Transform {
+                map: if rewrite {
+                    Some(record_map.clone().unwrap_or_default())
+                } else {
+                    None
+                },
+                policy: transform::policy_for(restore, name),
+                to_timestamp,
+            },
+        })
+        .collect()
+}
+
+/// What names a target cluster in the restore journal: its cluster ID when
+/// it answers one, else its bootstrap servers.
+pub fn cluster_key(cluster: &Cluster) -> String {
+    use rdkafka::consumer::Consumer;
+    cluster
+        .metadata_consumer()
+        .ok()
+        .and_then(|c| c.client().fetch_cluster_id(REQUEST_TIMEOUT))
+        .filter(|id| !id.is_empty())
+        .map_or_else(|| cluster.servers.clone(), |id| format!("cluster-{id}"))
+}
+
+/// The target cluster of the configuration.
+pub fn target_cluster(config: &Config) -> Result<Cluster, RestoreError> {
+    let target = config.target.as_ref().ok_or(RestoreError::NoTarget)?;
+    Cluster::new("target", &target.bootstrap_servers, &target.properties).map_err(|e| match e {
+        KafkaError::NoBootstrap { .. } => RestoreError::NoTarget,
+        other => RestoreError::Kafka(other),
+    })
+}
+
+/// What a restore did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct RestoreOutcome {
+    pub topics_created: Vec<String>,
+    pub partitions_restored: u64,
+    pub partitions_done_before: u64,
+    pub records_written: u64,
+    pub records_skipped: u64,
+    pub ids_rewritten: u64,
+    pub bytes: u64,
+}
+
+/// Restores every job's partitions. `log` receives one line per topic
+/// created and per partition finished.
+pub async fn restore(
+    cluster: &Cluster,
+    reader: Arc<BackupReader>,
+    jobs: &[TopicJob],
+    journals: &DataJournalStore,
+    options: &RestoreOptions,
+    log: &(dyn Fn(String) + Sync),
+) -> Result<RestoreOutcome, RestoreError> {
+    let mut outcome = RestoreOutcome::default();
+    let mut journal = journals
+        .load()
+        .await?
+        .unwrap_or_else(|| DataJournal::new(&cluster_key(cluster)));
+
+    // topics: what exists, what to create
+    let consumer = cluster.metadata_consumer()?;
+    let existing = existing_topics(&consumer, cluster)?;
+    let mut to_create = Vec::new();
+    for job in jobs {
+        match existing.get(&job.target) {
+            Some(&found) if found < job.manifest.partition_count as usize => {
+                return Err(RestoreError::TooFewPartitions {
+                    topic: job.target.clone(),
+                    source_topic: job.source.clone(),
+                    found,
+                    expected: job.manifest.partition_count,
+                });
+            }
+            Some(_) => {}
+            None => to_create.push(job),
+        }
+    }
+    if options.dry_run {
+        for job in jobs {
+            let records: u64 = job
+                .manifest
+                .partitions
+                .values()
+                .map(|p| p.record_count)
+                .sum();
+            let verb = if to_create.iter().any(|j| j.target == job.target) {
+                "create and restore"
+            } else {
+                "restore into"
+            };
+            log(format!(
+                "{verb} topic `{}` ({} partition(s), {records} record(s) from `{}`)",
+                job.target, job.manifest.partition_count, job.source
+            ));
+        }
+        return Ok(outcome);
+    }
+    let brokers = broker_count(&consumer, cluster)?;
+    for job in &to_create {
+        create_topic(cluster, job, brokers).await?;
+        log(format!(
+            "created topic `{}` ({} partition(s), {} config(s) from the backup)",
+            job.target,
+            job.manifest.partition_count,
+            job.manifest.configs.len()
+        ));
+        outcome.topics_created.push(job.target.clone());
+    }
+
+    // partitions: where each target partition starts, saved before writing
+    let mut work = Vec::new();
+    let mut nonempty = Vec::new();
+    for job in jobs {
+        for (&partition, p) in &job.manifest.partitions {
+            if let Some(progress) = journal.get(&job.target, partition) {
+                if progress.done {
+                    outcome.partitions_done_before += 1;
+                    continue;
+                }
+                work.push((job.clone(), partition, p.clone(), progress.target_start));
+                continue;
+            }
+            let (low, high) = kafka::watermarks(&consumer, &job.target, partition)?;
+            if high > low && !options.append {
+                nonempty.push((job.target.clone(), partition, high - low));
+            }
+            work.push((job.clone(), partition, p.clone(), high));
+        }
+    }
+    if !nonempty.is_empty() {
+        return Err(RestoreError::NotEmpty(nonempty));
+    }
+    for (job, partition, _, start) in &work {
+        if journal.get(&job.target, *partition).is_none() {
+            journal.set(
+                &job.target,
+                *partition,
+                PartitionProgress {
+                    source_topic: job.source.clone(),
+                    target_start: *start,
+                    done: false,
+                    written: 0,
+                    skipped: 0,
+                },
+            );
+        }
+    }
+    journals.save(&journal).await?;
+    drop(consumer);
+
+    // restore the partitions, `partition_concurrency` at once; each
+    // finished partition is journalled as it finishes
+    let queue = Arc::new(Mutex::new(work.into_iter()));
+    let workers = options.partition_concurrency.clamp(1, 64);
+    let runtime = tokio::runtime::Handle::current();
+    let totals = Arc::new(Totals::default());
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel::<Finished>();
+    let mut handles = Vec::new();
+    for _ in 0..workers {
+        let (queue, reader, cluster, runtime, totals, stop, done_tx) = (
+            queue.clone(),
+            reader.clone(),
+            cluster.clone(),
+            runtime.clone(),
+            totals.clone(),
+            stop.clone(),
+            done_tx.clone(),
+        );
+        handles.push(tokio::task::spawn_blocking(
+            move || -> Result<(), RestoreError> {
+                let worker = Worker::new(&cluster)?;
+                while !stop.load(Ordering::Relaxed) {
+                    let next = queue.lock().expect("queue lock").next();
+                    let Some((job, partition, manifest, start)) = next else {
+                        break;
+                    };
+                    let result = worker.restore_partition(
+                        &runtime, &reader, &cluster, &job, partition, &manifest, start, &totals,
+                    );
+                    match result {
+                        Ok(done) => {
+                            let _ = done_tx.send(done);
+                        }
+                        Err(e) => {
+                            stop.store(true, Ordering::Relaxed);
+                            return Err(e);
+                        }
+                    }
+                }
+                Ok(())
+            },
+        ));
+    }
+    drop(done_tx);
+    while let Some(f) = done_rx.recv().await {
+        log(f.line());
+        outcome.partitions_restored += 1;
+        outcome.records_written += f.written_total;
+        outcome.records_skipped += f.skipped;
+        journal.set(
+            &f.topic,
+            f.partition,
+            PartitionProgress {
+                source_topic: f.source_topic.clone(),
+                target_start: f.target_start,
+                done: true,
+                written: f.written_total,
+                skipped: f.skipped,
+            },
+        );
+        journals.save(&journal).await?;
+    }
+    let mut first_error = None;
+    for handle in handles {
+        if let Err(e) = handle.await.expect("a restore worker panicked") {
+            first_error.get_or_insert(match e {
+                RestoreError::CountMismatch {
+                    topic,
+                    partition,
+                    found,
+                    expected,
+                    ..
+                } => RestoreError::CountMismatch {
+                    topic,
+                    partition,
+                    found,
+                    expected,
+                    journal: journals.display(),
+                },
+                other => other,
+            });
+        }
+    }
+    if let Some(e) = first_error {
+        return Err(e);
+    }
+    outcome.ids_rewritten = totals.ids.load(Ordering::Relaxed);
+    outcome.bytes = totals.bytes.load(Ordering::Relaxed);
+    Ok(outcome)
+}
+
+#[derive(Default)]
+struct Totals {
+    ids: AtomicU64,
+    bytes: AtomicU64,
+}
+
+/// A partition finished.
+struct Finished {
+    source_topic: String,
+    topic: String,
+    partition: i32,
+    target_start: i64,
+    /// Records of the restore in the target, from this run and earlier ones.
+    written_total: u64,
+    /// Of those, written by an earlier run (skipped here).
+    resumed_after: u64,
+    skipped: u64,
+    rewritten: u64,
+    seconds: f64,
+}
+
+impl Finished {
+    fn line(&self) -> String {
+        let mut line = format!(
+            "restored {}[{}] -> {}[{}]: {} record(s) written",
+            self.source_topic, self.partition, self.topic, self.partition, self.written_total
+        );
+        if self.resumed_after > 0 {
+            line.push_str(&format!(" ({} by an earlier run)", self.resumed_after));
+        }
+        line.push_str(&format!(", {} schema ID(s) rewritten", self.rewritten));
+        if self.skipped > 0 {
+            line.push_str(&format!(", {} left out", self.skipped));
+        }
+        line.push_str(&format!(" in {:.1} s", self.seconds));
+        line
+    }
+}
+
+/// Topic name to partition count, on the target.
+fn existing_topics(
+    consumer: &BaseConsumer,
+    cluster: &Cluster,
+) -> Result<BTreeMap<String, usize>, KafkaError> {
+    use rdkafka::consumer::Consumer;
+    let metadata = consumer
+        .fetch_metadata(None, REQUEST_TIMEOUT)
+        .map_err(|source| KafkaError::Metadata {
+            servers: cluster.servers.clone(),
+            source,
+        })?;
+    Ok(metadata
+        .topics()
+        .iter()
+        .filter(|t| t.error().is_none() && !t.partitions().is_empty())
+        .map(|t| (t.name().to_owned(), t.partitions().len()))
+        .collect())
+}
+
+fn broker_count(consumer: &BaseConsumer, cluster: &Cluster) -> Result<usize, KafkaError> {
+    use rdkafka::consumer::Consumer;
+    let metadata = consumer
+        .fetch_metadata(None, REQUEST_TIMEOUT)
+        .map_err(|source| KafkaError::Metadata {
+            servers: cluster.servers.clone(),
+            source,
+        })?;
+    Ok(metadata.brokers().len().max(1))
+}
+
+/// Creates `job.target` with the backup's partition count and configs, and
+/// a replication factor no larger than the target has brokers. A topic that
+/// appeared meanwhile is fine.
+async fn create_topic(
+    cluster: &Cluster,
+    job: &TopicJob,
+    brokers: usize,
+) -> Result<(), RestoreError> {
+    let admin = cluster.admin()?;
+    let replication = (job.manifest.replication_factor.max(1) as usize).min(brokers) as i32;
+    let mut topic = NewTopic::new(
+        &job.target,
+        job.manifest.partition_count as i32,
+        TopicReplication::Fixed(replication),
+    );
+    for (k, v) in &job.manifest.configs {
+        topic = topic.set(k, v);
+    }
+    let err = |reason: String| RestoreError::CreateTopic {
+        topic: job.target.clone(),
+        partitions: job.manifest.partition_count,
+        configs: if job.manifest.configs.is_empty() {
+            "none".into()
+        } else {
+            job.manifest
+                .configs
+                .iter()
+                .map(|(k, v)| format!("{k}={v}"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        },
+        reason,
+    };
+    let options = AdminOptions::new().operation_timeout(Some(REQUEST_TIMEOUT));
+    let results = admin
+        .create_topics([&topic], &options)
+        .await
+        .map_err(|e| err(e.to_string()))?;
+    for result in results {
+        match result {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((_, code)) => return Err(err(code.to_string())),
+        }
+    }
+    // wait until the new topic's partitions answer metadata requests
+    let consumer = cluster.metadata_consumer()?;
+    let deadline = Instant::now() + REQUEST_TIMEOUT;
+    loop {
+        let found = existing_topics(&consumer, cluster)?;
+        if found.get(&job.target).copied().unwrap_or(0) >= job.manifest.partition_count as usize {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            return Err(err(
+                "the topic did not appear in the metadata within 30 s".into()
+            ));
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Delivery reports of one producer: the first failure, and how many records
+/// were acknowledged.
+#[derive(Default)]
+struct Deliveries {
+    failed: Mutex<Option<(String, i32, i64, String)>>,
+    acked: AtomicU64,
+}
+
+impl ClientContext for Deliveries {}
+
+impl ProducerContext for Deliveries {
+    /// The record's offset in the backup.
+    type DeliveryOpaque = usize;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, offset: usize) {
+        match result {
+            Ok(_) => {
+                self.acked.fetch_add(1, Ordering::Relaxed);
+            }
+            Err((e, m)) => {
+                let mut failed = self.failed.lock().expect("deliveries lock");
+                failed.get_or_insert((
+                    m.topic().to_owned(),
+                    m.partition(),
+                    offset as i64,
+                    e.to_string(),
+                ));
+            }
+        }
+    }
+}
+
+/// One restore worker: an idempotent producer, used for one partition after another.
+struct Worker {
+    producer: ThreadedProducer<Deliveries, NoCustomPartitioner>,
+}
+
+impl Worker {
+    fn new(cluster: &Cluster) -> Result<Self, KafkaError> {
+        let producer = cluster
+            .client_config(&[
+                ("enable.idempotence", "true"),
+                ("acks", "all"),
+                ("linger.ms", "20"),
+                ("batch.size", "1000000"),
+                ("queue.buffering.max.kbytes", "262144"),
+                ("message.timeout.ms", "300000"),
+            ])
+            .create_with_context(Deliveries::default())
+            .map_err(|source| KafkaError::Client {
+                servers: cluster.servers.clone(),
+                source,
+            })?;
+        Ok(Self { producer })
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn restore_partition(
+        &self,
+        runtime: &tokio::runtime::Handle,
+        reader: &Arc<BackupReader>,
+        cluster: &Cluster,
+        job: &TopicJob,
+        partition: i32,
+        manifest: &crate::manifest::PartitionManifest,
+        target_start: i64,
+        totals: &Totals,
+    ) -> Result<Finished, RestoreError> {
+        let started = Instant::now();
+        let metadata = cluster.metadata_consumer()?;
+        let (_, high) = kafka::watermarks(&metadata, &job.target, partition)?;
+        // records of this restore already in the target: written by an earlier run
+        let already = (high - target_start).max(0) as u64;
+
+        // fetch segments ahead: the next one is read and checked while this one is produced
+        let (tx, mut rx) = tokio::sync::mpsc::channel(1);
+        let paths: Vec<String> = manifest.segments.iter().map(|s| s.path.clone()).collect();
+        let fetcher_reader = reader.clone();
+        let fetcher = runtime.spawn(async move {
+            for path in paths {
+                let got = fetcher_reader.read(&path).await;
+                let failed = got.is_err();
+                if tx.send((path, got)).await.is_err() || failed {
+                    return;
+                }
+            }
+        });
+
+        let deliveries = self.producer.context();
+        deliveries.acked.store(0, Ordering::Relaxed);
+        let mut position = 0u64; // records this restore writes, counted from the start
+        let mut sent = 0u64;
+        let mut skipped = 0u64;
+        let mut rewritten = 0u64;
+        let mut bytes = 0u64;
+        let check_failed = || -> Result<(), RestoreError> {
+            let failed = deliveries.failed.lock().expect("deliveries lock").take();
+            match failed {
+                Some((topic, partition, offset, reason)) => Err(RestoreError::Produce {
+                    topic,
+                    partition,
+                    offset,
+                    reason,
+                }),
+                None => Ok(()),
+            }
+        };
+        while let Some((path, got)) = rx.blocking_recv() {
+            let segment_err = |source| RestoreError::Segment {
+                path: path.clone(),
+                topic: job.source.clone(),
+                partition,
+                source,
+            };
+            let data = got?;
+            let mut records = SegmentReader::new(&data[..]).map_err(segment_err)?;
+            while let Some(mut record) = records.next_record().map_err(segment_err)? {
+                match job.transform.apply(&mut record) {
+                    Verdict::Write { rewritten: n } => {
+                        position += 1;
+                        if position <= already {
+                            continue;
+                        }
+                        rewritten += u64::from(n);
+                        bytes += record_bytes(&record);
+                        self.send(&job.target, partition, record)?;
+                        sent += 1;
+                    }
+                    Verdict::SkipMissing { .. } | Verdict::SkipLater => skipped += 1,
+                    Verdict::Missing { id } => {
+                        // what was sent before it lands, so that a rerun resumes after it
+                        let _ = self.producer.flush(Duration::from_secs(300));
+                        fetcher.abort();
+                        check_failed()?;
+                        return Err(RestoreError::MissingId {
+                            id,
+                            topic: job.source.clone(),
+                            partition,
+                            offset: record.offset,
+                        });
+                    }
+                }
+            }
+            check_failed()?;
+        }
+        self.producer
+            .flush(Duration::from_secs(300))
+            .map_err(|e| RestoreError::Produce {
+                topic: job.target.clone(),
+                partition,
+                offset: manifest.segments.last().map_or(0, |s| s.meta.last_offset),
+                reason: format!("flush: {e}"),
+            })?;
+        check_failed()?;
+        let acked = deliveries.acked.load(Ordering::Relaxed);
+        if acked != sent {
+            return Err(RestoreError::Produce {
+                topic: job.target.clone(),
+                partition,
+                offset: manifest.segments.last().map_or(0, |s| s.meta.last_offset),
+                reason: format!("{acked} of {sent} record(s) acknowledged"),
+            });
+        }
+        let (_, high) = kafka::watermarks(&metadata, &job.target, partition)?;
+        let found = high - target_start;
+        if found < 0 || found as u64 != position {
+            return Err(RestoreError::CountMismatch {
+                topic: job.target.clone(),
+                partition,
+                found,
+                expected: position,
+                journal: String::new(),
+            });
+        }
+        totals.ids.fetch_add(rewritten, Ordering::Relaxed);
+        totals.bytes.fetch_add(bytes, Ordering::Relaxed);
+        Ok(Finished {
+            source_topic: job.source.clone(),
+            topic: job.target.clone(),
+            partition,
+            target_start,
+            written_total: position,
+            resumed_after: already.min(position),
+            skipped,
+            rewritten,
+            seconds: started.elapsed().as_secs_f64(),
+        })
+    }
+
+    /// Produces one record, waiting while the producer's queue is full.
+    fn send(&self, topic: &str, partition: i32, record: Record) -> Result<(), RestoreError> {
+        let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
+        for (name, value) in &record.headers {
+            headers = headers.insert(Header {
+                key: &String::from_utf8_lossy(name),
+                value: value.as_deref(),
+            });
+        }
+        let mut base: BaseRecord<'_, [u8], [u8], usize> =
+            BaseRecord::with_opaque_to(topic, record.offset.max(0) as usize)
+                .partition(partition)
+                .headers(headers);
+        if let Some(k) = record.key.as_deref() {
+            base = base.key(k);
+        }
+        if let Some(v) = record.value.as_deref() {
+            base = base.payload(v);
+        }
+        if let Some(ts) = record.timestamp {
+            base = base.timestamp(ts);
+        }
+        loop {
+            match self.producer.send(base) {
+                Ok(()) => return Ok(()),
+                Err((RdKafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
+                    base = back;
+                    std::thread::sleep(Duration::from_millis(2));
+                }
+                Err((e, _)) => {
+                    return Err(RestoreError::Produce {
+                        topic: topic.to_owned(),
+                        partition,
+                        offset: record.offset,
+                        reason: e.to_string(),
+                    });
+                }
+            }
+        }
+    }
+}
+
+fn record_bytes(r: &Record) -> u64 {
+    let h: usize = r
+        .headers
+        .iter()
+        .map(|(n, v)| n.len() + v.as_ref().map_or(0, Vec::len))
+        .sum();
+    (r.key.as_ref().map_or(0, Vec::len) + r.value.as_ref().map_or(0, Vec::len) + h) as u64
+}
+
+/// Target topics written by more than one backed-up topic (a mapping
+/// mistake the config check should have caught).
+pub fn duplicate_targets(jobs: &[TopicJob]) -> Vec<String> {
+    let mut seen = HashSet::new();
+    let mut dup: Vec<String> = jobs
+        .iter()
+        .filter(|j| !seen.insert(j.target.clone()))
+        .map(|j| j.target.clone())
+        .collect();
+    dup.sort();
+    dup.dedup();
+    dup
+}

@@ -1,0 +1,392 @@
+//! End to end: `kafka-backup apply` restores topic data after the registry,
+//! against the live broker and live registries. The source registry holds the
+//! reference page's example (IDs 1, 5, 2); the target hands out 1, 2, 3; every
+//! restored record must equal its original except the rewritten ID bytes.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use common::*;
+use rdkafka::Message;
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Header, Headers, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Offset, TopicPartitionList};
+
+/// One record as the test compares it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Rec {
+    partition: i32,
+    timestamp: Option<i64>,
+    key: Option<Vec<u8>>,
+    value: Option<Vec<u8>>,
+    headers: Vec<(String, Option<Vec<u8>>)>,
+}
+
+fn framed(id: u32, payload: &[u8]) -> Vec<u8> {
+    let mut v = vec![0];
+    v.extend_from_slice(&id.to_be_bytes());
+    v.extend_from_slice(payload);
+    v
+}
+
+/// Record `i` of a test topic: values framed with the source IDs 5, 1 and 2
+/// (Protobuf-style message indexes after 2), unframed JSON, tombstones; keys
+/// framed, plain or absent; headers with an ID-form schema header, duplicate
+/// names and a null value.
+fn record(i: u32, partitions: i32, extra_id: Option<u32>) -> Rec {
+    let value = match i % 5 {
+        0 => Some(format!("{{\"plain\":{i}}}").into_bytes()),
+        1 => Some(framed(5, format!("avro-v2-{i}").as_bytes())),
+        2 => Some(framed(1, format!("avro-v1-{i}").as_bytes())),
+        3 => Some(framed(2, &[0x04, 0x02, 0x00, b'p', i as u8])),
+        _ => None,
+    };
+    let value = match extra_id {
+        Some(id) if i == 7 => Some(framed(id, b"unknown")),
+        _ => value,
+    };
+    let key = match i % 3 {
+        0 => Some(framed(2, format!("k{i}").as_bytes())),
+        1 => Some(format!("key-{i}").into_bytes()),
+        _ => None,
+    };
+    let mut headers = vec![("trace".to_owned(), Some(format!("t{i}").into_bytes()))];
+    if i.is_multiple_of(4) {
+        headers.push(("__value_schema_id".to_owned(), Some(framed(5, b""))));
+        headers.push(("trace".to_owned(), None));
+    }
+    Rec {
+        partition: (i % partitions as u32) as i32,
+        timestamp: Some(1_700_000_000_000 + i64::from(i) * 1000),
+        key,
+        value,
+        headers,
+    }
+}
+
+async fn produce(topic: &str, records: &[Rec]) {
+    let producer: FutureProducer = client_config().create().unwrap();
+    for r in records {
+        let mut headers = OwnedHeaders::new();
+        for (k, v) in &r.headers {
+            headers = headers.insert(Header {
+                key: k,
+                value: v.as_deref(),
+            });
+        }
+        let mut fr: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic)
+            .partition(r.partition)
+            .headers(headers);
+        if let Some(k) = &r.key {
+            fr = fr.key(&k[..]);
+        }
+        if let Some(v) = &r.value {
+            fr = fr.payload(&v[..]);
+        }
+        if let Some(ts) = r.timestamp {
+            fr = fr.timestamp(ts);
+        }
+        producer
+            .send(fr, Duration::from_secs(10))
+            .await
+            .map_err(|(e, _)| e)
+            .unwrap();
+    }
+}
+
+/// Every record of `topic`, per partition in offset order.
+fn consume_all(topic: &str, partitions: i32) -> BTreeMap<i32, Vec<Rec>> {
+    let consumer: BaseConsumer = client_config()
+        .set("group.id", unique("verify"))
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut out = BTreeMap::new();
+    for p in 0..partitions {
+        let (low, high) = consumer
+            .fetch_watermarks(topic, p, Duration::from_secs(10))
+            .unwrap();
+        let mut list = TopicPartitionList::new();
+        list.add_partition_offset(topic, p, Offset::Offset(low))
+            .unwrap();
+        consumer.assign(&list).unwrap();
+        let mut recs = Vec::new();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while (recs.len() as i64) < high - low {
+            assert!(std::time::Instant::now() < deadline, "{topic}[{p}] stalled");
+            let Some(m) = consumer.poll(Duration::from_millis(200)) else {
+                continue;
+            };
+            let m = m.unwrap();
+            if m.partition() != p {
+                continue;
+            }
+            recs.push(Rec {
+                partition: p,
+                timestamp: m.timestamp().to_millis(),
+                key: m.key().map(<[u8]>::to_vec),
+                value: m.payload().map(<[u8]>::to_vec),
+                headers: m
+                    .headers()
+                    .map(|h| {
+                        h.iter()
+                            .map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec)))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            });
+        }
+        out.insert(p, recs);
+    }
+    out
+}
+
+/// The seed example's map applied to a record, as the restore must.
+fn rewritten(mut r: Rec) -> Rec {
+    let map = |b: &mut Vec<u8>| {
+        if b.len() >= 5 && b[0] == 0 {
+            let id = u32::from_be_bytes([b[1], b[2], b[3], b[4]]);
+            let to: u32 = match id {
+                1 => 1,
+                5 => 2,
+                2 => 3,
+                other => other,
+            };
+            b[1..5].copy_from_slice(&to.to_be_bytes());
+        }
+    };
+    if let Some(k) = r.key.as_mut() {
+        map(k);
+    }
+    if let Some(v) = r.value.as_mut() {
+        map(v);
+    }
+    for (name, value) in r.headers.iter_mut() {
+        if name == "__value_schema_id"
+            && let Some(v) = value.as_mut()
+        {
+            map(v);
+        }
+    }
+    r
+}
+
+struct Setup {
+    dir: tempfile::TempDir,
+    _source: Registry,
+    target: Registry,
+    topic: String,
+    restored: String,
+    records: Vec<Rec>,
+}
+
+/// A source registry with the seed example, a topic of `n` records over 3
+/// partitions, both backed up as `b1`; an empty target registry.
+async fn setup(n: u32, extra_id: Option<u32>) -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let fixture: kafka_backup::model::RegistrySnapshot = serde_json::from_slice(
+        &std::fs::read(root.join("fixtures/plan/shifted-ids/backup.json")).unwrap(),
+    )
+    .unwrap();
+    let source = Registry::start();
+    seed_from_fixture(&source, &fixture).await;
+    let topic = unique("orders");
+    create_topic(&topic, 3, &[]).await;
+    let records: Vec<Rec> = (0..n).map(|i| record(i, 3, extra_id)).collect();
+    produce(&topic, &records).await;
+    let cfg = write(
+        dir.path(),
+        "backup.yaml",
+        &format!(
+            "backup_id: b1\nsource:\n  bootstrap_servers: [{}]\n  topics:\n    include: [\"{topic}\"]\nstorage:\n  path: {}\nenterprise:\n  schema_registry:\n    enabled: true\n    url: {}\n",
+            bootstrap(),
+            dir.path().join("store").display(),
+            source.url
+        ),
+    );
+    success(&kafka_backup(&["backup", "-c", cfg.to_str().unwrap()]));
+    Setup {
+        restored: format!("{topic}-restored"),
+        dir,
+        _source: source,
+        target: Registry::start(),
+        topic,
+        records,
+    }
+}
+
+impl Setup {
+    fn config(&self, name: &str, extra_restore: &str) -> PathBuf {
+        write(
+            self.dir.path(),
+            name,
+            &format!(
+                "mode: restore\nbackup_id: b1\ntarget:\n  bootstrap_servers: [{}]\n  topic_mapping:\n    {}: {}\nstorage:\n  path: {}\nenterprise:\n  schema_registry:\n    enabled: true\n    url: {}\n    restore:\n      strategy: preserve\n      rewrite_ids: true\n{extra_restore}",
+                bootstrap(),
+                self.topic,
+                self.restored,
+                self.dir.path().join("store").display(),
+                self.target.url
+            ),
+        )
+    }
+
+    fn expected(&self) -> BTreeMap<i32, Vec<Rec>> {
+        let mut out: BTreeMap<i32, Vec<Rec>> = BTreeMap::new();
+        for r in &self.records {
+            out.entry(r.partition)
+                .or_default()
+                .push(rewritten(r.clone()));
+        }
+        out
+    }
+}
+
+fn apply_c(cfg: &Path, extra: &[&str]) -> std::process::Output {
+    let mut args = vec!["apply", "-c", cfg.to_str().unwrap(), "--auto-approve"];
+    args.extend_from_slice(extra);
+    kafka_backup(&args)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn apply_restores_records_with_ids_rewritten_and_a_second_apply_writes_nothing() {
+    let s = setup(90, None).await;
+    let cfg = s.config("restore.yaml", "");
+
+    // --dry-run lists the topic and creates nothing
+    let printed = success(&apply_c(&cfg, &["--dry-run"]));
+    assert!(
+        printed.contains(&format!("create and restore topic `{}`", s.restored)),
+        "{printed}"
+    );
+    assert!(printed.contains("90 record(s)"), "{printed}");
+
+    let printed = success(&apply_c(&cfg, &[]));
+    eprintln!("{printed}");
+    assert!(printed.contains("\"5\": 2"), "{printed}");
+    assert!(printed.contains("90 record(s) written"), "{printed}");
+    let restored = consume_all(&s.restored, 3);
+    assert_eq!(restored, s.expected());
+    // the source is untouched, and differs from the restored records where IDs moved
+    let original = consume_all(&s.topic, 3);
+    assert_ne!(original, restored);
+
+    // a second apply plans nothing new and writes no record twice
+    let printed = success(&apply_c(&cfg, &[]));
+    assert!(printed.contains("3 done in an earlier run"), "{printed}");
+    assert!(printed.contains("0 record(s) written"), "{printed}");
+    assert_eq!(consume_all(&s.restored, 3), s.expected());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_id_missing_from_the_map_stops_the_restore_or_follows_the_policy() {
+    let s = setup(20, Some(42)).await;
+    // record 7 (partition 1, its 3rd record: offset 2) carries ID 42, which no subject holds
+    let out = apply_c(&s.config("fail.yaml", ""), &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "schema ID 42 of the record at {} partition 1 offset 2 is not in the ID map",
+            s.topic
+        )),
+        "{err}"
+    );
+    assert!(err.contains("missing_id_policy"), "{err}");
+
+    // skip for this topic: the rerun goes on after what the first run wrote
+    let skip = s.config(
+        "skip.yaml",
+        &format!(
+            "      missing_id_policy_topics:\n        \"{}\": skip\n",
+            s.topic
+        ),
+    );
+    let printed = success(&apply_c(&skip, &[]));
+    assert!(printed.contains("1 left out"), "{printed}");
+    let mut expected = s.expected();
+    expected.get_mut(&1).unwrap().remove(2);
+    assert_eq!(consume_all(&s.restored, 3), expected);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn passthrough_keeps_an_unknown_id_and_to_timestamp_cuts_the_tail() {
+    let s = setup(30, Some(42)).await;
+    let cfg = s.config("pass.yaml", "      missing_id_policy: passthrough\n");
+    // records 0..=19 have timestamps up to base + 19 s
+    let printed = success(&apply_c(&cfg, &["--to-timestamp", "1700000019000"]));
+    assert!(printed.contains("10 left out"), "{printed}");
+    let mut expected: BTreeMap<i32, Vec<Rec>> = BTreeMap::new();
+    for r in s.records.iter().take(20) {
+        expected
+            .entry(r.partition)
+            .or_default()
+            .push(rewritten(r.clone()));
+    }
+    let restored = consume_all(&s.restored, 3);
+    assert_eq!(restored, expected);
+    let unknown = &restored[&1][2];
+    assert_eq!(unknown.value.as_deref(), Some(&framed(42, b"unknown")[..]));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_topic_that_already_holds_records_is_refused_unless_appending() {
+    let s = setup(9, None).await;
+    create_topic(&s.restored, 3, &[]).await;
+    produce(&s.restored, &[record(0, 3, None)]).await;
+    let cfg = s.config("restore.yaml", "");
+    let out = apply_c(&cfg, &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(err.contains("already holds records"), "{err}");
+    assert!(
+        err.contains(&format!("{} partition 0: 1 record(s)", s.restored)),
+        "{err}"
+    );
+    success(&apply_c(&cfg, &["--append"]));
+    let restored = consume_all(&s.restored, 3);
+    assert_eq!(restored[&0].len(), 4);
+    assert_eq!(restored[&0][1..], s.expected()[&0][..]);
+
+    // fewer partitions than the backup: refused with the counts
+    let narrow = format!("{}-narrow", s.topic);
+    create_topic(&narrow, 1, &[]).await;
+    let text = std::fs::read_to_string(&cfg)
+        .unwrap()
+        .replace(&s.restored, &narrow);
+    let out = apply_c(&write(s.dir.path(), "narrow.yaml", &text), &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("has 1 partition(s), the backup of"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn apply_c_asks_first_and_a_no_changes_nothing() {
+    let s = setup(3, None).await;
+    let cfg = s.config("restore.yaml", "");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kafka-backup"))
+        .args(["apply", "-c", cfg.to_str().unwrap()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    child.stdin.take().unwrap().write_all(b"no\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let printed = stdout(&out);
+    assert!(printed.contains("+ register orders-value v1"), "{printed}");
+    assert!(printed.contains("Apply this plan?"), "{printed}");
+    assert!(stderr(&out).contains("cancelled"), "{}", stderr(&out));
+    let (status, body) = s.target.call(reqwest::Method::GET, "/subjects", None).await;
+    assert_eq!((status, body), (200, serde_json::json!([])));
+}
