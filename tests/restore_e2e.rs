@@ -38,10 +38,21 @@ fn framed(id: u32, payload: &[u8]) -> Vec<u8> {
 /// framed, plain or absent; headers with an ID-form schema header, duplicate
 /// names and a null value.
 fn record(i: u32, partitions: i32, extra_id: Option<u32>) -> Rec {
+    record_padded(i, partitions, extra_id, 0)
+}
+
+/// [`record`] with `pad` more bytes in each framed value.
+fn record_padded(i: u32, partitions: i32, extra_id: Option<u32>, pad: usize) -> Rec {
     let value = match i % 5 {
         0 => Some(format!("{{\"plain\":{i}}}").into_bytes()),
-        1 => Some(framed(5, format!("avro-v2-{i}").as_bytes())),
-        2 => Some(framed(1, format!("avro-v1-{i}").as_bytes())),
+        1 => Some(framed(
+            5,
+            format!("avro-v2-{i}{}", "x".repeat(pad)).as_bytes(),
+        )),
+        2 => Some(framed(
+            1,
+            format!("avro-v1-{i}{}", "y".repeat(pad)).as_bytes(),
+        )),
         3 => Some(framed(2, &[0x04, 0x02, 0x00, b'p', i as u8])),
         _ => None,
     };
@@ -70,6 +81,7 @@ fn record(i: u32, partitions: i32, extra_id: Option<u32>) -> Rec {
 
 async fn produce(topic: &str, records: &[Rec]) {
     let producer: FutureProducer = client_config().create().unwrap();
+    let mut pending = Vec::new();
     for r in records {
         let mut headers = OwnedHeaders::new();
         for (k, v) in &r.headers {
@@ -90,11 +102,10 @@ async fn produce(topic: &str, records: &[Rec]) {
         if let Some(ts) = r.timestamp {
             fr = fr.timestamp(ts);
         }
-        producer
-            .send(fr, Duration::from_secs(10))
-            .await
-            .map_err(|(e, _)| e)
-            .unwrap();
+        pending.push(producer.send_result(fr).map_err(|(e, _)| e).unwrap());
+    }
+    for delivery in pending {
+        delivery.await.unwrap().map_err(|(e, _)| e).unwrap();
     }
 }
 
@@ -187,6 +198,10 @@ struct Setup {
 /// A source registry with the seed example, a topic of `n` records over 3
 /// partitions, both backed up as `b1`; an empty target registry.
 async fn setup(n: u32, extra_id: Option<u32>) -> Setup {
+    setup_padded(n, extra_id, 0).await
+}
+
+async fn setup_padded(n: u32, extra_id: Option<u32>, pad: usize) -> Setup {
     let dir = tempfile::tempdir().unwrap();
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
     let fixture: kafka_backup::model::RegistrySnapshot = serde_json::from_slice(
@@ -197,7 +212,7 @@ async fn setup(n: u32, extra_id: Option<u32>) -> Setup {
     seed_from_fixture(&source, &fixture).await;
     let topic = unique("orders");
     create_topic(&topic, 3, &[]).await;
-    let records: Vec<Rec> = (0..n).map(|i| record(i, 3, extra_id)).collect();
+    let records: Vec<Rec> = (0..n).map(|i| record_padded(i, 3, extra_id, pad)).collect();
     produce(&topic, &records).await;
     let cfg = write(
         dir.path(),
@@ -389,4 +404,140 @@ async fn apply_c_asks_first_and_a_no_changes_nothing() {
     assert!(stderr(&out).contains("cancelled"), "{}", stderr(&out));
     let (status, body) = s.target.call(reqwest::Method::GET, "/subjects", None).await;
     assert_eq!((status, body), (200, serde_json::json!([])));
+}
+
+/// Kills `apply -c` at several points (registry steps, topic creation, mid
+/// stream) and reruns it: the final target is exactly the backup, with no
+/// schema version registered twice and no record written twice.
+#[tokio::test(flavor = "multi_thread")]
+async fn apply_killed_at_random_points_and_rerun_ends_exactly_restored() {
+    // 2 KiB values on 2 of 5 records: about 16 MB, a few dozen producer batches
+    let s = setup_padded(20_000, None, 2048).await;
+    let cfg = s.config("restore.yaml", "");
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    eprintln!("kill delays seeded with {seed}");
+    let mut rng = fastrand::Rng::with_seed(seed);
+    let total = s.records.len();
+    let mut counter = Counter::default();
+    let mut killed = 0;
+    // kill points: early (registry steps, topic creation) at a random delay,
+    // then as soon as records arrive, then past a random share of them
+    let points = [
+        Kill::After(Duration::from_millis(50 + rng.u64(0..400))),
+        Kill::Records(1),
+        Kill::Records(total / 4 + rng.usize(0..total / 2)),
+    ];
+    for point in points {
+        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kafka-backup"))
+            .args([
+                "apply",
+                "-c",
+                cfg.to_str().unwrap(),
+                "--auto-approve",
+                "--partition-concurrency",
+                "1",
+            ])
+            .env("KAFKA_BACKUP_LOG", "warn")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        let started = std::time::Instant::now();
+        loop {
+            if child.try_wait().unwrap().is_some() {
+                break;
+            }
+            let due = match point {
+                Kill::After(d) => started.elapsed() >= d,
+                Kill::Records(n) => counter.count(&s.restored, 3) >= n,
+            };
+            if due {
+                child.kill().unwrap();
+                killed += 1;
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        child.wait().unwrap();
+        eprintln!(
+            "{point:?}: stopped after {:?}, {} of {total} record(s) in the target",
+            started.elapsed(),
+            counter.count(&s.restored, 3)
+        );
+    }
+    assert!(
+        killed > 0,
+        "no run was killed: the restore was faster than every delay"
+    );
+
+    let printed = success(&apply_c(&cfg, &[]));
+    eprintln!("{printed}");
+    assert_eq!(consume_all(&s.restored, 3), s.expected());
+    for (subject, versions) in [("orders-value", 2), ("payments-value", 1)] {
+        let (status, body) = s
+            .target
+            .call(
+                reqwest::Method::GET,
+                &format!("/subjects/{subject}/versions?deleted=true"),
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(
+            body.as_array().unwrap().len(),
+            versions,
+            "{subject}: {body}"
+        );
+    }
+    // the IDs came out as in a run that was never interrupted
+    let (_, body) = s
+        .target
+        .call(
+            reqwest::Method::GET,
+            "/subjects/orders-value/versions/2",
+            None,
+        )
+        .await;
+    assert_eq!(body["id"], 2);
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Kill {
+    After(Duration),
+    Records(usize),
+}
+
+/// Counts records in a topic, fast enough to poll: one client, made again
+/// while the topic is not there yet (a client caches that it is unknown).
+#[derive(Default)]
+struct Counter(Option<BaseConsumer>);
+
+impl Counter {
+    /// Records in `topic` now (0 when it does not exist yet).
+    fn count(&mut self, topic: &str, partitions: i32) -> usize {
+        let consumer = self.0.get_or_insert_with(|| {
+            client_config()
+                .set("group.id", unique("count"))
+                .create()
+                .unwrap()
+        });
+        let n = count(consumer, topic, partitions);
+        if n == 0 {
+            self.0 = None;
+        }
+        n
+    }
+}
+
+fn count(consumer: &BaseConsumer, topic: &str, partitions: i32) -> usize {
+    (0..partitions)
+        .map(|p| {
+            consumer
+                .fetch_watermarks(topic, p, Duration::from_secs(5))
+                .map_or(0, |(low, high)| (high - low) as usize)
+        })
+        .sum()
 }
