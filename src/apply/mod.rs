@@ -4,22 +4,31 @@
 //!
 //! - [`executor`]: one step, idempotently (already done = success).
 //! - [`journal`]: `<backup_id>/apply/<plan digest>/journal.json` and `id-map.json`.
+//! - [`schedule`]: which steps may run at once (`depends_on`, plus the
+//!   ordering the plan's order implies: per scope, IDs, deletions).
 //!
-//! Steps run one after the other in plan order (which respects every
-//! `depends_on`); running independent branches concurrently is not built yet.
+//! Steps run in the plan's order; independent branches of the graph run
+//! concurrently, up to a bound (with a bound of 1, strictly one after the
+//! other in plan order).
 //! When a step fails, the temporary modes and levels the plan set on scopes it
 //! already touched are put back (their `restore_mode` / `restore_compatibility`
 //! steps run), then the failure is reported; a rerun sets them again and goes on.
 
 pub mod executor;
 pub mod journal;
+pub mod schedule;
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeSet, VecDeque};
+
+use futures::StreamExt;
+use futures::future::{self, Either};
+use futures::stream::FuturesUnordered;
 
 use crate::plan::{IdMapEntry, Plan, Step, StepKind, TargetId};
 use crate::registry::{RegistryApi, RegistryError};
 pub use executor::{Registration, StepDone, StepError, run_step, scope};
 pub use journal::{IdMap, Journal, JournalError, JournalStore, id_map_json};
+use schedule::{Schedule, Scheduler};
 
 /// Why an apply stopped.
 #[derive(Debug, thiserror::Error)]
@@ -165,16 +174,39 @@ pub struct Outcome {
     pub id_map: IdMap,
 }
 
-/// Runs the plan's steps not yet in `journal`, saving the journal after each
-/// (when `store` is given) and the ID map at the end. `log` receives one line
-/// per step. With `dry_run`, prints the requests and sends nothing.
+/// Runs the plan's steps not yet in `journal`, one at a time in plan order;
+/// see [`apply_registry_concurrent`].
 pub async fn apply_registry(
+    api: &dyn RegistryApi,
+    plan: &Plan,
+    journal: Journal,
+    resuming: bool,
+    store: Option<&mut JournalStore>,
+    dry_run: bool,
+    log: &mut dyn FnMut(String),
+) -> Result<Outcome, ApplyError> {
+    apply_registry_concurrent(api, plan, journal, resuming, store, dry_run, 1, log).await
+}
+
+/// Runs the plan's steps not yet in `journal`, up to `concurrency` at once
+/// (0 counts as 1), each once every step it must follow has finished (see
+/// [`schedule`]); with 1, strictly in plan order. The journal is saved after
+/// each step (when `store` is given) and the ID map at the end. `log`
+/// receives one line per step, as it finishes. With `dry_run`, prints the
+/// requests in plan order and sends nothing.
+///
+/// On the first failure no further step starts; the running ones are waited
+/// for (and journalled when they succeed), the temporary settings are put
+/// back, and the failure is returned.
+#[allow(clippy::too_many_arguments)]
+pub async fn apply_registry_concurrent(
     api: &dyn RegistryApi,
     plan: &Plan,
     mut journal: Journal,
     resuming: bool,
     mut store: Option<&mut JournalStore>,
     dry_run: bool,
+    concurrency: usize,
     log: &mut dyn FnMut(String),
 ) -> Result<Outcome, ApplyError> {
     let mut outcome = Outcome {
@@ -214,12 +246,35 @@ pub async fn apply_registry(
         s.save(&journal).await?;
     }
     let total = plan.steps.len();
-    for step in &plan.steps {
-        if journal.done.contains(&step.id) {
-            outcome.skipped += 1;
-            continue;
+    let concurrency = concurrency.max(1);
+    let order = Schedule::new(&plan.steps);
+    let mut scheduler = Scheduler::new(&order, |j| journal.done.contains(&plan.steps[j].id));
+    outcome.skipped = plan
+        .steps
+        .iter()
+        .filter(|s| journal.done.contains(&s.id))
+        .count();
+    let mut running = FuturesUnordered::new();
+    // steps that finished while the journal was being saved
+    let mut finished: VecDeque<(usize, Result<StepDone, StepError>)> = VecDeque::new();
+    let mut failure: Option<(usize, StepError)> = None;
+    loop {
+        while failure.is_none() && running.len() < concurrency {
+            let Some(j) = scheduler.next_ready() else {
+                break;
+            };
+            scheduler.start(j);
+            let step = &plan.steps[j];
+            running.push(async move { (j, run_step_resuming(api, step, resuming).await) });
         }
-        let result = run_step_resuming(api, step, resuming).await;
+        let (j, result) = match finished.pop_front() {
+            Some(done) => done,
+            None => match running.next().await {
+                Some(done) => done,
+                None => break,
+            },
+        };
+        let step = &plan.steps[j];
         match result {
             Ok(done) => {
                 if let Some(r) = &done.registered {
@@ -242,25 +297,55 @@ pub async fn apply_registry(
                 }
                 log(format!("[{}/{total}] {}: {what}", step.id, step.reason));
                 journal.done.insert(step.id);
+                scheduler.finish(j);
                 if let Some(s) = store.as_deref_mut() {
-                    s.save(&journal).await?;
+                    // the running steps go on meanwhile; what they finish waits
+                    let save = s.save(&journal);
+                    futures::pin_mut!(save);
+                    loop {
+                        match future::select(save.as_mut(), running.next()).await {
+                            Either::Left((saved, _)) => {
+                                saved?;
+                                break;
+                            }
+                            Either::Right((Some(done), _)) => finished.push_back(done),
+                            Either::Right((None, _)) => {
+                                save.await?;
+                                break;
+                            }
+                        }
+                    }
                 }
             }
             Err(source) => {
-                let hint = hint_for(step, &source);
-                let cleanup = put_back(api, plan, &mut journal, step.id, log).await;
-                if let Some(s) = store.as_deref_mut() {
-                    s.save(&journal).await?;
+                if failure.is_none() {
+                    failure = Some((j, source));
+                } else {
+                    log(format!(
+                        "[{}/{total}] {}: failed too: {}",
+                        step.id,
+                        step.reason,
+                        source.to_string().replace('\n', " ")
+                    ));
                 }
-                return Err(ApplyError::StepFailed {
-                    step: Box::new(step.clone()),
-                    error: source,
-                    hint,
-                    cleanup,
-                });
             }
         }
     }
+    if let Some((j, source)) = failure {
+        let step = &plan.steps[j];
+        let hint = hint_for(step, &source);
+        let cleanup = put_back(api, plan, &mut journal, step.id, log).await;
+        if let Some(s) = store.as_deref_mut() {
+            s.save(&journal).await?;
+        }
+        return Err(ApplyError::StepFailed {
+            step: Box::new(step.clone()),
+            error: source,
+            hint,
+            cleanup,
+        });
+    }
+    debug_assert!(scheduler.all_finished(), "every step ran");
     journal.finished = true;
     outcome.id_map = final_id_map(plan, &journal.assigned_ids);
     if let Some(s) = store {
@@ -366,16 +451,79 @@ mod tests {
     };
 
     /// Records every write; `lookup` finds nothing unless told; the writes
-    /// whose description starts with `fail` are refused with `code`.
+    /// whose description starts with `fail` are refused with `code`. With
+    /// `yields`, every call (lookups too) yields that many times (plus a
+    /// little, varying per call) before it answers, and `events` records
+    /// `start <key>` and `end <key>` around it (see [`key_of`]).
     #[derive(Default)]
     struct Fake {
         calls: Mutex<Vec<String>>,
         found: Option<SchemaRecord>,
         fail: Option<(&'static str, i64)>,
         next_id: Mutex<u32>,
+        yields: usize,
+        events: Mutex<Vec<String>>,
+        in_flight: Mutex<(usize, usize)>,
+    }
+
+    /// What [`Fake`] calls a step's requests in `events`.
+    fn key_of(step: &Step) -> String {
+        let body = step.request.body.as_ref();
+        let delete = step.request.method == "DELETE";
+        let scope = scope(step);
+        match step.kind {
+            StepKind::Register => format!(
+                "register {} {}",
+                step.subject.as_deref().unwrap(),
+                body.unwrap().schema.as_deref().unwrap()
+            ),
+            StepKind::SetMode | StepKind::RestoreMode if delete => format!("delete_mode {scope:?}"),
+            StepKind::SetMode | StepKind::RestoreMode => {
+                format!("set_mode {scope:?} {:?}", body.unwrap().mode.unwrap())
+            }
+            StepKind::SetCompatibility | StepKind::RestoreCompatibility if delete => {
+                format!("delete_config {scope:?}")
+            }
+            StepKind::SetCompatibility | StepKind::RestoreCompatibility => {
+                format!(
+                    "set_config {scope:?} {:?}",
+                    body.unwrap().compatibility.unwrap()
+                )
+            }
+            StepKind::DeleteVersion | StepKind::DeleteSubject => format!(
+                "delete {} {:?} {}",
+                step.subject.as_deref().unwrap(),
+                step.version
+                    .filter(|_| step.kind == StepKind::DeleteVersion),
+                step.request.path.contains("permanent=true")
+            ),
+        }
     }
 
     impl Fake {
+        /// Around one call: `start`, yields, `end`.
+        async fn span(&self, key: String) {
+            if self.yields == 0 {
+                return;
+            }
+            self.events.lock().unwrap().push(format!("start {key}"));
+            {
+                let mut f = self.in_flight.lock().unwrap();
+                f.0 += 1;
+                f.1 = f.1.max(f.0);
+            }
+            for _ in 0..self.yields + key.len() % 3 {
+                tokio::task::yield_now().await;
+            }
+            self.in_flight.lock().unwrap().0 -= 1;
+            self.events.lock().unwrap().push(format!("end {key}"));
+        }
+        fn max_in_flight(&self) -> usize {
+            self.in_flight.lock().unwrap().1
+        }
+        fn events(&self) -> Vec<String> {
+            self.events.lock().unwrap().clone()
+        }
         fn record(&self, call: String) -> crate::registry::Result<()> {
             self.calls.lock().unwrap().push(call.clone());
             match self.fail {
@@ -436,6 +584,8 @@ mod tests {
             subject: &str,
             request: &RegisterRequest,
         ) -> crate::registry::Result<Registered> {
+            self.span(format!("register {subject} {}", request.schema.schema))
+                .await;
             self.record(format!("register {subject} {:?}", request.id))?;
             let mut next = self.next_id.lock().unwrap();
             *next += 1;
@@ -446,11 +596,13 @@ mod tests {
         }
         async fn lookup(
             &self,
-            _: &str,
-            _: &SchemaInput,
+            subject: &str,
+            schema: &SchemaInput,
             _: bool,
             _: bool,
         ) -> crate::registry::Result<Option<SchemaRecord>> {
+            self.span(format!("register {subject} {}", schema.schema))
+                .await;
             Ok(self.found.clone())
         }
         async fn check_compatibility(
@@ -466,9 +618,11 @@ mod tests {
             scope: Option<&str>,
             level: Compatibility,
         ) -> crate::registry::Result<()> {
+            self.span(format!("set_config {scope:?} {level:?}")).await;
             self.record(format!("set_config {scope:?} {level:?}"))
         }
         async fn delete_config(&self, scope: Option<&str>) -> crate::registry::Result<()> {
+            self.span(format!("delete_config {scope:?}")).await;
             self.record(format!("delete_config {scope:?}"))
         }
         async fn set_mode(
@@ -477,16 +631,20 @@ mod tests {
             mode: Mode,
             force: bool,
         ) -> crate::registry::Result<()> {
+            self.span(format!("set_mode {scope:?} {mode:?}")).await;
             self.record(format!("set_mode {scope:?} {mode:?} {force}"))
         }
         async fn delete_mode(&self, scope: Option<&str>) -> crate::registry::Result<()> {
+            self.span(format!("delete_mode {scope:?}")).await;
             self.record(format!("delete_mode {scope:?}"))
         }
         async fn delete_subject(&self, s: &str, p: bool) -> crate::registry::Result<Vec<u32>> {
+            self.span(format!("delete {s} None {p}")).await;
             self.record(format!("delete_subject {s} {p}"))
                 .map(|_| vec![])
         }
         async fn delete_version(&self, s: &str, v: u32, p: bool) -> crate::registry::Result<u32> {
+            self.span(format!("delete {s} Some({v}) {p}")).await;
             self.record(format!("delete_version {s} {v} {p}"))
                 .map(|_| v)
         }
@@ -629,5 +787,241 @@ mod tests {
         };
         let (outcome, _) = run(&fake, &plan, Journal::new("d"));
         assert_eq!(outcome.unwrap().already_there, 1);
+    }
+
+    fn run_with(
+        fake: &Fake,
+        plan: &Plan,
+        concurrency: usize,
+        store: Option<&mut JournalStore>,
+    ) -> (Result<Outcome, ApplyError>, Vec<String>) {
+        let mut lines = Vec::new();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let result = rt.block_on(apply_registry_concurrent(
+            fake,
+            plan,
+            Journal::new("d"),
+            false,
+            store,
+            false,
+            concurrency,
+            &mut |l| lines.push(l),
+        ));
+        (result, lines)
+    }
+
+    /// Where each step's requests start and end in `events` (first start,
+    /// last end); `None` when the plan has two steps with one key.
+    fn spans(plan: &Plan, events: &[String]) -> Option<Vec<(usize, usize)>> {
+        let keys: Vec<String> = plan.steps.iter().map(key_of).collect();
+        if keys.iter().collect::<BTreeSet<_>>().len() != keys.len() {
+            return None;
+        }
+        let spans = keys
+            .iter()
+            .map(|k| {
+                let start = events.iter().position(|e| *e == format!("start {k}"));
+                let end = events.iter().rposition(|e| *e == format!("end {k}"));
+                (
+                    start.unwrap_or_else(|| panic!("{k} never ran: {events:?}")),
+                    end.unwrap(),
+                )
+            })
+            .collect();
+        Some(spans)
+    }
+
+    fn applicable_fixture_plans() -> Vec<(String, Plan)> {
+        schedule::tests::fixture_plans()
+            .into_iter()
+            .filter(|(_, p)| p.is_applicable() && p.has_changes())
+            .collect()
+    }
+
+    #[test]
+    fn independent_subjects_run_at_once_with_a_bound_of_4() {
+        let plan = shifted(false);
+        let fake = Fake {
+            yields: 3,
+            ..Fake::default()
+        };
+        let (outcome, lines) = run_with(&fake, &plan, 4, None);
+        let outcome = outcome.unwrap();
+        assert!(fake.max_in_flight() > 1, "{:?}", fake.events());
+        assert!(fake.max_in_flight() <= 4);
+        assert_eq!(outcome.changed, plan.steps.len());
+        assert_eq!(lines.len(), plan.steps.len(), "one line per step");
+        // IDs may come out in another order, but every source ID is mapped
+        let mut sources: Vec<u32> = outcome.id_map[DEFAULT_CONTEXT].keys().copied().collect();
+        sources.sort();
+        assert_eq!(sources, vec![1, 2, 5]);
+        let mut targets: Vec<u32> = outcome.id_map[DEFAULT_CONTEXT].values().copied().collect();
+        targets.sort();
+        assert_eq!(targets, vec![1, 2, 3]);
+    }
+
+    #[test]
+    fn no_step_starts_before_the_steps_it_follows_have_finished() {
+        let mut checked = BTreeSet::new();
+        for (name, plan) in applicable_fixture_plans() {
+            for bound in [2, 4, 16] {
+                let fake = Fake {
+                    yields: 2,
+                    ..Fake::default()
+                };
+                let (outcome, _) = run_with(&fake, &plan, bound, None);
+                outcome.unwrap_or_else(|e| panic!("{name}: {e}"));
+                let events = fake.events();
+                let Some(spans) = spans(&plan, &events) else {
+                    continue;
+                };
+                checked.insert(name.clone());
+                for (j, b) in plan.steps.iter().enumerate() {
+                    for (i, a) in plan.steps[..j].iter().enumerate() {
+                        let same_subject_registrations = a.kind == StepKind::Register
+                            && b.kind == StepKind::Register
+                            && a.subject == b.subject;
+                        if b.depends_on.contains(&a.id) || same_subject_registrations {
+                            assert!(
+                                spans[i].1 < spans[j].0,
+                                "{name}, bound {bound}: step {} started before step {} finished: {events:#?}",
+                                b.id,
+                                a.id
+                            );
+                        }
+                    }
+                }
+            }
+        }
+        for name in ["diamond-references", "shifted-ids", "renamed-subjects"] {
+            assert!(checked.contains(name), "{name} checked: {checked:?}");
+        }
+    }
+
+    #[test]
+    fn a_failure_with_a_bound_of_4_puts_back_and_journals_exactly_what_succeeded() {
+        let plan = shifted(true);
+        let fake = Fake {
+            fail: Some(("register orders-value Some(5)", 42205)),
+            yields: 2,
+            ..Fake::default()
+        };
+        let store = crate::storage::Location::parse("memory:///x")
+            .unwrap()
+            .open()
+            .unwrap();
+        let mut journals = JournalStore::new(store.clone(), "b", "d");
+        let (result, lines) = run_with(&fake, &plan, 4, Some(&mut journals));
+        assert!(fake.max_in_flight() > 1, "{:?}", fake.events());
+        let Err(ApplyError::StepFailed { step, cleanup, .. }) = result else {
+            panic!("{result:?}");
+        };
+        assert_eq!(step.kind, StepKind::Register);
+        assert_eq!(step.version, Some(2));
+
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        let journal = rt
+            .block_on(JournalStore::new(store, "b", "d").load())
+            .unwrap()
+            .unwrap();
+        let by_id = |id: u32| plan.steps.iter().find(|s| s.id == id).unwrap();
+        let number = |line: &str, prefix: &str| -> Option<u32> {
+            line.strip_prefix(prefix)?
+                .split(|c: char| !c.is_ascii_digit())
+                .next()?
+                .parse()
+                .ok()
+        };
+        let succeeded: BTreeSet<u32> = lines.iter().filter_map(|l| number(l, "[")).collect();
+        let put_back: BTreeSet<u32> = cleanup.iter().filter_map(|l| number(l, "step ")).collect();
+        assert!(!put_back.is_empty(), "{cleanup:?}");
+        // what succeeded, but the temporary modes put back (a rerun sets them again)
+        let restored: BTreeSet<Option<String>> =
+            put_back.iter().map(|&id| scope(by_id(id))).collect();
+        let expected: BTreeSet<u32> = succeeded
+            .iter()
+            .copied()
+            .filter(|&id| {
+                let s = by_id(id);
+                !(s.kind == StepKind::SetMode && restored.contains(&scope(s)))
+            })
+            .collect();
+        assert_eq!(
+            journal.done, expected,
+            "log: {lines:#?}\ncleanup: {cleanup:?}"
+        );
+        assert!(!journal.done.contains(&step.id));
+        assert!(!journal.finished);
+        // every scope whose temporary IMPORT mode was set has its mode back
+        for s in plan.steps.iter().filter(|s| s.kind == StepKind::SetMode) {
+            if !succeeded.contains(&s.id) {
+                continue;
+            }
+            let restore = plan
+                .steps
+                .iter()
+                .find(|r| r.kind == StepKind::RestoreMode && scope(r) == scope(s))
+                .unwrap();
+            assert!(
+                journal.done.contains(&restore.id) || put_back.contains(&restore.id),
+                "{} not put back",
+                describe(s)
+            );
+        }
+        // nothing started after the failure but the put-back
+        let calls = fake.calls();
+        let failed = calls.iter().position(|c| c.contains("Some(5)")).unwrap();
+        assert!(
+            calls[failed + 1..]
+                .iter()
+                .all(|c| !c.starts_with("register")),
+            "{calls:?}"
+        );
+    }
+
+    #[test]
+    fn a_bound_of_1_sends_the_requests_in_plan_order() {
+        let mut plans = vec![shifted(false), shifted(true)];
+        plans.extend(applicable_fixture_plans().into_iter().map(|(_, p)| p));
+        for plan in plans {
+            let sequential = Fake::default();
+            let _ = run(&sequential, &plan, Journal::new("d"));
+            let bounded = Fake {
+                yields: 2,
+                ..Fake::default()
+            };
+            let _ = run_with(&bounded, &plan, 1, None);
+            assert_eq!(bounded.calls(), sequential.calls());
+            assert_eq!(bounded.max_in_flight(), 1);
+            // each step's requests end before the next step's begin, in plan order
+            let events = bounded.events();
+            let mut order: Vec<String> = Vec::new();
+            for e in events.iter().filter_map(|e| e.strip_prefix("start ")) {
+                if order.last().map(String::as_str) != Some(e) {
+                    order.push(e.to_owned());
+                }
+            }
+            let keys: Vec<String> = plan.steps.iter().map(key_of).collect();
+            assert_eq!(order, keys);
+        }
+        // and the same with a failure: the same requests, put-back included
+        let fail = Some(("register orders-value Some(5)", 42205));
+        let sequential = Fake {
+            fail,
+            ..Fake::default()
+        };
+        let (a, _) = run(&sequential, &shifted(true), Journal::new("d"));
+        let bounded = Fake {
+            fail,
+            yields: 1,
+            ..Fake::default()
+        };
+        let (b, _) = run_with(&bounded, &shifted(true), 1, None);
+        assert_eq!(bounded.calls(), sequential.calls());
+        assert_eq!(a.unwrap_err().to_string(), b.unwrap_err().to_string());
     }
 }

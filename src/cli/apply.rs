@@ -202,13 +202,14 @@ fn apply_registry(
         println!("Dry run: these requests would be sent, in this order; none is sent.");
     }
     let mut log = |line: String| println!("{line}");
-    let outcome = runtime.block_on(apply::apply_registry(
+    let outcome = runtime.block_on(apply::apply_registry_concurrent(
         &client,
         plan,
         journal,
         resuming,
         (!args.dry_run).then_some(&mut journals),
         args.dry_run,
+        args.registry_concurrency,
         &mut log,
     ))?;
     if args.dry_run {
