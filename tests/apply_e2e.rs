@@ -241,3 +241,44 @@ async fn a_plan_of_another_backup_is_refused_before_any_change() {
     );
     assert_eq!(subjects(&target).await, json!([]), "nothing was sent");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn registry_steps_run_concurrently_and_give_a_consistent_map() {
+    let dir = tempfile::tempdir().unwrap();
+    let _source = backup_of_fixture(dir.path()).await.0;
+    let target = Registry::start();
+    let (cfg, plan_file, digest) = plan_into(dir.path(), &target);
+    let printed = success(&apply(
+        &plan_file,
+        &cfg,
+        &["--registry-only", "--registry-concurrency", "8"],
+    ));
+    eprintln!("{printed}");
+    // whatever order the independent subjects ran in, each source ID maps to
+    // the ID the target serves for that version, and v1 came before v2
+    let map: serde_json::Value = serde_json::from_slice(
+        &std::fs::read(
+            dir.path()
+                .join("store/seed-example/apply")
+                .join(&digest)
+                .join("id-map.json"),
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(map["1"], id_of(&target, "orders-value", 1).await);
+    assert_eq!(map["5"], id_of(&target, "orders-value", 2).await);
+    assert_eq!(map["2"], id_of(&target, "payments-value", 1).await);
+    let mut ids: Vec<u64> = ["1", "5", "2"]
+        .iter()
+        .map(|k| map[k].as_u64().unwrap())
+        .collect();
+    ids.sort_unstable();
+    assert_eq!(ids, [1, 2, 3]);
+    assert!(
+        id_of(&target, "orders-value", 1).await < id_of(&target, "orders-value", 2).await,
+        "a subject's versions are registered in order"
+    );
+    let (status, body) = target.call(Method::GET, "/config/orders-value", None).await;
+    assert_eq!(status, 404, "the temporary level is gone: {body}");
+}
