@@ -20,8 +20,8 @@ use super::auth::Credentials;
 use super::error::{Failure, RegistryError};
 use super::retry::{Outcome, RetryPolicy};
 use super::{
-    CompatibilityCheck, RegisterRequest, Registered, RegistryApi, Result, SchemaInput,
-    SchemaRecord, SchemasQuery, VersionRef,
+    CompatibilityCheck, RegisterRequest, Registered, RegistryApi, Result, SchemaById,
+    SchemaInput, SchemaRecord, SchemasQuery, VersionRef,
 };
 use crate::config;
 use crate::model::{self, Compatibility, Mode, Reference, SchemaType};
@@ -696,6 +696,37 @@ impl RegistryApi for HttpRegistry {
             subject_route(subject, &format!("/versions/{version}"))?.flag("permanent", permanent);
         self.call(Method::DELETE, route, None).await
     }
+
+    async fn schema_by_id(&self, id: u32, context: &str) -> Result<SchemaById> {
+        #[derive(Deserialize)]
+        struct Body {
+            #[serde(rename = "schemaType", default)]
+            schema_type: Option<SchemaType>,
+            schema: String,
+            #[serde(default)]
+            references: Option<Vec<WireReference>>,
+        }
+        let mut route = Route::new(format!("/schemas/ids/{id}"));
+        if context != model::DEFAULT_CONTEXT {
+            // an ID lives in a context: name the context as a subject prefix
+            route = route.param("subject", format!(":{context}:"));
+        }
+        let body: Body = self.get(route).await?;
+        Ok(SchemaById {
+            schema_type: body.schema_type.unwrap_or(SchemaType::Avro),
+            schema: body.schema,
+            references: body
+                .references
+                .unwrap_or_default()
+                .into_iter()
+                .map(|r| Reference {
+                    name: r.name,
+                    subject: r.subject,
+                    version: r.version,
+                })
+                .collect(),
+        })
+    }
 }
 
 #[cfg(test)]
@@ -1070,6 +1101,51 @@ mod tests {
             Some(Compatibility::FullTransitive)
         );
         assert_eq!(r.mode(None).await.unwrap(), Some(Mode::ReadOnlyOverride));
+    }
+
+    #[tokio::test]
+    async fn schemas_by_id_name_their_context() {
+        use std::sync::Mutex;
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let log = seen.clone();
+        let url = stub_server(move |head, _| {
+            let line = head.lines().next().unwrap_or_default().to_owned();
+            log.lock().unwrap().push(line.clone());
+            if line.contains("/schemas/ids/9") {
+                return (
+                    404,
+                    r#"{"error_code":40403,"message":"Schema 9 not found"}"#.to_owned(),
+                );
+            }
+            (
+                200,
+                r#"{"schemaType":"PROTOBUF","schema":"syntax = \"proto3\";","references":[{"name":"a.proto","subject":"a","version":2}]}"#
+                    .to_owned(),
+            )
+        })
+        .await;
+        let r = registry(&url);
+        let got = r.schema_by_id(7, ".dr").await.unwrap();
+        assert_eq!(got.schema_type, SchemaType::Protobuf);
+        assert_eq!(got.schema, "syntax = \"proto3\";");
+        assert_eq!(
+            got.references,
+            vec![Reference {
+                name: "a.proto".into(),
+                subject: "a".into(),
+                version: 2
+            }]
+        );
+        let err = r.schema_by_id(9, ".").await.unwrap_err();
+        assert!(matches!(err, RegistryError::SchemaNotFound(_)), "{err}");
+        let seen = seen.lock().unwrap().clone();
+        assert_eq!(
+            seen,
+            [
+                "GET /schemas/ids/7?subject=%3A.dr%3A HTTP/1.1",
+                "GET /schemas/ids/9 HTTP/1.1"
+            ]
+        );
     }
 
     #[tokio::test]

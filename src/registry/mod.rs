@@ -78,6 +78,18 @@ impl SchemaRecord {
     }
 }
 
+/// What `GET /schemas/ids/{id}` serves: the content an ID stands for, with
+/// no subject or version.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SchemaById {
+    /// `AVRO` when the answer leaves `schemaType` out.
+    pub schema_type: SchemaType,
+    /// Schema text as served.
+    pub schema: String,
+    /// References as served.
+    pub references: Vec<Reference>,
+}
+
 /// A schema as sent to register, look up or check.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SchemaInput {
@@ -199,4 +211,18 @@ pub trait RegistryApi: Send + Sync {
     async fn delete_subject(&self, subject: &str, permanent: bool) -> Result<Vec<u32>>;
     /// `DELETE /subjects/{s}/versions/{v}[?permanent=true]`.
     async fn delete_version(&self, subject: &str, version: u32, permanent: bool) -> Result<u32>;
+    /// `GET /schemas/ids/{id}[?subject=:.ctx:]`: the schema `id` serves in
+    /// `context` (`.` is the default one). Only `verify` needs it, so an
+    /// adapter without it answers [`RegistryError::EndpointNotFound`].
+    async fn schema_by_id(&self, id: u32, context: &str) -> Result<SchemaById> {
+        let _ = context;
+        Err(RegistryError::EndpointNotFound(Box::new(Failure {
+            method: "GET".into(),
+            path: format!("/schemas/ids/{id}"),
+            status: None,
+            code: None,
+            message: "this registry adapter does not read schemas by ID".into(),
+            attempts: 0,
+        })))
+    }
 }
