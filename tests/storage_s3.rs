@@ -120,4 +120,54 @@ async fn backup_to_s3_and_describe_from_it() {
         "{}",
         stderr(&out)
     );
+
+    // restore from the bucket (no registry: the records go back unchanged),
+    // the restore journal is written beside the backup in the bucket
+    let restored = format!("{topic}-restored");
+    let restore_cfg = write(
+        dir.path(),
+        "s3-restore.yaml",
+        &format!(
+            "mode: restore\nbackup_id: s3-1\ntarget:\n  bootstrap_servers: [{}]\n  topic_mapping:\n    {topic}: {restored}\nstorage:\n  url: s3://{bucket}/prod/nightly\n  endpoint: {endpoint}\n  allow_http: true\n  region: us-east-1\n",
+            bootstrap()
+        ),
+    );
+    let printed = success(&kafka_backup_with_env(
+        &[
+            "apply",
+            "-c",
+            restore_cfg.to_str().unwrap(),
+            "--auto-approve",
+        ],
+        &CREDENTIALS,
+    ));
+    assert!(printed.contains("40 record(s) written"), "{printed}");
+    let consumer: rdkafka::consumer::BaseConsumer = client_config()
+        .set("group.id", unique("s3-count"))
+        .create()
+        .unwrap();
+    let mut total = 0;
+    for p in 0..2 {
+        let (low, high) = rdkafka::consumer::Consumer::fetch_watermarks(
+            &consumer,
+            &restored,
+            p,
+            std::time::Duration::from_secs(10),
+        )
+        .unwrap();
+        assert_eq!(high - low, 20, "partition {p}");
+        total += high - low;
+    }
+    assert_eq!(total, 40);
+    let listing = reqwest::Client::new()
+        .get(format!(
+            "{endpoint}/{bucket}?list-type=2&prefix=prod/nightly/s3-1/restore/"
+        ))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(listing.contains(".json</Key>"), "{listing}");
 }
