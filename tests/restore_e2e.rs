@@ -541,3 +541,35 @@ fn count(consumer: &BaseConsumer, topic: &str, partitions: i32) -> usize {
         })
         .sum()
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_corrupt_segment_stops_the_restore_naming_it_and_a_rerun_finishes() {
+    let s = setup(30, None).await;
+    let cfg = s.config("restore.yaml", "");
+    let partition_dir = s.dir.path().join("store/b1/kafka").join(&s.topic).join("1");
+    let segment = std::fs::read_dir(&partition_dir)
+        .unwrap()
+        .next()
+        .unwrap()
+        .unwrap()
+        .path();
+    let good = std::fs::read(&segment).unwrap();
+    let mut bad = good.clone();
+    let middle = bad.len() / 2;
+    bad[middle] ^= 0x40;
+    std::fs::write(&segment, &bad).unwrap();
+
+    let out = apply_c(&cfg, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let err = stderr(&out);
+    let name = segment.file_name().unwrap().to_str().unwrap();
+    assert!(err.contains(name), "{err}");
+    assert!(err.contains("sha256"), "{err}");
+    // nothing of partition 1 was written from the damaged segment
+    let partial = consume_all(&s.restored, 3);
+    assert!(partial[&1].is_empty(), "{:?}", partial[&1]);
+
+    std::fs::write(&segment, &good).unwrap();
+    success(&apply_c(&cfg, &[]));
+    assert_eq!(consume_all(&s.restored, 3), s.expected());
+}
