@@ -754,17 +754,18 @@ impl Worker {
 
     /// Produces one record, waiting while the producer's queue is full.
     fn send(&self, topic: &str, partition: i32, record: Record) -> Result<(), RestoreError> {
-        let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
-        for (name, value) in &record.headers {
-            headers = headers.insert(Header {
-                key: &String::from_utf8_lossy(name),
-                value: value.as_deref(),
-            });
-        }
         let mut base: BaseRecord<'_, [u8], [u8], usize> =
-            BaseRecord::with_opaque_to(topic, record.offset.max(0) as usize)
-                .partition(partition)
-                .headers(headers);
+            BaseRecord::with_opaque_to(topic, record.offset.max(0) as usize).partition(partition);
+        if !record.headers.is_empty() {
+            let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
+            for (name, value) in &record.headers {
+                headers = headers.insert(Header {
+                    key: &String::from_utf8_lossy(name),
+                    value: value.as_deref(),
+                });
+            }
+            base = base.headers(headers);
+        }
         if let Some(k) = record.key.as_deref() {
             base = base.key(k);
         }
