@@ -26,6 +26,7 @@
 //! - [`wire`]: the Confluent wire format and the pure schema-ID rewrite.
 //! - [`apply`]: the applier's registry half: runs a plan's steps, journalled, and writes the ID map.
 //! - [`restore`]: the applier's data half: topics back into the target, schema IDs rewritten.
+//! - [`verify`]: proves a restore: target registry and topics against the backup.
 
 pub mod apply;
 pub mod backup;
@@ -44,4 +45,5 @@ pub mod registry;
 pub mod restore;
 pub mod segment;
 pub mod storage;
+pub mod verify;
 pub mod wire;

@@ -20,8 +20,8 @@ use super::auth::Credentials;
 use super::error::{Failure, RegistryError};
 use super::retry::{Outcome, RetryPolicy};
 use super::{
-    CompatibilityCheck, RegisterRequest, Registered, RegistryApi, Result, SchemaById,
-    SchemaInput, SchemaRecord, SchemasQuery, VersionRef,
+    CompatibilityCheck, RegisterRequest, Registered, RegistryApi, Result, SchemaById, SchemaInput,
+    SchemaRecord, SchemasQuery, VersionRef,
 };
 use crate::config;
 use crate::model::{self, Compatibility, Mode, Reference, SchemaType};

@@ -1,0 +1,91 @@
+//! `kafka-backup verify -c CONFIG`: after a restore, the target registry and
+//! topics against the backup. Prints a table (or JSON); exit 0 when the
+//! target matches, 1 on any difference or error.
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+
+use super::{OutputFormat, VerifyArgs};
+use crate::apply::{self, IdMap};
+use crate::config;
+use crate::gather;
+use crate::manifest::BackupReader;
+use crate::registry::HttpRegistry;
+use crate::restore::{self, DataJournalStore};
+use crate::storage::Location;
+use crate::verify::{self, Report, report};
+
+pub fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
+    let loaded = config::load(&args.config)?;
+    for warning in loaded.render_warnings() {
+        eprintln!("warning: {warning}");
+    }
+    let cfg = &loaded.config;
+    let backup_id = cfg
+        .backup_id
+        .as_ref()
+        .context("the configuration has no `backup_id`, which `verify` needs (the backup to compare the target with)")?
+        .as_str()
+        .to_owned();
+    let store = Location::from_config(cfg.storage.as_ref())?.open()?;
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+
+    // the registry: the restore planned again against the live target
+    let sr = &cfg.enterprise.schema_registry;
+    let (registry, id_map) = if sr.enabled {
+        let (plan, target) = super::plan::make(cfg, &runtime)?;
+        let (backup, _) = runtime.block_on(gather::backup_snapshot(cfg))?;
+        let client = HttpRegistry::new(sr)?;
+        let served = runtime
+            .block_on(verify::registry::fetch_served(
+                &client,
+                &plan,
+                sr.max_concurrency,
+            ))
+            .context("reading the target's schemas by ID")?;
+        let check = verify::registry::check(&backup, &target, &plan, &served)?;
+        (Some(check), Some(apply::final_id_map(&plan, &IdMap::new())))
+    } else {
+        (None, None)
+    };
+
+    // the topics, through the same transform the restore used
+    let reader = runtime.block_on(BackupReader::open(&store, &backup_id))?;
+    let jobs = restore::jobs(cfg, &reader.manifest, id_map.as_ref(), args.to_timestamp);
+    let duplicates = restore::duplicate_targets(&jobs);
+    if !duplicates.is_empty() {
+        anyhow::bail!(
+            "`target.topic_mapping` sends several backed-up topics to {}",
+            duplicates.join(", ")
+        );
+    }
+    let topics = if jobs.is_empty() {
+        verify::TopicsCheck::default()
+    } else {
+        let cluster = restore::target_cluster(cfg)
+            .context("the backup holds topics, which `verify` compares in the target cluster")?;
+        let journals =
+            DataJournalStore::new(store.clone(), &backup_id, &restore::cluster_key(&cluster));
+        let journal = runtime.block_on(journals.load())?;
+        verify::topics::check(
+            &cluster,
+            &reader,
+            &jobs,
+            journal.as_ref(),
+            args.partition_concurrency,
+            runtime.handle(),
+        )?
+    };
+
+    let report = Report { registry, topics };
+    match args.format {
+        OutputFormat::Text => print!("{}", report::text(&report)),
+        OutputFormat::Json => print!("{}", report::json(&report)),
+    }
+    Ok(if report.matches() {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}

@@ -1,0 +1,399 @@
+//! End to end: `kafka-backup verify` after `apply`, against the live broker
+//! and live registries. The source registry holds the reference page's
+//! example (IDs 1, 5, 2), the target hands out 1, 2, 3, so the restored
+//! records differ from the backed-up ones in their ID bytes, and only there.
+//! Every test changes one thing in the target and expects verify to name it.
+
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::Duration;
+
+use common::*;
+use rdkafka::message::{Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+
+/// One record as the test produces it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Rec {
+    partition: i32,
+    timestamp: Option<i64>,
+    key: Option<Vec<u8>>,
+    value: Option<Vec<u8>>,
+    headers: Vec<(String, Option<Vec<u8>>)>,
+}
+
+fn framed(id: u32, payload: &[u8]) -> Vec<u8> {
+    let mut v = vec![0];
+    v.extend_from_slice(&id.to_be_bytes());
+    v.extend_from_slice(payload);
+    v
+}
+
+/// Record `i`: values framed with the source IDs 5, 1 and 2, unframed JSON,
+/// tombstones; keys framed, plain or absent; headers with an ID-form schema
+/// header, duplicate names and a null value.
+fn record(i: u32) -> Rec {
+    let value = match i % 5 {
+        0 => Some(format!("{{\"plain\":{i}}}").into_bytes()),
+        1 => Some(framed(5, format!("avro-v2-{i}").as_bytes())),
+        2 => Some(framed(1, format!("avro-v1-{i}").as_bytes())),
+        3 => Some(framed(2, &[0x04, 0x02, 0x00, b'p', i as u8])),
+        _ => None,
+    };
+    let key = match i % 3 {
+        0 => Some(framed(2, format!("k{i}").as_bytes())),
+        1 => Some(format!("key-{i}").into_bytes()),
+        _ => None,
+    };
+    let mut headers = vec![("trace".to_owned(), Some(format!("t{i}").into_bytes()))];
+    if i.is_multiple_of(4) {
+        headers.push(("__value_schema_id".to_owned(), Some(framed(5, b""))));
+        headers.push(("trace".to_owned(), None));
+    }
+    Rec {
+        partition: (i % 3) as i32,
+        timestamp: Some(1_700_000_000_000 + i64::from(i) * 1000),
+        key,
+        value,
+        headers,
+    }
+}
+
+/// The seed example's map applied to a record, as the restore must.
+fn rewritten(mut r: Rec) -> Rec {
+    let map = |b: &mut Vec<u8>| {
+        if b.len() >= 5 && b[0] == 0 {
+            let id = u32::from_be_bytes([b[1], b[2], b[3], b[4]]);
+            let to: u32 = match id {
+                5 => 2,
+                2 => 3,
+                other => other,
+            };
+            b[1..5].copy_from_slice(&to.to_be_bytes());
+        }
+    };
+    r.key.as_mut().map(map);
+    r.value.as_mut().map(map);
+    for (name, value) in r.headers.iter_mut() {
+        if name == "__value_schema_id" {
+            value.as_mut().map(map);
+        }
+    }
+    r
+}
+
+async fn produce(topic: &str, records: &[Rec]) {
+    let producer: FutureProducer = client_config().create().unwrap();
+    for r in records {
+        let mut headers = OwnedHeaders::new();
+        for (k, v) in &r.headers {
+            headers = headers.insert(Header {
+                key: k,
+                value: v.as_deref(),
+            });
+        }
+        let mut fr: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic)
+            .partition(r.partition)
+            .headers(headers);
+        if let Some(k) = &r.key {
+            fr = fr.key(&k[..]);
+        }
+        if let Some(v) = &r.value {
+            fr = fr.payload(&v[..]);
+        }
+        if let Some(ts) = r.timestamp {
+            fr = fr.timestamp(ts);
+        }
+        producer
+            .send(fr, Duration::from_secs(10))
+            .await
+            .map_err(|(e, _)| e)
+            .unwrap();
+    }
+}
+
+struct Setup {
+    dir: tempfile::TempDir,
+    _source: Registry,
+    target: Registry,
+    tag: String,
+    topic: String,
+    restored: String,
+    records: Vec<Rec>,
+}
+
+/// A source registry with the seed example, a topic of 30 records over 3
+/// partitions, both backed up as `b1`; an empty target registry.
+async fn setup() -> Setup {
+    let dir = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let fixture: kafka_backup::model::RegistrySnapshot = serde_json::from_slice(
+        &std::fs::read(root.join("fixtures/plan/shifted-ids/backup.json")).unwrap(),
+    )
+    .unwrap();
+    let source = Registry::start();
+    seed_from_fixture(&source, &fixture).await;
+    // a tag of fixed length, so that the table's columns keep their widths
+    // when the test replaces it
+    let tag = format!("{:016x}", fastrand::u64(..));
+    let topic = format!("orders-{tag}");
+    create_topic(&topic, 3, &[]).await;
+    let records: Vec<Rec> = (0..30).map(record).collect();
+    produce(&topic, &records).await;
+    let cfg = write(
+        dir.path(),
+        "backup.yaml",
+        &format!(
+            "backup_id: b1\nsource:\n  bootstrap_servers: [{}]\n  topics:\n    include: [\"{topic}\"]\nstorage:\n  path: {}\nenterprise:\n  schema_registry:\n    enabled: true\n    url: {}\n",
+            bootstrap(),
+            dir.path().join("store").display(),
+            source.url
+        ),
+    );
+    success(&kafka_backup(&["backup", "-c", cfg.to_str().unwrap()]));
+    Setup {
+        restored: format!("{topic}-restored"),
+        tag,
+        dir,
+        _source: source,
+        target: Registry::start(),
+        topic,
+        records,
+    }
+}
+
+impl Setup {
+    /// The restore configuration, the backed-up topic restored as `into`.
+    fn config(&self, name: &str, into: &str) -> PathBuf {
+        write(
+            self.dir.path(),
+            name,
+            &format!(
+                "mode: restore\nbackup_id: b1\ntarget:\n  bootstrap_servers: [{}]\n  topic_mapping:\n    {}: {into}\nstorage:\n  path: {}\nenterprise:\n  schema_registry:\n    enabled: true\n    url: {}\n    restore:\n      strategy: preserve\n      rewrite_ids: true\n",
+                bootstrap(),
+                self.topic,
+                self.dir.path().join("store").display(),
+                self.target.url
+            ),
+        )
+    }
+
+    /// Restores into `self.restored` with `apply -c`.
+    fn apply(&self) -> PathBuf {
+        let cfg = self.config("restore.yaml", &self.restored);
+        success(&kafka_backup(&[
+            "apply",
+            "-c",
+            cfg.to_str().unwrap(),
+            "--auto-approve",
+        ]));
+        cfg
+    }
+
+    /// The output with the test's unique tag replaced by one of the same length.
+    fn shown(&self, text: &str) -> String {
+        text.replace(&self.tag, &"X".repeat(self.tag.len()))
+    }
+}
+
+fn verify(cfg: &Path, extra: &[&str]) -> Output {
+    let mut args = vec!["verify", "-c", cfg.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    kafka_backup(&args)
+}
+
+/// Asserts exit code 1 and gives stdout (the table), printing both streams otherwise.
+fn differs(out: &Output) -> String {
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "verify should have failed:\nstdout:\n{}\nstderr:\n{}",
+        stdout(out),
+        stderr(out)
+    );
+    stdout(out)
+}
+
+macro_rules! assert_table {
+    ($text:expr, @$snapshot:literal) => {
+        insta::with_settings!({filters => vec![(r"\b[0-9a-f]{64}\b", "[sha256]"), (r"\b[0-9a-f]{12}\b", "[sha]")]}, {
+            insta::assert_snapshot!($text, @$snapshot);
+        })
+    };
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn after_apply_verify_matches_and_shows_the_counts() {
+    let s = setup().await;
+    let cfg = s.apply();
+
+    let printed = success(&verify(&cfg, &[]));
+    assert_table!(s.shown(&printed), @r"
+    Registry
+      subjects/versions   2 subject(s), 3 version(s) checked, 3 same
+      schema IDs          3 source ID(s), 3 mapped, 3 serve the same schema
+      levels and modes    4 checked, 4 as in the backup
+    Topics
+      TOPIC                                                        PARTITION  BACKUP  EXPECTED  TARGET  SHA-256
+      orders-XXXXXXXXXXXXXXXX -> orders-XXXXXXXXXXXXXXXX-restored          0      10        10      10  same ([sha])
+      orders-XXXXXXXXXXXXXXXX -> orders-XXXXXXXXXXXXXXXX-restored          1      10        10      10  same ([sha])
+      orders-XXXXXXXXXXXXXXXX -> orders-XXXXXXXXXXXXXXXX-restored          2      10        10      10  same ([sha])
+    Result: the target matches the backup.
+    ");
+
+    // the same facts as JSON
+    let json: serde_json::Value =
+        serde_json::from_str(&success(&verify(&cfg, &["--format", "json"]))).unwrap();
+    assert_eq!(json["result"], "match");
+    assert_eq!(json["registry"]["ids_same"], 3);
+    let partitions = json["topics"]["partitions"].as_array().unwrap();
+    assert_eq!(partitions.len(), 3);
+    for p in partitions {
+        assert_eq!(p["expected_records"], 10, "{p}");
+        assert_eq!(p["target_records"], 10, "{p}");
+        assert_eq!(p["backup_sha256"], p["target_sha256"], "{p}");
+    }
+
+    // a restore cut at a point in time expects fewer records: the rest are extra
+    let out = verify(&cfg, &["--to-timestamp", "1700000019000"]);
+    let printed = differs(&out);
+    assert!(
+        printed.contains(&format!(
+            "`{}` partition 0 holds 10 restored record(s), 7 expected: 3 more from offset 7, which the backup does not have",
+            s.restored
+        )),
+        "{printed}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_extra_record_in_a_restored_partition_is_named() {
+    let s = setup().await;
+    let cfg = s.apply();
+    produce(&s.restored, &[rewritten(s.records[1].clone())]).await;
+
+    let printed = differs(&verify(&cfg, &[]));
+    assert_table!(s.shown(&printed), @r"
+    Registry
+      subjects/versions   2 subject(s), 3 version(s) checked, 3 same
+      schema IDs          3 source ID(s), 3 mapped, 3 serve the same schema
+      levels and modes    4 checked, 4 as in the backup
+    Topics
+      TOPIC                                                        PARTITION  BACKUP  EXPECTED  TARGET  SHA-256
+      orders-XXXXXXXXXXXXXXXX -> orders-XXXXXXXXXXXXXXXX-restored          0      10        10      10  same ([sha])
+      orders-XXXXXXXXXXXXXXXX -> orders-XXXXXXXXXXXXXXXX-restored          1      10        10      11  differs ([sha] != [sha])
+      orders-XXXXXXXXXXXXXXXX -> orders-XXXXXXXXXXXXXXXX-restored          2      10        10      10  same ([sha])
+    Differences
+      - `orders-XXXXXXXXXXXXXXXX-restored` partition 1 holds 11 restored record(s), 10 expected: 1 more from offset 10, which the backup does not have
+      SHA-256 of `orders-XXXXXXXXXXXXXXXX-restored` partition 1: backup [sha256], target [sha256]
+    Result: 1 difference(s) between the target and the backup.
+    ");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_changed_byte_is_named_with_its_offset() {
+    let s = setup().await;
+    s.apply();
+    // a restore written by hand: the records as the restore writes them...
+    let expected: Vec<Rec> = s.records.iter().cloned().map(rewritten).collect();
+    let by_hand = format!("{}-by-hand", s.topic);
+    create_topic(&by_hand, 3, &[]).await;
+    produce(&by_hand, &expected).await;
+    success(&verify(&s.config("by-hand.yaml", &by_hand), &[]));
+
+    // ...and once more with one byte of record 17 (partition 2, offset 5) changed
+    let mut altered = expected.clone();
+    let value = altered[17].value.as_mut().unwrap();
+    assert_eq!(
+        value[..5],
+        framed(1, b"")[..],
+        "record 17 is framed with ID 1"
+    );
+    *value.last_mut().unwrap() ^= 0x20;
+    let changed = format!("{}-changed", s.topic);
+    create_topic(&changed, 3, &[]).await;
+    produce(&changed, &altered).await;
+    let out = verify(&s.config("changed.yaml", &changed), &[]);
+    let printed = differs(&out);
+    assert_table!(s.shown(&printed), @r"
+    Registry
+      subjects/versions   2 subject(s), 3 version(s) checked, 3 same
+      schema IDs          3 source ID(s), 3 mapped, 3 serve the same schema
+      levels and modes    4 checked, 4 as in the backup
+    Topics
+      TOPIC                                                       PARTITION  BACKUP  EXPECTED  TARGET  SHA-256
+      orders-XXXXXXXXXXXXXXXX -> orders-XXXXXXXXXXXXXXXX-changed          0      10        10      10  same ([sha])
+      orders-XXXXXXXXXXXXXXXX -> orders-XXXXXXXXXXXXXXXX-changed          1      10        10      10  same ([sha])
+      orders-XXXXXXXXXXXXXXXX -> orders-XXXXXXXXXXXXXXXX-changed          2      10        10      10  differs ([sha] != [sha])
+    Differences
+      - `orders-XXXXXXXXXXXXXXXX-changed` partition 2 offset 5: value differs at byte 14 (0x17, the backup's 0x37) (the record from `orders-XXXXXXXXXXXXXXXX` offset 5)
+      SHA-256 of `orders-XXXXXXXXXXXXXXXX-changed` partition 2: backup [sha256], target [sha256]
+    Result: 1 difference(s) between the target and the backup.
+    ");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_level_changed_in_the_target_registry_is_named() {
+    let s = setup().await;
+    let cfg = s.apply();
+    let (status, body) = s
+        .target
+        .call(
+            reqwest::Method::PUT,
+            "/config/orders-value",
+            Some(serde_json::json!({"compatibility": "FULL"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+
+    let printed = differs(&verify(&cfg, &[]));
+    assert_table!(s.shown(&printed), @r"
+    Registry
+      subjects/versions   2 subject(s), 3 version(s) checked, 3 same
+      schema IDs          3 source ID(s), 3 mapped, 3 serve the same schema
+      levels and modes    4 checked, 3 as in the backup (1 difference(s))
+    Topics
+      TOPIC                                                        PARTITION  BACKUP  EXPECTED  TARGET  SHA-256
+      orders-XXXXXXXXXXXXXXXX -> orders-XXXXXXXXXXXXXXXX-restored          0      10        10      10  same ([sha])
+      orders-XXXXXXXXXXXXXXXX -> orders-XXXXXXXXXXXXXXXX-restored          1      10        10      10  same ([sha])
+      orders-XXXXXXXXXXXXXXXX -> orders-XXXXXXXXXXXXXXXX-restored          2      10        10      10  same ([sha])
+    Differences
+      - compatibility of `orders-value`: FULL in the target, the backup's is (not set) (if the target set it before the restore, `preserve` and `skip` keep it)
+    Result: 1 difference(s) between the target and the backup.
+    ");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn before_any_apply_subjects_and_topics_are_missing() {
+    let s = setup().await;
+    let cfg = s.config("restore.yaml", &s.restored);
+
+    let printed = differs(&verify(&cfg, &[]));
+    assert_table!(s.shown(&printed), @r"
+    Registry
+      subjects/versions   2 subject(s), 3 version(s) checked, 0 same (3 difference(s))
+      schema IDs          3 source ID(s), 0 mapped, 0 serve the same schema (3 difference(s))
+      levels and modes    0 checked, 0 as in the backup
+    Topics
+      TOPIC                                                        PARTITION  BACKUP  EXPECTED  TARGET  SHA-256
+      orders-XXXXXXXXXXXXXXXX -> orders-XXXXXXXXXXXXXXXX-restored          0      10         0       -  missing
+      orders-XXXXXXXXXXXXXXXX -> orders-XXXXXXXXXXXXXXXX-restored          1      10         3       -  missing
+      orders-XXXXXXXXXXXXXXXX -> orders-XXXXXXXXXXXXXXXX-restored          2      10         3       -  missing
+    Differences
+      - + register orders-value v1: new subject; id 1 -> known after apply
+      - + register orders-value v2: new subject; id 5 -> known after apply
+      - + register payments-value v1: new subject; id 2 -> known after apply
+      - schema ID 1 (`orders-value v1`) has no ID in the target: known after apply
+      - schema ID 2 (`payments-value v1`) has no ID in the target: known after apply
+      - schema ID 5 (`orders-value v2`) has no ID in the target: known after apply
+      - the record at `orders-XXXXXXXXXXXXXXXX` partition 0 offset 0 carries schema ID 2, which is not in the ID map (`missing_id_policy: fail`): the restore cannot have written it
+      - `orders-XXXXXXXXXXXXXXXX-restored` partition 0 is not in the target (no such topic): 0 record(s) expected
+      - the record at `orders-XXXXXXXXXXXXXXXX` partition 1 offset 0 carries schema ID 5, which is not in the ID map (`missing_id_policy: fail`): the restore cannot have written it
+      - `orders-XXXXXXXXXXXXXXXX-restored` partition 1 is not in the target (no such topic): 3 record(s) expected
+      - the record at `orders-XXXXXXXXXXXXXXXX` partition 2 offset 0 carries schema ID 1, which is not in the ID map (`missing_id_policy: fail`): the restore cannot have written it
+      - `orders-XXXXXXXXXXXXXXXX-restored` partition 2 is not in the target (no such topic): 3 record(s) expected
+    Result: 12 difference(s) between the target and the backup.
+    ");
+}
