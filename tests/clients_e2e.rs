@@ -170,6 +170,11 @@ async fn records_of_real_serializers_decode_after_a_restore_with_other_ids() {
         "--auto-approve",
     ]));
     eprintln!("{printed}");
+    let verified = success(&kafka_backup(&["verify", "-c", restore.to_str().unwrap()]));
+    assert!(
+        verified.contains("the target matches the backup"),
+        "{verified}"
+    );
 
     for (format, before) in formats.iter().zip(&before) {
         let restored = format!("{prefix}-{format}-restored");

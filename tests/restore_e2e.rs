@@ -476,6 +476,11 @@ async fn apply_killed_at_random_points_and_rerun_ends_exactly_restored() {
     let printed = success(&apply_c(&cfg, &[]));
     eprintln!("{printed}");
     assert_eq!(consume_all(&s.restored, 3), s.expected());
+    let verified = success(&kafka_backup(&["verify", "-c", cfg.to_str().unwrap()]));
+    assert!(
+        verified.contains("the target matches the backup"),
+        "{verified}"
+    );
     for (subject, versions) in [("orders-value", 2), ("payments-value", 1)] {
         let (status, body) = s
             .target
