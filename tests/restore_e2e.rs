@@ -347,6 +347,12 @@ async fn passthrough_keeps_an_unknown_id_and_to_timestamp_cuts_the_tail() {
     assert_eq!(restored, expected);
     let unknown = &restored[&1][2];
     assert_eq!(unknown.value.as_deref(), Some(&framed(42, b"unknown")[..]));
+    // verify takes the point in time from the restore's journal
+    let verified = success(&kafka_backup(&["verify", "-c", cfg.to_str().unwrap()]));
+    assert!(
+        verified.contains("the target matches the backup"),
+        "{verified}"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -167,6 +167,7 @@ pub struct VerifyArgs {
     pub format: OutputFormat,
     /// The `--to-timestamp` the restore ran with: records after it are not
     /// expected in the target (RFC 3339 or milliseconds since the epoch).
+    /// Default: the one the restore's journal records.
     #[arg(long, value_name = "TIME", value_parser = parse_timestamp)]
     pub to_timestamp: Option<i64>,
     /// Partitions compared at once (one consumer each).

@@ -52,7 +52,18 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
 
     // the topics, through the same transform the restore used
     let reader = runtime.block_on(BackupReader::open(&store, &backup_id))?;
-    let jobs = restore::jobs(cfg, &reader.manifest, id_map.as_ref(), args.to_timestamp);
+    let cluster = restore::target_cluster(cfg);
+    let journal = match &cluster {
+        Ok(cluster) => runtime.block_on(
+            DataJournalStore::new(store.clone(), &backup_id, &restore::cluster_key(cluster)).load(),
+        )?,
+        Err(_) => None,
+    };
+    // without --to-timestamp: the one the restore ran with, from its journal
+    let to_timestamp = args
+        .to_timestamp
+        .or_else(|| journal.as_ref().and_then(|j| j.to_timestamp()));
+    let jobs = restore::jobs(cfg, &reader.manifest, id_map.as_ref(), to_timestamp);
     let duplicates = restore::duplicate_targets(&jobs);
     if !duplicates.is_empty() {
         anyhow::bail!(
@@ -63,11 +74,8 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
     let topics = if jobs.is_empty() {
         verify::TopicsCheck::default()
     } else {
-        let cluster = restore::target_cluster(cfg)
+        let cluster = cluster
             .context("the backup holds topics, which `verify` compares in the target cluster")?;
-        let journals =
-            DataJournalStore::new(store.clone(), &backup_id, &restore::cluster_key(&cluster));
-        let journal = runtime.block_on(journals.load())?;
         verify::topics::check(
             &cluster,
             &reader,

@@ -47,6 +47,10 @@ pub struct PartitionProgress {
     pub written: u64,
     /// Records left out (missing ID under `skip`, after `--to-timestamp`).
     pub skipped: u64,
+    /// The `--to-timestamp` the restore runs with: a rerun must use the same
+    /// (it decides which records are written), and `verify` takes it from here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_timestamp: Option<i64>,
 }
 
 impl DataJournal {
@@ -60,6 +64,16 @@ impl DataJournal {
 
     pub fn get(&self, topic: &str, partition: i32) -> Option<&PartitionProgress> {
         self.partitions.get(topic)?.get(&partition)
+    }
+
+    /// The `--to-timestamp` every recorded partition was restored with, when
+    /// they agree (`None` when none was, or they differ).
+    pub fn to_timestamp(&self) -> Option<i64> {
+        let mut all = self.partitions.values().flat_map(|p| p.values());
+        let first = all.next()?.to_timestamp;
+        all.all(|p| p.to_timestamp == first)
+            .then_some(first)
+            .flatten()
     }
 
     pub fn set(&mut self, topic: &str, partition: i32, progress: PartitionProgress) {

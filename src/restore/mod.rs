@@ -97,6 +97,13 @@ pub enum RestoreError {
         found: usize,
         expected: u32,
     },
+    #[error("`{topic}` partition {partition} was partly restored with --to-timestamp {}, this run has {}: the two would write different records\nhint: rerun with the same --to-timestamp to finish, or restore into a new topic", show_ts(.was), show_ts(.now))]
+    ToTimestampChanged {
+        topic: String,
+        partition: i32,
+        was: Option<i64>,
+        now: Option<i64>,
+    },
     #[error("{}", nonempty(.0))]
     NotEmpty(Vec<(String, i32, i64)>),
     #[error(
@@ -136,6 +143,10 @@ pub enum RestoreError {
         expected: u64,
         journal: String,
     },
+}
+
+fn show_ts(ts: &Option<i64>) -> String {
+    ts.map_or_else(|| "(none)".to_owned(), |t| t.to_string())
 }
 
 fn nonempty(list: &[(String, i32, i64)]) -> String {
@@ -305,6 +316,14 @@ pub async fn restore(
     for job in jobs {
         for (&partition, p) in &job.manifest.partitions {
             if let Some(progress) = journal.get(&job.target, partition) {
+                if !progress.done && progress.to_timestamp != options.to_timestamp {
+                    return Err(RestoreError::ToTimestampChanged {
+                        topic: job.target.clone(),
+                        partition,
+                        was: progress.to_timestamp,
+                        now: options.to_timestamp,
+                    });
+                }
                 if progress.done {
                     outcome.partitions_done_before += 1;
                     continue;
@@ -333,6 +352,7 @@ pub async fn restore(
                     done: false,
                     written: 0,
                     skipped: 0,
+                    to_timestamp: options.to_timestamp,
                 },
             );
         }
@@ -399,6 +419,7 @@ pub async fn restore(
                 done: true,
                 written: f.written_total,
                 skipped: f.skipped,
+                to_timestamp: options.to_timestamp,
             },
         );
         journals.save(&journal).await?;
