@@ -40,17 +40,10 @@ fn client(args: &[&str]) -> Value {
     serde_json::from_slice(&out.stdout).expect("the client prints JSON")
 }
 
-fn format_args(format: &str) -> Vec<&'static str> {
-    match format {
-        "protobuf" => vec!["--proto-as-text"],
-        _ => vec![],
-    }
-}
-
 fn produce(registry: &str, topic: &str, format: &str, count: usize) -> Value {
     let n = count.to_string();
     let servers = bootstrap();
-    let mut args = vec![
+    let args = vec![
         "produce",
         "--bootstrap",
         &servers,
@@ -65,14 +58,13 @@ fn produce(registry: &str, topic: &str, format: &str, count: usize) -> Value {
         "--partitions",
         "3",
     ];
-    args.extend(format_args(format));
     client(&args)
 }
 
 fn consume(registry: &str, topic: &str, format: &str, count: usize) -> Vec<Value> {
     let n = count.to_string();
     let servers = bootstrap();
-    let mut args = vec![
+    let args = vec![
         "consume",
         "--bootstrap",
         &servers,
@@ -85,7 +77,6 @@ fn consume(registry: &str, topic: &str, format: &str, count: usize) -> Vec<Value
         "--count",
         &n,
     ];
-    args.extend(format_args(format));
     client(&args)["records"].as_array().unwrap().clone()
 }
 
@@ -210,7 +201,6 @@ async fn records_of_real_serializers_decode_after_a_restore_with_other_ids() {
                 "--timeout-secs",
                 "10",
             ])
-            .args(format_args(format))
             .output()
             .unwrap();
         let wrong = out.status.success()

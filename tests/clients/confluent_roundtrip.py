@@ -323,7 +323,8 @@ def proto_text(fd):
 
 
 class ProtoTextRegistryClient:
-    """Opt-in (`--proto-as-text`) stand-in for a registry gap, see README.md.
+    """Opt-in (`--proto-as-text`) stand-in for registries that only take `.proto` text
+    (tests/registry and Confluent take descriptors; see README.md).
 
     The Python ProtobufSerializer submits schemas as a base64 FileDescriptorProto and the
     serdes read them back with `?format=serialized`. Confluent's registry accepts both and
@@ -707,7 +708,8 @@ def main(argv=None):
         p.add_argument("--timeout-secs", type=float, default=30.0)
         p.add_argument("--proto-as-text", action="store_true",
                        help="protobuf only: send/read schemas as .proto text instead of base64 descriptors, "
-                            "for a registry without Confluent's descriptor support (see README.md)")
+                            "for a registry without Confluent's descriptor support (see README.md); "
+                            "not needed for tests/registry")
         if name == "produce":
             p.add_argument("--partitions", type=int, default=0,
                            help="create the topic with this many partitions first (default: let the broker "

@@ -170,6 +170,18 @@ fn add_schema_fields(m: &mut Map<String, Value>, r: &SchemaRecord) {
     m.insert("schema".into(), json!(r.schema.text));
 }
 
+/// Applies `?format=` to a record read from the registry.
+fn with_format(
+    registry: &Registry,
+    mut record: SchemaRecord,
+    params: &HashMap<String, String>,
+) -> Result<SchemaRecord, ApiError> {
+    if let Some(format) = params.get("format") {
+        record.schema.text = registry.formatted(&record, format)?;
+    }
+    Ok(record)
+}
+
 fn version_param(raw: &str) -> Result<VersionId, ApiError> {
     Ok(VersionId::parse(raw)?)
 }
@@ -298,7 +310,9 @@ async fn get_version(
     Query(p): Params,
 ) -> ApiResult {
     let v = version_param(&version)?;
-    let record = lock(&s).get_version(&subject, v, flag(&p, "deleted"))?;
+    let registry = lock(&s);
+    let record = registry.get_version(&subject, v, flag(&p, "deleted"))?;
+    let record = with_format(&registry, record, &p)?;
     ok(record_json(&record))
 }
 
@@ -308,7 +322,9 @@ async fn get_version_schema(
     Query(p): Params,
 ) -> ApiResult {
     let v = version_param(&version)?;
-    let record = lock(&s).get_version(&subject, v, flag(&p, "deleted"))?;
+    let registry = lock(&s);
+    let record = registry.get_version(&subject, v, flag(&p, "deleted"))?;
+    let record = with_format(&registry, record, &p)?;
     let mut response = (StatusCode::OK, record.schema.text).into_response();
     response
         .headers_mut()
@@ -333,12 +349,14 @@ async fn lookup(
     body: Bytes,
 ) -> ApiResult {
     let request = schema_request(&body)?;
-    let record = lock(&s).lookup(
+    let registry = lock(&s);
+    let record = registry.lookup(
         &subject,
         &request,
         flag(&p, "normalize"),
         flag(&p, "deleted"),
     )?;
+    let record = with_format(&registry, record, &p)?;
     ok(record_json(&record))
 }
 
@@ -378,12 +396,16 @@ async fn delete_version(
 }
 
 async fn list_schemas(State(s): State<SharedRegistry>, Query(p): Params) -> ApiResult {
-    let records = lock(&s).list_schemas(
+    let registry = lock(&s);
+    let records = registry.list_schemas(
         p.get("subjectPrefix").map(String::as_str),
         flag(&p, "deleted"),
         flag(&p, "latestOnly"),
     );
-    let list: Vec<Value> = page(records, &p).iter().map(record_json).collect();
+    let mut list = Vec::new();
+    for record in page(records, &p) {
+        list.push(record_json(&with_format(&registry, record, &p)?));
+    }
     ok(Value::Array(list))
 }
 
@@ -398,7 +420,9 @@ async fn schema_by_id(
 ) -> ApiResult {
     let id = id_param(&id)?;
     let subject = p.get("subject").map(String::as_str);
-    let record = lock(&s).schema_by_id(id, subject)?;
+    let registry = lock(&s);
+    let record = registry.schema_by_id(id, subject)?;
+    let record = with_format(&registry, record, &p)?;
     let mut m = Map::new();
     if subject.is_some() {
         m.insert("subject".into(), json!(record.subject));
@@ -414,7 +438,9 @@ async fn schema_text_by_id(
     Query(p): Params,
 ) -> ApiResult {
     let id = id_param(&id)?;
-    let record = lock(&s).schema_by_id(id, p.get("subject").map(String::as_str))?;
+    let registry = lock(&s);
+    let record = registry.schema_by_id(id, p.get("subject").map(String::as_str))?;
+    let record = with_format(&registry, record, &p)?;
     let mut response = (StatusCode::OK, record.schema.text).into_response();
     response
         .headers_mut()

@@ -716,6 +716,22 @@ impl Registry {
         Ok(subjects)
     }
 
+    /// The text of `record` in the `format` a read asked for (`?format=`; Confluent
+    /// `ParsedSchema.formattedString`), references resolved in the record's context.
+    pub fn formatted(&self, record: &SchemaRecord, format: &str) -> Result<String> {
+        if format.trim().is_empty() {
+            return Ok(record.schema.text.clone());
+        }
+        let q = QualifiedSubject::parse(&record.subject);
+        let refs = self.resolve_refs(&q, &record.schema.references, record.schema.schema_type)?;
+        schema::formatted(
+            record.schema.schema_type,
+            &record.schema.text,
+            &refs,
+            format,
+        )
+    }
+
     // ----- parsing helpers ---------------------------------------------------------------
 
     /// Resolves `refs` of a schema under `referrer`, transitively, dependencies first.

@@ -668,6 +668,33 @@ fn protobuf_references_by_import() {
         )
         .unwrap();
     assert_eq!(rec.id, 2);
+
+    // `format=serialized`: base64 of the FileDescriptorProto, imports kept.
+    use base64::Engine as _;
+    use prost::Message as _;
+    let b64 = r.formatted(&rec, "serialized").unwrap();
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(&b64)
+        .unwrap();
+    let fd = prost_types::FileDescriptorProto::decode(bytes.as_slice()).unwrap();
+    assert_eq!(fd.dependency, vec!["dep.proto"]);
+    assert_eq!(fd.message_type[0].name(), "M");
+    assert_eq!(r.formatted(&rec, "").unwrap(), main);
+    // The same schema submitted as that descriptor is the same version (lookup and register).
+    let dep_ref = vec![Reference {
+        name: "dep.proto".into(),
+        subject: "dep".into(),
+        version: 1,
+    }];
+    let found = r
+        .lookup("m", &proto(&b64, dep_ref.clone()), false, false)
+        .unwrap();
+    assert_eq!((found.id, found.version), (2, 1));
+    let again = r.register("m", &proto(&b64, dep_ref), false).unwrap();
+    assert_eq!((again.id, again.version), (2, 1));
+    // Registered as a descriptor, stored as .proto text.
+    let other = r.register("m2", &proto(&b64, vec![]), false);
+    assert_eq!(code(other), 42201, "the import still needs its reference");
 }
 
 #[test]

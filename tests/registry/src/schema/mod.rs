@@ -65,3 +65,25 @@ pub fn incompatibilities(
         SchemaType::Protobuf => protobuf::incompatibilities(reader, writer),
     }
 }
+
+/// The schema text in the `format` a read asked for (Confluent `formattedString`): for
+/// Protobuf, `serialized` is base64 of the `FileDescriptorProto`; every other format and
+/// type gets the stored text.
+pub fn formatted(
+    schema_type: SchemaType,
+    text: &str,
+    refs: &[ResolvedRef],
+    format: &str,
+) -> Result<String> {
+    if schema_type != SchemaType::Protobuf || !format.trim().eq_ignore_ascii_case("serialized") {
+        return Ok(text.to_string());
+    }
+    match protobuf::serialized(text, refs) {
+        Ok(Some(b64)) => Ok(b64),
+        Ok(None) => Ok(text.to_string()),
+        Err(details) => Err(RegistryError::InvalidSchema(format!(
+            "Invalid schema of type {}, details: {details}",
+            schema_type.as_str()
+        ))),
+    }
+}

@@ -1,14 +1,22 @@
-//! Protobuf: a syntactic parser for `.proto` text and a documented compatibility subset.
+//! Protobuf: a syntactic parser for `.proto` text, compilation to a `FileDescriptorProto`
+//! with `protox` (module `descriptor`), schemas submitted as base64 descriptors (module `render`),
+//! and a documented compatibility subset.
 //!
 //! Validation covers the file structure: `syntax`, `package`, `import`, `option`, and
 //! `message` / `enum` / `service` / `extend` blocks with well-formed fields
 //! (`[label] type name = number [options];`, `map<k, v>`, `oneof`, `reserved`). At least one
 //! definition is required. Imports must be covered by a reference or be a well-known
-//! `google/protobuf/*` or `confluent/*` file.
+//! `google/protobuf/*`, `google/type/*` or `confluent/*` file. Then the text is compiled
+//! against its references (unless it needs a `confluent/*` or `google/type/*` file, which
+//! Confluent bundles and `protox` does not); a compile error is an invalid schema.
 //!
-//! The stored text is the submission as given (or, with `normalize`, the token stream
-//! re-joined); the canonical key is the token stream, so whitespace and comments do not
-//! make two schemas different.
+//! A submission that is not `.proto` text but base64 of a serialized `FileDescriptorProto`
+//! is rendered to `.proto` text, which is then handled as if submitted.
+//!
+//! The stored text is the submission as given (the rendering for a descriptor; with
+//! `normalize`, the token stream re-joined). The canonical key is the compiled descriptor
+//! (the token stream when not compiled), so whitespace, comments and the text / descriptor
+//! form do not make two schemas different.
 //!
 //! Compatibility ("can `reader` read what `writer` wrote"): a field number present in both
 //! with a wire-incompatible type, a message of the writer missing from the reader, a
@@ -18,6 +26,9 @@
 use std::collections::BTreeMap;
 
 use super::{Parsed, ResolvedRef};
+
+mod descriptor;
+mod render;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 enum Token {
@@ -464,9 +475,23 @@ fn join_tokens(tokens: &[Token]) -> String {
     out
 }
 
-/// Validates a `.proto` text against its references.
+/// Validates a `.proto` text (or a base64, serialized `FileDescriptorProto`, which is
+/// stored as the `.proto` text it renders to) against its references.
 pub fn parse(text: &str, refs: &[ResolvedRef], normalize: bool) -> Result<Parsed, String> {
-    let (file, tokens) = parse_file(text)?;
+    let (source, file, tokens) = match parse_file(text) {
+        Ok((file, tokens)) => (text.to_string(), file, tokens),
+        Err(text_error) => {
+            // Confluent `ProtobufSchema.toProtoFile`: text first, then base64 of a descriptor.
+            let Some(descriptor) = descriptor::decode_base64(text) else {
+                return Err(text_error);
+            };
+            let rendered = render::render(&descriptor)?;
+            let (file, tokens) = parse_file(&rendered).map_err(|e| {
+                format!("the serialized FileDescriptorProto does not describe a schema: {e}")
+            })?;
+            (rendered, file, tokens)
+        }
+    };
     for import in &file.imports {
         let known = import.starts_with("google/protobuf/")
             || import.starts_with("confluent/")
@@ -477,13 +502,35 @@ pub fn parse(text: &str, refs: &[ResolvedRef], normalize: bool) -> Result<Parsed
             ));
         }
     }
-    let canonical = join_tokens(&tokens);
+    let canonical = match compile(&source, &file.imports, refs)? {
+        Some(compiled) => compiled.canonical(),
+        None => format!("tokens:{}", join_tokens(&tokens)),
+    };
     let stored = if normalize {
-        canonical.clone()
+        join_tokens(&tokens)
     } else {
-        text.to_string()
+        source
     };
     Ok(Parsed { stored, canonical })
+}
+
+fn compile(
+    text: &str,
+    imports: &[String],
+    refs: &[ResolvedRef],
+) -> Result<Option<descriptor::Compiled>, String> {
+    descriptor::compile(text, imports, refs, |t| {
+        parse_file(t).map(|(f, _)| f.imports).unwrap_or_default()
+    })
+}
+
+/// `format=serialized`: base64 of the stored schema's `FileDescriptorProto`, named
+/// `default` as Confluent names it. `None` when the schema imports a file Confluent
+/// bundles that is not available here (`confluent/*`, `google/type/*`).
+pub fn serialized(text: &str, refs: &[ResolvedRef]) -> Result<Option<String>, String> {
+    let (file, _) = parse_file(text)?;
+    Ok(compile(text, &file.imports, refs)?
+        .map(|c| descriptor::encode_base64(&c.serialized(descriptor::SERIALIZED_NAME))))
 }
 
 fn wire_group(type_name: &str) -> String {
@@ -493,7 +540,16 @@ fn wire_group(type_name: &str) -> String {
         "fixed32" | "sfixed32" => "fixed32".into(),
         "fixed64" | "sfixed64" => "fixed64".into(),
         "string" | "bytes" => "length-delimited".into(),
-        other => other.trim_start_matches('.').to_string(),
+        other => match other
+            .strip_prefix("map<")
+            .and_then(|m| m.strip_suffix('>'))
+            .and_then(|m| m.split_once(','))
+        {
+            Some((key, value)) => format!("map<{},{}>", wire_group(key), wire_group(value)),
+            // A message or enum type by its simple name: `Address`, `pkg.Address` and
+            // `.pkg.Address` (as a descriptor renders it) are the same type here.
+            None => other.rsplit('.').next().unwrap_or(other).to_string(),
+        },
     }
 }
 
@@ -537,6 +593,9 @@ pub fn incompatibilities(reader: &str, writer: &str) -> Vec<String> {
 
 #[cfg(test)]
 mod tests {
+    use base64::Engine as _;
+    use prost::Message as _;
+
     use super::*;
 
     const V1: &str = "syntax = \"proto3\";\npackage p;\n// c\nmessage M {\n  string a = 1;\n  int32 b = 2;\n  map<string, int64> m = 3;\n  oneof o { string x = 4; int64 y = 5; }\n  message N { bool z = 1; }\n}\nenum E { A = 0; B = 1; }\n";
@@ -567,9 +626,14 @@ mod tests {
 
     #[test]
     fn canonical_ignores_whitespace_and_comments() {
-        let a = parse("message M { string a = 1; }", &[], false).unwrap();
+        let a = parse(
+            "syntax = \"proto3\"; message M { string a = 1; }",
+            &[],
+            false,
+        )
+        .unwrap();
         let b = parse(
-            "// hi\nmessage   M {\n string a = 1; /* x */ }\n",
+            "syntax = \"proto3\";\n// hi\nmessage   M {\n string a = 1; /* x */ }\n",
             &[],
             false,
         )
@@ -577,11 +641,242 @@ mod tests {
         assert_eq!(a.canonical, b.canonical);
         assert_ne!(a.stored, b.stored);
         assert_eq!(
-            parse("message  M { string a = 1; }", &[], true)
-                .unwrap()
-                .stored,
-            a.canonical
+            parse(
+                "syntax = \"proto3\";  message  M { string a = 1; }",
+                &[],
+                true
+            )
+            .unwrap()
+            .stored,
+            "syntax=\"proto3\";message M{string a=1;}"
         );
+    }
+
+    #[test]
+    fn compile_errors_are_invalid_schemas() {
+        // Wire (Confluent's parser) and protoc both require labels outside proto3.
+        assert!(parse("message M { string a = 1; }", &[], false).is_err());
+        // Types must resolve.
+        let err = parse("syntax = \"proto3\"; message M { Nope n = 1; }", &[], false)
+            .expect_err("undefined type");
+        assert!(err.contains("Nope"), "{err}");
+    }
+
+    const DEP: &str = "syntax = \"proto3\";\npackage d;\nmessage Dep { string a = 1; }\n";
+
+    const RICH3: &str = r#"syntax = "proto3";
+package rich.v1;
+
+import "google/protobuf/timestamp.proto";
+import "dep.proto";
+
+option java_package = "com.example.rich";
+option java_multiple_files = true;
+option go_package = "example.com/rich";
+option optimize_for = CODE_SIZE;
+
+message Outer {
+  option deprecated = true;
+  int64 id = 1;
+  string display_name = 2 [json_name = "dn"];
+  repeated string tags = 3 [deprecated = true];
+  map<string, Inner> inners = 4;
+  optional bool flag = 5;
+  oneof choice {
+    string text = 6;
+    Inner.Kind kind = 7;
+  }
+  google.protobuf.Timestamp at = 8;
+  d.Dep dep = 9;
+  repeated int32 nums = 10 [packed = false];
+  bytes blob = 11;
+  reserved 12, 15 to 20;
+  reserved "old";
+  message Inner {
+    enum Kind { KIND_UNSPECIFIED = 0; KIND_A = 1; }
+    Kind kind = 1;
+    map<int32, string> labels = 2;
+  }
+}
+
+enum Color {
+  option allow_alias = true;
+  COLOR_UNSPECIFIED = 0;
+  RED = 1;
+  CRIMSON = 1 [deprecated = true];
+  reserved 5 to 9, 100 to max;
+  reserved "BLUE";
+}
+
+service Svc {
+  rpc Get (Outer) returns (stream Outer);
+  rpc Put (stream Outer) returns (Outer) {
+    option idempotency_level = IDEMPOTENT;
+  }
+}
+"#;
+
+    const RICH2: &str = r#"syntax = "proto2";
+package two;
+
+message P {
+  required string name = 1;
+  optional int32 count = 2 [default = -5];
+  optional string s = 3 [default = "a\"b\n"];
+  optional bytes b = 4 [default = "\001x"];
+  optional E e = 5 [default = E_B];
+  optional double d = 6 [default = inf];
+  repeated group Item = 7 {
+    optional int32 x = 1;
+  }
+  extensions 100 to 199, 1000 to max;
+  extend P {
+    optional int64 nested_ext = 101;
+  }
+}
+enum E { E_A = 1; E_B = 2; }
+extend P {
+  optional string ext = 100;
+  repeated E ext_list = 102;
+}
+"#;
+
+    fn dep_ref() -> ResolvedRef {
+        ResolvedRef {
+            name: "dep.proto".into(),
+            schema_type: crate::types::SchemaType::Protobuf,
+            text: DEP.into(),
+        }
+    }
+
+    /// The compiled descriptor of `text` (named `x`, no source info).
+    fn descriptor_of(text: &str, refs: &[ResolvedRef]) -> prost_types::FileDescriptorProto {
+        let (file, _) = parse_file(text).unwrap();
+        let compiled = compile(text, &file.imports, refs).unwrap().unwrap();
+        prost_types::FileDescriptorProto::decode(compiled.serialized("x").as_slice()).unwrap()
+    }
+
+    fn b64(fd: &prost_types::FileDescriptorProto) -> String {
+        descriptor::encode_base64(&fd.encode_to_vec())
+    }
+
+    #[test]
+    fn descriptor_renders_to_text_that_compiles_to_the_same_descriptor() {
+        for (text, refs) in [(RICH3, vec![dep_ref()]), (RICH2, vec![]), (DEP, vec![])] {
+            let fd = descriptor_of(text, &refs);
+            let rendered = render::render(&fd).unwrap();
+            assert_eq!(descriptor_of(&rendered, &refs), fd, "rendered:\n{rendered}");
+            // Registering the descriptor stores the rendered text and is the same schema.
+            let from_text = parse(text, &refs, false).unwrap();
+            let from_b64 = parse(&b64(&fd), &refs, false).unwrap();
+            assert_eq!(from_b64.stored, rendered);
+            assert_eq!(from_b64.canonical, from_text.canonical);
+        }
+    }
+
+    #[test]
+    fn rendering_follows_confluents_layout() {
+        let fd = descriptor_of(RICH3, &[dep_ref()]);
+        let rendered = render::render(&fd).unwrap();
+        for line in [
+            "syntax = \"proto3\";\npackage rich.v1;\n\nimport \"google/protobuf/timestamp.proto\";\nimport \"dep.proto\";\n",
+            "option java_package = \"com.example.rich\";",
+            "  string display_name = 2 [json_name = \"dn\"];",
+            "  map<string, .rich.v1.Outer.Inner> inners = 4;",
+            "  optional bool flag = 5;",
+            "  oneof choice {\n    string text = 6;\n    .rich.v1.Outer.Inner.Kind kind = 7;\n  }",
+            "  .d.Dep dep = 9;",
+            "  reserved 12, 15 to 20;\n  reserved \"old\";",
+            "  reserved 5 to 9, 100 to max;",
+            "  rpc Get (.rich.v1.Outer) returns (stream .rich.v1.Outer);",
+        ] {
+            assert!(rendered.contains(line), "missing {line:?} in\n{rendered}");
+        }
+        assert!(!rendered.contains("InnersEntry"), "{rendered}");
+        let two = render::render(&descriptor_of(RICH2, &[])).unwrap();
+        for line in [
+            "  required string name = 1;",
+            "  optional string s = 3 [default = \"a\\\"b\\n\"];",
+            "  repeated group Item = 7 {\n    optional int32 x = 1;\n  }",
+            "  extensions 100 to 199, 1000 to max;",
+            "extend .two.P {\n  optional string ext = 100;",
+        ] {
+            assert!(two.contains(line), "missing {line:?} in\n{two}");
+        }
+    }
+
+    #[test]
+    fn python_style_descriptor_with_json_names_and_absolute_types() {
+        use prost_types::field_descriptor_proto::{Label, Type};
+        let field = |name: &str, number: i32, kind: Type, type_name: Option<&str>| {
+            prost_types::FieldDescriptorProto {
+                name: Some(name.into()),
+                number: Some(number),
+                label: Some(Label::Optional as i32),
+                r#type: Some(kind as i32),
+                type_name: type_name.map(Into::into),
+                json_name: Some(name.into()),
+                ..Default::default()
+            }
+        };
+        let fd = prost_types::FileDescriptorProto {
+            name: Some("kb/test/payment.proto".into()),
+            package: Some("d".into()),
+            syntax: Some("proto3".into()),
+            dependency: vec!["dep.proto".into()],
+            message_type: vec![prost_types::DescriptorProto {
+                name: Some("Payment".into()),
+                field: vec![
+                    field("id", 1, Type::Int64, None),
+                    field("dep", 2, Type::Message, Some(".d.Dep")),
+                ],
+                ..Default::default()
+            }],
+            ..Default::default()
+        };
+        let parsed = parse(&b64(&fd), &[dep_ref()], false).unwrap();
+        assert_eq!(
+            parsed.stored,
+            "syntax = \"proto3\";\npackage d;\n\nimport \"dep.proto\";\n\nmessage Payment {\n  int64 id = 1;\n  .d.Dep dep = 2;\n}\n"
+        );
+        let text = "syntax = \"proto3\";\npackage d;\nimport \"dep.proto\";\nmessage Payment { int64 id = 1; Dep dep = 2; }\n";
+        assert_eq!(
+            parse(text, &[dep_ref()], false).unwrap().canonical,
+            parsed.canonical
+        );
+        // Not base64, not .proto: the text's error.
+        assert!(parse("not a proto", &[], false).is_err());
+        assert!(parse("bm90IGEgZGVzY3JpcHRvcg", &[], false).is_err());
+    }
+
+    #[test]
+    fn serialized_format_is_the_compiled_descriptor_named_default() {
+        let out = serialized(RICH3, &[dep_ref()]).unwrap().unwrap();
+        let bytes = base64::engine::general_purpose::STANDARD
+            .decode(out)
+            .unwrap();
+        let fd = prost_types::FileDescriptorProto::decode(bytes.as_slice()).unwrap();
+        assert_eq!(fd.name(), "default");
+        assert_eq!(fd.package(), "rich.v1");
+        assert_eq!(
+            fd.dependency,
+            vec!["google/protobuf/timestamp.proto", "dep.proto"]
+        );
+        let names: Vec<&str> = fd.message_type.iter().map(|m| m.name()).collect();
+        assert_eq!(names, ["Outer"]);
+        assert!(fd.source_code_info.is_none());
+    }
+
+    #[test]
+    fn unbundled_confluent_imports_are_accepted_without_a_descriptor() {
+        let text = "syntax = \"proto3\";\nimport \"confluent/meta.proto\";\nmessage M { string a = 1 [(confluent.field_meta).doc = \"x\"]; }\n";
+        let parsed = parse(text, &[], false).unwrap();
+        assert!(
+            parsed.canonical.starts_with("tokens:"),
+            "{}",
+            parsed.canonical
+        );
+        assert_eq!(serialized(text, &[]).unwrap(), None);
     }
 
     #[test]
@@ -590,6 +885,9 @@ mod tests {
         assert!(!incompatibilities(&v2, V1).is_empty());
         let v3 = V1.replace("int32 b = 2;", "int64 b = 2;");
         assert!(incompatibilities(&v3, V1).is_empty());
+        let absolute = "syntax = \"proto3\"; package p; message M { .p.N n = 1; } message N {}";
+        let relative = "syntax = \"proto3\"; package p; message M { N n = 1; } message N {}";
+        assert!(incompatibilities(absolute, relative).is_empty());
         let added = V1.replace("int32 b = 2;", "int32 b = 2; string c = 9;");
         assert!(incompatibilities(&added, V1).is_empty());
         let req = "syntax = \"proto2\"; message M { required string a = 1; }";
