@@ -648,7 +648,7 @@ async fn overwrite_replaces_a_diverged_version_and_deletes_the_old_one_for_good(
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "bug: the temporary level NONE is set on orders-value before the subject is hard-deleted, which drops it; v2 is then refused under the global BACKWARD (409 40901)"]
+
 async fn overwrite_of_a_subject_deleted_as_a_whole_keeps_its_temporary_level() {
     overwrite_a_diverged_subject("BACKWARD").await;
 }

@@ -6,7 +6,8 @@
 //!    pinned IDs, READWRITE when the target's mode would refuse writes) and a
 //!    temporary level `NONE`, so that the backup's history cannot be rejected;
 //! 2. deletions (`overwrite`), referrers before what they reference, each soft
-//!    then hard;
+//!    then hard; a subject deleted for good loses its own level and mode, so
+//!    its temporary level is set again after it;
 //! 3. registrations, references first, then each subject's versions in order,
 //!    ties by target subject and version; a subject that mixes pinned and
 //!    unpinned IDs switches mode between them;
@@ -108,6 +109,27 @@ fn effective<T>(
 
 fn effective_mode(target: &RegistrySnapshot, subject: &str) -> Mode {
     effective(target, subject, |s| s.mode, |c| c.mode).unwrap_or(Mode::ReadWrite)
+}
+
+/// The level a subject gets from its context or the global scope (after
+/// its own is deleted).
+fn scope_compat(target: &RegistrySnapshot, subject: &str) -> Compatibility {
+    target
+        .context_settings
+        .get(context_of(subject))
+        .and_then(|c| c.compatibility)
+        .or(target.global.compatibility)
+        .unwrap_or(Compatibility::Backward)
+}
+
+/// The mode a subject gets from its context or the global scope.
+fn scope_mode(target: &RegistrySnapshot, subject: &str) -> Mode {
+    target
+        .context_settings
+        .get(context_of(subject))
+        .and_then(|c| c.mode)
+        .or(target.global.mode)
+        .unwrap_or(Mode::ReadWrite)
 }
 
 fn effective_compat(target: &RegistrySnapshot, subject: &str) -> Compatibility {
@@ -787,6 +809,38 @@ pub fn build(
         );
         hard.insert(unit.clone(), id);
         hard_of.entry(s).or_default().push(id);
+        if let Unit::Subject(_) = unit {
+            // a subject deleted for good loses its own level and mode: what
+            // applies now is its context's or the global one, and the
+            // temporary level is set again for the registrations that follow
+            current_mode.insert(s, scope_mode(target, s));
+            let regs = regs_of.get(s).map(Vec::as_slice).unwrap_or_default();
+            let compat = scope_compat(target, s);
+            if regs.iter().any(|r| r.import_id.is_none()) && compat != Compatibility::None {
+                let again = steps.push(
+                    StepKind::SetCompatibility,
+                    Action::Update,
+                    Some(s),
+                    None,
+                    None,
+                    request(
+                        "PUT",
+                        format!("/config/{}", seg(s)),
+                        Some(RequestBody {
+                            compatibility: Some(Compatibility::None),
+                            ..Default::default()
+                        }),
+                    ),
+                    vec![id],
+                    format!(
+                        "~ set compatibility {s} {} -> NONE: the delete took the subject's own level with it; the backup's history must not be rejected (temporary, put back at the end)",
+                        compatibility_name(compat)
+                    ),
+                );
+                prepare.entry(s).or_default().push(again);
+                temp_compat.insert(s);
+            }
+        }
     }
 
     // phase 3: registrations
