@@ -187,9 +187,39 @@ pub fn list_topics(
     Ok(topics)
 }
 
+/// What a cluster holds: topic names with their partition counts (topics
+/// whose metadata is in error left out), and how many brokers answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layout {
+    pub topics: BTreeMap<String, usize>,
+    pub brokers: usize,
+}
+
+/// The cluster's [`Layout`], in one metadata request.
+pub fn layout<C: rdkafka::consumer::ConsumerContext>(
+    consumer: &BaseConsumer<C>,
+    cluster: &Cluster,
+) -> Result<Layout, KafkaError> {
+    let metadata = consumer
+        .fetch_metadata(None, REQUEST_TIMEOUT)
+        .map_err(|source| KafkaError::Metadata {
+            servers: cluster.servers.clone(),
+            source,
+        })?;
+    Ok(Layout {
+        topics: metadata
+            .topics()
+            .iter()
+            .filter(|t| t.error().is_none() && !t.partitions().is_empty())
+            .map(|t| (t.name().to_owned(), t.partitions().len()))
+            .collect(),
+        brokers: metadata.brokers().len().max(1),
+    })
+}
+
 /// Low and high watermark of one partition.
-pub fn watermarks(
-    consumer: &BaseConsumer,
+pub fn watermarks<C: rdkafka::consumer::ConsumerContext>(
+    consumer: &BaseConsumer<C>,
     topic: &str,
     partition: i32,
 ) -> Result<(i64, i64), KafkaError> {

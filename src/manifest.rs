@@ -49,6 +49,13 @@ pub struct TopicManifest {
     pub partitions: BTreeMap<i32, PartitionManifest>,
 }
 
+impl TopicManifest {
+    /// Records backed up, over every partition.
+    pub fn record_count(&self) -> u64 {
+        self.partitions.values().map(|p| p.record_count).sum()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PartitionManifest {

@@ -13,7 +13,7 @@ use object_store::{ObjectStoreExt, PutPayload};
 
 use super::ApplyArgs;
 use crate::apply::{self, IdMap, Journal, JournalStore};
-use crate::config::{self, Config};
+use crate::config::Config;
 use crate::gather;
 use crate::manifest::BackupReader;
 use crate::plan::{Plan, render};
@@ -23,17 +23,13 @@ use crate::restore::{self, DataJournalStore, RestoreOptions};
 use crate::storage::{Location, Store};
 
 pub fn run(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
-    let loaded = config::load(&args.config)?;
-    for warning in loaded.render_warnings() {
-        eprintln!("warning: {warning}");
-    }
+    let loaded = super::load_config(&args.config)?;
     let cfg = &loaded.config;
-    let backup_id = cfg
-        .backup_id
-        .as_ref()
-        .context("the configuration has no `backup_id`, which `apply` needs (the journal and ID map are kept beside the backup)")?
-        .as_str()
-        .to_owned();
+    let backup_id = super::backup_id(
+        cfg,
+        "apply",
+        "the journal and ID map are kept beside the backup",
+    )?;
     let store = Location::from_config(cfg.storage.as_ref())?.open()?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let registry_on = cfg.enterprise.schema_registry.enabled;
@@ -102,12 +98,7 @@ fn plan_and_confirm(
         let jobs = restore::jobs(cfg, &reader.manifest, None, args.to_timestamp);
         println!("\nTopics to restore after the registry:");
         for job in &jobs {
-            let records: u64 = job
-                .manifest
-                .partitions
-                .values()
-                .map(|p| p.record_count)
-                .sum();
+            let records = job.manifest.record_count();
             let rename = if job.source == job.target {
                 String::new()
             } else {

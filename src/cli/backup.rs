@@ -6,13 +6,9 @@ use anyhow::Context;
 
 use super::BackupArgs;
 use crate::backup::{self, BackupOptions};
-use crate::config;
 
 pub fn run(args: &BackupArgs) -> anyhow::Result<ExitCode> {
-    let loaded = config::load(&args.config)?;
-    for warning in loaded.render_warnings() {
-        eprintln!("warning: {warning}");
-    }
+    let loaded = super::load_config(&args.config)?;
     let options = BackupOptions {
         progress: crate::progress::enabled(),
         segment_bytes: args.segment_bytes.max(1),
@@ -21,12 +17,7 @@ pub fn run(args: &BackupArgs) -> anyhow::Result<ExitCode> {
     };
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let manifest = runtime.block_on(backup::run(&loaded.config, &options))?;
-    let records: u64 = manifest
-        .topics
-        .values()
-        .flat_map(|t| t.partitions.values())
-        .map(|p| p.record_count)
-        .sum();
+    let records: u64 = manifest.topics.values().map(|t| t.record_count()).sum();
     let bytes: u64 = manifest.files.values().map(|f| f.size).sum();
     eprintln!(
         "backup `{}` done: {} topics, {records} records, {} files, {bytes} bytes stored",

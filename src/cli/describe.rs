@@ -119,7 +119,7 @@ pub fn describe(manifest: &Manifest, schemas: Option<&SchemaManifest>) -> Descri
             TopicDescription {
                 name: name.clone(),
                 partitions: topic.partition_count,
-                records: topic.partitions.values().map(|p| p.record_count).sum(),
+                records: topic.record_count(),
                 stored_bytes: topic
                     .partitions
                     .values()

@@ -52,12 +52,11 @@ pub fn run(args: &ListArgs) -> anyhow::Result<ExitCode> {
         for (id, (complete, files, bytes)) in folders {
             let (finished_at, records) = if complete {
                 let reader = BackupReader::open(&store, &id).await?;
-                let records = reader
+                let records: u64 = reader
                     .manifest
                     .topics
                     .values()
-                    .flat_map(|t| t.partitions.values())
-                    .map(|p| p.record_count)
+                    .map(|t| t.record_count())
                     .sum();
                 (Some(reader.manifest.finished_at.clone()), Some(records))
             } else {

@@ -9,7 +9,7 @@ mod plan;
 mod validate;
 mod verify;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand, ValueEnum};
@@ -253,4 +253,25 @@ pub fn report(err: &anyhow::Error) {
     for cause in err.chain().skip(1) {
         eprintln!("  caused by: {cause}");
     }
+}
+
+/// Reads the configuration file and prints its warnings.
+fn load_config(path: &Path) -> anyhow::Result<crate::config::Loaded> {
+    let loaded = crate::config::load(path)?;
+    for warning in loaded.render_warnings() {
+        eprintln!("warning: {warning}");
+    }
+    Ok(loaded)
+}
+
+/// The configuration's `backup_id`; `command` needs it for `why`.
+fn backup_id(cfg: &crate::config::Config, command: &str, why: &str) -> anyhow::Result<String> {
+    Ok(cfg
+        .backup_id
+        .as_ref()
+        .ok_or_else(|| {
+            anyhow::anyhow!("the configuration has no `backup_id`, which `{command}` needs ({why})")
+        })?
+        .as_str()
+        .to_owned())
 }

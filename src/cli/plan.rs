@@ -47,10 +47,7 @@ pub(crate) fn make(
 }
 
 pub fn run(args: &PlanArgs) -> anyhow::Result<ExitCode> {
-    let loaded = config::load(&args.config)?;
-    for warning in loaded.render_warnings() {
-        eprintln!("warning: {warning}");
-    }
+    let loaded = super::load_config(&args.config)?;
     let cfg = &loaded.config;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let (plan, target) = make(cfg, &runtime)?;

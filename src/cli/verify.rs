@@ -8,7 +8,6 @@ use anyhow::Context;
 
 use super::{OutputFormat, VerifyArgs};
 use crate::apply::{self, IdMap};
-use crate::config;
 use crate::gather;
 use crate::manifest::BackupReader;
 use crate::registry::HttpRegistry;
@@ -17,17 +16,9 @@ use crate::storage::Location;
 use crate::verify::{self, Report, report};
 
 pub fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
-    let loaded = config::load(&args.config)?;
-    for warning in loaded.render_warnings() {
-        eprintln!("warning: {warning}");
-    }
+    let loaded = super::load_config(&args.config)?;
     let cfg = &loaded.config;
-    let backup_id = cfg
-        .backup_id
-        .as_ref()
-        .context("the configuration has no `backup_id`, which `verify` needs (the backup to compare the target with)")?
-        .as_str()
-        .to_owned();
+    let backup_id = super::backup_id(cfg, "verify", "the backup to compare the target with")?;
     let store = Location::from_config(cfg.storage.as_ref())?.open()?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
 

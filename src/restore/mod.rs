@@ -19,13 +19,12 @@
 pub mod journal;
 pub mod transform;
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
-use rdkafka::consumer::BaseConsumer;
 use rdkafka::error::{KafkaError as RdKafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{
@@ -262,7 +261,8 @@ pub async fn restore(
 
     // topics: what exists, what to create
     let consumer = cluster.metadata_consumer()?;
-    let existing = existing_topics(&consumer, cluster)?;
+    let layout = kafka::layout(&consumer, cluster)?;
+    let existing = &layout.topics;
     let mut to_create = Vec::new();
     for job in jobs {
         match existing.get(&job.target) {
@@ -280,12 +280,7 @@ pub async fn restore(
     }
     if options.dry_run {
         for job in jobs {
-            let records: u64 = job
-                .manifest
-                .partitions
-                .values()
-                .map(|p| p.record_count)
-                .sum();
+            let records = job.manifest.record_count();
             let verb = if to_create.iter().any(|j| j.target == job.target) {
                 "create and restore"
             } else {
@@ -298,9 +293,8 @@ pub async fn restore(
         }
         return Ok(outcome);
     }
-    let brokers = broker_count(&consumer, cluster)?;
     for job in &to_create {
-        create_topic(cluster, job, brokers).await?;
+        create_topic(cluster, job, layout.brokers).await?;
         log(format!(
             "created topic `{}` ({} partition(s), {} config(s) from the backup)",
             job.target,
@@ -492,37 +486,6 @@ impl Finished {
     }
 }
 
-/// Topic name to partition count, on the target.
-fn existing_topics(
-    consumer: &BaseConsumer,
-    cluster: &Cluster,
-) -> Result<BTreeMap<String, usize>, KafkaError> {
-    use rdkafka::consumer::Consumer;
-    let metadata = consumer
-        .fetch_metadata(None, REQUEST_TIMEOUT)
-        .map_err(|source| KafkaError::Metadata {
-            servers: cluster.servers.clone(),
-            source,
-        })?;
-    Ok(metadata
-        .topics()
-        .iter()
-        .filter(|t| t.error().is_none() && !t.partitions().is_empty())
-        .map(|t| (t.name().to_owned(), t.partitions().len()))
-        .collect())
-}
-
-fn broker_count(consumer: &BaseConsumer, cluster: &Cluster) -> Result<usize, KafkaError> {
-    use rdkafka::consumer::Consumer;
-    let metadata = consumer
-        .fetch_metadata(None, REQUEST_TIMEOUT)
-        .map_err(|source| KafkaError::Metadata {
-            servers: cluster.servers.clone(),
-            source,
-        })?;
-    Ok(metadata.brokers().len().max(1))
-}
-
 /// Creates `job.target` with the backup's partition count and configs, and
 /// a replication factor no larger than the target has brokers. A topic that
 /// appeared meanwhile is fine.
@@ -571,7 +534,7 @@ async fn create_topic(
     let consumer = cluster.metadata_consumer()?;
     let deadline = Instant::now() + REQUEST_TIMEOUT;
     loop {
-        let found = existing_topics(&consumer, cluster)?;
+        let found = kafka::layout(&consumer, cluster)?.topics;
         if found.get(&job.target).copied().unwrap_or(0) >= job.manifest.partition_count as usize {
             return Ok(());
         }

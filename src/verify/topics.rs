@@ -11,7 +11,6 @@
 //! Memory is one segment and one fetched batch per worker, whatever the
 //! partition's size: nothing holds a partition.
 
-use std::collections::BTreeMap;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
@@ -137,7 +136,7 @@ pub fn check(
 ) -> Result<TopicsCheck, VerifyError> {
     let mut out = TopicsCheck::default();
     let metadata = cluster.metadata_consumer()?;
-    let existing = partition_counts(&metadata, cluster)?;
+    let existing = kafka::layout(&metadata, cluster)?.topics;
     let mut work = Vec::new();
     for job in jobs {
         let found = existing.get(&job.target).copied();
@@ -221,24 +220,6 @@ pub fn check(
         ))
     });
     Ok(out)
-}
-
-fn partition_counts(
-    consumer: &BaseConsumer,
-    cluster: &Cluster,
-) -> Result<BTreeMap<String, usize>, KafkaError> {
-    let metadata = consumer
-        .fetch_metadata(None, REQUEST_TIMEOUT)
-        .map_err(|source| KafkaError::Metadata {
-            servers: cluster.servers.clone(),
-            source,
-        })?;
-    Ok(metadata
-        .topics()
-        .iter()
-        .filter(|t| t.error().is_none() && !t.partitions().is_empty())
-        .map(|t| (t.name().to_owned(), t.partitions().len()))
-        .collect())
 }
 
 fn consumer(cluster: &Cluster) -> Result<BaseConsumer<EofIsNormal>, KafkaError> {
