@@ -9,29 +9,9 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use common::records::*;
 use common::*;
-use rdkafka::Message;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Header, Headers, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{Offset, TopicPartitionList};
-
-/// One record as the test compares it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Rec {
-    partition: i32,
-    timestamp: Option<i64>,
-    key: Option<Vec<u8>>,
-    value: Option<Vec<u8>>,
-    headers: Vec<(String, Option<Vec<u8>>)>,
-}
-
-fn framed(id: u32, payload: &[u8]) -> Vec<u8> {
-    let mut v = vec![0];
-    v.extend_from_slice(&id.to_be_bytes());
-    v.extend_from_slice(payload);
-    v
-}
 
 /// Record `i` of a test topic: values framed with the source IDs 5, 1 and 2
 /// (Protobuf-style message indexes after 2), unframed JSON, tombstones; keys
@@ -79,113 +59,6 @@ fn record_padded(i: u32, partitions: i32, extra_id: Option<u32>, pad: usize) -> 
     }
 }
 
-async fn produce(topic: &str, records: &[Rec]) {
-    let producer: FutureProducer = client_config().create().unwrap();
-    let mut pending = Vec::new();
-    for r in records {
-        let mut headers = OwnedHeaders::new();
-        for (k, v) in &r.headers {
-            headers = headers.insert(Header {
-                key: k,
-                value: v.as_deref(),
-            });
-        }
-        let mut fr: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic)
-            .partition(r.partition)
-            .headers(headers);
-        if let Some(k) = &r.key {
-            fr = fr.key(&k[..]);
-        }
-        if let Some(v) = &r.value {
-            fr = fr.payload(&v[..]);
-        }
-        if let Some(ts) = r.timestamp {
-            fr = fr.timestamp(ts);
-        }
-        pending.push(producer.send_result(fr).map_err(|(e, _)| e).unwrap());
-    }
-    for delivery in pending {
-        delivery.await.unwrap().map_err(|(e, _)| e).unwrap();
-    }
-}
-
-/// Every record of `topic`, per partition in offset order.
-fn consume_all(topic: &str, partitions: i32) -> BTreeMap<i32, Vec<Rec>> {
-    let consumer: BaseConsumer = client_config()
-        .set("group.id", unique("verify"))
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    let mut out = BTreeMap::new();
-    for p in 0..partitions {
-        let (low, high) = consumer
-            .fetch_watermarks(topic, p, Duration::from_secs(10))
-            .unwrap();
-        let mut list = TopicPartitionList::new();
-        list.add_partition_offset(topic, p, Offset::Offset(low))
-            .unwrap();
-        consumer.assign(&list).unwrap();
-        let mut recs = Vec::new();
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        while (recs.len() as i64) < high - low {
-            assert!(std::time::Instant::now() < deadline, "{topic}[{p}] stalled");
-            let Some(m) = consumer.poll(Duration::from_millis(200)) else {
-                continue;
-            };
-            let m = m.unwrap();
-            if m.partition() != p {
-                continue;
-            }
-            recs.push(Rec {
-                partition: p,
-                timestamp: m.timestamp().to_millis(),
-                key: m.key().map(<[u8]>::to_vec),
-                value: m.payload().map(<[u8]>::to_vec),
-                headers: m
-                    .headers()
-                    .map(|h| {
-                        h.iter()
-                            .map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec)))
-                            .collect()
-                    })
-                    .unwrap_or_default(),
-            });
-        }
-        out.insert(p, recs);
-    }
-    out
-}
-
-/// The seed example's map applied to a record, as the restore must.
-fn rewritten(mut r: Rec) -> Rec {
-    let map = |b: &mut Vec<u8>| {
-        if b.len() >= 5 && b[0] == 0 {
-            let id = u32::from_be_bytes([b[1], b[2], b[3], b[4]]);
-            let to: u32 = match id {
-                1 => 1,
-                5 => 2,
-                2 => 3,
-                other => other,
-            };
-            b[1..5].copy_from_slice(&to.to_be_bytes());
-        }
-    };
-    if let Some(k) = r.key.as_mut() {
-        map(k);
-    }
-    if let Some(v) = r.value.as_mut() {
-        map(v);
-    }
-    for (name, value) in r.headers.iter_mut() {
-        if name == "__value_schema_id"
-            && let Some(v) = value.as_mut()
-        {
-            map(v);
-        }
-    }
-    r
-}
-
 struct Setup {
     dir: tempfile::TempDir,
     _source: Registry,
@@ -202,52 +75,28 @@ async fn setup(n: u32, extra_id: Option<u32>) -> Setup {
 }
 
 async fn setup_padded(n: u32, extra_id: Option<u32>, pad: usize) -> Setup {
-    let dir = tempfile::tempdir().unwrap();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let fixture: kafka_backup::model::RegistrySnapshot = serde_json::from_slice(
-        &std::fs::read(root.join("fixtures/plan/shifted-ids/backup.json")).unwrap(),
-    )
-    .unwrap();
-    let source = Registry::start();
-    seed_from_fixture(&source, &fixture).await;
     let topic = unique("orders");
-    create_topic(&topic, 3, &[]).await;
     let records: Vec<Rec> = (0..n).map(|i| record_padded(i, 3, extra_id, pad)).collect();
-    produce(&topic, &records).await;
-    let cfg = write(
-        dir.path(),
-        "backup.yaml",
-        &format!(
-            "backup_id: b1\nsource:\n  bootstrap_servers: [{}]\n  topics:\n    include: [\"{topic}\"]\nstorage:\n  path: {}\nenterprise:\n  schema_registry:\n    enabled: true\n    url: {}\n",
-            bootstrap(),
-            dir.path().join("store").display(),
-            source.url
-        ),
-    );
-    success(&kafka_backup(&["backup", "-c", cfg.to_str().unwrap()]));
+    let b = seeded_backup(topic, records).await;
     Setup {
-        restored: format!("{topic}-restored"),
-        dir,
-        _source: source,
+        restored: format!("{}-restored", b.topic),
+        dir: b.dir,
+        _source: b.source,
         target: Registry::start(),
-        topic,
-        records,
+        topic: b.topic,
+        records: b.records,
     }
 }
 
 impl Setup {
     fn config(&self, name: &str, extra_restore: &str) -> PathBuf {
-        write(
+        topic_restore_config(
             self.dir.path(),
             name,
-            &format!(
-                "mode: restore\nbackup_id: b1\ntarget:\n  bootstrap_servers: [{}]\n  topic_mapping:\n    {}: {}\nstorage:\n  path: {}\nenterprise:\n  schema_registry:\n    enabled: true\n    url: {}\n    restore:\n      strategy: preserve\n      rewrite_ids: true\n{extra_restore}",
-                bootstrap(),
-                self.topic,
-                self.restored,
-                self.dir.path().join("store").display(),
-                self.target.url
-            ),
+            &self.topic,
+            &self.restored,
+            &self.target.url,
+            &format!("      strategy: preserve\n      rewrite_ids: true\n{extra_restore}"),
         )
     }
 
@@ -256,7 +105,7 @@ impl Setup {
         for r in &self.records {
             out.entry(r.partition)
                 .or_default()
-                .push(rewritten(r.clone()));
+                .push(rewritten(r.clone(), &seed_map()));
         }
         out
     }
@@ -341,7 +190,7 @@ async fn passthrough_keeps_an_unknown_id_and_to_timestamp_cuts_the_tail() {
         expected
             .entry(r.partition)
             .or_default()
-            .push(rewritten(r.clone()));
+            .push(rewritten(r.clone(), &seed_map()));
     }
     let restored = consume_all(&s.restored, 3);
     assert_eq!(restored, expected);

@@ -13,12 +13,9 @@ use std::path::{Path, PathBuf};
 use std::process::Output;
 use std::time::Duration;
 
+use common::records::*;
 use common::*;
-use rdkafka::Message;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Header, Headers, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{Offset, TopicPartitionList};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -32,23 +29,6 @@ const PAYMENT_V1: &str = r#"{"type":"record","name":"Payment","namespace":"com.a
 const ORDER_DIVERGED: &str = r#"{"type":"record","name":"Order","namespace":"com.acme","fields":[{"name":"total","type":"double"}]}"#;
 /// A schema the backup does not have.
 const LEGACY: &str = r#"{"type":"record","name":"Legacy","namespace":"com.other","fields":[{"name":"x","type":"int"}]}"#;
-
-/// One record as the test compares it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Rec {
-    partition: i32,
-    timestamp: Option<i64>,
-    key: Option<Vec<u8>>,
-    value: Option<Vec<u8>>,
-    headers: Vec<(String, Option<Vec<u8>>)>,
-}
-
-fn framed(id: u32, payload: &[u8]) -> Vec<u8> {
-    let mut v = vec![0];
-    v.extend_from_slice(&id.to_be_bytes());
-    v.extend_from_slice(payload);
-    v
-}
 
 /// Record `i`: values framed with the source IDs 5, 1 and 2, unframed JSON,
 /// tombstones; keys framed with 2, plain or absent; an ID-form
@@ -81,109 +61,6 @@ fn record(i: u32) -> Rec {
     }
 }
 
-/// `r` with every framed ID found in `map` replaced (others left as they are).
-fn rewritten(mut r: Rec, map: &BTreeMap<u32, u32>) -> Rec {
-    let rewrite = |b: &mut Vec<u8>| {
-        if b.len() >= 5 && b[0] == 0 {
-            let id = u32::from_be_bytes([b[1], b[2], b[3], b[4]]);
-            if let Some(to) = map.get(&id) {
-                b[1..5].copy_from_slice(&to.to_be_bytes());
-            }
-        }
-    };
-    if let Some(k) = r.key.as_mut() {
-        rewrite(k);
-    }
-    if let Some(v) = r.value.as_mut() {
-        rewrite(v);
-    }
-    for (name, value) in r.headers.iter_mut() {
-        if name == "__value_schema_id"
-            && let Some(v) = value.as_mut()
-        {
-            rewrite(v);
-        }
-    }
-    r
-}
-
-async fn produce(topic: &str, records: &[Rec]) {
-    let producer: FutureProducer = client_config().create().unwrap();
-    let mut pending = Vec::new();
-    for r in records {
-        let mut headers = OwnedHeaders::new();
-        for (k, v) in &r.headers {
-            headers = headers.insert(Header {
-                key: k,
-                value: v.as_deref(),
-            });
-        }
-        let mut fr: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic)
-            .partition(r.partition)
-            .headers(headers);
-        if let Some(k) = &r.key {
-            fr = fr.key(&k[..]);
-        }
-        if let Some(v) = &r.value {
-            fr = fr.payload(&v[..]);
-        }
-        if let Some(ts) = r.timestamp {
-            fr = fr.timestamp(ts);
-        }
-        pending.push(producer.send_result(fr).map_err(|(e, _)| e).unwrap());
-    }
-    for delivery in pending {
-        delivery.await.unwrap().map_err(|(e, _)| e).unwrap();
-    }
-}
-
-/// Every record of `topic`, per partition in offset order.
-fn consume_all(topic: &str, partitions: i32) -> BTreeMap<i32, Vec<Rec>> {
-    let consumer: BaseConsumer = client_config()
-        .set("group.id", unique("verify"))
-        .set("enable.auto.commit", "false")
-        .create()
-        .unwrap();
-    let mut out = BTreeMap::new();
-    for p in 0..partitions {
-        let (low, high) = consumer
-            .fetch_watermarks(topic, p, Duration::from_secs(10))
-            .unwrap();
-        let mut list = TopicPartitionList::new();
-        list.add_partition_offset(topic, p, Offset::Offset(low))
-            .unwrap();
-        consumer.assign(&list).unwrap();
-        let mut recs = Vec::new();
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        while (recs.len() as i64) < high - low {
-            assert!(std::time::Instant::now() < deadline, "{topic}[{p}] stalled");
-            let Some(m) = consumer.poll(Duration::from_millis(200)) else {
-                continue;
-            };
-            let m = m.unwrap();
-            if m.partition() != p {
-                continue;
-            }
-            recs.push(Rec {
-                partition: p,
-                timestamp: m.timestamp().to_millis(),
-                key: m.key().map(<[u8]>::to_vec),
-                value: m.payload().map(<[u8]>::to_vec),
-                headers: m
-                    .headers()
-                    .map(|h| {
-                        h.iter()
-                            .map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec)))
-                            .collect()
-                    })
-                    .unwrap_or_default(),
-            });
-        }
-        out.insert(p, recs);
-    }
-    out
-}
-
 /// The topic's partitions as the broker reports them (0 when it does not exist).
 fn partition_count(topic: &str) -> usize {
     let consumer: BaseConsumer = client_config().create().unwrap();
@@ -209,36 +86,14 @@ struct Setup {
 /// A source registry with the seed example, a topic of 30 records over 3
 /// partitions, both backed up as `b1`; an empty target registry.
 async fn setup() -> Setup {
-    let dir = tempfile::tempdir().unwrap();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let fixture: kafka_backup::model::RegistrySnapshot = serde_json::from_slice(
-        &std::fs::read(root.join("fixtures/plan/shifted-ids/backup.json")).unwrap(),
-    )
-    .unwrap();
-    let source = Registry::start();
-    seed_from_fixture(&source, &fixture).await;
-    let topic = unique("orders");
-    create_topic(&topic, 3, &[]).await;
-    let records: Vec<Rec> = (0..30).map(record).collect();
-    produce(&topic, &records).await;
-    let cfg = write(
-        dir.path(),
-        "backup.yaml",
-        &format!(
-            "backup_id: b1\nsource:\n  bootstrap_servers: [{}]\n  topics:\n    include: [\"{topic}\"]\nstorage:\n  path: {}\nenterprise:\n  schema_registry:\n    enabled: true\n    url: {}\n",
-            bootstrap(),
-            dir.path().join("store").display(),
-            source.url
-        ),
-    );
-    success(&kafka_backup(&["backup", "-c", cfg.to_str().unwrap()]));
+    let b = seeded_backup(unique("orders"), (0..30).map(record).collect()).await;
     Setup {
-        restored: format!("{topic}-restored"),
-        dir,
-        _source: source,
+        restored: format!("{}-restored", b.topic),
+        dir: b.dir,
+        _source: b.source,
         target: Registry::start(),
-        topic,
-        records,
+        topic: b.topic,
+        records: b.records,
     }
 }
 
@@ -246,17 +101,13 @@ impl Setup {
     /// A restore configuration; `restore` is the body of the `restore:`
     /// block, one option per line, indented by 6.
     fn config(&self, name: &str, restore: &str) -> PathBuf {
-        write(
+        topic_restore_config(
             self.dir.path(),
             name,
-            &format!(
-                "mode: restore\nbackup_id: b1\ntarget:\n  bootstrap_servers: [{}]\n  topic_mapping:\n    {}: {}\nstorage:\n  path: {}\nenterprise:\n  schema_registry:\n    enabled: true\n    url: {}\n    restore:\n{restore}",
-                bootstrap(),
-                self.topic,
-                self.restored,
-                self.dir.path().join("store").display(),
-                self.target.url
-            ),
+            &self.topic,
+            &self.restored,
+            &self.target.url,
+            restore,
         )
     }
 

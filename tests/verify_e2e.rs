@@ -8,28 +8,9 @@ mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Output;
-use std::time::Duration;
 
+use common::records::*;
 use common::*;
-use rdkafka::message::{Header, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
-
-/// One record as the test produces it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Rec {
-    partition: i32,
-    timestamp: Option<i64>,
-    key: Option<Vec<u8>>,
-    value: Option<Vec<u8>>,
-    headers: Vec<(String, Option<Vec<u8>>)>,
-}
-
-fn framed(id: u32, payload: &[u8]) -> Vec<u8> {
-    let mut v = vec![0];
-    v.extend_from_slice(&id.to_be_bytes());
-    v.extend_from_slice(payload);
-    v
-}
 
 /// Record `i`: values framed with the source IDs 5, 1 and 2, unframed JSON,
 /// tombstones; keys framed, plain or absent; headers with an ID-form schema
@@ -61,59 +42,6 @@ fn record(i: u32) -> Rec {
     }
 }
 
-/// The seed example's map applied to a record, as the restore must.
-fn rewritten(mut r: Rec) -> Rec {
-    let map = |b: &mut Vec<u8>| {
-        if b.len() >= 5 && b[0] == 0 {
-            let id = u32::from_be_bytes([b[1], b[2], b[3], b[4]]);
-            let to: u32 = match id {
-                5 => 2,
-                2 => 3,
-                other => other,
-            };
-            b[1..5].copy_from_slice(&to.to_be_bytes());
-        }
-    };
-    r.key.as_mut().map(map);
-    r.value.as_mut().map(map);
-    for (name, value) in r.headers.iter_mut() {
-        if name == "__value_schema_id" {
-            value.as_mut().map(map);
-        }
-    }
-    r
-}
-
-async fn produce(topic: &str, records: &[Rec]) {
-    let producer: FutureProducer = client_config().create().unwrap();
-    for r in records {
-        let mut headers = OwnedHeaders::new();
-        for (k, v) in &r.headers {
-            headers = headers.insert(Header {
-                key: k,
-                value: v.as_deref(),
-            });
-        }
-        let mut fr: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic)
-            .partition(r.partition)
-            .headers(headers);
-        if let Some(k) = &r.key {
-            fr = fr.key(&k[..]);
-        }
-        if let Some(v) = &r.value {
-            fr = fr.payload(&v[..]);
-        }
-        if let Some(ts) = r.timestamp {
-            fr = fr.timestamp(ts);
-        }
-        producer
-            .send(fr, Duration::from_secs(10))
-            .await
-            .map_err(|(e, _)| e)
-            .unwrap();
-    }
-}
-
 struct Setup {
     dir: tempfile::TempDir,
     _source: Registry,
@@ -127,56 +55,31 @@ struct Setup {
 /// A source registry with the seed example, a topic of 30 records over 3
 /// partitions, both backed up as `b1`; an empty target registry.
 async fn setup() -> Setup {
-    let dir = tempfile::tempdir().unwrap();
-    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let fixture: kafka_backup::model::RegistrySnapshot = serde_json::from_slice(
-        &std::fs::read(root.join("fixtures/plan/shifted-ids/backup.json")).unwrap(),
-    )
-    .unwrap();
-    let source = Registry::start();
-    seed_from_fixture(&source, &fixture).await;
     // a tag of fixed length, so that the table's columns keep their widths
     // when the test replaces it
     let tag = format!("{:016x}", fastrand::u64(..));
-    let topic = format!("orders-{tag}");
-    create_topic(&topic, 3, &[]).await;
-    let records: Vec<Rec> = (0..30).map(record).collect();
-    produce(&topic, &records).await;
-    let cfg = write(
-        dir.path(),
-        "backup.yaml",
-        &format!(
-            "backup_id: b1\nsource:\n  bootstrap_servers: [{}]\n  topics:\n    include: [\"{topic}\"]\nstorage:\n  path: {}\nenterprise:\n  schema_registry:\n    enabled: true\n    url: {}\n",
-            bootstrap(),
-            dir.path().join("store").display(),
-            source.url
-        ),
-    );
-    success(&kafka_backup(&["backup", "-c", cfg.to_str().unwrap()]));
+    let b = seeded_backup(format!("orders-{tag}"), (0..30).map(record).collect()).await;
     Setup {
-        restored: format!("{topic}-restored"),
+        restored: format!("{}-restored", b.topic),
         tag,
-        dir,
-        _source: source,
+        dir: b.dir,
+        _source: b.source,
         target: Registry::start(),
-        topic,
-        records,
+        topic: b.topic,
+        records: b.records,
     }
 }
 
 impl Setup {
     /// The restore configuration, the backed-up topic restored as `into`.
     fn config(&self, name: &str, into: &str) -> PathBuf {
-        write(
+        topic_restore_config(
             self.dir.path(),
             name,
-            &format!(
-                "mode: restore\nbackup_id: b1\ntarget:\n  bootstrap_servers: [{}]\n  topic_mapping:\n    {}: {into}\nstorage:\n  path: {}\nenterprise:\n  schema_registry:\n    enabled: true\n    url: {}\n    restore:\n      strategy: preserve\n      rewrite_ids: true\n",
-                bootstrap(),
-                self.topic,
-                self.dir.path().join("store").display(),
-                self.target.url
-            ),
+            &self.topic,
+            into,
+            &self.target.url,
+            "      strategy: preserve\n      rewrite_ids: true\n",
         )
     }
 
@@ -272,7 +175,7 @@ async fn after_apply_verify_matches_and_shows_the_counts() {
 async fn an_extra_record_in_a_restored_partition_is_named() {
     let s = setup().await;
     let cfg = s.apply();
-    produce(&s.restored, &[rewritten(s.records[1].clone())]).await;
+    produce(&s.restored, &[rewritten(s.records[1].clone(), &seed_map())]).await;
 
     let printed = differs(&verify(&cfg, &[]));
     assert_table!(s.shown(&printed), @r"
@@ -297,7 +200,11 @@ async fn a_changed_byte_is_named_with_its_offset() {
     let s = setup().await;
     s.apply();
     // a restore written by hand: the records as the restore writes them...
-    let expected: Vec<Rec> = s.records.iter().cloned().map(rewritten).collect();
+    let expected: Vec<Rec> = s
+        .records
+        .iter()
+        .map(|r| rewritten(r.clone(), &seed_map()))
+        .collect();
     let by_hand = format!("{}-by-hand", s.topic);
     create_topic(&by_hand, 3, &[]).await;
     produce(&by_hand, &expected).await;

@@ -2,6 +2,8 @@
 //! starts (broker, registry), unique names, and the binary under test.
 #![allow(dead_code)]
 
+pub mod records;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicU32, Ordering};

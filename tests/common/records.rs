@@ -1,0 +1,206 @@
+//! Records as the end-to-end tests write, restore and compare them.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Header, Headers, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Message, Offset, TopicPartitionList};
+
+use super::{client_config, unique};
+
+/// One record as the tests compare it (offsets left out: a restored
+/// partition has its own).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rec {
+    pub partition: i32,
+    pub timestamp: Option<i64>,
+    pub key: Option<Vec<u8>>,
+    pub value: Option<Vec<u8>>,
+    pub headers: Vec<(String, Option<Vec<u8>>)>,
+}
+
+/// `payload` in the Confluent wire format under schema ID `id`.
+pub fn framed(id: u32, payload: &[u8]) -> Vec<u8> {
+    let mut v = vec![0];
+    v.extend_from_slice(&id.to_be_bytes());
+    v.extend_from_slice(payload);
+    v
+}
+
+/// The reference page's example: source IDs 1, 5, 2 become 1, 2, 3.
+pub fn seed_map() -> BTreeMap<u32, u32> {
+    [(1, 1), (5, 2), (2, 3)].into_iter().collect()
+}
+
+/// `r` as a restore through `map` must write it: framed keys and values and
+/// ID-form `__value_schema_id` headers get the mapped ID; IDs the map lacks
+/// and everything else stay as they are.
+pub fn rewritten(mut r: Rec, map: &BTreeMap<u32, u32>) -> Rec {
+    let rewrite = |b: &mut Vec<u8>| {
+        if b.len() >= 5 && b[0] == 0 {
+            let id = u32::from_be_bytes([b[1], b[2], b[3], b[4]]);
+            if let Some(to) = map.get(&id) {
+                b[1..5].copy_from_slice(&to.to_be_bytes());
+            }
+        }
+    };
+    if let Some(k) = r.key.as_mut() {
+        rewrite(k);
+    }
+    if let Some(v) = r.value.as_mut() {
+        rewrite(v);
+    }
+    for (name, value) in r.headers.iter_mut() {
+        if name == "__value_schema_id"
+            && let Some(v) = value.as_mut()
+        {
+            rewrite(v);
+        }
+    }
+    r
+}
+
+/// Produces `records` to their partitions, all in flight at once, and waits
+/// for every delivery.
+pub async fn produce(topic: &str, records: &[Rec]) {
+    let producer: FutureProducer = client_config().create().unwrap();
+    let mut pending = Vec::new();
+    for r in records {
+        let mut headers = OwnedHeaders::new();
+        for (k, v) in &r.headers {
+            headers = headers.insert(Header {
+                key: k,
+                value: v.as_deref(),
+            });
+        }
+        let mut fr: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(topic)
+            .partition(r.partition)
+            .headers(headers);
+        if let Some(k) = &r.key {
+            fr = fr.key(&k[..]);
+        }
+        if let Some(v) = &r.value {
+            fr = fr.payload(&v[..]);
+        }
+        if let Some(ts) = r.timestamp {
+            fr = fr.timestamp(ts);
+        }
+        pending.push(producer.send_result(fr).map_err(|(e, _)| e).unwrap());
+    }
+    for delivery in pending {
+        delivery.await.unwrap().map_err(|(e, _)| e).unwrap();
+    }
+}
+
+/// Every record of `topic`, per partition in offset order.
+pub fn consume_all(topic: &str, partitions: i32) -> BTreeMap<i32, Vec<Rec>> {
+    let consumer: BaseConsumer = client_config()
+        .set("group.id", unique("verify"))
+        .set("enable.auto.commit", "false")
+        .create()
+        .unwrap();
+    let mut out = BTreeMap::new();
+    for p in 0..partitions {
+        let (low, high) = consumer
+            .fetch_watermarks(topic, p, Duration::from_secs(10))
+            .unwrap();
+        let mut list = TopicPartitionList::new();
+        list.add_partition_offset(topic, p, Offset::Offset(low))
+            .unwrap();
+        consumer.assign(&list).unwrap();
+        let mut recs = Vec::new();
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        while (recs.len() as i64) < high - low {
+            assert!(std::time::Instant::now() < deadline, "{topic}[{p}] stalled");
+            let Some(m) = consumer.poll(Duration::from_millis(200)) else {
+                continue;
+            };
+            let m = m.unwrap();
+            if m.partition() != p {
+                continue;
+            }
+            recs.push(Rec {
+                partition: p,
+                timestamp: m.timestamp().to_millis(),
+                key: m.key().map(<[u8]>::to_vec),
+                value: m.payload().map(<[u8]>::to_vec),
+                headers: m
+                    .headers()
+                    .map(|h| {
+                        h.iter()
+                            .map(|h| (h.key.to_owned(), h.value.map(<[u8]>::to_vec)))
+                            .collect()
+                    })
+                    .unwrap_or_default(),
+            });
+        }
+        out.insert(p, recs);
+    }
+    out
+}
+
+/// A backup of the reference page's example: a source registry seeded with
+/// `fixtures/plan/shifted-ids` (IDs 1, 5, 2) and a 3-partition topic of
+/// framed records, both backed up as `b1` under `dir/store`.
+pub struct SeededBackup {
+    pub dir: tempfile::TempDir,
+    pub source: super::Registry,
+    pub topic: String,
+    pub records: Vec<Rec>,
+}
+
+/// Seeds a fresh source registry, writes `records` to a new `topic` and backs both up.
+pub async fn seeded_backup(topic: String, records: Vec<Rec>) -> SeededBackup {
+    use super::*;
+    let dir = tempfile::tempdir().unwrap();
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let fixture: kafka_backup::model::RegistrySnapshot = serde_json::from_slice(
+        &std::fs::read(root.join("fixtures/plan/shifted-ids/backup.json")).unwrap(),
+    )
+    .unwrap();
+    let source = Registry::start();
+    seed_from_fixture(&source, &fixture).await;
+    create_topic(&topic, 3, &[]).await;
+    produce(&topic, &records).await;
+    let cfg = write(
+        dir.path(),
+        "backup.yaml",
+        &format!(
+            "backup_id: b1\nsource:\n  bootstrap_servers: [{}]\n  topics:\n    include: [\"{topic}\"]\nstorage:\n  path: {}\nenterprise:\n  schema_registry:\n    enabled: true\n    url: {}\n",
+            bootstrap(),
+            dir.path().join("store").display(),
+            source.url
+        ),
+    );
+    success(&kafka_backup(&["backup", "-c", cfg.to_str().unwrap()]));
+    SeededBackup {
+        dir,
+        source,
+        topic,
+        records,
+    }
+}
+
+/// A restore configuration of backup `b1` under `dir/store`: `topic` restored
+/// as `into`, the registry into `target_url`; `restore` is the body of the
+/// `restore:` block, one option per line, indented by 6.
+pub fn topic_restore_config(
+    dir: &std::path::Path,
+    name: &str,
+    topic: &str,
+    into: &str,
+    target_url: &str,
+    restore: &str,
+) -> std::path::PathBuf {
+    super::write(
+        dir,
+        name,
+        &format!(
+            "mode: restore\nbackup_id: b1\ntarget:\n  bootstrap_servers: [{}]\n  topic_mapping:\n    {topic}: {into}\nstorage:\n  path: {}\nenterprise:\n  schema_registry:\n    enabled: true\n    url: {target_url}\n    restore:\n{restore}",
+            super::bootstrap(),
+            dir.join("store").display(),
+        ),
+    )
+}
