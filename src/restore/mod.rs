@@ -24,11 +24,13 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rdkafka::admin::{AdminOptions, NewTopic, TopicReplication};
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::consumer::BaseConsumer;
 use rdkafka::error::{KafkaError as RdKafkaError, RDKafkaErrorCode};
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{
-    BaseRecord, DeliveryResult, NoCustomPartitioner, Producer, ProducerContext, ThreadedProducer,
+    BaseProducer, BaseRecord, DeliveryResult, NoCustomPartitioner, Producer, ProducerContext,
 };
 use rdkafka::{ClientContext, Message};
 
@@ -40,6 +42,10 @@ use crate::config::Config;
 use crate::kafka::{self, Cluster, KafkaError, REQUEST_TIMEOUT};
 use crate::manifest::{BackupReader, ReadError, TopicManifest};
 use crate::segment::{Record, SegmentError, SegmentReader};
+
+/// How long records may wait for their acknowledgement (a little longer
+/// than the producer's own `message.timeout.ms`, which reports first).
+const DELIVERY_TIMEOUT: Duration = Duration::from_secs(310);
 
 /// How a restore runs.
 #[derive(Debug, Clone)]
@@ -293,8 +299,15 @@ pub async fn restore(
         }
         return Ok(outcome);
     }
+    // the producers first: an idempotent producer waits for its producer ID
+    // before its first send, which overlaps the topic creation this way
+    let workers = options.partition_concurrency.clamp(1, 64);
+    let producers = (0..workers)
+        .map(|_| Worker::new(cluster))
+        .collect::<Result<Vec<_>, _>>()?;
+    let admin = cluster.admin()?;
     for job in &to_create {
-        create_topic(cluster, job, layout.brokers).await?;
+        create_topic(&admin, cluster, job, layout.brokers).await?;
         log(format!(
             "created topic `{}` ({} partition(s), {} config(s) from the backup)",
             job.target,
@@ -303,6 +316,8 @@ pub async fn restore(
         ));
         outcome.topics_created.push(job.target.clone());
     }
+    // closing an admin client takes 100 ms: not on the way
+    std::thread::spawn(move || drop(admin));
 
     // partitions: where each target partition starts, saved before writing
     let mut work = Vec::new();
@@ -357,17 +372,15 @@ pub async fn restore(
     // restore the partitions, `partition_concurrency` at once; each
     // finished partition is journalled as it finishes
     let queue = Arc::new(Mutex::new(work.into_iter()));
-    let workers = options.partition_concurrency.clamp(1, 64);
     let runtime = tokio::runtime::Handle::current();
     let totals = Arc::new(Totals::default());
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel::<Finished>();
     let mut handles = Vec::new();
-    for _ in 0..workers {
-        let (queue, reader, cluster, runtime, totals, stop, done_tx) = (
+    for worker in producers {
+        let (queue, reader, runtime, totals, stop, done_tx) = (
             queue.clone(),
             reader.clone(),
-            cluster.clone(),
             runtime.clone(),
             totals.clone(),
             stop.clone(),
@@ -375,14 +388,13 @@ pub async fn restore(
         );
         handles.push(tokio::task::spawn_blocking(
             move || -> Result<(), RestoreError> {
-                let worker = Worker::new(&cluster)?;
                 while !stop.load(Ordering::Relaxed) {
                     let next = queue.lock().expect("queue lock").next();
                     let Some((job, partition, manifest, start)) = next else {
                         break;
                     };
                     let result = worker.restore_partition(
-                        &runtime, &reader, &cluster, &job, partition, &manifest, start, &totals,
+                        &runtime, &reader, &job, partition, &manifest, start, &totals,
                     );
                     match result {
                         Ok(done) => {
@@ -394,6 +406,9 @@ pub async fn restore(
                         }
                     }
                 }
+                // closing an idempotent producer takes 100 ms; all it sent
+                // is acknowledged by now
+                std::thread::spawn(move || drop(worker));
                 Ok(())
             },
         ));
@@ -490,11 +505,11 @@ impl Finished {
 /// a replication factor no larger than the target has brokers. A topic that
 /// appeared meanwhile is fine.
 async fn create_topic(
+    admin: &AdminClient<DefaultClientContext>,
     cluster: &Cluster,
     job: &TopicJob,
     brokers: usize,
 ) -> Result<(), RestoreError> {
-    let admin = cluster.admin()?;
     let replication = (job.manifest.replication_factor.max(1) as usize).min(brokers) as i32;
     let mut topic = NewTopic::new(
         &job.target,
@@ -543,16 +558,17 @@ async fn create_topic(
                 "the topic did not appear in the metadata within 30 s".into()
             ));
         }
-        std::thread::sleep(Duration::from_millis(100));
+        std::thread::sleep(Duration::from_millis(10));
     }
 }
 
 /// Delivery reports of one producer: the first failure, and how many records
-/// were acknowledged.
+/// were acknowledged or failed.
 #[derive(Default)]
 struct Deliveries {
     failed: Mutex<Option<(String, i32, i64, String)>>,
     acked: AtomicU64,
+    errors: AtomicU64,
 }
 
 impl ClientContext for Deliveries {}
@@ -567,6 +583,7 @@ impl ProducerContext for Deliveries {
                 self.acked.fetch_add(1, Ordering::Relaxed);
             }
             Err((e, m)) => {
+                self.errors.fetch_add(1, Ordering::Relaxed);
                 let mut failed = self.failed.lock().expect("deliveries lock");
                 failed.get_or_insert((
                     m.topic().to_owned(),
@@ -579,9 +596,12 @@ impl ProducerContext for Deliveries {
     }
 }
 
-/// One restore worker: an idempotent producer, used for one partition after another.
+/// One restore worker: an idempotent producer it polls itself (a threaded
+/// producer's `flush` takes 100 ms at the least), used for one partition
+/// after another, and a client for watermarks.
 struct Worker {
-    producer: ThreadedProducer<Deliveries, NoCustomPartitioner>,
+    producer: BaseProducer<Deliveries, NoCustomPartitioner>,
+    metadata: BaseConsumer,
 }
 
 impl Worker {
@@ -592,7 +612,7 @@ impl Worker {
                 ("acks", "all"),
                 ("linger.ms", "20"),
                 ("batch.size", "1000000"),
-                ("queue.buffering.max.kbytes", "262144"),
+                ("queue.buffering.max.kbytes", "65536"),
                 ("message.timeout.ms", "300000"),
             ])
             .create_with_context(Deliveries::default())
@@ -600,7 +620,27 @@ impl Worker {
                 servers: cluster.servers.clone(),
                 source,
             })?;
-        Ok(Self { producer })
+        Ok(Self {
+            producer,
+            metadata: cluster.metadata_consumer()?,
+        })
+    }
+
+    /// Polls for delivery reports until every one of the `sent` records since
+    /// the counters were reset is acknowledged or failed.
+    fn settle(&self, sent: u64) -> Result<(), u64> {
+        let d = self.producer.context();
+        let until = Instant::now() + DELIVERY_TIMEOUT;
+        loop {
+            let acked = d.acked.load(Ordering::Relaxed);
+            if acked + d.errors.load(Ordering::Relaxed) >= sent {
+                return Ok(());
+            }
+            if Instant::now() > until {
+                return Err(acked);
+            }
+            self.producer.poll(Duration::from_millis(5));
+        }
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -608,7 +648,6 @@ impl Worker {
         &self,
         runtime: &tokio::runtime::Handle,
         reader: &Arc<BackupReader>,
-        cluster: &Cluster,
         job: &TopicJob,
         partition: i32,
         manifest: &crate::manifest::PartitionManifest,
@@ -616,8 +655,8 @@ impl Worker {
         totals: &Totals,
     ) -> Result<Finished, RestoreError> {
         let started = Instant::now();
-        let metadata = cluster.metadata_consumer()?;
-        let (_, high) = kafka::watermarks(&metadata, &job.target, partition)?;
+        let metadata = &self.metadata;
+        let (_, high) = kafka::watermarks(metadata, &job.target, partition)?;
         // records of this restore already in the target: written by an earlier run
         let already = (high - target_start).max(0) as u64;
 
@@ -637,6 +676,7 @@ impl Worker {
 
         let deliveries = self.producer.context();
         deliveries.acked.store(0, Ordering::Relaxed);
+        deliveries.errors.store(0, Ordering::Relaxed);
         let mut position = 0u64; // records this restore writes, counted from the start
         let mut sent = 0u64;
         let mut skipped = 0u64;
@@ -678,7 +718,7 @@ impl Worker {
                     Verdict::SkipMissing { .. } | Verdict::SkipLater => skipped += 1,
                     Verdict::Missing { id } => {
                         // what was sent before it lands, so that a rerun resumes after it
-                        let _ = self.producer.flush(Duration::from_secs(300));
+                        let _ = self.settle(sent);
                         fetcher.abort();
                         check_failed()?;
                         return Err(RestoreError::MissingId {
@@ -692,17 +732,10 @@ impl Worker {
             }
             check_failed()?;
         }
-        self.producer
-            .flush(Duration::from_secs(300))
-            .map_err(|e| RestoreError::Produce {
-                topic: job.target.clone(),
-                partition,
-                offset: manifest.segments.last().map_or(0, |s| s.meta.last_offset),
-                reason: format!("flush: {e}"),
-            })?;
+        let settled = self.settle(sent);
         check_failed()?;
         let acked = deliveries.acked.load(Ordering::Relaxed);
-        if acked != sent {
+        if settled.is_err() || acked != sent {
             return Err(RestoreError::Produce {
                 topic: job.target.clone(),
                 partition,
@@ -710,7 +743,7 @@ impl Worker {
                 reason: format!("{acked} of {sent} record(s) acknowledged"),
             });
         }
-        let (_, high) = kafka::watermarks(&metadata, &job.target, partition)?;
+        let (_, high) = kafka::watermarks(metadata, &job.target, partition)?;
         let found = high - target_start;
         if found < 0 || found as u64 != position {
             return Err(RestoreError::CountMismatch {
@@ -761,10 +794,14 @@ impl Worker {
         }
         loop {
             match self.producer.send(base) {
-                Ok(()) => return Ok(()),
+                Ok(()) => {
+                    // serve delivery reports as they come, without waiting
+                    self.producer.poll(Duration::ZERO);
+                    return Ok(());
+                }
                 Err((RdKafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
                     base = back;
-                    std::thread::sleep(Duration::from_millis(2));
+                    self.producer.poll(Duration::from_millis(2));
                 }
                 Err((e, _)) => {
                     return Err(RestoreError::Produce {
