@@ -18,7 +18,7 @@
 //!
 //! Producer settings are the restore's (src/restore/mod.rs, `Worker::new`):
 //! `enable.idempotence=true`, `acks=all`, `linger.ms=20`, `batch.size=1000000`,
-//! `queue.buffering.max.kbytes=262144`, `message.timeout.ms=300000`,
+//! `queue.buffering.max.kbytes=65536`, `message.timeout.ms=300000`,
 //! `receive.message.max.bytes=2147483647`; and its concurrency: one producer per
 //! worker, at most N partitions at once (default 4), one partition after
 //! another per worker. How the producers are driven is what a careful bare
@@ -31,9 +31,10 @@
 //! polling (`flush()` rounds up to 100 ms). The producers are dropped after
 //! the clock stops.
 //!
-//! `--like-restore` drives them as src/restore/mod.rs does today instead (a
-//! diagnostic): a `ThreadedProducer` created by each worker after the topic,
-//! `flush()` after each partition, dropped inside the timed phase.
+//! `--like-restore` drives them as src/restore/mod.rs did before it avoided
+//! those waits too (a diagnostic): a `ThreadedProducer` created by each worker
+//! after the topic, `flush()` after each partition, dropped inside the timed
+//! phase.
 //! `--stream` decodes each segment while producing, inside the timed phase
 //! (like the restore, minus checksum and rewrite): a diagnostic.
 //!
@@ -106,7 +107,7 @@ fn producer_config(bootstrap: &str) -> ClientConfig {
         .set("acks", "all")
         .set("linger.ms", "20")
         .set("batch.size", "1000000")
-        .set("queue.buffering.max.kbytes", "262144")
+        .set("queue.buffering.max.kbytes", "65536")
         .set("message.timeout.ms", "300000");
     c
 }
