@@ -301,7 +301,17 @@ pub async fn restore(
     }
     // the producers first: an idempotent producer waits for its producer ID
     // before its first send, which overlaps the topic creation this way
-    let workers = options.partition_concurrency.clamp(1, 64);
+    let pending = jobs
+        .iter()
+        .flat_map(|job| {
+            job.manifest
+                .partitions
+                .keys()
+                .map(|&p| (job.target.as_str(), p))
+        })
+        .filter(|(topic, p)| !journal.get(topic, *p).is_some_and(|progress| progress.done))
+        .count();
+    let workers = options.partition_concurrency.clamp(1, 64).min(pending);
     let producers = (0..workers)
         .map(|_| Worker::new(cluster))
         .collect::<Result<Vec<_>, _>>()?;
