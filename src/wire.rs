@@ -20,9 +20,12 @@ pub const KEY_SCHEMA_ID_HEADER: &[u8] = b"__key_schema_id";
 pub const VALUE_SCHEMA_ID_HEADER: &[u8] = b"__value_schema_id";
 
 /// The schema ID of a framed key or value, `None` when it is not framed.
+/// Registries hand out IDs from 1: bytes that start with `0x00` but carry 0
+/// or a negative number there are not framed (a big-endian long of a small
+/// number, say) and pass unchanged.
 pub fn schema_id(bytes: &[u8]) -> Option<i32> {
     match bytes {
-        [MAGIC, a, b, c, d, ..] => Some(i32::from_be_bytes([*a, *b, *c, *d])),
+        [MAGIC, a, b, c, d, ..] => Some(i32::from_be_bytes([*a, *b, *c, *d])).filter(|id| *id > 0),
         _ => None,
     }
 }
@@ -172,12 +175,12 @@ mod tests {
             Outcome::Missing { id: 42 }
         );
         assert_eq!(v, [0, 0, 0, 0, 42, 9]);
-        // negative IDs are read as signed, like Confluent's clients do
-        let mut neg = vec![0, 0xff, 0xff, 0xff, 0xff];
-        assert_eq!(
-            rewrite_in_place(&mut neg, seed_map),
-            Outcome::Missing { id: -1 }
-        );
+        // 0 and negative numbers are no schema IDs: not framed
+        for mut bytes in [vec![0, 0xff, 0xff, 0xff, 0xff], 5i64.to_be_bytes().to_vec()] {
+            let before = bytes.clone();
+            assert_eq!(rewrite_in_place(&mut bytes, seed_map), Outcome::NotFramed);
+            assert_eq!(bytes, before);
+        }
     }
 
     #[test]
@@ -231,7 +234,7 @@ mod tests {
                 .map(|_| if rng.u8(0..4) == 0 { 0 } else { rng.u8(..) })
                 .collect();
             let before = bytes.clone();
-            let out = rewrite_in_place(&mut bytes, |id| (id % 3 != 0).then(|| id.wrapping_mul(7)));
+            let out = rewrite_in_place(&mut bytes, |id| (id % 3 != 0).then(|| id % 1000 + 1));
             assert_eq!(bytes.len(), before.len());
             match out {
                 Outcome::NotFramed | Outcome::Missing { .. } => assert_eq!(bytes, before),

@@ -433,3 +433,24 @@ async fn a_corrupt_segment_stops_the_restore_naming_it_and_a_rerun_finishes() {
     success(&apply_c(&cfg, &[]));
     assert_eq!(consume_all(&s.restored, 3), s.expected());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_restored_topic_deleted_since_is_refused_not_reported_done() {
+    let s = setup(9, None).await;
+    let cfg = s.config("restore.yaml", "");
+    success(&apply_c(&cfg, &[]));
+    let admin: rdkafka::admin::AdminClient<rdkafka::client::DefaultClientContext> =
+        client_config().create().unwrap();
+    admin
+        .delete_topics(&[&s.restored], &rdkafka::admin::AdminOptions::new())
+        .await
+        .unwrap();
+    let out = apply_c(&cfg, &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!("topic `{}` was restored to before", s.restored)),
+        "{err}"
+    );
+    assert!(err.contains("restore/"), "names the journal: {err}");
+}

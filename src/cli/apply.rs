@@ -238,7 +238,8 @@ fn restore_data(
         return Ok(());
     }
     let cluster = restore::target_cluster(cfg)?;
-    let journals = DataJournalStore::new(store.clone(), backup_id, &restore::cluster_key(&cluster));
+    let journals =
+        DataJournalStore::new(store.clone(), backup_id, &restore::cluster_key(&cluster)?);
     let options = RestoreOptions {
         to_timestamp: args.to_timestamp,
         partition_concurrency: args.partition_concurrency,

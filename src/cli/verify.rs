@@ -46,7 +46,8 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
     let cluster = restore::target_cluster(cfg);
     let journal = match &cluster {
         Ok(cluster) => runtime.block_on(
-            DataJournalStore::new(store.clone(), &backup_id, &restore::cluster_key(cluster)).load(),
+            DataJournalStore::new(store.clone(), &backup_id, &restore::cluster_key(cluster)?)
+                .load(),
         )?,
         Err(_) => None,
     };

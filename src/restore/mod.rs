@@ -80,6 +80,23 @@ pub enum RestoreError {
     NoTarget,
     #[error(transparent)]
     Kafka(#[from] KafkaError),
+    #[error(
+        "the target cluster at `{servers}` gives no cluster ID, which names its restore journal\nhint: is the broker up and reachable from here? (brokers before Kafka 0.10 have none)"
+    )]
+    NoClusterId { servers: String },
+    #[error(
+        "topic `{topic}` was restored to before (journal `{journal}`) and is gone from the target now: it was deleted since\nhint: delete the journal to restore it again from the start, or restore under a new name with `target.topic_mapping`"
+    )]
+    Deleted { topic: String, journal: String },
+    #[error(
+        "`{topic}` partition {partition} holds fewer records (high watermark {high}) than when this restore began (at {start}): the topic was deleted or truncated since\nhint: restore into an empty topic under a new name with `target.topic_mapping`, or delete the restore journal to start over"
+    )]
+    Truncated {
+        topic: String,
+        partition: i32,
+        high: i64,
+        start: i64,
+    },
     #[error(transparent)]
     Journal(#[from] DataJournalError),
     #[error(transparent)]
@@ -216,16 +233,24 @@ pub fn jobs(
         .collect()
 }
 
-/// What names a target cluster in the restore journal: its cluster ID when
-/// it answers one, else its bootstrap servers.
-pub fn cluster_key(cluster: &Cluster) -> String {
+/// What names a target cluster in the restore journal: its cluster ID. A
+/// cluster that answers none is an error (rather than another journal: the
+/// restore would not find what it did already).
+pub fn cluster_key(cluster: &Cluster) -> Result<String, RestoreError> {
     use rdkafka::consumer::Consumer;
-    cluster
-        .metadata_consumer()
-        .ok()
-        .and_then(|c| c.client().fetch_cluster_id(REQUEST_TIMEOUT))
-        .filter(|id| !id.is_empty())
-        .map_or_else(|| cluster.servers.clone(), |id| format!("cluster-{id}"))
+    let consumer = cluster.metadata_consumer()?;
+    for _ in 0..3 {
+        if let Some(id) = consumer
+            .client()
+            .fetch_cluster_id(REQUEST_TIMEOUT)
+            .filter(|id| !id.is_empty())
+        {
+            return Ok(format!("cluster-{id}"));
+        }
+    }
+    Err(RestoreError::NoClusterId {
+        servers: cluster.servers.clone(),
+    })
 }
 
 /// The target cluster of the configuration.
@@ -263,7 +288,7 @@ pub async fn restore(
     let mut journal = journals
         .load()
         .await?
-        .unwrap_or_else(|| DataJournal::new(&cluster_key(cluster)));
+        .unwrap_or_else(|| DataJournal::new(&cluster.servers));
 
     // topics: what exists, what to create
     let consumer = cluster.metadata_consumer()?;
@@ -298,6 +323,17 @@ pub async fn restore(
             ));
         }
         return Ok(outcome);
+    }
+    // a topic this restore wrote to before and that is gone now was deleted
+    // since: its journal entries no longer describe it
+    if let Some(job) = to_create
+        .iter()
+        .find(|job| journal.partitions.contains_key(&job.target))
+    {
+        return Err(RestoreError::Deleted {
+            topic: job.target.clone(),
+            journal: journals.display(),
+        });
     }
     // the producers first: an idempotent producer waits for its producer ID
     // before its first send, which overlaps the topic creation this way
@@ -424,6 +460,7 @@ pub async fn restore(
         ));
     }
     drop(done_tx);
+    let mut save_error = None;
     while let Some(f) = done_rx.recv().await {
         log(f.line());
         outcome.partitions_restored += 1;
@@ -441,7 +478,11 @@ pub async fn restore(
                 to_timestamp: options.to_timestamp,
             },
         );
-        journals.save(&journal).await?;
+        if let Err(e) = journals.save(&journal).await {
+            // no new partition without a journal; the ones under way finish
+            stop.store(true, Ordering::Relaxed);
+            save_error.get_or_insert(e);
+        }
     }
     let mut first_error = None;
     for handle in handles {
@@ -463,6 +504,9 @@ pub async fn restore(
                 other => other,
             });
         }
+    }
+    if let Some(e) = save_error {
+        return Err(e.into());
     }
     if let Some(e) = first_error {
         return Err(e);
@@ -579,30 +623,43 @@ struct Deliveries {
     failed: Mutex<Option<(String, i32, i64, String)>>,
     acked: AtomicU64,
     errors: AtomicU64,
+    /// The target offset the record at position 0 would have
+    /// (`target_start - 1`): record `n` of the restore must land at `base + n`.
+    base: std::sync::atomic::AtomicI64,
 }
 
 impl ClientContext for Deliveries {}
 
 impl ProducerContext for Deliveries {
-    /// The record's offset in the backup.
-    type DeliveryOpaque = usize;
+    /// The record's position in the restore of its partition (1-based) and
+    /// its offset in the backup.
+    type DeliveryOpaque = Box<(u64, i64)>;
 
-    fn delivery(&self, result: &DeliveryResult<'_>, offset: usize) {
-        match result {
-            Ok(_) => {
-                self.acked.fetch_add(1, Ordering::Relaxed);
-            }
-            Err((e, m)) => {
-                self.errors.fetch_add(1, Ordering::Relaxed);
-                let mut failed = self.failed.lock().expect("deliveries lock");
-                failed.get_or_insert((
+    fn delivery(&self, result: &DeliveryResult<'_>, opaque: Box<(u64, i64)>) {
+        let (position, offset) = *opaque;
+        let failure = match result {
+            Ok(m) => {
+                let expected = self.base.load(Ordering::Relaxed) + position as i64;
+                if m.offset() == expected {
+                    self.acked.fetch_add(1, Ordering::Relaxed);
+                    return;
+                }
+                // a record landed elsewhere than right after the one before
+                // it: resuming from the watermark would no longer be exact
+                (
                     m.topic().to_owned(),
                     m.partition(),
-                    offset as i64,
-                    e.to_string(),
-                ));
+                    format!(
+                        "acknowledged at offset {}, expected {expected}: the partition has a gap or another producer wrote to it",
+                        m.offset()
+                    ),
+                )
             }
-        }
+            Err((e, m)) => (m.topic().to_owned(), m.partition(), e.to_string()),
+        };
+        self.errors.fetch_add(1, Ordering::Relaxed);
+        let mut failed = self.failed.lock().expect("deliveries lock");
+        failed.get_or_insert((failure.0, failure.1, offset, failure.2));
     }
 }
 
@@ -616,15 +673,23 @@ struct Worker {
 
 impl Worker {
     fn new(cluster: &Cluster) -> Result<Self, KafkaError> {
-        let producer = cluster
-            .client_config(&[
-                ("enable.idempotence", "true"),
-                ("acks", "all"),
-                ("linger.ms", "20"),
-                ("batch.size", "1000000"),
-                ("queue.buffering.max.kbytes", "65536"),
-                ("message.timeout.ms", "300000"),
-            ])
+        let mut config = cluster.client_config(&[
+            ("linger.ms", "20"),
+            ("batch.size", "1000000"),
+            ("queue.buffering.max.kbytes", "65536"),
+            ("message.timeout.ms", "300000"),
+            // records as large as the source topic allowed (the broker
+            // still applies its own limit)
+            ("message.max.bytes", "1000000000"),
+        ]);
+        // what resuming from the watermark rests on; `target.properties`
+        // cannot turn it off
+        config
+            .set("enable.idempotence", "true")
+            .set("enable.gapless.guarantee", "true")
+            .set("acks", "all")
+            .set("max.in.flight.requests.per.connection", "5");
+        let producer = config
             .create_with_context(Deliveries::default())
             .map_err(|source| KafkaError::Client {
                 servers: cluster.servers.clone(),
@@ -668,7 +733,15 @@ impl Worker {
         let metadata = &self.metadata;
         let (_, high) = kafka::watermarks(metadata, &job.target, partition)?;
         // records of this restore already in the target: written by an earlier run
-        let already = (high - target_start).max(0) as u64;
+        if high < target_start {
+            return Err(RestoreError::Truncated {
+                topic: job.target.clone(),
+                partition,
+                high,
+                start: target_start,
+            });
+        }
+        let already = (high - target_start) as u64;
 
         // fetch segments ahead: the next one is read and checked while this one is produced
         let (tx, mut rx) = tokio::sync::mpsc::channel(1);
@@ -687,6 +760,7 @@ impl Worker {
         let deliveries = self.producer.context();
         deliveries.acked.store(0, Ordering::Relaxed);
         deliveries.errors.store(0, Ordering::Relaxed);
+        deliveries.base.store(target_start - 1, Ordering::Relaxed);
         let mut position = 0u64; // records this restore writes, counted from the start
         let mut sent = 0u64;
         let mut skipped = 0u64;
@@ -704,7 +778,9 @@ impl Worker {
                 None => Ok(()),
             }
         };
+        let mut segments = 0usize;
         while let Some((path, got)) = rx.blocking_recv() {
+            segments += 1;
             let segment_err = |source| RestoreError::Segment {
                 path: path.clone(),
                 topic: job.source.clone(),
@@ -722,15 +798,31 @@ impl Worker {
                         }
                         rewritten += u64::from(n);
                         bytes += record_bytes(&record);
-                        self.send(&job.target, partition, record)?;
+                        self.send(&job.target, partition, position, record)?;
                         sent += 1;
+                        // stop at the first failure: nothing may land after a gap
+                        if deliveries.errors.load(Ordering::Relaxed) > 0 {
+                            let _ = self.settle(sent);
+                            fetcher.abort();
+                            check_failed()?;
+                        }
                     }
                     Verdict::SkipMissing { .. } | Verdict::SkipLater => skipped += 1,
                     Verdict::Missing { id } => {
                         // what was sent before it lands, so that a rerun resumes after it
-                        let _ = self.settle(sent);
+                        let settled = self.settle(sent);
                         fetcher.abort();
                         check_failed()?;
+                        if let Err(acked) = settled {
+                            return Err(RestoreError::Produce {
+                                topic: job.target.clone(),
+                                partition,
+                                offset: record.offset,
+                                reason: format!(
+                                    "{acked} of {sent} record(s) acknowledged before the record with the missing schema ID {id}"
+                                ),
+                            });
+                        }
                         return Err(RestoreError::MissingId {
                             id,
                             topic: job.source.clone(),
@@ -741,6 +833,18 @@ impl Worker {
                 }
             }
             check_failed()?;
+        }
+        if segments != manifest.segments.len() {
+            // the fetcher stopped without an error to report (a panic)
+            return Err(RestoreError::Produce {
+                topic: job.target.clone(),
+                partition,
+                offset: position as i64,
+                reason: format!(
+                    "{segments} of {} segment(s) were read",
+                    manifest.segments.len()
+                ),
+            });
         }
         let settled = self.settle(sent);
         check_failed()?;
@@ -780,9 +884,16 @@ impl Worker {
     }
 
     /// Produces one record, waiting while the producer's queue is full.
-    fn send(&self, topic: &str, partition: i32, record: Record) -> Result<(), RestoreError> {
-        let mut base: BaseRecord<'_, [u8], [u8], usize> =
-            BaseRecord::with_opaque_to(topic, record.offset.max(0) as usize).partition(partition);
+    fn send(
+        &self,
+        topic: &str,
+        partition: i32,
+        position: u64,
+        record: Record,
+    ) -> Result<(), RestoreError> {
+        let mut base: BaseRecord<'_, [u8], [u8], Box<(u64, i64)>> =
+            BaseRecord::with_opaque_to(topic, Box::new((position, record.offset)))
+                .partition(partition);
         if !record.headers.is_empty() {
             let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
             for (name, value) in &record.headers {
