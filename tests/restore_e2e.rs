@@ -454,3 +454,37 @@ async fn a_restored_topic_deleted_since_is_refused_not_reported_done() {
     );
     assert!(err.contains("restore/"), "names the journal: {err}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn without_a_registry_apply_c_still_asks_first() {
+    let s = setup(3, None).await;
+    let text = std::fs::read_to_string(s.config("restore.yaml", ""))
+        .unwrap()
+        .replace("    enabled: true\n", "    enabled: false\n");
+    let cfg = write(s.dir.path(), "topics-only.yaml", &text);
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kafka-backup"))
+        .args(["apply", "-c", cfg.to_str().unwrap()])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    use std::io::Write as _;
+    child.stdin.take().unwrap().write_all(b"no\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let printed = stdout(&out);
+    assert!(printed.contains(&format!("+ {}", s.restored)), "{printed}");
+    assert!(printed.contains("Restore these topics?"), "{printed}");
+    assert_eq!(
+        Counter::default().count(&s.restored, 3),
+        0,
+        "nothing written"
+    );
+    // with yes, the records go back unchanged (no registry, no rewrite)
+    let printed = success(&apply_c(&cfg, &[]));
+    assert!(printed.contains("3 record(s) written"), "{printed}");
+    let restored = consume_all(&s.restored, 3);
+    let original = consume_all(&s.topic, 3);
+    assert_eq!(restored, original);
+}

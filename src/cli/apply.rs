@@ -59,6 +59,19 @@ pub fn run(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
         if args.registry_only {
             anyhow::bail!("`--registry-only` with the registry off: nothing to do");
         }
+        if !args.auto_approve && !args.dry_run {
+            print_topics(
+                cfg,
+                &runtime,
+                &store,
+                &backup_id,
+                args,
+                "Topics to restore:",
+            )?;
+            if !confirmed("Restore these topics?")? {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
         None
     };
     if args.registry_only {
@@ -94,39 +107,19 @@ fn plan_and_confirm(
         return Err(apply::ApplyError::Conflicts(plan.conflicts.len()).into());
     }
     if !args.registry_only {
-        let reader = runtime.block_on(BackupReader::open(store, backup_id))?;
-        let jobs = restore::jobs(cfg, &reader.manifest, None, args.to_timestamp);
-        println!("\nTopics to restore after the registry:");
-        for job in &jobs {
-            let records = job.manifest.record_count();
-            let rename = if job.source == job.target {
-                String::new()
-            } else {
-                format!(" (from `{}`)", job.source)
-            };
-            println!(
-                "  + {}{rename}: {} partition(s), {records} record(s)",
-                job.target, job.manifest.partition_count
-            );
-        }
+        print_topics(
+            cfg,
+            runtime,
+            store,
+            backup_id,
+            args,
+            "Topics to restore after the registry:",
+        )?;
     }
     let bytes = planfile::write(&plan);
     let plan = planfile::read(&bytes).expect("a plan just written reads back");
-    if !args.auto_approve && !args.dry_run {
-        print!("\nApply this plan? Only `yes` is accepted: ");
-        std::io::stdout().flush()?;
-        let mut answer = String::new();
-        std::io::stdin().lock().read_line(&mut answer)?;
-        if answer.trim() != "yes" {
-            if !std::io::stdin().is_terminal() && answer.is_empty() {
-                eprintln!(
-                    "error: no answer on standard input\nhint: pass `--auto-approve` to apply without asking"
-                );
-            } else {
-                eprintln!("Apply cancelled: nothing was changed.");
-            }
-            return Ok(None);
-        }
+    if !args.auto_approve && !args.dry_run && !confirmed("Apply this plan?")? {
+        return Ok(None);
     }
     if !args.dry_run {
         let digest = plan.digest.as_deref().expect("read plans have a digest");
@@ -140,6 +133,52 @@ fn plan_and_confirm(
             .context("cannot keep the plan file beside the journal")?;
     }
     Ok(Some(plan))
+}
+
+/// Lists the backup's topics and where they go.
+fn print_topics(
+    cfg: &Config,
+    runtime: &tokio::runtime::Runtime,
+    store: &Store,
+    backup_id: &str,
+    args: &ApplyArgs,
+    title: &str,
+) -> anyhow::Result<()> {
+    let reader = runtime.block_on(BackupReader::open(store, backup_id))?;
+    let jobs = restore::jobs(cfg, &reader.manifest, None, args.to_timestamp);
+    println!("\n{title}");
+    for job in &jobs {
+        let records = job.manifest.record_count();
+        let rename = if job.source == job.target {
+            String::new()
+        } else {
+            format!(" (from `{}`)", job.source)
+        };
+        println!(
+            "  + {}{rename}: {} partition(s), {records} record(s)",
+            job.target, job.manifest.partition_count
+        );
+    }
+    Ok(())
+}
+
+/// Asks `question` and waits for `yes` on standard input.
+fn confirmed(question: &str) -> anyhow::Result<bool> {
+    print!("\n{question} Only `yes` is accepted: ");
+    std::io::stdout().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    if answer.trim() == "yes" {
+        return Ok(true);
+    }
+    if !std::io::stdin().is_terminal() && answer.is_empty() {
+        eprintln!(
+            "error: no answer on standard input\nhint: pass `--auto-approve` to apply without asking"
+        );
+    } else {
+        eprintln!("Apply cancelled: nothing was changed.");
+    }
+    Ok(false)
 }
 
 /// The registry half. Returns the final ID map (after a dry run: the IDs known so far).
