@@ -1,6 +1,6 @@
 //! The data half of the apply journal: `<backup_id>/restore/<cluster>.json`,
-//! one per target cluster (its cluster ID, or its bootstrap servers when it
-//! has none), whatever plan ran the registry half: a partition restored once
+//! one per target cluster (named by its cluster ID), whatever plan ran the
+//! registry half: a partition restored once
 //! is done for every later apply of the same backup into the same cluster.
 //!
 //! For each restored partition it keeps where the target partition stood
@@ -27,7 +27,8 @@ pub const DATA_JOURNAL_FORMAT: &str = "kafka-backup/restore-journal/v1";
 #[serde(deny_unknown_fields)]
 pub struct DataJournal {
     pub format: String,
-    /// The target cluster it describes.
+    /// The target cluster's bootstrap servers when the journal was made (the
+    /// file name holds its cluster ID).
     pub cluster: String,
     /// Target topic, then partition.
     pub partitions: BTreeMap<String, BTreeMap<i32, PartitionProgress>>,
