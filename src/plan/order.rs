@@ -198,6 +198,37 @@ impl Steps {
         id
     }
 
+    /// The temporary level `NONE` on `subject` (now `from`), so that the
+    /// backup's history is not rejected; `why` comes first in the reason.
+    fn temporary_none(
+        &mut self,
+        subject: &str,
+        from: Compatibility,
+        depends_on: Vec<u32>,
+        why: &str,
+    ) -> u32 {
+        self.push(
+            StepKind::SetCompatibility,
+            Action::Update,
+            Some(subject),
+            None,
+            None,
+            request(
+                "PUT",
+                format!("/config/{}", seg(subject)),
+                Some(RequestBody {
+                    compatibility: Some(Compatibility::None),
+                    ..Default::default()
+                }),
+            ),
+            depends_on,
+            format!(
+                "~ set compatibility {subject} {} -> NONE: {why}the backup's history must not be rejected (temporary, put back at the end)",
+                compatibility_name(from)
+            ),
+        )
+    }
+
     fn of(&self, subject: &str) -> Vec<u32> {
         self.by_subject.get(subject).cloned().unwrap_or_default()
     }
@@ -635,26 +666,7 @@ pub fn build(
         }
         let compat = effective_compat(target, s);
         if regs.iter().any(|r| r.import_id.is_none()) && compat != Compatibility::None {
-            let id = steps.push(
-                StepKind::SetCompatibility,
-                Action::Update,
-                Some(s),
-                None,
-                None,
-                request(
-                    "PUT",
-                    format!("/config/{}", seg(s)),
-                    Some(RequestBody {
-                        compatibility: Some(Compatibility::None),
-                        ..Default::default()
-                    }),
-                ),
-                Vec::new(),
-                format!(
-                    "~ set compatibility {s} {} -> NONE: the backup's history must not be rejected (temporary, put back at the end)",
-                    compatibility_name(compat)
-                ),
-            );
+            let id = steps.temporary_none(s, compat, Vec::new(), "");
             prepare.entry(s).or_default().push(id);
             temp_compat.insert(s);
         }
@@ -817,25 +829,11 @@ pub fn build(
             let regs = regs_of.get(s).map(Vec::as_slice).unwrap_or_default();
             let compat = scope_compat(target, s);
             if regs.iter().any(|r| r.import_id.is_none()) && compat != Compatibility::None {
-                let again = steps.push(
-                    StepKind::SetCompatibility,
-                    Action::Update,
-                    Some(s),
-                    None,
-                    None,
-                    request(
-                        "PUT",
-                        format!("/config/{}", seg(s)),
-                        Some(RequestBody {
-                            compatibility: Some(Compatibility::None),
-                            ..Default::default()
-                        }),
-                    ),
+                let again = steps.temporary_none(
+                    s,
+                    compat,
                     vec![id],
-                    format!(
-                        "~ set compatibility {s} {} -> NONE: the delete took the subject's own level with it; the backup's history must not be rejected (temporary, put back at the end)",
-                        compatibility_name(compat)
-                    ),
+                    "the delete took the subject's own level with it; ",
                 );
                 prepare.entry(s).or_default().push(again);
                 temp_compat.insert(s);
