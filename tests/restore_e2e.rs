@@ -13,52 +13,6 @@ use common::records::*;
 use common::*;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 
-/// Record `i` of a test topic: values framed with the source IDs 5, 1 and 2
-/// (Protobuf-style message indexes after 2), unframed JSON, tombstones; keys
-/// framed, plain or absent; headers with an ID-form schema header, duplicate
-/// names and a null value.
-fn record(i: u32, partitions: i32, extra_id: Option<u32>) -> Rec {
-    record_padded(i, partitions, extra_id, 0)
-}
-
-/// [`record`] with `pad` more bytes in each framed value.
-fn record_padded(i: u32, partitions: i32, extra_id: Option<u32>, pad: usize) -> Rec {
-    let value = match i % 5 {
-        0 => Some(format!("{{\"plain\":{i}}}").into_bytes()),
-        1 => Some(framed(
-            5,
-            format!("avro-v2-{i}{}", "x".repeat(pad)).as_bytes(),
-        )),
-        2 => Some(framed(
-            1,
-            format!("avro-v1-{i}{}", "y".repeat(pad)).as_bytes(),
-        )),
-        3 => Some(framed(2, &[0x04, 0x02, 0x00, b'p', i as u8])),
-        _ => None,
-    };
-    let value = match extra_id {
-        Some(id) if i == 7 => Some(framed(id, b"unknown")),
-        _ => value,
-    };
-    let key = match i % 3 {
-        0 => Some(framed(2, format!("k{i}").as_bytes())),
-        1 => Some(format!("key-{i}").into_bytes()),
-        _ => None,
-    };
-    let mut headers = vec![("trace".to_owned(), Some(format!("t{i}").into_bytes()))];
-    if i.is_multiple_of(4) {
-        headers.push(("__value_schema_id".to_owned(), Some(framed(5, b""))));
-        headers.push(("trace".to_owned(), None));
-    }
-    Rec {
-        partition: (i % partitions as u32) as i32,
-        timestamp: Some(1_700_000_000_000 + i64::from(i) * 1000),
-        key,
-        value,
-        headers,
-    }
-}
-
 struct Setup {
     dir: tempfile::TempDir,
     _source: Registry,

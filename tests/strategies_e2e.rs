@@ -30,37 +30,6 @@ const ORDER_DIVERGED: &str = r#"{"type":"record","name":"Order","namespace":"com
 /// A schema the backup does not have.
 const LEGACY: &str = r#"{"type":"record","name":"Legacy","namespace":"com.other","fields":[{"name":"x","type":"int"}]}"#;
 
-/// Record `i`: values framed with the source IDs 5, 1 and 2, unframed JSON,
-/// tombstones; keys framed with 2, plain or absent; an ID-form
-/// `__value_schema_id` header (5) on every 4th. On 3 partitions, the first
-/// record of each partition carries ID 5 (0: header, 1: value) or 1 (2: value).
-fn record(i: u32) -> Rec {
-    let value = match i % 5 {
-        0 => Some(format!("{{\"plain\":{i}}}").into_bytes()),
-        1 => Some(framed(5, format!("avro-v2-{i}").as_bytes())),
-        2 => Some(framed(1, format!("avro-v1-{i}").as_bytes())),
-        3 => Some(framed(2, &[0x04, 0x02, 0x00, b'p', i as u8])),
-        _ => None,
-    };
-    let key = match i % 3 {
-        0 => Some(framed(2, format!("k{i}").as_bytes())),
-        1 => Some(format!("key-{i}").into_bytes()),
-        _ => None,
-    };
-    let mut headers = vec![("trace".to_owned(), Some(format!("t{i}").into_bytes()))];
-    if i.is_multiple_of(4) {
-        headers.push(("__value_schema_id".to_owned(), Some(framed(5, b""))));
-        headers.push(("trace".to_owned(), None));
-    }
-    Rec {
-        partition: (i % 3) as i32,
-        timestamp: Some(1_700_000_000_000 + i64::from(i) * 1000),
-        key,
-        value,
-        headers,
-    }
-}
-
 /// The topic's partitions as the broker reports them (0 when it does not exist).
 fn partition_count(topic: &str) -> usize {
     let consumer: BaseConsumer = client_config().create().unwrap();
@@ -86,7 +55,11 @@ struct Setup {
 /// A source registry with the seed example, a topic of 30 records over 3
 /// partitions, both backed up as `b1`; an empty target registry.
 async fn setup() -> Setup {
-    let b = seeded_backup(unique("orders"), (0..30).map(record).collect()).await;
+    let b = seeded_backup(
+        unique("orders"),
+        (0..30).map(|i| record(i, 3, None)).collect(),
+    )
+    .await;
     Setup {
         restored: format!("{}-restored", b.topic),
         dir: b.dir,

@@ -12,36 +12,6 @@ use std::process::Output;
 use common::records::*;
 use common::*;
 
-/// Record `i`: values framed with the source IDs 5, 1 and 2, unframed JSON,
-/// tombstones; keys framed, plain or absent; headers with an ID-form schema
-/// header, duplicate names and a null value.
-fn record(i: u32) -> Rec {
-    let value = match i % 5 {
-        0 => Some(format!("{{\"plain\":{i}}}").into_bytes()),
-        1 => Some(framed(5, format!("avro-v2-{i}").as_bytes())),
-        2 => Some(framed(1, format!("avro-v1-{i}").as_bytes())),
-        3 => Some(framed(2, &[0x04, 0x02, 0x00, b'p', i as u8])),
-        _ => None,
-    };
-    let key = match i % 3 {
-        0 => Some(framed(2, format!("k{i}").as_bytes())),
-        1 => Some(format!("key-{i}").into_bytes()),
-        _ => None,
-    };
-    let mut headers = vec![("trace".to_owned(), Some(format!("t{i}").into_bytes()))];
-    if i.is_multiple_of(4) {
-        headers.push(("__value_schema_id".to_owned(), Some(framed(5, b""))));
-        headers.push(("trace".to_owned(), None));
-    }
-    Rec {
-        partition: (i % 3) as i32,
-        timestamp: Some(1_700_000_000_000 + i64::from(i) * 1000),
-        key,
-        value,
-        headers,
-    }
-}
-
 struct Setup {
     dir: tempfile::TempDir,
     _source: Registry,
@@ -58,7 +28,11 @@ async fn setup() -> Setup {
     // a tag of fixed length, so that the table's columns keep their widths
     // when the test replaces it
     let tag = format!("{:016x}", fastrand::u64(..));
-    let b = seeded_backup(format!("orders-{tag}"), (0..30).map(record).collect()).await;
+    let b = seeded_backup(
+        format!("orders-{tag}"),
+        (0..30).map(|i| record(i, 3, None)).collect(),
+    )
+    .await;
     Setup {
         restored: format!("{}-restored", b.topic),
         tag,
