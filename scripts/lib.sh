@@ -6,6 +6,9 @@ VENV="$ROOT/.venv"
 RUN_DIR="${KB_RUN_DIR:-$ROOT/.run}"
 ENV_FILE="$RUN_DIR/env"
 
+# A CI run builds once from a clean clone: incremental caches would only take disk.
+if [ "${CI:-}" = true ]; then export CARGO_INCREMENTAL=0; fi
+
 log() { printf '\033[1m==>\033[0m %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
