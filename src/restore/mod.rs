@@ -32,6 +32,7 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{
     BaseProducer, BaseRecord, DeliveryResult, NoCustomPartitioner, Producer, ProducerContext,
 };
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::{ClientContext, Message};
 
 pub use journal::{DataJournal, DataJournalError, DataJournalStore, PartitionProgress};
@@ -628,7 +629,18 @@ struct Deliveries {
     base: std::sync::atomic::AtomicI64,
 }
 
-impl ClientContext for Deliveries {}
+impl ClientContext for Deliveries {
+    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
+        // librdkafka warns that the gapless guarantee is "experimental" once per
+        // producer; the restore sets it on purpose (docs/restore.md), so the
+        // warning would only alarm whoever reads the output
+        if fac == "CONFWARN" && log_message.contains("enable.gapless.guarantee") {
+            tracing::debug!(target: "librdkafka", "librdkafka: {fac} {log_message}");
+            return;
+        }
+        DefaultClientContext.log(level, fac, log_message);
+    }
+}
 
 impl ProducerContext for Deliveries {
     /// The record's position in the restore of its partition (1-based) and
