@@ -1,6 +1,8 @@
 //! Kafka clients (rdkafka): client configuration from the config file, the
 //! topic selection, partition and watermark metadata, topic configs.
 
+pub mod headers;
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 

@@ -442,3 +442,220 @@ async fn without_a_registry_apply_c_still_asks_first() {
     let original = consume_all(&s.topic, 3);
     assert_eq!(restored, original);
 }
+
+/// Runs `apply -c` (one partition at a time) and kills it once `n` records
+/// are in the restored topic; false when it finished first.
+fn apply_killed_after(s: &Setup, cfg: &Path, n: usize, counter: &mut Counter) -> bool {
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kafka-backup"))
+        .args([
+            "apply",
+            "-c",
+            cfg.to_str().unwrap(),
+            "--auto-approve",
+            "--partition-concurrency",
+            "1",
+        ])
+        .env("KAFKA_BACKUP_LOG", "warn")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return false;
+        }
+        if counter.count(&s.restored, 3) >= n {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+}
+
+/// A record no backup holds, as another producer would write it.
+fn foreign(partition: i32, i: usize) -> Rec {
+    Rec {
+        partition,
+        timestamp: Some(1_600_000_000_000),
+        key: Some(format!("foreign-{i}").into_bytes()),
+        value: Some(b"written by another client".to_vec()),
+        headers: vec![],
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn records_another_producer_wrote_into_a_partly_restored_partition_are_refused_not_counted() {
+    let s = setup_padded(20_000, None, 2048).await;
+    let cfg = s.config("restore.yaml", "");
+    let expected = s.expected();
+    let mut counter = Counter::default();
+    // killed in the middle of partition 1 (one partition at a time, in order)
+    assert!(
+        apply_killed_after(&s, &cfg, s.records.len() / 2, &mut counter),
+        "the restore finished before it could be killed"
+    );
+    // another client writes 10 records into every partition not yet complete
+    let counts: Vec<usize> = (0..3).map(|p| consume_count(&s.restored, p)).collect();
+    let partial: Vec<i32> = (0..3)
+        .filter(|&p| counts[p as usize] < expected[&p].len())
+        .collect();
+    let midway = *partial
+        .iter()
+        .find(|&&p| counts[p as usize] > 0)
+        .expect("a partition killed midway");
+    let extra: Vec<Rec> = partial
+        .iter()
+        .flat_map(|&p| (0..10).map(move |i| foreign(p, i)))
+        .collect();
+    produce(&s.restored, &extra).await;
+    let before = consume_all(&s.restored, 3);
+
+    // the rerun refuses, naming the partition and the way out, and writes nothing
+    let out = apply_c(&cfg, &["--partition-concurrency", "1"]);
+    let err = stderr(&out);
+    eprintln!("{err}");
+    assert_eq!(out.status.code(), Some(1), "{}\n{err}", stdout(&out));
+    assert!(
+        err.contains(&format!(
+            "`{}` partition {midway} holds a record this restore did not write, at offset {}",
+            s.restored, counts[midway as usize]
+        )) && err.contains("--append"),
+        "{err}"
+    );
+    assert_eq!(consume_all(&s.restored, 3), before);
+
+    // --append knowingly writes the rest after them: every backup record
+    // exactly once, in order, and the foreign records where they were
+    success(&apply_c(&cfg, &["--append"]));
+    let after = consume_all(&s.restored, 3);
+    for p in 0..3 {
+        let (theirs, ours): (Vec<Rec>, Vec<Rec>) = after[&p]
+            .iter()
+            .cloned()
+            .partition(|r| r.value.as_deref() == Some(&b"written by another client"[..]));
+        assert_eq!(ours, expected[&p], "partition {p}");
+        let foreign_here = if partial.contains(&p) { 10 } else { 0 };
+        assert_eq!(theirs.len(), foreign_here, "partition {p}");
+    }
+    // and verify does not call a partition with foreign records in it restored
+    let out = kafka_backup(&["verify", "-c", cfg.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+}
+
+fn consume_count(topic: &str, partition: i32) -> usize {
+    let consumer: BaseConsumer = client_config().create().unwrap();
+    consumer
+        .fetch_watermarks(topic, partition, Duration::from_secs(5))
+        .map_or(0, |(low, high)| (high - low) as usize)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_partition_restored_with_other_settings_is_refused_not_reported_done() {
+    // record 7 (partition 1) carries ID 42, which no subject holds
+    let s = setup(20, Some(42)).await;
+    let pass = s.config("pass.yaml", "      missing_id_policy: passthrough\n");
+    success(&apply_c(&pass, &[]));
+    // the same settings again: done, nothing written
+    let printed = success(&apply_c(&pass, &[]));
+    assert!(printed.contains("0 partition(s) now, 3 done"), "{printed}");
+
+    // `skip` would have left record 7 out: partition 1 holds it, so the
+    // restore is not what this run would write
+    let skip = s.config("skip.yaml", "      missing_id_policy: skip\n");
+    let out = apply_c(&skip, &[]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{}\n{err}", stdout(&out));
+    assert!(
+        err.contains(&format!("`{}` partition 0 was restored with other settings: it was restored with `missing_id_policy: passthrough`, this run has `skip`", s.restored)),
+        "{err}"
+    );
+    // a point in time leaves records out that the restore wrote
+    let out = apply_c(&pass, &["--to-timestamp", "1700000005000"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{}\n{err}", stdout(&out));
+    assert!(
+        err.contains("was restored with --to-timestamp (none), this run has 1700000005000"),
+        "{err}"
+    );
+    // nothing was written by the refused runs
+    assert_eq!(consume_all(&s.restored, 3), s.expected());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn header_names_that_are_not_utf8_are_backed_up_and_restored_byte_for_byte() {
+    use kafka_backup::kafka::headers;
+    use rdkafka::Message;
+    use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+
+    let topic = unique("raw-headers");
+    let restored = format!("{topic}-restored");
+    create_topic(&topic, 1, &[]).await;
+    let given: Vec<Vec<(Vec<u8>, Option<Vec<u8>>)>> = vec![
+        vec![(vec![0xff, 0xfe, b'x'], Some(b"latin-1".to_vec()))],
+        vec![
+            (b"trace".to_vec(), Some(b"t".to_vec())),
+            (vec![0xc3, 0x28], None),
+            (b"trace".to_vec(), Some(vec![0, 159, 146, 150])),
+        ],
+    ];
+    let producer: BaseProducer = client_config().create().unwrap();
+    for (i, h) in given.iter().enumerate() {
+        let key = format!("k{i}");
+        producer
+            .send(
+                BaseRecord::<str, str>::to(&topic)
+                    .partition(0)
+                    .key(&key)
+                    .payload("v")
+                    .headers(headers::owned(h)),
+            )
+            .unwrap();
+    }
+    producer.flush(Duration::from_secs(10)).unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let backup = write(
+        dir.path(),
+        "backup.yaml",
+        &format!(
+            "backup_id: b1\nsource:\n  bootstrap_servers: [{}]\n  topics:\n    include: [\"{topic}\"]\nstorage:\n  path: {}\n",
+            bootstrap(),
+            dir.path().join("store").display()
+        ),
+    );
+    success(&kafka_backup(&["backup", "-c", backup.to_str().unwrap()]));
+    let restore = write(
+        dir.path(),
+        "restore.yaml",
+        &format!(
+            "mode: restore\nbackup_id: b1\ntarget:\n  bootstrap_servers: [{}]\n  topic_mapping:\n    {topic}: {restored}\nstorage:\n  path: {}\n",
+            bootstrap(),
+            dir.path().join("store").display()
+        ),
+    );
+    success(&apply_c(&restore, &[]));
+
+    let consumer: BaseConsumer = client_config()
+        .set("group.id", unique("raw"))
+        .set("auto.offset.reset", "earliest")
+        .create()
+        .unwrap();
+    consumer.subscribe(&[&restored]).unwrap();
+    let mut got = Vec::new();
+    let deadline = std::time::Instant::now() + Duration::from_secs(30);
+    while got.len() < given.len() {
+        assert!(std::time::Instant::now() < deadline, "{restored} stalled");
+        if let Some(m) = consumer.poll(Duration::from_millis(200)) {
+            let m = m.unwrap();
+            assert_eq!(m.key(), Some(format!("k{}", got.len()).as_bytes()));
+            got.push(headers::read(&m));
+        }
+    }
+    assert_eq!(got, given);
+    let verified = success(&kafka_backup(&["verify", "-c", restore.to_str().unwrap()]));
+    assert!(
+        verified.contains("the target matches the backup"),
+        "{verified}"
+    );
+}

@@ -10,7 +10,6 @@ use bytes::Bytes;
 use object_store::{ObjectStoreExt, PutPayload};
 use rdkafka::Message;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Headers;
 use rdkafka::{Offset, Timestamp, TopicPartitionList};
 
 use crate::kafka::{Cluster, EofIsNormal};
@@ -170,10 +169,7 @@ fn consume(
             Timestamp::CreateTime(t) => (Some(t), TimestampType::CreateTime),
             Timestamp::LogAppendTime(t) => (Some(t), TimestampType::LogAppendTime),
         };
-        let headers: Vec<(&[u8], Option<&[u8]>)> = match message.headers() {
-            Some(h) => h.iter().map(|h| (h.key.as_bytes(), h.value)).collect(),
-            None => Vec::new(),
-        };
+        let headers = crate::kafka::headers::borrowed(&message);
         let before = writer.payload_bytes();
         writer
             .push(&RecordRef {

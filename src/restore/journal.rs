@@ -5,11 +5,18 @@
 //!
 //! For each restored partition it keeps where the target partition stood
 //! when the restore first touched it (`target_start`, its high watermark
-//! then), saved before the first record is produced. The target partition is
-//! then the truth of how far a restore got: with an idempotent producer,
-//! records land in order and at most once, so `high watermark - target_start`
-//! is the number of restored records already written, and a rerun skips
-//! exactly that many of the (deterministic) records it would write.
+//! then), saved before the first record is produced, and then, as records
+//! are acknowledged, how many of the restore's records are confirmed in the
+//! target and at which offset the next one lands (`written`,
+//! `next_offset`). A rerun reads back whatever the target holds after
+//! `next_offset` and compares it with the records it would write next
+//! ([`super::resume`]): what matches was written by the interrupted run,
+//! anything else is another client's and stops the restore.
+//!
+//! It also keeps, per partition, what shapes the bytes the restore writes
+//! ([`Shape`]: the ID map, the missing-ID policy, the source topic,
+//! `--to-timestamp`), so that a rerun with other settings is refused rather
+//! than writing the rest of a partition differently from its beginning.
 
 use std::collections::BTreeMap;
 
@@ -17,10 +24,11 @@ use bytes::Bytes;
 use object_store::{ObjectStoreExt, PutPayload};
 use serde::{Deserialize, Serialize};
 
+use crate::config::MissingIdPolicy;
 use crate::storage::Store;
 
 /// `format` of every data journal this version writes.
-pub const DATA_JOURNAL_FORMAT: &str = "kafka-backup/restore-journal/v1";
+pub const DATA_JOURNAL_FORMAT: &str = "kafka-backup/restore-journal/v2";
 
 /// Restore progress of one plan's data.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -30,6 +38,9 @@ pub struct DataJournal {
     /// The target cluster's bootstrap servers when the journal was made (the
     /// file name holds its cluster ID).
     pub cluster: String,
+    /// The ID maps records were rewritten through, by [`map_digest`].
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub maps: BTreeMap<String, BTreeMap<i32, i32>>,
     /// Target topic, then partition.
     pub partitions: BTreeMap<String, BTreeMap<i32, PartitionProgress>>,
 }
@@ -44,14 +55,49 @@ pub struct PartitionProgress {
     pub target_start: i64,
     /// Every record is written and the count checked.
     pub done: bool,
-    /// Records written (known when done).
+    /// Records of the restore confirmed in the target: acknowledged, each
+    /// at the offset right after the one before.
     pub written: u64,
-    /// Records left out (missing ID under `skip`, after `--to-timestamp`).
+    /// The target offset where the restore's next record lands: right after
+    /// the last confirmed one (`target_start` before the first).
+    pub next_offset: i64,
+    /// The backup offset of the last confirmed record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source_offset: Option<i64>,
+    /// Records left out (missing ID under `skip`, after `--to-timestamp`),
+    /// known when done.
     pub skipped: u64,
     /// The `--to-timestamp` the restore runs with: a rerun must use the same
     /// (it decides which records are written), and `verify` takes it from here.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub to_timestamp: Option<i64>,
+    /// What else shapes the written bytes.
+    pub shape: Shape,
+    /// Target offsets `[from, to)` of records other clients wrote into the
+    /// partition while it was restored, which `--append` wrote after.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub foreign: Vec<[i64; 2]>,
+}
+
+/// What, besides the backup and `--to-timestamp`, decides the bytes a
+/// restore writes into a partition.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Shape {
+    /// The ID map records are rewritten through ([`map_digest`], a key of
+    /// [`DataJournal::maps`]); `None`: written as backed up.
+    pub map: Option<String>,
+    /// The missing-ID policy of the topic.
+    pub missing_id_policy: MissingIdPolicy,
+}
+
+/// A short, stable name of an ID map: SHA-256 over its sorted entries.
+pub fn map_digest(map: &BTreeMap<i32, i32>) -> String {
+    let mut text = String::new();
+    for (s, t) in map {
+        text.push_str(&format!("{s}:{t}\n"));
+    }
+    crate::segment::sha256_hex(text.as_bytes())[..16].to_owned()
 }
 
 impl DataJournal {
@@ -59,6 +105,7 @@ impl DataJournal {
         Self {
             format: DATA_JOURNAL_FORMAT.to_owned(),
             cluster: cluster.to_owned(),
+            maps: BTreeMap::new(),
             partitions: BTreeMap::new(),
         }
     }

@@ -3,8 +3,11 @@
 //! final ID map.
 //!
 //! - [`transform`]: what happens to one record (rewrite, leave out, stop), pure.
-//! - [`journal`]: `data.json`, where each target partition stood before the
-//!   restore wrote to it; the target partition itself says how far it got.
+//! - [`journal`]: where each target partition stood before the restore wrote
+//!   to it, how many of its records are confirmed there, and the settings
+//!   that shaped them.
+//! - [`resume`]: where a partition goes on, and whether it may (pure).
+//! - [`target`]: reading a target partition back (resuming, `verify`).
 //!
 //! Per topic: create it when missing (the backed-up partition count and
 //! configs), refuse one with fewer partitions, refuse partitions that already
@@ -17,10 +20,12 @@
 //! high watermark must have moved by exactly the number of records written.
 
 pub mod journal;
+pub mod resume;
+pub mod target;
 pub mod transform;
 
 use std::collections::HashSet;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -29,7 +34,6 @@ use rdkafka::client::DefaultClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::BaseConsumer;
 use rdkafka::error::{KafkaError as RdKafkaError, RDKafkaErrorCode};
-use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{
     BaseProducer, BaseRecord, DeliveryResult, NoCustomPartitioner, Producer, ProducerContext,
 };
@@ -43,6 +47,7 @@ use crate::config::Config;
 use crate::kafka::{self, Cluster, KafkaError, REQUEST_TIMEOUT};
 use crate::manifest::{BackupReader, ReadError, TopicManifest};
 use crate::segment::{Record, SegmentError, SegmentReader};
+use target::TargetReader;
 
 /// How long records may wait for their acknowledgement (a little longer
 /// than the producer's own `message.timeout.ms`, which reports first).
@@ -98,6 +103,39 @@ pub enum RestoreError {
         high: i64,
         start: i64,
     },
+    #[error(
+        "`{topic}` partition {partition} holds a record this restore did not write, at offset {offset}: {what} (the restore had confirmed its records up to offset {since})\nhint: another producer or another restore wrote to the partition; stop it, then restore into an empty topic (`target.topic_mapping`), or rerun with `--append` to write the rest of the backup after those records, knowingly (`verify` then reports them)"
+    )]
+    Foreign {
+        topic: String,
+        partition: i32,
+        offset: i64,
+        what: String,
+        since: i64,
+    },
+    #[error(
+        "`{topic}` partition {partition} lost records after the restore's confirmed ones: it now begins at offset {low}, the restore had confirmed its records up to offset {next_offset}, so what follows cannot be read back and checked\nhint: restore into an empty topic under a new name with `target.topic_mapping`, or delete the restore journal `{journal}` to start over"
+    )]
+    Unreadable {
+        topic: String,
+        partition: i32,
+        low: i64,
+        next_offset: i64,
+        journal: String,
+    },
+    #[error(
+        "`{topic}` partition {partition} was {} with other settings: {what}; its records would not be what this run writes\nhint: rerun with the settings of the first run to finish it, or restore into an empty topic under a new name with `target.topic_mapping` (or delete the topic and the restore journal `{journal}` to start over)",
+        if *.done { "restored" } else { "partly restored" }
+    )]
+    ShapeChanged {
+        topic: String,
+        partition: i32,
+        done: bool,
+        what: String,
+        journal: String,
+    },
+    #[error(transparent)]
+    ReadBack(#[from] target::ReadBackError),
     #[error(transparent)]
     Journal(#[from] DataJournalError),
     #[error(transparent)]
@@ -120,10 +158,11 @@ pub enum RestoreError {
         found: usize,
         expected: u32,
     },
-    #[error("`{topic}` partition {partition} was partly restored with --to-timestamp {}, this run has {}: the two would write different records\nhint: rerun with the same --to-timestamp to finish, or restore into a new topic", show_ts(.was), show_ts(.now))]
+    #[error("`{topic}` partition {partition} was {} with --to-timestamp {}, this run has {}: the two would write different records\nhint: rerun with the same --to-timestamp to finish, or restore into a new topic", if *.done { "restored" } else { "partly restored" }, show_ts(.was), show_ts(.now))]
     ToTimestampChanged {
         topic: String,
         partition: i32,
+        done: bool,
         was: Option<i64>,
         now: Option<i64>,
     },
@@ -157,13 +196,13 @@ pub enum RestoreError {
         reason: String,
     },
     #[error(
-        "`{topic}` partition {partition} holds {found} record(s) since the restore began, {expected} were written: another producer wrote to it, or records were lost\nhint: restore into an empty topic; the journal `{journal}` records where the restore started"
+        "`{topic}` partition {partition} ends at offset {found}, {expected} was expected after the records this run wrote: another producer wrote to it, or records were lost\nhint: stop whatever else writes to it and rerun the same `apply`: the restore reads back what follows its confirmed records and names what it did not write; the journal `{journal}` records its progress"
     )]
     CountMismatch {
         topic: String,
         partition: i32,
         found: i64,
-        expected: u64,
+        expected: i64,
         journal: String,
     },
 }
@@ -366,86 +405,115 @@ pub async fn restore(
     // closing an admin client takes 100 ms: not on the way
     std::thread::spawn(move || drop(admin));
 
-    // partitions: where each target partition starts, saved before writing
+    // partitions: where each goes on, or where it starts (saved before writing)
     let mut work = Vec::new();
     let mut nonempty = Vec::new();
+    let mut fresh = Vec::new();
     for job in jobs {
+        let map = job.transform.sorted_map();
+        let settings = resume::Settings {
+            source_topic: &job.source,
+            missing_id_policy: job.transform.policy,
+            map: map.as_ref(),
+        };
         for (&partition, p) in &job.manifest.partitions {
             if let Some(progress) = journal.get(&job.target, partition) {
-                if !progress.done && progress.to_timestamp != options.to_timestamp {
+                if progress.to_timestamp != options.to_timestamp {
                     return Err(RestoreError::ToTimestampChanged {
                         topic: job.target.clone(),
                         partition,
+                        done: progress.done,
                         was: progress.to_timestamp,
                         now: options.to_timestamp,
+                    });
+                }
+                if let Some(what) = resume::shape_change(&journal, progress, &settings) {
+                    return Err(RestoreError::ShapeChanged {
+                        topic: job.target.clone(),
+                        partition,
+                        done: progress.done,
+                        what,
+                        journal: journals.display(),
                     });
                 }
                 if progress.done {
                     outcome.partitions_done_before += 1;
                     continue;
                 }
-                work.push((job.clone(), partition, p.clone(), progress.target_start));
+                work.push((job.clone(), partition, p.clone(), progress.clone()));
                 continue;
             }
             let (low, high) = kafka::watermarks(&consumer, &job.target, partition)?;
             if high > low && !options.append {
                 nonempty.push((job.target.clone(), partition, high - low));
             }
-            work.push((job.clone(), partition, p.clone(), high));
+            let progress = PartitionProgress {
+                source_topic: job.source.clone(),
+                target_start: high,
+                done: false,
+                written: 0,
+                next_offset: high,
+                source_offset: None,
+                skipped: 0,
+                to_timestamp: options.to_timestamp,
+                shape: resume::shape(&mut journal, &settings),
+                foreign: Vec::new(),
+            };
+            fresh.push((job.target.clone(), partition, progress.clone()));
+            work.push((job.clone(), partition, p.clone(), progress));
         }
     }
     if !nonempty.is_empty() {
         return Err(RestoreError::NotEmpty(nonempty));
     }
-    for (job, partition, _, start) in &work {
-        if journal.get(&job.target, *partition).is_none() {
-            journal.set(
-                &job.target,
-                *partition,
-                PartitionProgress {
-                    source_topic: job.source.clone(),
-                    target_start: *start,
-                    done: false,
-                    written: 0,
-                    skipped: 0,
-                    to_timestamp: options.to_timestamp,
-                },
-            );
-        }
+    for (topic, partition, progress) in fresh {
+        journal.set(&topic, partition, progress);
     }
     journals.save(&journal).await?;
     drop(consumer);
 
-    // restore the partitions, `partition_concurrency` at once; each
-    // finished partition is journalled as it finishes
+    // restore the partitions, `partition_concurrency` at once; progress is
+    // journalled as records are acknowledged, and each partition when done
     let queue = Arc::new(Mutex::new(work.into_iter()));
     let runtime = tokio::runtime::Handle::current();
     let totals = Arc::new(Totals::default());
     let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let (done_tx, mut done_rx) = tokio::sync::mpsc::unbounded_channel::<Finished>();
+    let (event_tx, mut events) = tokio::sync::mpsc::unbounded_channel::<Event>();
     let mut handles = Vec::new();
     for worker in producers {
-        let (queue, reader, runtime, totals, stop, done_tx) = (
+        let (queue, reader, runtime, totals, stop, event_tx) = (
             queue.clone(),
             reader.clone(),
             runtime.clone(),
             totals.clone(),
             stop.clone(),
-            done_tx.clone(),
+            event_tx.clone(),
         );
+        let (cluster, append) = (cluster.clone(), options.append);
         handles.push(tokio::task::spawn_blocking(
             move || -> Result<(), RestoreError> {
                 while !stop.load(Ordering::Relaxed) {
                     let next = queue.lock().expect("queue lock").next();
-                    let Some((job, partition, manifest, start)) = next else {
+                    let Some((job, partition, manifest, progress)) = next else {
                         break;
                     };
                     let result = worker.restore_partition(
-                        &runtime, &reader, &job, partition, &manifest, start, &totals,
+                        &runtime,
+                        &reader,
+                        &Partition {
+                            cluster: &cluster,
+                            job: &job,
+                            partition,
+                            manifest: &manifest,
+                            progress: &progress,
+                            append,
+                        },
+                        &totals,
+                        &event_tx,
                     );
                     match result {
                         Ok(done) => {
-                            let _ = done_tx.send(done);
+                            let _ = event_tx.send(Event::Finished(done));
                         }
                         Err(e) => {
                             stop.store(true, Ordering::Relaxed);
@@ -460,30 +528,65 @@ pub async fn restore(
             },
         ));
     }
-    drop(done_tx);
+    drop(event_tx);
     let mut save_error = None;
-    while let Some(f) = done_rx.recv().await {
-        log(f.line());
-        outcome.partitions_restored += 1;
-        outcome.records_written += f.written_total;
-        outcome.records_skipped += f.skipped;
-        journal.set(
-            &f.topic,
-            f.partition,
-            PartitionProgress {
-                source_topic: f.source_topic.clone(),
-                target_start: f.target_start,
-                done: true,
-                written: f.written_total,
-                skipped: f.skipped,
-                to_timestamp: options.to_timestamp,
-            },
-        );
-        if let Err(e) = journals.save(&journal).await {
-            // no new partition without a journal; the ones under way finish
-            stop.store(true, Ordering::Relaxed);
-            save_error.get_or_insert(e);
+    let mut saved = Instant::now();
+    let mut unsaved = false;
+    while let Some(event) = events.recv().await {
+        match event {
+            Event::Progress(p) => {
+                if let Some(entry) = journal
+                    .partitions
+                    .get_mut(&p.topic)
+                    .and_then(|t| t.get_mut(&p.partition))
+                {
+                    entry.written = p.written;
+                    entry.next_offset = p.next_offset;
+                    entry.source_offset = p.source_offset;
+                    entry.foreign = p.foreign;
+                    unsaved = true;
+                }
+                if saved.elapsed() < PROGRESS_SAVE_INTERVAL {
+                    continue;
+                }
+            }
+            Event::Finished(f) => {
+                log(f.line());
+                outcome.partitions_restored += 1;
+                outcome.records_written += f.written_total;
+                outcome.records_skipped += f.skipped;
+                if let Some(entry) = journal
+                    .partitions
+                    .get_mut(&f.topic)
+                    .and_then(|t| t.get_mut(&f.partition))
+                {
+                    entry.done = true;
+                    entry.written = f.written_total;
+                    entry.next_offset = f.next_offset;
+                    entry.source_offset = f.source_offset;
+                    entry.skipped = f.skipped;
+                    entry.foreign = f.foreign;
+                }
+            }
         }
+        if save_error.is_some() {
+            continue;
+        }
+        match journals.save(&journal).await {
+            Ok(()) => {
+                saved = Instant::now();
+                unsaved = false;
+            }
+            Err(e) => {
+                // no new partition without a journal; the ones under way finish
+                stop.store(true, Ordering::Relaxed);
+                save_error = Some(e);
+            }
+        }
+    }
+    if unsaved && save_error.is_none() {
+        // progress of partitions that stopped: a rerun reads back less
+        journals.save(&journal).await?;
     }
     let mut first_error = None;
     for handle in handles {
@@ -502,6 +605,19 @@ pub async fn restore(
                     expected,
                     journal: journals.display(),
                 },
+                RestoreError::Unreadable {
+                    topic,
+                    partition,
+                    low,
+                    next_offset,
+                    ..
+                } => RestoreError::Unreadable {
+                    topic,
+                    partition,
+                    low,
+                    next_offset,
+                    journal: journals.display(),
+                },
                 other => other,
             });
         }
@@ -517,6 +633,36 @@ pub async fn restore(
     Ok(outcome)
 }
 
+/// How often, at most, progress within partitions is saved to the journal.
+/// What was acknowledged after the last save is read back on a rerun.
+const PROGRESS_SAVE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// What a worker tells the journal keeper.
+enum Event {
+    Progress(Progress),
+    Finished(Finished),
+}
+
+/// Records of a partition confirmed in the target so far.
+struct Progress {
+    topic: String,
+    partition: i32,
+    written: u64,
+    next_offset: i64,
+    source_offset: Option<i64>,
+    foreign: Vec<[i64; 2]>,
+}
+
+/// One partition to restore and what the journal says of it.
+struct Partition<'a> {
+    cluster: &'a Cluster,
+    job: &'a TopicJob,
+    partition: i32,
+    manifest: &'a crate::manifest::PartitionManifest,
+    progress: &'a PartitionProgress,
+    append: bool,
+}
+
 #[derive(Default)]
 struct Totals {
     ids: AtomicU64,
@@ -528,9 +674,12 @@ struct Finished {
     source_topic: String,
     topic: String,
     partition: i32,
-    target_start: i64,
     /// Records of the restore in the target, from this run and earlier ones.
     written_total: u64,
+    /// The high watermark after the last one.
+    next_offset: i64,
+    source_offset: Option<i64>,
+    foreign: Vec<[i64; 2]>,
     /// Of those, written by an earlier run (skipped here).
     resumed_after: u64,
     skipped: u64,
@@ -624,9 +773,14 @@ struct Deliveries {
     failed: Mutex<Option<(String, i32, i64, String)>>,
     acked: AtomicU64,
     errors: AtomicU64,
-    /// The target offset the record at position 0 would have
-    /// (`target_start - 1`): record `n` of the restore must land at `base + n`.
-    base: std::sync::atomic::AtomicI64,
+    /// Record `n` of the restore must land at target offset `base + n`.
+    base: AtomicI64,
+    /// The last record acknowledged where it belongs: its position, its
+    /// target offset and its backup offset (delivery reports of one
+    /// partition come in order).
+    last_position: AtomicU64,
+    last_offset: AtomicI64,
+    last_source: AtomicI64,
 }
 
 impl ClientContext for Deliveries {
@@ -654,6 +808,9 @@ impl ProducerContext for Deliveries {
                 let expected = self.base.load(Ordering::Relaxed) + position as i64;
                 if m.offset() == expected {
                     self.acked.fetch_add(1, Ordering::Relaxed);
+                    self.last_position.store(position, Ordering::Relaxed);
+                    self.last_offset.store(m.offset(), Ordering::Relaxed);
+                    self.last_source.store(offset, Ordering::Relaxed);
                     return;
                 }
                 // a record landed elsewhere than right after the one before
@@ -730,30 +887,60 @@ impl Worker {
         }
     }
 
-    #[allow(clippy::too_many_arguments)]
+    /// Restores one partition from where its journal entry says: the
+    /// target's records after the confirmed ones are read back and matched
+    /// with the records the restore writes next (an interrupted run's), then
+    /// the rest is produced. Progress goes to `events` as it is acknowledged.
     fn restore_partition(
         &self,
         runtime: &tokio::runtime::Handle,
         reader: &Arc<BackupReader>,
-        job: &TopicJob,
-        partition: i32,
-        manifest: &crate::manifest::PartitionManifest,
-        target_start: i64,
+        work: &Partition<'_>,
         totals: &Totals,
+        events: &tokio::sync::mpsc::UnboundedSender<Event>,
     ) -> Result<Finished, RestoreError> {
         let started = Instant::now();
+        let (job, partition, manifest) = (work.job, work.partition, work.manifest);
         let metadata = &self.metadata;
-        let (_, high) = kafka::watermarks(metadata, &job.target, partition)?;
-        // records of this restore already in the target: written by an earlier run
-        if high < target_start {
-            return Err(RestoreError::Truncated {
+        let (low, high) = kafka::watermarks(metadata, &job.target, partition)?;
+        let resumed = resume::start(work.progress, low, high).map_err(|refusal| match refusal {
+            resume::Refusal::Truncated { high, next_offset } => RestoreError::Truncated {
                 topic: job.target.clone(),
                 partition,
                 high,
-                start: target_start,
-            });
-        }
-        let already = (high - target_start) as u64;
+                start: next_offset,
+            },
+            resume::Refusal::Unreadable { low, next_offset } => RestoreError::Unreadable {
+                topic: job.target.clone(),
+                partition,
+                low,
+                next_offset,
+                journal: String::new(),
+            },
+        })?;
+        // what the target holds after the confirmed records, read back
+        let readback = if resumed.read_from < resumed.high {
+            Some(target::consumer(work.cluster)?)
+        } else {
+            None
+        };
+        let mut tail = match &readback {
+            Some(consumer) => Some(Tail {
+                reader: TargetReader::new(
+                    consumer,
+                    &job.target,
+                    partition,
+                    resumed.read_from,
+                    resumed.high,
+                )?,
+                expected: resumed.read_from,
+                append: work.append,
+                foreign: work.progress.foreign.clone(),
+                matched: 0,
+                last_source: None,
+            }),
+            None => None,
+        };
 
         // fetch segments ahead: the next one is read and checked while this one is produced
         let (tx, mut rx) = tokio::sync::mpsc::channel(1);
@@ -772,7 +959,9 @@ impl Worker {
         let deliveries = self.producer.context();
         deliveries.acked.store(0, Ordering::Relaxed);
         deliveries.errors.store(0, Ordering::Relaxed);
-        deliveries.base.store(target_start - 1, Ordering::Relaxed);
+        deliveries.last_position.store(0, Ordering::Relaxed);
+        let mut foreign = work.progress.foreign.clone();
+        let mut source_offset = work.progress.source_offset;
         let mut position = 0u64; // records this restore writes, counted from the start
         let mut sent = 0u64;
         let mut skipped = 0u64;
@@ -790,6 +979,17 @@ impl Worker {
                 None => Ok(()),
             }
         };
+        // the journal's view: confirmed records and where the next lands
+        let report = |written: u64, next_offset: i64, source: Option<i64>, foreign: &[[i64; 2]]| {
+            let _ = events.send(Event::Progress(Progress {
+                topic: job.target.clone(),
+                partition,
+                written,
+                next_offset,
+                source_offset: source,
+                foreign: foreign.to_vec(),
+            }));
+        };
         let mut segments = 0usize;
         while let Some((path, got)) = rx.blocking_recv() {
             segments += 1;
@@ -805,8 +1005,23 @@ impl Worker {
                 match job.transform.apply(&mut record) {
                     Verdict::Write { rewritten: n } => {
                         position += 1;
-                        if position <= already {
+                        if position <= resumed.written {
                             continue;
+                        }
+                        if let Some(t) = tail.as_mut() {
+                            if t.holds(&record, &job.target, partition)? {
+                                continue;
+                            }
+                            // the tail is read: what follows lands after it
+                            let t = tail.take().expect("tail");
+                            foreign = t.foreign;
+                            source_offset = t.last_source.or(source_offset);
+                            report(position - 1, resumed.high, source_offset, &foreign);
+                        }
+                        if sent == 0 {
+                            deliveries
+                                .base
+                                .store(resumed.high - position as i64, Ordering::Relaxed);
                         }
                         rewritten += u64::from(n);
                         bytes += record_bytes(&record);
@@ -825,6 +1040,7 @@ impl Worker {
                         let settled = self.settle(sent);
                         fetcher.abort();
                         check_failed()?;
+                        self.report_acked(&report, &foreign);
                         if let Err(acked) = settled {
                             return Err(RestoreError::Produce {
                                 topic: job.target.clone(),
@@ -845,6 +1061,7 @@ impl Worker {
                 }
             }
             check_failed()?;
+            self.report_acked(&report, &foreign);
         }
         if segments != manifest.segments.len() {
             // the fetcher stopped without an error to report (a panic)
@@ -858,6 +1075,15 @@ impl Worker {
                 ),
             });
         }
+        // every record of the restore was in the tail: what is left of it
+        // follows the restore's last record
+        let mut resumed_after = resumed.written.min(position);
+        if let Some(mut t) = tail.take() {
+            t.rest(&job.target, partition)?;
+            resumed_after += t.matched;
+            foreign = t.foreign;
+            source_offset = t.last_source.or(source_offset);
+        }
         let settled = self.settle(sent);
         check_failed()?;
         let acked = deliveries.acked.load(Ordering::Relaxed);
@@ -869,16 +1095,23 @@ impl Worker {
                 reason: format!("{acked} of {sent} record(s) acknowledged"),
             });
         }
+        if sent > 0 {
+            source_offset = Some(deliveries.last_source.load(Ordering::Relaxed));
+        }
         let (_, high) = kafka::watermarks(metadata, &job.target, partition)?;
-        let found = high - target_start;
-        if found < 0 || found as u64 != position {
+        let expected = resumed.high + sent as i64;
+        if high != expected {
             return Err(RestoreError::CountMismatch {
                 topic: job.target.clone(),
                 partition,
-                found,
-                expected: position,
+                found: high,
+                expected,
                 journal: String::new(),
             });
+        }
+        if let Some(consumer) = readback {
+            // a consumer with a group takes up to a second to close
+            std::thread::spawn(move || drop(consumer));
         }
         totals.ids.fetch_add(rewritten, Ordering::Relaxed);
         totals.bytes.fetch_add(bytes, Ordering::Relaxed);
@@ -886,13 +1119,33 @@ impl Worker {
             source_topic: job.source.clone(),
             topic: job.target.clone(),
             partition,
-            target_start,
             written_total: position,
-            resumed_after: already.min(position),
+            next_offset: high,
+            source_offset,
+            foreign,
+            resumed_after,
             skipped,
             rewritten,
             seconds: started.elapsed().as_secs_f64(),
         })
+    }
+
+    /// Reports the records acknowledged so far (if any were, this run).
+    fn report_acked(
+        &self,
+        report: &impl Fn(u64, i64, Option<i64>, &[[i64; 2]]),
+        foreign: &[[i64; 2]],
+    ) {
+        let d = self.producer.context();
+        let position = d.last_position.load(Ordering::Relaxed);
+        if position > 0 {
+            report(
+                position,
+                d.last_offset.load(Ordering::Relaxed) + 1,
+                Some(d.last_source.load(Ordering::Relaxed)),
+                foreign,
+            );
+        }
     }
 
     /// Produces one record, waiting while the producer's queue is full.
@@ -907,14 +1160,8 @@ impl Worker {
             BaseRecord::with_opaque_to(topic, Box::new((position, record.offset)))
                 .partition(partition);
         if !record.headers.is_empty() {
-            let mut headers = OwnedHeaders::new_with_capacity(record.headers.len());
-            for (name, value) in &record.headers {
-                headers = headers.insert(Header {
-                    key: &String::from_utf8_lossy(name),
-                    value: value.as_deref(),
-                });
-            }
-            base = base.headers(headers);
+            // names byte for byte, UTF-8 or not
+            base = base.headers(kafka::headers::owned(&record.headers));
         }
         if let Some(k) = record.key.as_deref() {
             base = base.key(k);
@@ -946,6 +1193,115 @@ impl Worker {
                 }
             }
         }
+    }
+}
+
+/// The target's records after the restore's confirmed ones, matched in
+/// order with the records the restore writes next: those that match were
+/// written by an interrupted run; any other record (or an offset without
+/// one) is another client's, refused unless appending.
+struct Tail<'c> {
+    reader: TargetReader<'c>,
+    /// The offset the restore's next record would be at.
+    expected: i64,
+    append: bool,
+    /// Target offset ranges of other clients' records.
+    foreign: Vec<[i64; 2]>,
+    /// Records found to be the restore's own.
+    matched: u64,
+    /// The backup offset of the last of them.
+    last_source: Option<i64>,
+}
+
+impl Tail<'_> {
+    /// Whether `record`, the restore's next, is already in the target.
+    /// Records of other clients before it are passed over (`--append`) or
+    /// refused. `false` once the tail is read to its end.
+    fn holds(
+        &mut self,
+        record: &Record,
+        topic: &str,
+        partition: i32,
+    ) -> Result<bool, RestoreError> {
+        while let Some(got) = self.reader.next_record()? {
+            if got.offset > self.expected {
+                self.other(
+                    [self.expected, got.offset],
+                    "it holds no record (a transaction marker or an aborted record)".into(),
+                    topic,
+                    partition,
+                )?;
+            }
+            self.expected = got.offset + 1;
+            match target::record_difference(record, &got) {
+                None => {
+                    self.matched += 1;
+                    self.last_source = Some(record.offset);
+                    return Ok(true);
+                }
+                Some(what) => self.other(
+                    [got.offset, got.offset + 1],
+                    format!(
+                        "the restore's next record is the backup's offset {}, and this one differs from it: {what}",
+                        record.offset
+                    ),
+                    topic,
+                    partition,
+                )?,
+            }
+        }
+        self.rest(topic, partition)?;
+        Ok(false)
+    }
+
+    /// The tail after the restore's last record: all of it is other clients'.
+    fn rest(&mut self, topic: &str, partition: i32) -> Result<(), RestoreError> {
+        while let Some(got) = self.reader.next_record()? {
+            self.other(
+                [got.offset, got.offset + 1],
+                "it follows the restore's last record".into(),
+                topic,
+                partition,
+            )?;
+            self.expected = got.offset + 1;
+        }
+        if self.expected < self.reader.high {
+            self.other(
+                [self.expected, self.reader.high],
+                "it holds no record (a transaction marker or an aborted record)".into(),
+                topic,
+                partition,
+            )?;
+            self.expected = self.reader.high;
+        }
+        Ok(())
+    }
+
+    fn other(
+        &mut self,
+        range: [i64; 2],
+        what: String,
+        topic: &str,
+        partition: i32,
+    ) -> Result<(), RestoreError> {
+        if !self.append {
+            return Err(RestoreError::Foreign {
+                topic: topic.to_owned(),
+                partition,
+                offset: range[0],
+                what,
+                since: self.reader_start(),
+            });
+        }
+        match self.foreign.last_mut() {
+            Some(last) if last[1] == range[0] => last[1] = range[1],
+            _ => self.foreign.push(range),
+        }
+        Ok(())
+    }
+
+    fn reader_start(&self) -> i64 {
+        self.reader.start
     }
 }
 

@@ -73,6 +73,14 @@ impl Verdict {
 }
 
 impl Transform {
+    /// The ID map in key order (`None` when IDs are not rewritten), as the
+    /// restore journal records it.
+    pub fn sorted_map(&self) -> Option<std::collections::BTreeMap<i32, i32>> {
+        self.map
+            .as_ref()
+            .map(|m| m.iter().map(|(s, t)| (*s, *t)).collect())
+    }
+
     /// Decides what becomes of `record` and, when it is written, rewrites it
     /// in place. A record left out or refused is not modified.
     pub fn apply(&self, record: &mut Record) -> Verdict {

@@ -13,22 +13,17 @@
 
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Headers;
-use rdkafka::{Message, Offset, Timestamp, TopicPartitionList};
 use serde::Serialize;
 
 use super::{Area, Difference};
 use crate::kafka::{self, Cluster, EofIsNormal, KafkaError, REQUEST_TIMEOUT};
 use crate::manifest::{BackupReader, PartitionManifest, ReadError};
+use crate::restore::target::{self, ReadBackError, TargetReader, record_difference};
 use crate::restore::transform::{StreamDigest, Verdict};
 use crate::restore::{DataJournal, TopicJob};
 use crate::segment::{Record, SegmentError, SegmentReader, TimestampType};
-
-/// How long a partition may send nothing while records are still expected.
-const STALL: Duration = Duration::from_secs(60);
 
 /// Why the topics could not be compared (as opposed to: they differ).
 #[derive(Debug, thiserror::Error)]
@@ -46,25 +41,8 @@ pub enum VerifyError {
         partition: i32,
         source: SegmentError,
     },
-    #[error(
-        "cannot read `{topic}` partition {partition} from the target at offset {offset}: {reason}"
-    )]
-    Consume {
-        topic: String,
-        partition: i32,
-        offset: i64,
-        reason: String,
-    },
-    #[error(
-        "`{topic}` partition {partition} sent nothing for {}s while offsets up to {last} were expected (next: {offset})\nhint: is the target broker up?",
-        STALL.as_secs()
-    )]
-    Stalled {
-        topic: String,
-        partition: i32,
-        offset: i64,
-        last: i64,
-    },
+    #[error(transparent)]
+    ReadBack(#[from] ReadBackError),
 }
 
 /// One restored partition, compared.
@@ -186,7 +164,7 @@ pub fn check(
         for _ in 0..workers {
             scope.spawn(|| {
                 let run = || -> Result<(), VerifyError> {
-                    let consumer = consumer(cluster)?;
+                    let consumer = target::consumer(cluster)?;
                     while !stop.load(Ordering::Relaxed) {
                         let next = queue.lock().expect("queue lock").next();
                         let Some(w) = next else { break };
@@ -222,96 +200,6 @@ pub fn check(
     Ok(out)
 }
 
-fn consumer(cluster: &Cluster) -> Result<BaseConsumer<EofIsNormal>, KafkaError> {
-    cluster
-        .client_config(&[
-            ("group.id", "kafka-backup-verify"),
-            ("enable.auto.commit", "false"),
-            ("enable.auto.offset.store", "false"),
-            ("enable.partition.eof", "false"),
-            ("isolation.level", "read_committed"),
-            ("auto.offset.reset", "error"),
-            // a bounded prefetch: memory does not grow with the partition
-            ("queued.max.messages.kbytes", "65536"),
-        ])
-        .create_with_context(EofIsNormal)
-        .map_err(|source| KafkaError::Client {
-            servers: cluster.servers.clone(),
-            source,
-        })
-}
-
-/// The records of a target partition from `next` up to the high watermark
-/// it had when the comparison began.
-struct TargetStream<'c> {
-    consumer: &'c BaseConsumer<EofIsNormal>,
-    topic: &'c str,
-    partition: i32,
-    next: i64,
-    high: i64,
-    read: u64,
-}
-
-impl TargetStream<'_> {
-    fn next(&mut self) -> Result<Option<Record>, VerifyError> {
-        if self.next >= self.high {
-            return Ok(None);
-        }
-        let mut waited = Instant::now();
-        loop {
-            let Some(polled) = self.consumer.poll(Duration::from_millis(500)) else {
-                if waited.elapsed() > STALL {
-                    return Err(VerifyError::Stalled {
-                        topic: self.topic.to_owned(),
-                        partition: self.partition,
-                        offset: self.next,
-                        last: self.high - 1,
-                    });
-                }
-                continue;
-            };
-            let m = polled.map_err(|e| VerifyError::Consume {
-                topic: self.topic.to_owned(),
-                partition: self.partition,
-                offset: self.next,
-                reason: e.to_string(),
-            })?;
-            waited = Instant::now();
-            if m.topic() != self.topic || m.partition() != self.partition || m.offset() < self.next
-            {
-                // left over from the previous assignment
-                continue;
-            }
-            if m.offset() >= self.high {
-                self.next = self.high;
-                return Ok(None);
-            }
-            self.next = m.offset() + 1;
-            self.read += 1;
-            let (timestamp, timestamp_type) = match m.timestamp() {
-                Timestamp::NotAvailable => (None, TimestampType::NotAvailable),
-                Timestamp::CreateTime(t) => (Some(t), TimestampType::CreateTime),
-                Timestamp::LogAppendTime(t) => (Some(t), TimestampType::LogAppendTime),
-            };
-            return Ok(Some(Record {
-                offset: m.offset(),
-                timestamp,
-                timestamp_type,
-                key: m.key().map(<[u8]>::to_vec),
-                value: m.payload().map(<[u8]>::to_vec),
-                headers: m
-                    .headers()
-                    .map(|h| {
-                        h.iter()
-                            .map(|h| (h.key.as_bytes().to_vec(), h.value.map(<[u8]>::to_vec)))
-                            .collect()
-                    })
-                    .unwrap_or_default(),
-            }));
-        }
-    }
-}
-
 fn check_partition(
     consumer: &BaseConsumer<EofIsNormal>,
     reader: &BackupReader,
@@ -343,26 +231,7 @@ fn check_partition(
                 )));
                 from = low;
             }
-            if from < high {
-                let mut list = TopicPartitionList::new();
-                let consume_err = |e: rdkafka::error::KafkaError| VerifyError::Consume {
-                    topic: target.to_owned(),
-                    partition,
-                    offset: from,
-                    reason: e.to_string(),
-                };
-                list.add_partition_offset(target, partition, Offset::Offset(from))
-                    .map_err(consume_err)?;
-                consumer.assign(&list).map_err(consume_err)?;
-            }
-            Some(TargetStream {
-                consumer,
-                topic: target,
-                partition,
-                next: from,
-                high,
-                read: 0,
-            })
+            Some(TargetReader::new(consumer, target, partition, from, high)?)
         }
         None => None,
     };
@@ -407,7 +276,7 @@ fn check_partition(
             expected += 1;
             backup_digest.add_record(&record);
             let got = match stream.as_mut() {
-                Some(s) => s.next()?,
+                Some(s) => s.next_record()?,
                 None => None,
             };
             let Some(got) = got else {
@@ -434,7 +303,7 @@ fn check_partition(
     // what the target holds beyond the backup
     let mut extra_from = None;
     if let Some(s) = stream.as_mut() {
-        while let Some(got) = s.next()? {
+        while let Some(got) = s.next_record()? {
             extra_from.get_or_insert(got.offset);
             add_target(&mut target_digest, &got, None);
         }
@@ -534,91 +403,6 @@ fn add_target(digest: &mut StreamDigest, got: &Record, paired: Option<&Record>) 
         got.value.as_deref(),
         got.headers.iter().map(|(n, v)| (n, v.as_ref())),
     );
-}
-
-/// How `got` (from the target) differs from `expected` (the backup's record
-/// as the restore writes it), if it does: the first differing part, with the
-/// byte where it differs. Offsets are not compared, nor timestamps the
-/// backup did not have as a producer's.
-pub fn record_difference(expected: &Record, got: &Record) -> Option<String> {
-    if expected.timestamp_type == TimestampType::CreateTime
-        && (got.timestamp_type != TimestampType::CreateTime || got.timestamp != expected.timestamp)
-    {
-        return Some(format!(
-            "timestamp {}, the backup has {}",
-            show_timestamp(got),
-            show_timestamp(expected)
-        ));
-    }
-    if let Some(what) = bytes_difference("key", expected.key.as_deref(), got.key.as_deref()) {
-        return Some(what);
-    }
-    if let Some(what) = bytes_difference("value", expected.value.as_deref(), got.value.as_deref()) {
-        return Some(what);
-    }
-    if expected.headers.len() != got.headers.len() {
-        return Some(format!(
-            "{} header(s), the backup has {}",
-            got.headers.len(),
-            expected.headers.len()
-        ));
-    }
-    for (i, ((en, ev), (gn, gv))) in expected.headers.iter().zip(&got.headers).enumerate() {
-        if en != gn {
-            return Some(format!(
-                "header {} is named `{}`, the backup's `{}`",
-                i + 1,
-                String::from_utf8_lossy(gn),
-                String::from_utf8_lossy(en)
-            ));
-        }
-        let name = format!("header `{}`", String::from_utf8_lossy(en));
-        if let Some(what) = bytes_difference(&name, ev.as_deref(), gv.as_deref()) {
-            return Some(what);
-        }
-    }
-    None
-}
-
-fn show_timestamp(r: &Record) -> String {
-    match (r.timestamp_type, r.timestamp) {
-        (TimestampType::CreateTime, Some(t)) => format!("{t} (create time)"),
-        (TimestampType::LogAppendTime, Some(t)) => format!("{t} (log-append time)"),
-        _ => "none".to_owned(),
-    }
-}
-
-fn bytes_difference(part: &str, expected: Option<&[u8]>, got: Option<&[u8]>) -> Option<String> {
-    let (e, g) = match (expected, got) {
-        (None, None) => return None,
-        (Some(_), None) => return Some(format!("{part} is null, the backup's is not")),
-        (None, Some(_)) => return Some(format!("{part} is not null, the backup's is")),
-        (Some(e), Some(g)) => (e, g),
-    };
-    if e == g {
-        return None;
-    }
-    let Some(at) = e.iter().zip(g).position(|(a, b)| a != b) else {
-        return Some(format!(
-            "{part} has {} byte(s), the backup's {} (the same up to there)",
-            g.len(),
-            e.len()
-        ));
-    };
-    let mut what = format!(
-        "{part} differs at byte {at} (0x{:02x}, the backup's 0x{:02x}",
-        g[at], e[at]
-    );
-    if (1..5).contains(&at) && e[0] == 0 && e.len() >= 5 && g.len() >= 5 {
-        let id = |b: &[u8]| u32::from_be_bytes([b[1], b[2], b[3], b[4]]);
-        what.push_str(&format!(
-            "; schema ID {} where {} was expected",
-            id(g),
-            id(e)
-        ));
-    }
-    what.push(')');
-    Some(what)
 }
 
 #[cfg(test)]
