@@ -8,6 +8,7 @@
 mod common;
 
 use common::*;
+use kafka_backup::apply::journal::target_key;
 use reqwest::Method;
 use serde_json::json;
 
@@ -61,6 +62,7 @@ async fn assert_seed_ids(target: &Registry, dir: &std::path::Path, digest: &str)
     let map: serde_json::Value = serde_json::from_slice(
         &std::fs::read(
             dir.join("store/seed-example/apply")
+                .join(target_key(&target.url))
                 .join(digest)
                 .join("id-map.json"),
         )
@@ -182,6 +184,7 @@ async fn an_interrupted_apply_is_rerun_and_finishes() {
     assert!(
         dir.path()
             .join("store/seed-example/apply")
+            .join(target_key(&target.url))
             .join(&digest)
             .join("journal.json")
             .exists()
@@ -260,6 +263,7 @@ async fn registry_steps_run_concurrently_and_give_a_consistent_map() {
         &std::fs::read(
             dir.path()
                 .join("store/seed-example/apply")
+                .join(target_key(&target.url))
                 .join(&digest)
                 .join("id-map.json"),
         )
@@ -281,4 +285,28 @@ async fn registry_steps_run_concurrently_and_give_a_consistent_map() {
     );
     let (status, body) = target.call(Method::GET, "/config/orders-value", None).await;
     assert_eq!(status, 404, "the temporary level is gone: {body}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_plan_applied_to_two_registries_in_the_same_state_registers_in_both() {
+    // a drill into one empty registry, then the real restore into another:
+    // the two plans are the same (same backup, same target state, same
+    // options), and the second must not be taken as already applied
+    let dir = tempfile::tempdir().unwrap();
+    let _source = backup_of_fixture(dir.path()).await.0;
+    let drill = Registry::start();
+    let (_, plan_file, digest) = plan_into(dir.path(), &drill);
+    let prod = Registry::start();
+    let prod_cfg = restore_config(dir.path(), "prod.yaml", &prod.url);
+    let drill_cfg = restore_config(dir.path(), "drill.yaml", &drill.url);
+    success(&apply(&plan_file, &drill_cfg, &["--registry-only"]));
+    assert_seed_ids(&drill, dir.path(), &digest).await;
+
+    let printed = success(&apply(&plan_file, &prod_cfg, &["--registry-only"]));
+    assert!(!printed.contains("already applied"), "{printed}");
+    assert_seed_ids(&prod, dir.path(), &digest).await;
+
+    // the same plan again into the drill registry, still as it was left
+    let printed = success(&apply(&plan_file, &drill_cfg, &["--registry-only"]));
+    assert!(printed.contains("already applied"), "{printed}");
 }

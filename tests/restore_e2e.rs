@@ -591,7 +591,8 @@ async fn header_names_that_are_not_utf8_are_backed_up_and_restored_byte_for_byte
     let topic = unique("raw-headers");
     let restored = format!("{topic}-restored");
     create_topic(&topic, 1, &[]).await;
-    let given: Vec<Vec<(Vec<u8>, Option<Vec<u8>>)>> = vec![
+    type Headers = Vec<(Vec<u8>, Option<Vec<u8>>)>;
+    let given: Vec<Headers> = vec![
         vec![(vec![0xff, 0xfe, b'x'], Some(b"latin-1".to_vec()))],
         vec![
             (b"trace".to_vec(), Some(b"t".to_vec())),

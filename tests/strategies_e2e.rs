@@ -183,7 +183,11 @@ impl Setup {
 
     /// The ID map `apply` kept: source ID to target ID.
     fn id_map(&self) -> BTreeMap<String, u64> {
-        let apply = self.dir.path().join("store/b1/apply");
+        let apply = self
+            .dir
+            .path()
+            .join("store/b1/apply")
+            .join(kafka_backup::apply::journal::target_key(&self.target.url));
         let mut maps: Vec<BTreeMap<String, u64>> = std::fs::read_dir(&apply)
             .unwrap()
             .map(|d| d.unwrap().path().join("id-map.json"))

@@ -1,7 +1,13 @@
-//! The apply journal: `<backup_id>/apply/<plan digest>/journal.json` in the
-//! backup's storage, written after every step, so that a killed or failed
-//! apply rerun skips what is done, and a second apply of a finished plan
-//! changes nothing. Beside it, `id-map.json`: the final source-to-target ID map.
+//! The apply journal: `<backup_id>/apply/<target>/<plan digest>/journal.json`
+//! in the backup's storage (`<target>`: the target registry's URL made a
+//! file name, see [`target_key`]), written after every step, so that a killed
+//! or failed apply rerun skips what is done, and a second apply of a finished
+//! plan to a target still as it left it changes nothing. Beside it,
+//! `id-map.json`: the final source-to-target ID map, and `plan.json`: the plan,
+//! so that what an interrupted apply left temporary can be put back.
+//!
+//! Two targets in the same state get the same plan digest: the target in the
+//! path keeps their journals apart.
 //!
 //! Writes are conditional where the store allows it: the first journal is
 //! created with `PutMode::Create` (two applies of one plan started at once:
@@ -38,6 +44,15 @@ pub struct Journal {
     pub assigned_ids: IdMap,
     /// Every step is done.
     pub finished: bool,
+    /// The target registry's URL (config checks keep credentials out of
+    /// it): which registry an interrupted apply may have left temporary
+    /// settings in.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<String>,
+    /// The target's fingerprint once every step was done: a finished plan
+    /// is "already applied" only to a target still in that state.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub final_target_fingerprint: Option<String>,
 }
 
 impl Journal {
@@ -48,6 +63,8 @@ impl Journal {
             done: BTreeSet::new(),
             assigned_ids: IdMap::new(),
             finished: false,
+            target: None,
+            final_target_fingerprint: None,
         }
     }
 }
@@ -81,20 +98,23 @@ pub struct JournalStore {
     folder: String,
     last: Option<UpdateVersion>,
     conditional: bool,
+    /// The next save overwrites the journal there (see [`Self::forget_version`]).
+    replace: bool,
 }
 
 impl JournalStore {
-    /// The folder `<backup_id>/apply/<digest>/` of `store`.
-    pub fn new(store: Store, backup_id: &str, plan_digest: &str) -> Self {
+    /// The folder `<backup_id>/apply/<target key>/<digest>/` of `store`.
+    pub fn new(store: Store, backup_id: &str, target: &str, plan_digest: &str) -> Self {
         Self {
             store,
-            folder: format!("{backup_id}/apply/{plan_digest}"),
+            folder: format!("{backup_id}/apply/{}/{plan_digest}", target_key(target)),
             last: None,
             conditional: true,
+            replace: false,
         }
     }
 
-    /// `<backup_id>/apply/<digest>/<name>`, as shown to people.
+    /// `<backup_id>/apply/<target key>/<digest>/<name>`, as shown to people.
     pub fn display(&self, name: &str) -> String {
         format!(
             "{}/{}/{name}",
@@ -150,6 +170,7 @@ impl JournalStore {
         let path = self.path("journal.json");
         let shown = self.display("journal.json");
         let mode = match (&self.last, self.conditional) {
+            (None, _) if self.replace => PutMode::Overwrite,
             (None, _) => PutMode::Create,
             (Some(v), true) => PutMode::Update(v.clone()),
             (Some(_), false) => PutMode::Overwrite,
@@ -192,6 +213,43 @@ impl JournalStore {
         }
     }
 
+    /// Forgets the journal loaded last: the next save replaces it (a
+    /// finished plan applied anew) rather than updating it.
+    pub fn forget_version(&mut self) {
+        self.last = None;
+        self.replace = true;
+    }
+
+    /// The plan kept beside the journal (`plan.json`), `None` when there is none.
+    pub async fn load_plan(&self) -> Result<Option<Vec<u8>>, JournalError> {
+        match self.store.object_store().get(&self.path("plan.json")).await {
+            Ok(got) => got.bytes().await.map(|b| Some(b.to_vec())),
+            Err(object_store::Error::NotFound { .. }) => return Ok(None),
+            Err(e) => Err(e),
+        }
+        .map_err(|source| JournalError::Read {
+            path: self.display("plan.json"),
+            source,
+        })
+    }
+
+    /// Keeps the plan file beside the journal (`plan.json`), so that the
+    /// temporary settings of an interrupted apply can be put back later.
+    pub async fn save_plan(&self, bytes: &[u8]) -> Result<(), JournalError> {
+        self.store
+            .object_store()
+            .put(
+                &self.path("plan.json"),
+                PutPayload::from(Bytes::from(bytes.to_vec())),
+            )
+            .await
+            .map(|_| ())
+            .map_err(|source| JournalError::Write {
+                path: self.display("plan.json"),
+                source,
+            })
+    }
+
     /// Writes `id-map.json` (see [`id_map_json`]).
     pub async fn save_id_map(&self, map: &IdMap) -> Result<(), JournalError> {
         let bytes = id_map_json(map);
@@ -208,6 +266,40 @@ impl JournalStore {
                 source,
             })
     }
+}
+
+/// The folder name of a target registry: its URL, readable where it is
+/// plain, with a short hash of the exact URL so that two never share one.
+pub fn target_key(target: &str) -> String {
+    crate::restore::journal::file_name(target)
+}
+
+/// The plan digests applied to `target` that have a journal folder.
+pub async fn applied_plans(
+    store: &Store,
+    backup_id: &str,
+    target: &str,
+) -> Result<Vec<String>, JournalError> {
+    let key = target_key(target);
+    let prefix = store.path(&format!("{backup_id}/apply/{key}"));
+    let listed = store
+        .object_store()
+        .list_with_delimiter(Some(&prefix))
+        .await
+        .map_err(|source| JournalError::Read {
+            path: format!(
+                "{}/{backup_id}/apply/{key}/",
+                store.to_string().trim_end_matches('/')
+            ),
+            source,
+        })?;
+    let mut digests: Vec<String> = listed
+        .common_prefixes
+        .iter()
+        .filter_map(|p| p.filename().map(str::to_owned))
+        .collect();
+    digests.sort();
+    Ok(digests)
 }
 
 /// The ID map in the seed's format, `{"1": 1, "5": 2}`, IDs of another

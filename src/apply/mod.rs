@@ -1,9 +1,10 @@
 //! The applier, registry half: runs a plan's steps against the target
 //! registry, journalling each one in the backup's storage, and writes the
-//! final source-to-target ID map. (Restoring topic data is still to come.)
+//! final source-to-target ID map. The data half is [`crate::restore`].
 //!
 //! - [`executor`]: one step, idempotently (already done = success).
-//! - [`journal`]: `<backup_id>/apply/<plan digest>/journal.json` and `id-map.json`.
+//! - [`journal`]: `<backup_id>/apply/<target>/<plan digest>/journal.json`,
+//!   `id-map.json` and `plan.json`.
 //! - [`schedule`]: which steps may run at once (`depends_on`, plus the
 //!   ordering the plan's order implies: per scope, IDs, deletions).
 //!
@@ -334,7 +335,7 @@ pub async fn apply_registry_concurrent(
     if let Some((j, source)) = failure {
         let step = &plan.steps[j];
         let hint = hint_for(step, &source);
-        let cleanup = put_back(api, plan, &mut journal, step.id, log).await;
+        let cleanup = put_back(api, plan, &mut journal, Some(step.id), log).await;
         if let Some(s) = store.as_deref_mut() {
             s.save(&journal).await?;
         }
@@ -375,16 +376,10 @@ async fn run_step_resuming(
     first
 }
 
-/// After a failure: runs the restore steps of every scope whose temporary
-/// mode or level was set (and not yet put back), and takes those temporary
-/// steps out of the journal so that a rerun sets them again.
-async fn put_back(
-    api: &dyn RegistryApi,
-    plan: &Plan,
-    journal: &mut Journal,
-    failed: u32,
-    log: &mut dyn FnMut(String),
-) -> Vec<String> {
+/// The steps that put back a temporary mode or level the journal says was
+/// set and not yet put back, in plan order: what an interrupted apply of
+/// `plan` left in the target.
+pub fn outstanding<'p>(plan: &'p Plan, journal: &Journal) -> Vec<&'p Step> {
     let touched = |kind: StepKind| -> BTreeSet<Option<String>> {
         plan.steps
             .iter()
@@ -394,17 +389,50 @@ async fn put_back(
     };
     let modes = touched(StepKind::SetMode);
     let levels = touched(StepKind::SetCompatibility);
+    plan.steps
+        .iter()
+        .filter(|step| match step.kind {
+            StepKind::RestoreMode => modes.contains(&scope(step)),
+            StepKind::RestoreCompatibility => levels.contains(&scope(step)),
+            _ => false,
+        })
+        .filter(|step| !journal.done.contains(&step.id))
+        .collect()
+}
+
+/// Puts back what an apply of `plan` that stopped without doing so (killed)
+/// left temporary in the target, registering nothing; the journal then says
+/// so (a rerun of the same plan sets them again). Gives one line per step,
+/// and whether every one of them ran.
+pub async fn put_back_interrupted(
+    api: &dyn RegistryApi,
+    plan: &Plan,
+    journal: &mut Journal,
+    log: &mut dyn FnMut(String),
+) -> (Vec<String>, bool) {
+    let lines = put_back(api, plan, journal, None, log).await;
+    (lines, outstanding(plan, journal).is_empty())
+}
+
+/// After a failure (of step `failed`, which is not run again): runs the
+/// restore steps of every scope whose temporary mode or level was set (and
+/// not yet put back), and takes those temporary steps out of the journal so
+/// that a rerun sets them again.
+async fn put_back(
+    api: &dyn RegistryApi,
+    plan: &Plan,
+    journal: &mut Journal,
+    failed: Option<u32>,
+    log: &mut dyn FnMut(String),
+) -> Vec<String> {
     let mut lines = Vec::new();
     let mut restored: Vec<(StepKind, Option<String>)> = Vec::new();
-    for step in &plan.steps {
+    for step in outstanding(plan, journal) {
         let temp_kind = match step.kind {
-            StepKind::RestoreMode if modes.contains(&scope(step)) => StepKind::SetMode,
-            StepKind::RestoreCompatibility if levels.contains(&scope(step)) => {
-                StepKind::SetCompatibility
-            }
-            _ => continue,
+            StepKind::RestoreMode => StepKind::SetMode,
+            _ => StepKind::SetCompatibility,
         };
-        if step.id == failed || journal.done.contains(&step.id) {
+        if Some(step.id) == failed {
             continue;
         }
         match run_step(api, step).await {
@@ -912,7 +940,7 @@ mod tests {
             .unwrap()
             .open()
             .unwrap();
-        let mut journals = JournalStore::new(store.clone(), "b", "d");
+        let mut journals = JournalStore::new(store.clone(), "b", "http://t", "d");
         let (result, lines) = run_with(&fake, &plan, 4, Some(&mut journals));
         assert!(fake.max_in_flight() > 1, "{:?}", fake.events());
         let Err(ApplyError::StepFailed { step, cleanup, .. }) = result else {
@@ -925,7 +953,7 @@ mod tests {
             .build()
             .unwrap();
         let journal = rt
-            .block_on(JournalStore::new(store, "b", "d").load())
+            .block_on(JournalStore::new(store, "b", "http://t", "d").load())
             .unwrap()
             .unwrap();
         let by_id = |id: u32| plan.steps.iter().find(|s| s.id == id).unwrap();

@@ -8,8 +8,6 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use bytes::Bytes;
-use object_store::{ObjectStoreExt, PutPayload};
 
 use super::ApplyArgs;
 use crate::apply::{self, IdMap, Journal, JournalStore};
@@ -39,8 +37,22 @@ pub fn run(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
     }
 
     let id_map = if registry_on {
-        let plan = match &args.plan {
-            Some(path) => read_plan(path)?,
+        // what interrupted applies left temporary goes back before anything
+        // is planned against (or applied to) the target
+        let own = match &args.plan {
+            Some(path) => Some(read_plan(path)?),
+            None => None,
+        };
+        put_back_interrupted(
+            cfg,
+            &runtime,
+            &store,
+            &backup_id,
+            own.as_ref().and_then(|p| p.digest.as_deref()),
+            args.dry_run,
+        )?;
+        let plan = match own {
+            Some(plan) => plan,
             None => match plan_and_confirm(cfg, &runtime, &store, &backup_id, args)? {
                 Some(plan) => plan,
                 None => return Ok(ExitCode::FAILURE),
@@ -121,18 +133,98 @@ fn plan_and_confirm(
     if !args.auto_approve && !args.dry_run && !confirmed("Apply this plan?")? {
         return Ok(None);
     }
-    if !args.dry_run {
-        let digest = plan.digest.as_deref().expect("read plans have a digest");
-        let path = store.path(&format!("{backup_id}/apply/{digest}/plan.json"));
-        runtime
-            .block_on(
-                store
-                    .object_store()
-                    .put(&path, PutPayload::from(Bytes::from(bytes))),
-            )
-            .context("cannot keep the plan file beside the journal")?;
-    }
     Ok(Some(plan))
+}
+
+/// The target registry as apply journals name it (its URL: the config
+/// checks keep credentials out of it).
+fn target_name(cfg: &Config) -> String {
+    cfg.enterprise
+        .schema_registry
+        .url
+        .as_ref()
+        .map(|u| u.to_string().trim_end_matches('/').to_owned())
+        .unwrap_or_default()
+}
+
+/// Puts back what interrupted applies of this backup (killed, or on a lost
+/// machine) left temporary in this target registry: every unfinished journal
+/// of another plan than `except` that names this target and has temporary
+/// modes or levels not yet put back. With `dry_run`, only says so.
+fn put_back_interrupted(
+    cfg: &Config,
+    runtime: &tokio::runtime::Runtime,
+    store: &Store,
+    backup_id: &str,
+    except: Option<&str>,
+    dry_run: bool,
+) -> anyhow::Result<()> {
+    let target = target_name(cfg);
+    let mut client = None;
+    for digest in runtime.block_on(apply::journal::applied_plans(store, backup_id, &target))? {
+        if Some(digest.as_str()) == except {
+            continue;
+        }
+        let mut journals = JournalStore::new(store.clone(), backup_id, &target, &digest);
+        let Some(mut journal) = runtime.block_on(journals.load())? else {
+            continue;
+        };
+        if journal.finished || journal.target.as_deref() != Some(target.as_str()) {
+            continue;
+        }
+        let Some(bytes) = runtime.block_on(journals.load_plan())? else {
+            anyhow::bail!(
+                "the apply journal `{}` is unfinished and has no plan beside it, so the temporary settings it may have left in `{target}` cannot be known\nhint: check the target's modes and compatibility levels by hand, then delete `{}`",
+                journals.display("journal.json"),
+                journals.display("")
+            );
+        };
+        let plan = planfile::read(&bytes)
+            .with_context(|| format!("reading `{}`", journals.display("plan.json")))?;
+        let pending = apply::outstanding(&plan, &journal);
+        if pending.is_empty() {
+            continue;
+        }
+        let short = &digest[..digest.len().min(12)];
+        if dry_run {
+            eprintln!(
+                "warning: an interrupted apply (plan {short}, journal `{}`) left {} temporary setting(s) in the target; `apply` puts them back before anything else:",
+                journals.display("journal.json"),
+                pending.len()
+            );
+            for step in pending {
+                eprintln!("  {}", apply::describe(step));
+            }
+            continue;
+        }
+        eprintln!(
+            "an interrupted apply (plan {short}, journal `{}`) left {} temporary setting(s) in the target; putting them back first",
+            journals.display("journal.json"),
+            pending.len()
+        );
+        let client = match &client {
+            Some(c) => c,
+            None => client.insert(HttpRegistry::new(&cfg.enterprise.schema_registry)?),
+        };
+        let mut log = |line: String| eprintln!("{line}");
+        let (lines, all) = runtime.block_on(apply::put_back_interrupted(
+            client,
+            &plan,
+            &mut journal,
+            &mut log,
+        ));
+        for line in &lines {
+            eprintln!("  put back: {line}");
+        }
+        runtime.block_on(journals.save(&journal))?;
+        if !all {
+            anyhow::bail!(
+                "not every temporary setting of the interrupted apply (journal `{}`) could be put back; nothing else was changed\nhint: rerun when the registry answers again",
+                journals.display("journal.json")
+            );
+        }
+    }
+    Ok(())
 }
 
 /// Lists the backup's topics and where they go.
@@ -191,7 +283,7 @@ fn apply_registry(
     args: &ApplyArgs,
 ) -> anyhow::Result<IdMap> {
     let digest = plan.digest.clone().expect("a read plan has its digest");
-    let mut journals = JournalStore::new(store.clone(), backup_id, &digest);
+    let mut journals = JournalStore::new(store.clone(), backup_id, &target_name(cfg), &digest);
     // the plan must come from this backup: its registry state, as planned
     let (_, schemas) = runtime.block_on(gather::backup_snapshot(cfg))?;
     if schemas.fingerprint != plan.backup_fingerprint {
@@ -202,19 +294,34 @@ fn apply_registry(
             args.config.display()
         );
     }
-    let existing = runtime.block_on(journals.load())?;
-    if existing.as_ref().is_some_and(|j| j.finished) {
-        let journal = existing.expect("checked");
-        let map = apply::final_id_map(plan, &journal.assigned_ids);
-        println!(
-            "Registry: this plan was already applied (journal `{}`); nothing to change.",
+    let mut existing = runtime.block_on(journals.load())?;
+    let (target, _) = runtime.block_on(gather::target_snapshot(cfg))?;
+    if let Some(journal) = existing.take_if(|j| j.finished) {
+        let now = target.fingerprint();
+        if journal.final_target_fingerprint.as_deref() == Some(now.as_str()) {
+            let map = apply::final_id_map(plan, &journal.assigned_ids);
+            println!(
+                "Registry: this plan was already applied (journal `{}`); nothing to change.",
+                journals.display("journal.json")
+            );
+            print_id_map(&map, &journals.display("id-map.json"), false);
+            return Ok(map);
+        }
+        if now != plan.target_fingerprint && !args.force {
+            anyhow::bail!(
+                "this plan was applied to the target before (journal `{}`), and the target changed since: it is neither as that apply left it nor as the plan was made against\nhint: make the plan again against the target as it is now, and review it",
+                journals.display("journal.json")
+            );
+        }
+        // the target is as the plan was made against again (emptied and
+        // rebuilt, say): the plan is applied anew, not taken as done
+        eprintln!(
+            "the target is back in the state this plan was made against since it was applied (journal `{}`): applying it again",
             journals.display("journal.json")
         );
-        print_id_map(&map, &journals.display("id-map.json"), false);
-        return Ok(map);
+        journals.forget_version();
     }
 
-    let (target, _) = runtime.block_on(gather::target_snapshot(cfg))?;
     let resuming = existing.is_some();
     apply::check_applicable(plan, &target.fingerprint(), resuming, args.force)?;
     if resuming {
@@ -225,7 +332,13 @@ fn apply_registry(
     } else if args.force && plan.target_fingerprint != target.fingerprint() {
         eprintln!("warning: the target changed since the plan was made; applying anyway (--force)");
     }
-    let journal = existing.unwrap_or_else(|| Journal::new(&digest));
+    let mut journal = existing.unwrap_or_else(|| Journal::new(&digest));
+    if !args.dry_run {
+        journal.target.get_or_insert_with(|| target_name(cfg));
+        // beside the journal, so that what this apply sets temporarily can
+        // be put back by a later one if it is killed
+        runtime.block_on(journals.save_plan(&planfile::write(plan)))?;
+    }
 
     let client = HttpRegistry::new(&cfg.enterprise.schema_registry)?;
     if args.dry_run {
@@ -245,6 +358,13 @@ fn apply_registry(
     if args.dry_run {
         println!("Dry run: nothing was sent.");
         return Ok(outcome.id_map);
+    }
+    // how this apply leaves the target: a later apply of the same plan is
+    // "already applied" only while the target is still so
+    let (after, _) = runtime.block_on(gather::target_snapshot(cfg))?;
+    if let Some(mut journal) = runtime.block_on(journals.load())? {
+        journal.final_target_fingerprint = Some(after.fingerprint());
+        runtime.block_on(journals.save(&journal))?;
     }
     println!(
         "Registry applied: {} step(s) changed the target, {} already there, {} done in an earlier run.",

@@ -132,9 +132,10 @@ impl DataJournal {
     }
 }
 
-/// A file name for a cluster key: kept readable when it is plain, with a
-/// short hash of the exact key so that two keys never share a file.
-fn file_name(cluster: &str) -> String {
+/// A file name for a key (a cluster ID, a registry URL): kept readable when
+/// it is plain, with a short hash of the exact key so that two keys never
+/// share a file.
+pub(crate) fn file_name(cluster: &str) -> String {
     let plain: String = cluster
         .chars()
         .map(|c| {

@@ -12,7 +12,7 @@ use super::{client_config, unique};
 
 /// One record as the tests compare it (offsets left out: a restored
 /// partition has its own).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct Rec {
     pub partition: i32,
     pub timestamp: Option<i64>,

@@ -1,0 +1,307 @@
+//! The fault matrix, against the live test ground and through the real
+//! binary: a process killed (`SIGKILL`) at random points and run again must
+//! end with every record and every schema exactly once and unchanged.
+//! Each scenario runs `KB_FAULT_RUNS` times (a few in the suite, 20 from
+//! `scripts/faults`, which tabulates the rows they report in
+//! `docs/reliability.md`). Kill delays are seeded from the clock and printed.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use common::matrix::{self, Tally};
+use common::records::*;
+use common::*;
+use serde_json::json;
+
+fn rng() -> fastrand::Rng {
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_nanos() as u64;
+    eprintln!("kill delays seeded with {seed}");
+    fastrand::Rng::with_seed(seed)
+}
+
+/// Runs the binary and kills it after `delay` unless it ended first; true
+/// when it was killed.
+fn killed_after(args: &[&str], delay: Duration) -> bool {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kafka-backup"))
+        .args(args)
+        .env("KAFKA_BACKUP_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    loop {
+        if child.try_wait().unwrap().is_some() {
+            return false;
+        }
+        if started.elapsed() >= delay {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+}
+
+/// How long a full run of `args` takes (it must succeed).
+fn timed(args: &[&str]) -> Duration {
+    let started = Instant::now();
+    success(&kafka_backup(args));
+    started.elapsed()
+}
+
+fn backup_config(dir: &Path, id: &str, topic: &str, sr: &str) -> std::path::PathBuf {
+    write(
+        dir,
+        &format!("{id}.yaml"),
+        &format!(
+            "backup_id: {id}\nsource:\n  bootstrap_servers: [{}]\n  topics:\n    include: [\"{topic}\"]\nstorage:\n  path: {}\nenterprise:\n  schema_registry:\n    enabled: true\n    url: {sr}\n",
+            bootstrap(),
+            dir.join("store").display(),
+        ),
+    )
+}
+
+/// The records of `topic` in backup `id` under `dir/store`, per partition,
+/// read through the library's checked reader.
+async fn backed_up(dir: &Path, id: &str, topic: &str) -> BTreeMap<i32, Vec<Rec>> {
+    let store = kafka_backup::storage::Location::parse(dir.join("store").to_str().unwrap())
+        .unwrap()
+        .open()
+        .unwrap();
+    let reader = kafka_backup::manifest::BackupReader::open(&store, id)
+        .await
+        .unwrap();
+    let mut out = BTreeMap::new();
+    for (&p, partition) in &reader.manifest.topics[topic].partitions {
+        let mut recs = Vec::new();
+        for segment in &partition.segments {
+            let bytes = reader.read(&segment.path).await.unwrap();
+            let mut records = kafka_backup::segment::SegmentReader::new(&bytes[..]).unwrap();
+            while let Some(r) = records.next_record().unwrap() {
+                recs.push(Rec {
+                    partition: p,
+                    timestamp: r.timestamp,
+                    key: r.key,
+                    value: r.value,
+                    headers: r
+                        .headers
+                        .into_iter()
+                        .map(|(n, v)| (String::from_utf8(n).unwrap(), v))
+                        .collect(),
+                });
+            }
+        }
+        out.insert(p, recs);
+    }
+    out
+}
+
+fn by_partition(records: &[Rec]) -> BTreeMap<i32, Vec<Rec>> {
+    let mut out: BTreeMap<i32, Vec<Rec>> = BTreeMap::new();
+    for r in records {
+        out.entry(r.partition).or_default().push(r.clone());
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fault_backup_killed_at_random_points_and_rerun_holds_every_record_once() {
+    let runs = matrix::runs(3);
+    let mut rng = rng();
+    // 1 KiB values on 2 of 5 records, 3 partitions: about 12 MB
+    let records: Vec<Rec> = (0..30_000)
+        .map(|i| record_padded(i, 3, None, 1024))
+        .collect();
+    let b = seeded_backup(unique("orders"), records).await;
+    let dir = b.dir.path();
+    let expected = by_partition(&b.records);
+    let full = timed(&[
+        "backup",
+        "-c",
+        backup_config(dir, "calibrate", &b.topic, &b.source.url)
+            .to_str()
+            .unwrap(),
+    ]);
+    eprintln!("a full backup takes {full:?}");
+
+    let mut total = Tally::default();
+    let mut killed = 0;
+    for run in 0..runs {
+        let id = format!("k{run}");
+        let cfg = backup_config(dir, &id, &b.topic, &b.source.url);
+        let cfg = cfg.to_str().unwrap();
+        let delay = Duration::from_micros(rng.u64(0..full.as_micros() as u64));
+        let was_killed = killed_after(&["backup", "-c", cfg], delay);
+        let manifest = dir.join("store").join(&id).join("manifest.json");
+        if was_killed {
+            killed += 1;
+            if !manifest.exists() {
+                // an interrupted backup is flagged, never listed as usable
+                let listed = success(&kafka_backup(&[
+                    "list",
+                    "--path",
+                    dir.join("store").to_str().unwrap(),
+                ]));
+                let line = listed.lines().find(|l| l.contains(&id));
+                assert!(line.is_none_or(|l| l.contains("interrupted")), "{listed}");
+                success(&kafka_backup(&["backup", "-c", cfg]));
+            }
+        }
+        eprintln!("run {run}: killed after {delay:?}: {was_killed}");
+        success(&kafka_backup(&[
+            "describe",
+            "--path",
+            dir.join("store").to_str().unwrap(),
+            "--backup-id",
+            &id,
+            "--verify-files",
+        ]));
+        let got = backed_up(dir, &id, &b.topic).await;
+        for (p, want) in &expected {
+            let have = got.get(p).cloned().unwrap_or_default();
+            total.add(matrix::tally(want, &have));
+            assert_eq!(&have, want, "backup {id}, partition {p}");
+        }
+    }
+    matrix::row(
+        "backup killed (SIGKILL) at a random point, then rerun",
+        runs,
+        total,
+        &format!("{killed} killed mid-run; every rerun complete, files verified"),
+    );
+    assert!(total.clean(), "{total:?}");
+}
+
+/// An Avro record schema with `fields` int fields named `f0..`, each after
+/// the first with a default (so each version is compatible with the last).
+fn avro(name: &str, fields: usize) -> String {
+    let fields: Vec<serde_json::Value> = (0..fields)
+        .map(|i| {
+            if i == 0 {
+                json!({"name": "f0", "type": "int"})
+            } else {
+                json!({"name": format!("f{i}"), "type": "int", "default": 0})
+            }
+        })
+        .collect();
+    json!({"type": "record", "name": name, "fields": fields}).to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fault_apply_killed_in_its_registry_half_and_rerun_registers_each_version_once() {
+    let runs = matrix::runs(3);
+    let mut rng = rng();
+    let dir = tempfile::tempdir().unwrap();
+    let source = Registry::start();
+    // a target that hands out other IDs than the source
+    let subjects: Vec<String> = (0..40).map(|i| format!("s{i:02}-value")).collect();
+    for (i, s) in subjects.iter().enumerate() {
+        for fields in 1..=2 {
+            source
+                .register(s, json!({"schema": avro(&format!("R{i}"), fields)}))
+                .await;
+        }
+    }
+    let topic = unique("small");
+    create_topic(&topic, 1, &[]).await;
+    let records: Vec<Rec> = (0..5).map(|i| record(i, 1, None)).collect();
+    produce(&topic, &records).await;
+    success(&kafka_backup(&[
+        "backup",
+        "-c",
+        backup_config(dir.path(), "b1", &topic, &source.url)
+            .to_str()
+            .unwrap(),
+    ]));
+    let source_versions = versions(&source, &subjects).await;
+
+    let restore_cfg = |name: &str, target: &Registry| {
+        topic_restore_config(
+            dir.path(),
+            name,
+            &topic,
+            &format!("{topic}-{name}"),
+            &target.url,
+            "      strategy: preserve\n      rewrite_ids: true\n      missing_id_policy: passthrough\n",
+        )
+    };
+    let calibrate = Registry::start();
+    let full = timed(&[
+        "apply",
+        "-c",
+        restore_cfg("calibrate", &calibrate).to_str().unwrap(),
+        "--auto-approve",
+    ]);
+    eprintln!("a full apply takes {full:?}");
+
+    let mut total = Tally::default();
+    let mut killed = 0;
+    for run in 0..runs {
+        let target = Registry::start();
+        // something in the target first, so that its IDs differ from the source's
+        target
+            .register("other-value", json!({"schema": avro("Other", 1)}))
+            .await;
+        let cfg = restore_cfg(&format!("r{run}"), &target);
+        let cfg = cfg.to_str().unwrap();
+        let delay = Duration::from_micros(rng.u64(0..full.as_micros() as u64));
+        let args = ["apply", "-c", cfg, "--auto-approve"];
+        let was_killed = killed_after(&args, delay);
+        killed += usize::from(was_killed);
+        eprintln!("run {run}: killed after {delay:?}: {was_killed}");
+        success(&kafka_backup(&args));
+        let verified = success(&kafka_backup(&["verify", "-c", cfg]));
+        assert!(
+            verified.contains("the target matches the backup"),
+            "{verified}"
+        );
+        let got = versions(&target, &subjects).await;
+        total.add(matrix::tally(&source_versions, &got));
+        assert_eq!(got, source_versions, "run {run}");
+    }
+    matrix::row(
+        "apply killed (SIGKILL) at a random point (mostly its registry half), then rerun",
+        runs,
+        total,
+        &format!("{killed} killed mid-run; every rerun verified"),
+    );
+    assert!(total.clean(), "{total:?}");
+}
+
+/// Every version of `subjects` (soft-deleted ones too) as (subject,
+/// version, schema), in order.
+async fn versions(sr: &Registry, subjects: &[String]) -> Vec<(String, u64, String)> {
+    let mut out = Vec::new();
+    for s in subjects {
+        let (status, list) = sr
+            .call(
+                reqwest::Method::GET,
+                &format!("/subjects/{s}/versions?deleted=true"),
+                None,
+            )
+            .await;
+        assert_eq!(status, 200, "{s}: {list}");
+        for v in list.as_array().unwrap() {
+            let v = v.as_u64().unwrap();
+            let (status, body) = sr
+                .call(
+                    reqwest::Method::GET,
+                    &format!("/subjects/{s}/versions/{v}?deleted=true"),
+                    None,
+                )
+                .await;
+            assert_eq!(status, 200, "{s} v{v}: {body}");
+            out.push((s.clone(), v, body["schema"].as_str().unwrap().to_owned()));
+        }
+    }
+    out
+}
