@@ -219,7 +219,7 @@ async fn apply_c_asks_first_and_a_no_changes_nothing() {
 /// stream) and reruns it: the final target is exactly the backup, with no
 /// schema version registered twice and no record written twice.
 #[tokio::test(flavor = "multi_thread")]
-async fn apply_killed_at_random_points_and_rerun_ends_exactly_restored() {
+async fn fault_apply_killed_at_random_points_and_rerun_ends_exactly_restored() {
     // 2 KiB values on 2 of 5 records: about 16 MB, a few dozen producer batches
     let s = setup_padded(20_000, None, 2048).await;
     let cfg = s.config("restore.yaml", "");
@@ -234,11 +234,17 @@ async fn apply_killed_at_random_points_and_rerun_ends_exactly_restored() {
     let mut killed = 0;
     // kill points: early (registry steps, topic creation) at a random delay,
     // then as soon as records arrive, then past a random share of them
-    let points = [
+    let runs = matrix::runs(3).max(3);
+    let mut points = vec![
         Kill::After(Duration::from_millis(50 + rng.u64(0..400))),
         Kill::Records(1),
-        Kill::Records(total / 4 + rng.usize(0..total / 2)),
     ];
+    // later kills spread over the partitions: each run resumes where the
+    // last stopped
+    let step = total / (runs - 1);
+    for i in 1..runs - 1 {
+        points.push(Kill::Records(step * i + rng.usize(0..step / 2)));
+    }
     for point in points {
         let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kafka-backup"))
             .args([
@@ -284,7 +290,21 @@ async fn apply_killed_at_random_points_and_rerun_ends_exactly_restored() {
 
     let printed = success(&apply_c(&cfg, &[]));
     eprintln!("{printed}");
-    assert_eq!(consume_all(&s.restored, 3), s.expected());
+    let restored = consume_all(&s.restored, 3);
+    let mut t = matrix::Tally::default();
+    for (p, want) in s.expected() {
+        t.add(matrix::tally(
+            &want,
+            restored.get(&p).map_or(&[][..], |r| &r[..]),
+        ));
+    }
+    matrix::row(
+        "apply killed (SIGKILL) during topic creation and mid partition, then rerun",
+        runs,
+        t,
+        &format!("{killed} killed mid-run; the rerun verified"),
+    );
+    assert_eq!(restored, s.expected());
     let verified = success(&kafka_backup(&["verify", "-c", cfg.to_str().unwrap()]));
     assert!(
         verified.contains("the target matches the backup"),
@@ -485,7 +505,7 @@ fn foreign(partition: i32, i: usize) -> Rec {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn records_another_producer_wrote_into_a_partly_restored_partition_are_refused_not_counted() {
+async fn fault_records_another_producer_wrote_into_a_partly_restored_partition_are_refused() {
     let s = setup_padded(20_000, None, 2048).await;
     let cfg = s.config("restore.yaml", "");
     let expected = s.expected();
@@ -529,6 +549,21 @@ async fn records_another_producer_wrote_into_a_partly_restored_partition_are_ref
     // exactly once, in order, and the foreign records where they were
     success(&apply_c(&cfg, &["--append"]));
     let after = consume_all(&s.restored, 3);
+    let mut t = matrix::Tally::default();
+    for p in 0..3 {
+        let ours: Vec<Rec> = after[&p]
+            .iter()
+            .filter(|r| r.value.as_deref() != Some(&b"written by another client"[..]))
+            .cloned()
+            .collect();
+        t.add(matrix::tally(&expected[&p], &ours));
+    }
+    matrix::row(
+        "another producer writes into partly restored partitions, then the restore is rerun",
+        1,
+        t,
+        "rerun refused, naming partition and offset; `--append` wrote the rest after them",
+    );
     for p in 0..3 {
         let (theirs, ours): (Vec<Rec>, Vec<Rec>) = after[&p]
             .iter()
