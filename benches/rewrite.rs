@@ -90,6 +90,8 @@ fn cases() -> Vec<Case> {
         map: Some(map()),
         policy,
         to_timestamp: None,
+        rewrite_key: true,
+        rewrite_value: true,
     };
     vec![
         Case {
@@ -148,6 +150,8 @@ fn cases() -> Vec<Case> {
                 map: None,
                 policy: MissingIdPolicy::Fail,
                 to_timestamp: None,
+                rewrite_key: true,
+                rewrite_value: true,
             },
             make: |i| {
                 let mut r = base(i);
@@ -279,6 +283,8 @@ fn main() {
         map: Some(map()),
         policy: MissingIdPolicy::Fail,
         to_timestamp: None,
+        rewrite_key: true,
+        rewrite_value: true,
     };
     let mut best = Duration::MAX;
     for _ in 0..PASSES {

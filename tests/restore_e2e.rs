@@ -50,7 +50,12 @@ impl Setup {
             &self.topic,
             &self.restored,
             &self.target.url,
-            &format!("      strategy: preserve\n      rewrite_ids: true\n{extra_restore}"),
+            // the test topic mixes framed, plain and null keys and values,
+            // to exercise every shape a record can have; which fields are
+            // framed has tests of its own
+            &format!(
+                "      strategy: preserve\n      rewrite_ids: true\n      rewrite_fields: {{key: always, value: always}}\n{extra_restore}"
+            ),
         )
     }
 
@@ -694,4 +699,106 @@ async fn header_names_that_are_not_utf8_are_backed_up_and_restored_byte_for_byte
         verified.contains("the target matches the backup"),
         "{verified}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn raw_keys_that_start_with_a_zero_byte_are_not_rewritten_unless_said() {
+    use serde_json::json;
+    let topic = unique("accounts");
+    let dir = tempfile::tempdir().unwrap();
+    let source = Registry::start();
+    let schema =
+        json!({"type": "record", "name": "Account", "fields": [{"name": "n", "type": "int"}]});
+    let id = source
+        .register(
+            &format!("{topic}-value"),
+            json!({"schema": schema.to_string()}),
+        )
+        .await as u32;
+    // long keys (account numbers) whose first five bytes read as 0x00 + that ID
+    let records: Vec<Rec> = (0..10u8)
+        .map(|i| Rec {
+            partition: 0,
+            timestamp: Some(1_700_000_000_000 + i64::from(i)),
+            key: Some([&[0u8][..], &id.to_be_bytes(), &[0, 0, i]].concat()),
+            value: Some(framed(id, &[2 * i])),
+            headers: vec![],
+        })
+        .collect();
+    create_topic(&topic, 1, &[]).await;
+    produce(&topic, &records).await;
+    let backup = write(
+        dir.path(),
+        "backup.yaml",
+        &format!(
+            "backup_id: b1\nsource:\n  bootstrap_servers: [{}]\n  topics:\n    include: [\"{topic}\"]\nstorage:\n  path: {}\nenterprise:\n  schema_registry:\n    enabled: true\n    url: {}\n",
+            bootstrap(),
+            dir.path().join("store").display(),
+            source.url
+        ),
+    );
+    success(&kafka_backup(&["backup", "-c", backup.to_str().unwrap()]));
+    // a target that hands out another ID
+    let target = Registry::start();
+    target
+        .register("other-value", json!({"schema": "\"string\""}))
+        .await;
+    let restored = format!("{topic}-restored");
+    let cfg = topic_restore_config(
+        dir.path(),
+        "restore.yaml",
+        &topic,
+        &restored,
+        &target.url,
+        "      strategy: preserve\n",
+    );
+    let printed = success(&apply_c(&cfg, &[]));
+    assert!(
+        printed.contains(&format!(
+            "key: written as backed up (no subject `{topic}-key` in the backup"
+        )) && printed.contains(&format!(
+            "value: schema IDs rewritten (the backup holds subject `{topic}-value`)"
+        )),
+        "{printed}"
+    );
+    let (_, body) = target
+        .call(
+            reqwest::Method::GET,
+            &format!("/subjects/{topic}-value/versions/1"),
+            None,
+        )
+        .await;
+    let new_id = body["id"].as_u64().unwrap() as u32;
+    assert_ne!(new_id, id);
+    let got = consume_all(&restored, 1);
+    for (r, original) in got[&0].iter().zip(&records) {
+        assert_eq!(r.key, original.key, "a raw key is data, kept byte for byte");
+        assert_eq!(
+            r.value.as_deref(),
+            Some(&framed(new_id, &r.value.as_ref().unwrap()[5..])[..])
+        );
+    }
+    assert_eq!(got[&0].len(), records.len());
+    success(&kafka_backup(&["verify", "-c", cfg.to_str().unwrap()]));
+
+    // said so for this topic: its keys are taken as framed
+    let always = format!("{topic}-always");
+    let cfg = topic_restore_config(
+        dir.path(),
+        "always.yaml",
+        &topic,
+        &always,
+        &target.url,
+        &format!(
+            "      strategy: preserve\n      rewrite_fields_topics:\n        \"{topic}\": {{key: always}}\n"
+        ),
+    );
+    let printed = success(&apply_c(&cfg, &[]));
+    assert!(
+        printed.contains("key: schema IDs rewritten (`always` in the configuration)"),
+        "{printed}"
+    );
+    for r in &consume_all(&always, 1)[&0] {
+        assert_eq!(&r.key.as_ref().unwrap()[..5], &framed(new_id, b"")[..]);
+    }
 }

@@ -74,13 +74,23 @@ impl Setup {
     /// A restore configuration; `restore` is the body of the `restore:`
     /// block, one option per line, indented by 6.
     fn config(&self, name: &str, restore: &str) -> PathBuf {
+        // the test topic mixes framed, plain and null keys and values, to
+        // exercise every shape a record can have: where IDs are rewritten,
+        // both fields are said to be framed (detection has tests of its own)
+        let rewrites =
+            !restore.contains("force_ids: true") && !restore.contains("rewrite_ids: false");
+        let fields = if rewrites {
+            "      rewrite_fields: {key: always, value: always}\n"
+        } else {
+            ""
+        };
         topic_restore_config(
             self.dir.path(),
             name,
             &self.topic,
             &self.restored,
             &self.target.url,
-            restore,
+            &format!("{restore}{fields}"),
         )
     }
 

@@ -53,7 +53,9 @@ impl Setup {
             &self.topic,
             into,
             &self.target.url,
-            "      strategy: preserve\n      rewrite_ids: true\n",
+            // the test topic mixes framed, plain and null keys and values
+            // (every shape a record can have): both fields said framed
+            "      strategy: preserve\n      rewrite_ids: true\n      rewrite_fields: {key: always, value: always}\n",
         )
     }
 

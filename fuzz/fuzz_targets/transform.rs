@@ -55,16 +55,23 @@ fuzz_target!(|data: &[u8]| {
             (b"other".to_vec(), p[3].clone()),
         ],
     };
+    let (rewrite_key, rewrite_value) = (control & 0x20 == 0, control & 0x40 == 0);
     let transform = Transform {
         map: Some(map.clone()),
         policy,
         to_timestamp: (control & 0x80 != 0).then_some(100),
+        rewrite_key,
+        rewrite_value,
     };
     let mut out = record.clone();
     let verdict = transform.apply(&mut out);
 
-    let ids: Vec<i32> = [record.key.as_deref(), record.value.as_deref()]
-        .into_iter()
+    // a field that is not rewritten carries no ID, whatever its bytes
+    let ids: Vec<i32> = [
+        record.key.as_deref().filter(|_| rewrite_key),
+        record.value.as_deref().filter(|_| rewrite_value),
+    ]
+    .into_iter()
         .flatten()
         .chain(record.headers[0].1.as_deref().filter(|v| v.len() == 5))
         .filter_map(schema_id)
@@ -78,16 +85,16 @@ fuzz_target!(|data: &[u8]| {
             assert!(!missing || policy == MissingIdPolicy::Passthrough);
             let mut changed = 0;
             let parts = [
-                (record.key.as_deref(), out.key.as_deref(), false),
-                (record.value.as_deref(), out.value.as_deref(), false),
-                (record.headers[0].1.as_deref(), out.headers[0].1.as_deref(), true),
+                (record.key.as_deref(), out.key.as_deref(), false, rewrite_key),
+                (record.value.as_deref(), out.value.as_deref(), false, rewrite_value),
+                (record.headers[0].1.as_deref(), out.headers[0].1.as_deref(), true, true),
             ];
-            for (before, after, header) in parts {
+            for (before, after, header, rewrites) in parts {
                 match (before, after) {
                     (None, None) => {}
                     (Some(b), Some(a)) => {
                         assert_eq!(a.len(), b.len());
-                        let framed = schema_id(b).filter(|_| !header || b.len() == 5);
+                        let framed = schema_id(b).filter(|_| rewrites && (!header || b.len() == 5));
                         match framed.and_then(|id| map.get(&id).map(|to| (id, *to))) {
                             Some((_, to)) => {
                                 changed += 1;

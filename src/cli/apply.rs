@@ -237,7 +237,8 @@ fn print_topics(
     title: &str,
 ) -> anyhow::Result<()> {
     let reader = runtime.block_on(BackupReader::open(store, backup_id))?;
-    let jobs = restore::jobs(cfg, &reader.manifest, None, args.to_timestamp);
+    let evidence = runtime.block_on(restore::Evidence::read(&reader))?;
+    let jobs = restore::jobs(cfg, &reader.manifest, None, args.to_timestamp, &evidence);
     println!("\n{title}");
     for job in &jobs {
         let records = job.manifest.record_count();
@@ -250,8 +251,23 @@ fn print_topics(
             "  + {}{rename}: {} partition(s), {records} record(s)",
             job.target, job.manifest.partition_count
         );
+        print_fields(job);
     }
     Ok(())
+}
+
+/// Which fields of a topic's records get their schema IDs rewritten, and why.
+fn print_fields(job: &restore::TopicJob) {
+    if let Some([key, value]) = &job.fields {
+        for (name, d) in [("key", key), ("value", value)] {
+            let verb = if d.rewrite {
+                "schema IDs rewritten"
+            } else {
+                "written as backed up"
+            };
+            println!("      {name}: {verb} ({})", d.reason);
+        }
+    }
 }
 
 /// Asks `question` and waits for `yes` on standard input.
@@ -384,7 +400,8 @@ fn restore_data(
     args: &ApplyArgs,
 ) -> anyhow::Result<()> {
     let reader = Arc::new(runtime.block_on(BackupReader::open(store, backup_id))?);
-    let jobs = restore::jobs(cfg, &reader.manifest, id_map, args.to_timestamp);
+    let evidence = runtime.block_on(restore::Evidence::read(&reader))?;
+    let jobs = restore::jobs(cfg, &reader.manifest, id_map, args.to_timestamp, &evidence);
     let duplicates = restore::duplicate_targets(&jobs);
     if !duplicates.is_empty() {
         anyhow::bail!(
@@ -395,6 +412,13 @@ fn restore_data(
     if jobs.is_empty() {
         println!("Topics: the backup holds none; nothing to restore.");
         return Ok(());
+    }
+    if args.plan.is_some() {
+        // `apply -c` showed them before asking
+        for job in &jobs {
+            println!("topic `{}` -> `{}`:", job.source, job.target);
+            print_fields(job);
+        }
     }
     let cluster = restore::target_cluster(cfg)?;
     let journals =

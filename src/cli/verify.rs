@@ -55,7 +55,14 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
     let to_timestamp = args
         .to_timestamp
         .or_else(|| journal.as_ref().and_then(|j| j.to_timestamp()));
-    let jobs = restore::jobs(cfg, &reader.manifest, id_map.as_ref(), to_timestamp);
+    let evidence = runtime.block_on(restore::Evidence::read(&reader))?;
+    let jobs = restore::jobs(
+        cfg,
+        &reader.manifest,
+        id_map.as_ref(),
+        to_timestamp,
+        &evidence,
+    );
     let duplicates = restore::duplicate_targets(&jobs);
     if !duplicates.is_empty() {
         anyhow::bail!(

@@ -366,6 +366,73 @@ pub struct RegistryRestore {
     /// Per-topic overrides of `missing_id_policy` (topic glob to policy).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub missing_id_policy_topics: BTreeMap<String, MissingIdPolicy>,
+    /// Which record fields carry a schema ID to rewrite: `key` and `value`,
+    /// each `auto` (when the backup shows the field is framed: see
+    /// `docs/restore.md`), `always` or `never`.
+    #[serde(default)]
+    pub rewrite_fields: RewriteFields,
+    /// Per-topic overrides of `rewrite_fields` (topic glob to `key` and/or
+    /// `value`): an exact name first, then the first glob in key order.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub rewrite_fields_topics: BTreeMap<String, RewriteFieldsOverride>,
+}
+
+/// `rewrite_fields`: how the key and the value of records are treated.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RewriteFields {
+    #[serde(default)]
+    pub key: FieldRewrite,
+    #[serde(default)]
+    pub value: FieldRewrite,
+}
+
+/// One entry of `rewrite_fields_topics`: what it leaves out follows
+/// `rewrite_fields`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RewriteFieldsOverride {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<FieldRewrite>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<FieldRewrite>,
+}
+
+/// Whether a record field's leading `0x00` + 4 bytes are a schema ID.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Default, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum FieldRewrite {
+    /// Decided per topic from the backup (a subject for the field, or every
+    /// record of it framed with a registered ID).
+    #[default]
+    Auto,
+    /// Every framed value of the field is rewritten.
+    Always,
+    /// The field is written as backed up: a raw key that starts with 0x00
+    /// is no schema ID.
+    Never,
+}
+
+impl RegistryRestore {
+    /// How `topic`'s key and value are treated: an exact key of
+    /// `rewrite_fields_topics` first, then the first glob (in key order)
+    /// that matches, each field falling back to `rewrite_fields`.
+    pub fn rewrite_fields_for(&self, topic: &str) -> RewriteFields {
+        let found = self.rewrite_fields_topics.get(topic).or_else(|| {
+            self.rewrite_fields_topics
+                .iter()
+                .find(|(pattern, _)| Glob::new(pattern).is_ok_and(|g| g.is_match(topic)))
+                .map(|(_, o)| o)
+        });
+        let d = self.rewrite_fields;
+        match found {
+            Some(o) => RewriteFields {
+                key: o.key.unwrap_or(d.key),
+                value: o.value.unwrap_or(d.value),
+            },
+            None => d,
+        }
+    }
 }
 
 impl Default for RegistryRestore {
@@ -385,6 +452,8 @@ impl Default for RegistryRestore {
             force_register: false,
             missing_id_policy: MissingIdPolicy::Fail,
             missing_id_policy_topics: BTreeMap::new(),
+            rewrite_fields: RewriteFields::default(),
+            rewrite_fields_topics: BTreeMap::new(),
         }
     }
 }
@@ -525,6 +594,25 @@ pub(super) fn check(config: &Config) -> Findings {
                 e,
             ));
         }
+    }
+    for pattern in restore.rewrite_fields_topics.keys() {
+        if let Err(e) = Glob::new(pattern) {
+            f.errors.push(Problem::at(
+                &format!("{SR}.restore.rewrite_fields_topics"),
+                e,
+            ));
+        }
+    }
+    let fields_set = restore.rewrite_fields != RewriteFields::default()
+        || !restore.rewrite_fields_topics.is_empty();
+    if fields_set && !restore.rewrite_ids() {
+        f.errors.push(
+            Problem::at(
+                &format!("{SR}.restore.rewrite_fields"),
+                "`rewrite_fields` / `rewrite_fields_topics` have no effect without rewriting IDs",
+            )
+            .hint("record IDs are rewritten only with `rewrite_ids: true` (the default unless `force_ids`): drop these keys or turn rewriting on"),
+        );
     }
     if let Some(types) = &sr.schema_types
         && types.is_empty()

@@ -89,6 +89,9 @@ pub struct Shape {
     pub map: Option<String>,
     /// The missing-ID policy of the topic.
     pub missing_id_policy: MissingIdPolicy,
+    /// Whether keys and values had their schema IDs rewritten.
+    pub rewrite_key: bool,
+    pub rewrite_value: bool,
 }
 
 /// A short, stable name of an ID map: SHA-256 over its sorted entries.

@@ -3,6 +3,7 @@
 //! final ID map.
 //!
 //! - [`transform`]: what happens to one record (rewrite, leave out, stop), pure.
+//! - [`fields`]: which fields of a topic's records carry schema IDs, pure.
 //! - [`journal`]: where each target partition stood before the restore wrote
 //!   to it, how many of its records are confirmed there, and the settings
 //!   that shaped them.
@@ -19,6 +20,7 @@
 //! headers through an idempotent producer. After the last record the target's
 //! high watermark must have moved by exactly the number of records written.
 
+pub mod fields;
 pub mod journal;
 pub mod resume;
 pub mod target;
@@ -231,16 +233,60 @@ pub struct TopicJob {
     pub target: String,
     pub manifest: TopicManifest,
     pub transform: Transform,
+    /// Whether its keys and values carry schema IDs, and why (when IDs are
+    /// rewritten at all).
+    pub fields: Option<[fields::Decision; 2]>,
+}
+
+/// What the backup says of its schemas, for deciding which record fields
+/// are framed ([`fields`]).
+#[derive(Debug, Clone, Default)]
+pub struct Evidence {
+    /// Subjects of the default context (the one records' IDs come from).
+    pub subjects: std::collections::BTreeSet<String>,
+    /// Schema IDs of the default context.
+    pub ids: std::collections::BTreeSet<i32>,
+}
+
+impl Evidence {
+    /// What `reader`'s backup holds (nothing when it has no registry).
+    pub async fn read(reader: &BackupReader) -> Result<Self, crate::backup::registry::LayoutError> {
+        if reader.manifest.schema_registry.is_none() {
+            return Ok(Self::default());
+        }
+        let (snapshot, _) = crate::backup::registry::restore_snapshot(reader).await?;
+        Ok(Self::of(&snapshot))
+    }
+
+    pub fn of(snapshot: &crate::model::RegistrySnapshot) -> Self {
+        let mut out = Self::default();
+        for (name, subject) in &snapshot.subjects {
+            let (context, bare) = crate::model::split_context(name);
+            if context != crate::model::DEFAULT_CONTEXT {
+                continue;
+            }
+            out.subjects.insert(bare.to_owned());
+            out.ids.extend(
+                subject
+                    .versions
+                    .values()
+                    .filter_map(|v| i32::try_from(v.id).ok()),
+            );
+        }
+        out
+    }
 }
 
 /// The topics of the backup and how each is restored: renamed through
 /// `target.topic_mapping`, records rewritten through `map` when
-/// `rewrite_ids` is on, with the topic's missing-ID policy.
+/// `rewrite_ids` is on (in the fields `evidence` and the configuration
+/// say are framed), with the topic's missing-ID policy.
 pub fn jobs(
     config: &Config,
     manifest: &crate::manifest::Manifest,
     map: Option<&IdMap>,
     to_timestamp: Option<i64>,
+    evidence: &Evidence,
 ) -> Vec<TopicJob> {
     let restore = &config.enterprise.schema_registry.restore;
     let rewrite = config.enterprise.schema_registry.enabled && restore.rewrite_ids();
@@ -251,24 +297,40 @@ pub fn jobs(
         .map(|t| &t.topic_mapping)
         .cloned()
         .unwrap_or_default();
+    let registered = |id: i32| evidence.ids.contains(&id);
     manifest
         .topics
         .iter()
-        .map(|(name, topic)| TopicJob {
-            source: name.clone(),
-            target: mapping
-                .get(name)
-                .map_or_else(|| name.clone(), |t| t.as_str().to_owned()),
-            manifest: topic.clone(),
-            transform: Transform {
-                map: if rewrite {
-                    Some(record_map.clone().unwrap_or_default())
-                } else {
-                    None
+        .map(|(name, topic)| {
+            let modes = restore.rewrite_fields_for(name);
+            let decisions = rewrite.then(|| {
+                [
+                    (fields::Field::Key, modes.key),
+                    (fields::Field::Value, modes.value),
+                ]
+                .map(|(field, mode)| {
+                    fields::decide(mode, name, field, &evidence.subjects, None, &registered)
+                })
+            });
+            TopicJob {
+                source: name.clone(),
+                target: mapping
+                    .get(name)
+                    .map_or_else(|| name.clone(), |t| t.as_str().to_owned()),
+                manifest: topic.clone(),
+                transform: Transform {
+                    map: if rewrite {
+                        Some(record_map.clone().unwrap_or_default())
+                    } else {
+                        None
+                    },
+                    policy: transform::policy_for(restore, name),
+                    to_timestamp,
+                    rewrite_key: decisions.as_ref().is_some_and(|d| d[0].rewrite),
+                    rewrite_value: decisions.as_ref().is_some_and(|d| d[1].rewrite),
                 },
-                policy: transform::policy_for(restore, name),
-                to_timestamp,
-            },
+                fields: decisions,
+            }
         })
         .collect()
 }
@@ -415,6 +477,8 @@ pub async fn restore(
             source_topic: &job.source,
             missing_id_policy: job.transform.policy,
             map: map.as_ref(),
+            rewrite_key: job.transform.rewrite_key,
+            rewrite_value: job.transform.rewrite_value,
         };
         for (&partition, p) in &job.manifest.partitions {
             if let Some(progress) = journal.get(&job.target, partition) {

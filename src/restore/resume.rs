@@ -60,6 +60,9 @@ pub struct Settings<'a> {
     pub missing_id_policy: MissingIdPolicy,
     /// The record ID map, `None` when IDs are not rewritten.
     pub map: Option<&'a BTreeMap<i32, i32>>,
+    /// Whether keys and values have their schema IDs rewritten.
+    pub rewrite_key: bool,
+    pub rewrite_value: bool,
 }
 
 /// How the settings of this run differ from those a partition was (partly)
@@ -81,6 +84,20 @@ pub fn shape_change(
             "it was restored from `{}`, this run restores `{}` into it",
             was.source_topic, now.source_topic
         ));
+    }
+    for (field, was_on, now_on) in [
+        ("keys", was.shape.rewrite_key, now.rewrite_key),
+        ("values", was.shape.rewrite_value, now.rewrite_value),
+    ] {
+        if was_on != now_on && now.map.is_some() {
+            return Some(if was_on {
+                format!(
+                    "the schema IDs of its {field} were rewritten, this run writes them as backed up"
+                )
+            } else {
+                format!("its {field} were written as backed up, this run rewrites their schema IDs")
+            });
+        }
     }
     let old_map = match &was.shape.map {
         None => None,
@@ -150,6 +167,8 @@ pub fn shape(journal: &mut DataJournal, settings: &Settings<'_>) -> Shape {
     Shape {
         map,
         missing_id_policy: settings.missing_id_policy,
+        rewrite_key: settings.rewrite_key,
+        rewrite_value: settings.rewrite_value,
     }
 }
 
@@ -170,6 +189,8 @@ mod tests {
             shape: Shape {
                 map: None,
                 missing_id_policy: MissingIdPolicy::Fail,
+                rewrite_key: true,
+                rewrite_value: true,
             },
             foreign: vec![],
         }
@@ -244,6 +265,8 @@ mod tests {
                 source_topic: "orders",
                 missing_id_policy: policy,
                 map: map.as_ref(),
+                rewrite_key: true,
+                rewrite_value: true,
             },
         );
         (journal, p)
@@ -254,6 +277,8 @@ mod tests {
             source_topic: "orders",
             missing_id_policy: policy,
             map,
+            rewrite_key: true,
+            rewrite_value: true,
         }
     }
 
@@ -304,6 +329,12 @@ mod tests {
             shape_change(&j, &p, &settings(None, MissingIdPolicy::Fail))
                 .unwrap()
                 .contains("as backed up")
+        );
+        let mut keys = settings(Some(&map), MissingIdPolicy::Fail);
+        keys.rewrite_key = false;
+        assert_eq!(
+            shape_change(&j, &p, &keys).unwrap(),
+            "the schema IDs of its keys were rewritten, this run writes them as backed up"
         );
         let mut other = settings(Some(&map), MissingIdPolicy::Fail);
         other.source_topic = "payments";

@@ -51,6 +51,11 @@ pub struct Transform {
     pub policy: MissingIdPolicy,
     /// Leave out records with a timestamp after this (ms since the epoch).
     pub to_timestamp: Option<i64>,
+    /// Whether the key and the value carry schema IDs ([`super::fields`]):
+    /// a field that does not is written as backed up, whatever its bytes.
+    /// Schema-ID headers in ID form are rewritten either way.
+    pub rewrite_key: bool,
+    pub rewrite_value: bool,
 }
 
 /// What becomes of one record.
@@ -94,38 +99,52 @@ impl Transform {
         };
         let lookup = |id: i32| map.get(&id).copied();
         // find a missing ID first, so that a refused record stays untouched
-        if let Some(id) = first_missing(record, lookup) {
+        if let Some(id) = self.first_missing(record, lookup) {
             return match self.policy {
                 MissingIdPolicy::Fail => Verdict::Missing { id },
                 MissingIdPolicy::Skip => Verdict::SkipMissing { id },
                 // the IDs the map knows are still rewritten
                 MissingIdPolicy::Passthrough => Verdict::Write {
-                    rewritten: rewrite(record, lookup).rewritten,
+                    rewritten: self.rewrite(record, lookup).rewritten,
                 },
             };
         }
         Verdict::Write {
-            rewritten: rewrite(record, lookup).rewritten,
+            rewritten: self.rewrite(record, lookup).rewritten,
         }
+    }
+
+    fn rewrite(
+        &self,
+        record: &mut Record,
+        map: impl Fn(i32) -> Option<i32> + Copy,
+    ) -> wire::RecordOutcome {
+        wire::rewrite_record(
+            record.key.as_deref_mut().filter(|_| self.rewrite_key),
+            record.value.as_deref_mut().filter(|_| self.rewrite_value),
+            &mut record.headers,
+            map,
+        )
+    }
+
+    fn first_missing(&self, record: &Record, map: impl Fn(i32) -> Option<i32>) -> Option<i32> {
+        let key = record.key.as_deref().filter(|_| self.rewrite_key);
+        let value = record.value.as_deref().filter(|_| self.rewrite_value);
+        first_missing(key, value, &record.headers, map)
     }
 }
 
-fn rewrite(record: &mut Record, map: impl Fn(i32) -> Option<i32> + Copy) -> wire::RecordOutcome {
-    wire::rewrite_record(
-        record.key.as_deref_mut(),
-        record.value.as_deref_mut(),
-        &mut record.headers,
-        map,
-    )
-}
-
-fn first_missing(record: &Record, map: impl Fn(i32) -> Option<i32>) -> Option<i32> {
-    let framed = [record.key.as_deref(), record.value.as_deref()]
+fn first_missing(
+    key: Option<&[u8]>,
+    value: Option<&[u8]>,
+    headers: &[(Vec<u8>, Option<Vec<u8>>)],
+    map: impl Fn(i32) -> Option<i32>,
+) -> Option<i32> {
+    let framed = [key, value]
         .into_iter()
         .flatten()
         .filter_map(wire::schema_id);
-    let headers = record
-        .headers
+    let headers = headers
         .iter()
         .filter(|(name, value)| {
             wire::is_schema_header(name) && value.as_ref().is_some_and(|v| v.len() == 5)
@@ -231,6 +250,8 @@ mod tests {
             map: Some(seed()),
             policy,
             to_timestamp: None,
+            rewrite_key: true,
+            rewrite_value: true,
         }
     }
 
@@ -286,6 +307,8 @@ mod tests {
             map: None,
             policy: MissingIdPolicy::Fail,
             to_timestamp: Some(100),
+            rewrite_key: true,
+            rewrite_value: true,
         };
         let mut r = record(&[0, 0, 0, 0, 42], 100);
         assert_eq!(t.apply(&mut r), Verdict::Write { rewritten: 0 });
