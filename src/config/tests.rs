@@ -225,3 +225,55 @@ fn storage_locations_resolve() {
         assert_eq!(location.url().as_str(), url, "{yaml}");
     }
 }
+
+#[test]
+fn only_values_of_keys_known_to_be_safe_are_printed() {
+    let yaml = "\
+source:
+  bootstrap_servers: a:9092
+  properties:
+    security.protocol: SASL_SSL
+    sasl.mechanism: OAUTHBEARER
+    sasl.oauthbearer.config: clientSecret=S3CR3T-oauthbearer
+    sasl.oauthbearer.client.secret: S3CR3T-client-secret
+    ssl.key.pem: S3CR3T-inline-key
+    some.future.property: S3CR3T-unknown
+    linger.ms: \"20\"
+storage:
+  backend: azure
+  bucket: c
+  options:
+    region: eu-west-1
+    aws_session_token: S3CR3T-session
+    bearer_token: S3CR3T-bearer
+    azure_storage_account_key: S3CR3T-account-key
+    access_key: S3CR3T-access-key
+    azure_storage_sas_key: S3CR3T-sas-key
+    sas_token: S3CR3T-sas-token
+    google_service_account_key: S3CR3T-gcp
+    proxy_url: http://user:S3CR3T-proxy@proxy:3128
+    azure_storage_account_name: acct
+";
+    let loaded = parse_text(yaml, Format::Yaml).unwrap();
+    let out = resolved(&loaded);
+    assert!(!out.contains("S3CR3T"), "{out}");
+    for shown in ["SASL_SSL", "OAUTHBEARER", "\"20\"", "eu-west-1", "acct"] {
+        assert!(out.contains(shown), "`{shown}` is safe to show:\n{out}");
+    }
+}
+
+#[test]
+fn a_bad_secret_value_is_not_echoed_in_the_error() {
+    for yaml in [
+        "enterprise:\n  schema_registry:\n    url: http://r:8081\n    auth:\n      type: basic\n      username: u\n      password: pw${S3CR3T-oops\n",
+        "enterprise:\n  schema_registry:\n    url: http://r:8081\n    auth:\n      type: basic\n      username: u\n      password: pw${S3CR3T oops}\n",
+        "source:\n  bootstrap_servers: a:9092\n  properties:\n    sasl.password: x${S3CR3T\n",
+    ] {
+        let err = match parse_text(yaml, Format::Yaml) {
+            Ok(_) => panic!("`{yaml}` parsed"),
+            Err(e) => e.to_string(),
+        };
+        assert!(!err.contains("S3CR3T"), "{err}");
+        assert!(err.contains("not shown"), "{err}");
+    }
+}

@@ -94,16 +94,147 @@ pub struct KafkaTarget {
     pub properties: BTreeMap<String, ClientProperty>,
 }
 
-/// A librdkafka property value; those whose name says they are secret
-/// (`*password*`, `*secret*`, `*.key*`) are redacted when printed.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(transparent)]
+/// A librdkafka property or `object_store` option value. Printed only when
+/// its key is known to hold nothing secret ([`ClientProperty::is_safe_kafka`],
+/// [`ClientProperty::is_safe_storage`]); `<redacted>` otherwise. A parse
+/// error never shows its text.
+#[derive(Debug, Clone)]
 pub struct ClientProperty(pub Text);
 
+impl<'de> Deserialize<'de> for ClientProperty {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let raw = String::deserialize(deserializer)?;
+        super::values::expand_secret(&raw)
+            .map(|v| ClientProperty(Text(v)))
+            .map_err(serde::de::Error::custom)
+    }
+}
+
 impl ClientProperty {
-    pub fn is_secret_name(name: &str) -> bool {
+    /// librdkafka properties whose values are shown: addresses, names,
+    /// file locations, switches, sizes and times. Anything else (passwords,
+    /// inline keys and certificates, JAAS and OAuth configs, extensions, and
+    /// properties this list does not know) is redacted.
+    pub fn is_safe_kafka(name: &str) -> bool {
+        const EXACT: &[&str] = &[
+            "bootstrap.servers",
+            "metadata.broker.list",
+            "security.protocol",
+            "sasl.mechanism",
+            "sasl.mechanisms",
+            "sasl.username",
+            "sasl.kerberos.service.name",
+            "sasl.kerberos.principal",
+            "sasl.kerberos.keytab",
+            "sasl.oauthbearer.method",
+            "sasl.oauthbearer.client.id",
+            "sasl.oauthbearer.scope",
+            "sasl.oauthbearer.token.endpoint.url",
+            "ssl.ca.location",
+            "ssl.certificate.location",
+            "ssl.key.location",
+            "ssl.keystore.location",
+            "ssl.crl.location",
+            "ssl.endpoint.identification.algorithm",
+            "ssl.cipher.suites",
+            "ssl.curves.list",
+            "ssl.sigalgs.list",
+            "client.id",
+            "client.rack",
+            "group.id",
+            "group.instance.id",
+            "acks",
+            "compression.type",
+            "compression.codec",
+            "isolation.level",
+            "auto.offset.reset",
+            "partition.assignment.strategy",
+            "broker.address.family",
+            "debug",
+            "log_level",
+            "retries",
+        ];
+        const SUFFIXES: &[&str] = &[
+            ".ms",
+            ".bytes",
+            ".kbytes",
+            ".messages",
+            ".max",
+            ".num",
+            ".size",
+            ".count",
+            ".retries",
+        ];
+        const PREFIXES: &[&str] = &[
+            "enable.",
+            "socket.",
+            "reconnect.",
+            "topic.metadata.",
+            "queue.",
+            "fetch.",
+            "batch.",
+            "retry.",
+            "max.in.flight",
+            "metadata.",
+            "api.version",
+            "linger.",
+        ];
         let n = name.to_ascii_lowercase();
-        n.contains("password") || n.contains("secret") || n.contains(".key") || n.contains("jaas")
+        EXACT.contains(&n.as_str())
+            || SUFFIXES.iter().any(|s| n.ends_with(s))
+            || PREFIXES.iter().any(|p| n.starts_with(p))
+    }
+
+    /// `object_store` options whose values are shown: where and how to
+    /// connect, never with what credentials (keys, tokens, secrets, SAS,
+    /// service accounts, proxy URLs, which may carry a password).
+    pub fn is_safe_storage(name: &str) -> bool {
+        const EXACT: &[&str] = &[
+            "region",
+            "endpoint",
+            "bucket",
+            "bucket_name",
+            "allow_http",
+            "aws_region",
+            "aws_default_region",
+            "aws_endpoint",
+            "aws_endpoint_url",
+            "aws_bucket",
+            "aws_bucket_name",
+            "aws_virtual_hosted_style_request",
+            "aws_s3_express",
+            "aws_imdsv1_fallback",
+            "aws_metadata_endpoint",
+            "aws_unsigned_payload",
+            "aws_checksum_algorithm",
+            "aws_skip_signature",
+            "aws_conditional_put",
+            "aws_request_payer",
+            "aws_allow_http",
+            "google_bucket",
+            "google_bucket_name",
+            "azure_storage_account_name",
+            "account_name",
+            "azure_container_name",
+            "container_name",
+            "azure_endpoint",
+            "azure_storage_endpoint",
+            "azure_use_emulator",
+            "azure_use_fabric_endpoint",
+            "azure_allow_http",
+            "timeout",
+            "connect_timeout",
+            "pool_idle_timeout",
+            "pool_max_idle_per_host",
+            "http2_keep_alive_interval",
+            "http2_keep_alive_timeout",
+            "http2_keep_alive_while_idle",
+            "http1_only",
+            "http2_only",
+            "allow_invalid_certificates",
+            "user_agent",
+        ];
+        EXACT.contains(&name.to_ascii_lowercase().as_str())
     }
 }
 
@@ -142,8 +273,8 @@ pub struct Storage {
     /// Allow plain HTTP to `endpoint` (tests and private networks).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub allow_http: Option<bool>,
-    /// Further `object_store` options (`aws_access_key_id`, ...); values of
-    /// keys naming a secret or key are redacted when printed.
+    /// Further `object_store` options (`aws_access_key_id`, ...); printed
+    /// only for keys known to hold nothing secret.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub options: BTreeMap<String, ClientProperty>,
 }
@@ -875,14 +1006,15 @@ impl Config {
     /// The configuration as `validate` prints it: resolved, secrets redacted.
     pub fn redacted(&self) -> serde_json::Value {
         let mut value = serde_json::to_value(self).expect("the configuration always serializes");
-        for pointer in [
-            "/source/properties",
-            "/target/properties",
-            "/storage/options",
-        ] {
+        let sections: [(&str, fn(&str) -> bool); 3] = [
+            ("/source/properties", ClientProperty::is_safe_kafka),
+            ("/target/properties", ClientProperty::is_safe_kafka),
+            ("/storage/options", ClientProperty::is_safe_storage),
+        ];
+        for (pointer, safe) in sections {
             if let Some(map) = value.pointer_mut(pointer).and_then(|v| v.as_object_mut()) {
                 for (k, v) in map.iter_mut() {
-                    if ClientProperty::is_secret_name(k) {
+                    if !safe(k) {
                         *v = serde_json::Value::String(super::REDACTED.into());
                     }
                 }

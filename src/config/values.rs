@@ -38,6 +38,44 @@ fn lookup(name: &str) -> Option<String> {
 
 /// Expands `${VAR}` and `${VAR:-default}`; `$${` is a literal `${`.
 pub fn expand(raw: &str) -> Result<String, String> {
+    expand_inner(raw).map_err(|e| e.message(Some(raw)))
+}
+
+/// [`expand`] for a value that may be a credential: no error shows any of
+/// its text (variable names are shown, they are not secret).
+pub fn expand_secret(raw: &str) -> Result<String, String> {
+    expand_inner(raw).map_err(|e| e.message(None))
+}
+
+/// Why `${...}` expansion failed.
+enum ExpandError {
+    Unclosed,
+    InvalidReference(String),
+    Unset(String),
+}
+
+impl ExpandError {
+    /// The message; `raw`: the value, when it may be shown.
+    fn message(&self, raw: Option<&str>) -> String {
+        match (self, raw) {
+            (ExpandError::Unclosed, Some(raw)) => format!("unclosed `${{` in `{raw}`"),
+            (ExpandError::Unclosed, None) => {
+                "unclosed `${` in the value (not shown: it may be a secret)".into()
+            }
+            (ExpandError::InvalidReference(expr), Some(_)) => {
+                format!("`${{{expr}}}` is not a valid environment variable reference")
+            }
+            (ExpandError::InvalidReference(_), None) => {
+                "a `${...}` in the value is not a valid environment variable reference (the value is not shown: it may be a secret)".into()
+            }
+            (ExpandError::Unset(name), _) => format!(
+                "environment variable `{name}` is not set\nhint: export `{name}`, or write `${{{name}:-default}}`"
+            ),
+        }
+    }
+}
+
+fn expand_inner(raw: &str) -> Result<String, ExpandError> {
     let mut out = String::with_capacity(raw.len());
     let mut rest = raw;
     while let Some(pos) = rest.find('$') {
@@ -47,9 +85,7 @@ pub fn expand(raw: &str) -> Result<String, String> {
             out.push_str("${");
             rest = tail;
         } else if let Some(body) = after.strip_prefix('{') {
-            let end = body
-                .find('}')
-                .ok_or_else(|| format!("unclosed `${{` in `{raw}`"))?;
+            let end = body.find('}').ok_or(ExpandError::Unclosed)?;
             let expr = &body[..end];
             let (name, default) = match expr.split_once(":-") {
                 Some((name, default)) => (name, Some(default)),
@@ -59,18 +95,12 @@ pub fn expand(raw: &str) -> Result<String, String> {
                 && name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
                 && !name.starts_with(|c: char| c.is_ascii_digit());
             if !valid {
-                return Err(format!(
-                    "`${{{expr}}}` is not a valid environment variable reference"
-                ));
+                return Err(ExpandError::InvalidReference(expr.to_owned()));
             }
             match (lookup(name), default) {
                 (Some(value), _) => out.push_str(&value),
                 (None, Some(default)) => out.push_str(default),
-                (None, None) => {
-                    return Err(format!(
-                        "environment variable `{name}` is not set\nhint: export `{name}`, or write `${{{name}:-default}}`"
-                    ));
-                }
+                (None, None) => return Err(ExpandError::Unset(name.to_owned())),
             }
             rest = &body[end + 1..];
         } else {
@@ -143,7 +173,8 @@ impl fmt::Debug for Secret {
 
 impl<'de> Deserialize<'de> for Secret {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        Text::deserialize(deserializer).map(|t| Secret(t.0))
+        let raw = String::deserialize(deserializer)?;
+        expand_secret(&raw).map(Secret).map_err(de::Error::custom)
     }
 }
 
