@@ -1006,7 +1006,8 @@ impl Config {
     /// The configuration as `validate` prints it: resolved, secrets redacted.
     pub fn redacted(&self) -> serde_json::Value {
         let mut value = serde_json::to_value(self).expect("the configuration always serializes");
-        let sections: [(&str, fn(&str) -> bool); 3] = [
+        type IsSafe = fn(&str) -> bool;
+        let sections: [(&str, IsSafe); 3] = [
             ("/source/properties", ClientProperty::is_safe_kafka),
             ("/target/properties", ClientProperty::is_safe_kafka),
             ("/storage/options", ClientProperty::is_safe_storage),
