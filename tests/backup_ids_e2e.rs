@@ -308,6 +308,19 @@ async fn an_id_the_registry_never_had_fails_the_backup_unless_allowed() {
         "the allowed unknown ID is still reported: {}",
         stderr(&out)
     );
+    let described = success(&kafka_backup(&[
+        "describe",
+        "--path",
+        dir.path().join("store").to_str().unwrap(),
+        "--backup-id",
+        "unknown-allowed",
+    ]));
+    assert!(
+        described.contains(&format!(
+            "records carry schema IDs the registry did not serve: {never}"
+        )),
+        "{described}"
+    );
 }
 
 /// A TCP proxy in front of `upstream` that holds its first connection until
@@ -468,6 +481,17 @@ async fn an_open_transaction_is_waited_for_then_fails_the_backup_unless_allowed(
     assert_eq!(p.last_stable_offset, Some(3));
     assert_eq!(p.left_out_from, Some(3));
     assert_eq!(p.record_count, 3);
+    let described = success(&kafka_backup(&[
+        "describe",
+        "--path",
+        dir.path().join("store").to_str().unwrap(),
+        "--backup-id",
+        "txn-allowed",
+    ]));
+    assert!(
+        described.contains("0..2  (left out: 3..6, a transaction still open)"),
+        "{described}"
+    );
 
     // a transaction that finishes within the wait is taken whole
     let cfg = config(
