@@ -175,9 +175,8 @@ fn consume(
         reason,
     };
     let mut consumer = open_consumer(cluster, job, job.low)?;
-    let lso_reader = cluster
-        .watermark_consumer(true)
-        .map_err(|e| kafka_err(e.to_string()))?;
+    // made only when an open transaction may be in the way
+    let mut lso_reader: Option<BaseConsumer> = None;
 
     let capacity = usize::try_from(job.segment_bytes)
         .unwrap_or(usize::MAX)
@@ -209,8 +208,16 @@ fn consume(
             });
         reported.map_or(next, |o| o.max(next))
     };
-    let lso = || {
-        kafka::watermarks(&lso_reader, &job.topic, job.partition)
+    let mut lso = || -> Result<i64, BackupError> {
+        let reader = match &mut lso_reader {
+            Some(reader) => reader,
+            empty => empty.insert(
+                cluster
+                    .watermark_consumer(true)
+                    .map_err(|e| kafka_err(e.to_string()))?,
+            ),
+        };
+        kafka::watermarks(reader, &job.topic, job.partition)
             .map(|(_, lso)| lso)
             .map_err(|e| kafka_err(e.to_string()))
     };
@@ -224,7 +231,13 @@ fn consume(
         if at_partition_end {
             drop(polled);
             let here = position(&consumer, next);
-            let decision = at_end(here, job.high, floor, lso()?);
+            // the last stable offset matters only while the end may be short of `high`
+            let lso_now = if here < job.high && floor < job.high {
+                lso()?
+            } else {
+                floor
+            };
+            let decision = at_end(here, job.high, floor, lso_now);
             match decision {
                 AtEnd::Done => break,
                 AtEnd::Reread => {
