@@ -536,3 +536,57 @@ async fn a_topic_selection_matching_nothing_fails_unless_allowed() {
     ]));
     assert!(manifest(dir.path(), "empty").topics.is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_aborted_transaction_ends_the_wait_and_its_records_are_not_taken() {
+    let topic = unique("ids-abort");
+    create_topic(&topic, 1, &[]).await;
+    produce(
+        &topic,
+        &[(None, Some(b"p0".to_vec())), (None, Some(b"p1".to_vec()))],
+    )
+    .await;
+    let txn: FutureProducer = client_config()
+        .set("transactional.id", format!("{topic}-txn"))
+        .set("transaction.timeout.ms", "120000")
+        .create()
+        .unwrap();
+    txn.init_transactions(Duration::from_secs(30)).unwrap();
+    txn.begin_transaction().unwrap();
+    for i in 0..3 {
+        let value = format!("aborted{i}");
+        txn.send(
+            FutureRecord::<[u8], [u8]>::to(&topic)
+                .partition(0)
+                .payload(value.as_bytes()),
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap_or_else(|(e, _)| panic!("{e}"));
+    }
+    txn.flush(Duration::from_secs(10)).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(
+        dir.path(),
+        "abort",
+        &topic,
+        None,
+        "  open_transaction_wait_secs: 60\n",
+        "",
+    );
+    let started = Instant::now();
+    let backup =
+        tokio::task::spawn_blocking(move || kafka_backup(&["backup", "-c", cfg.to_str().unwrap()]));
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    txn.abort_transaction(Duration::from_secs(30)).unwrap();
+    success(&backup.await.unwrap());
+    assert!(
+        started.elapsed() < Duration::from_secs(30),
+        "the abort ended the wait"
+    );
+    let p = manifest(dir.path(), "abort").topics[&topic].partitions[&0].clone();
+    assert_eq!(p.high_watermark, 5);
+    assert_eq!(p.last_stable_offset, Some(2));
+    assert_eq!(p.left_out_from, None);
+    assert_eq!(p.record_count, 2, "aborted records are not backed up");
+}
