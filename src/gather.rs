@@ -73,6 +73,7 @@ pub async fn target_snapshot(config: &Config) -> Result<(RegistrySnapshot, u64),
         include_soft_deleted: true,
         include_versions: IncludeVersions::All,
         include_references: true,
+        allow_unknown_ids: false,
     };
     let (snapshot, _) = crate::registry::fetch(&client, &everything, None, sr.max_concurrency)
         .await

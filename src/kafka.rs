@@ -111,6 +111,8 @@ impl Cluster {
 
     /// A client for metadata, watermarks and the cluster ID. It joins no
     /// group: a consumer with a `group.id` takes 100 ms to a second to close.
+    /// Its watermarks are `read_committed` ones (librdkafka's default): the
+    /// high one is the last stable offset.
     pub fn metadata_consumer(&self) -> Result<BaseConsumer, KafkaError> {
         self.client_config(&[("enable.auto.commit", "false")])
             .create()
@@ -118,6 +120,24 @@ impl Cluster {
                 servers: self.servers.clone(),
                 source,
             })
+    }
+
+    /// Like [`Cluster::metadata_consumer`], with the isolation level set
+    /// whatever the user's properties say: `read_committed` watermarks end at
+    /// the last stable offset, `read_uncommitted` ones count the records of
+    /// open transactions too.
+    pub fn watermark_consumer(&self, committed: bool) -> Result<BaseConsumer, KafkaError> {
+        let mut config = self.client_config(&[("enable.auto.commit", "false")]);
+        let level = if committed {
+            "read_committed"
+        } else {
+            "read_uncommitted"
+        };
+        config.set("isolation.level", level);
+        config.create().map_err(|source| KafkaError::Client {
+            servers: self.servers.clone(),
+            source,
+        })
     }
 
     pub fn admin(&self) -> Result<AdminClient<DefaultClientContext>, KafkaError> {
@@ -231,6 +251,37 @@ pub fn watermarks<C: rdkafka::consumer::ConsumerContext>(
             partition,
             source,
         })
+}
+
+/// Where a partition starts and ends, read before anything else of a backup.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct EndOffsets {
+    /// Low watermark: the first offset the partition still holds.
+    pub low: i64,
+    /// High watermark (`read_uncommitted`): the offset after the last record
+    /// written, open transactions included.
+    pub high: i64,
+    /// Last stable offset (`read_committed` end offset): the first offset of
+    /// the oldest open transaction, `high` when none is open.
+    pub last_stable: i64,
+}
+
+/// Reads a partition's [`EndOffsets`]: the last stable offset with a
+/// `read_committed` client, then the high watermark with a `read_uncommitted`
+/// one (in this order, so that `last_stable <= high`).
+pub fn end_offsets(
+    committed: &BaseConsumer,
+    uncommitted: &BaseConsumer,
+    topic: &str,
+    partition: i32,
+) -> Result<EndOffsets, KafkaError> {
+    let (_, last_stable) = watermarks(committed, topic, partition)?;
+    let (low, high) = watermarks(uncommitted, topic, partition)?;
+    Ok(EndOffsets {
+        low,
+        high,
+        last_stable: last_stable.min(high),
+    })
 }
 
 /// The configs of a topic that were set on it (not broker defaults), so that a

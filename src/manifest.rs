@@ -11,8 +11,11 @@ use serde::{Deserialize, Serialize};
 use crate::segment::{SegmentMeta, sha256_hex};
 use crate::storage::Store;
 
-/// Version of the manifest layout; readers refuse a newer one.
-pub const FORMAT_VERSION: u32 = 1;
+/// Version of the manifest layout; readers refuse a newer one. 2 added the
+/// partitions' `last_stable_offset`, `left_out_from` and `schema_ids`, and
+/// the registry part's `unknown_ids`; a version 1 manifest reads with those
+/// empty.
+pub const FORMAT_VERSION: u32 = 2;
 pub const MANIFEST_FILE: &str = "manifest.json";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -54,16 +57,137 @@ impl TopicManifest {
     pub fn record_count(&self) -> u64 {
         self.partitions.values().map(|p| p.record_count).sum()
     }
+
+    /// The schema IDs the topic's records carry, over every partition.
+    pub fn schema_ids(&self) -> RecordIds {
+        let mut out = RecordIds::default();
+        for p in self.partitions.values() {
+            out.merge(&p.schema_ids);
+        }
+        out
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PartitionManifest {
-    /// Watermarks when the backup started; records in `[low, high)` were taken.
+    /// Watermarks read before anything else (before the registry snapshot):
+    /// the records in `[low, high)` are the ones the backup aims at.
+    /// `high_watermark` is the `read_uncommitted` end offset (records of open
+    /// transactions included).
     pub low_watermark: i64,
     pub high_watermark: i64,
+    /// The `read_committed` end offset read at the same time: where records
+    /// of a transaction still open at the start of the backup begin. Equal to
+    /// `high_watermark` when none was open. Absent in format 1 manifests.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_stable_offset: Option<i64>,
+    /// Set only when a transaction was still open after the configured wait
+    /// and `source.allow_open_transactions` let the backup finish: records
+    /// from this offset up to `high_watermark` were not taken.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub left_out_from: Option<i64>,
     pub record_count: u64,
     pub segments: Vec<SegmentEntry>,
+    /// What the keys and values of the backed-up records carry in their
+    /// first five bytes (Confluent wire format framing and schema IDs).
+    #[serde(default)]
+    pub schema_ids: RecordIds,
+}
+
+/// The Confluent framing seen in the two fields of a set of records.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RecordIds {
+    pub key: FieldIds,
+    pub value: FieldIds,
+}
+
+impl RecordIds {
+    /// Adds `other`'s counts to these.
+    pub fn merge(&mut self, other: &RecordIds) {
+        self.key.merge(&other.key);
+        self.value.merge(&other.value);
+    }
+
+    /// The field by its name in reports (`key` or `value`).
+    pub fn fields(&self) -> [(Field, &FieldIds); 2] {
+        [(Field::Key, &self.key), (Field::Value, &self.value)]
+    }
+}
+
+/// Key or value of a record.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Field {
+    Key,
+    Value,
+}
+
+impl std::fmt::Display for Field {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Field::Key => "key",
+            Field::Value => "value",
+        })
+    }
+}
+
+/// What the records' key (or value) carries: counted over every backed-up
+/// record, from the first five bytes of the field only.
+///
+/// A field is *framed* when its first byte is `0x00` and it has at least five
+/// bytes; its *schema ID* is then the big-endian `i32` in bytes 1..5. Framing
+/// is a guess from bytes alone: a raw key that happens to start with `0x00`
+/// (an 8-byte epoch-ms key, 1 in 256 random keys) counts as framed too, which
+/// is why `framed == non_null` and every ID registered are both needed before
+/// a field can be called schema-serialized.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FieldIds {
+    /// Records whose field is not null (empty counts as not null).
+    pub non_null: u64,
+    /// Records whose field is framed (`0x00` then at least four more bytes).
+    pub framed: u64,
+    /// Schema ID of each framed field to the number of records carrying it;
+    /// the counts add up to `framed`.
+    pub ids: BTreeMap<i32, u64>,
+}
+
+impl FieldIds {
+    /// Counts one record's field. The hot path of a backup: no allocation
+    /// unless the ID is new to this partition.
+    #[inline]
+    pub fn observe(&mut self, field: Option<&[u8]>) {
+        let Some(bytes) = field else { return };
+        self.non_null += 1;
+        if let [0, a, b, c, d, ..] = *bytes {
+            self.framed += 1;
+            *self
+                .ids
+                .entry(i32::from_be_bytes([a, b, c, d]))
+                .or_insert(0) += 1;
+        }
+    }
+
+    /// Adds `other`'s counts to these.
+    pub fn merge(&mut self, other: &FieldIds) {
+        self.non_null += other.non_null;
+        self.framed += other.framed;
+        for (id, n) in &other.ids {
+            *self.ids.entry(*id).or_insert(0) += n;
+        }
+    }
+
+    /// Every non-null field is framed (and there is at least one).
+    pub fn all_framed(&self) -> bool {
+        self.non_null > 0 && self.framed == self.non_null
+    }
+
+    /// Records whose field is not null but not framed either.
+    pub fn unframed(&self) -> u64 {
+        self.non_null - self.framed
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -82,6 +206,12 @@ pub struct RegistryManifestRef {
     pub manifest: String,
     pub subjects_count: u64,
     pub schemas_count: u64,
+    /// Schema IDs carried by backed-up records that the registry did not
+    /// serve, kept only because `enterprise.schema_registry.backup.allow_unknown_ids`
+    /// is set (the partitions' `schema_ids` say where). Restoring those
+    /// records meets the restore's `missing_id_policy`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub unknown_ids: Vec<i32>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]

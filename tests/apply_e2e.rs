@@ -219,8 +219,8 @@ async fn a_plan_of_another_backup_is_refused_before_any_change() {
         dir.path(),
         "other-backup.yaml",
         &format!(
-            "backup_id: other\nsource:\n  bootstrap_servers: [{}]\n  topics:\n    include: [\"none\"]\nstorage:\n  path: {}\nenterprise:\n  schema_registry:\n    enabled: true\n    url: {}\n",
-            bootstrap(),
+            // no `source`: a registry-only backup
+            "backup_id: other\nstorage:\n  path: {}\nenterprise:\n  schema_registry:\n    enabled: true\n    url: {}\n",
             dir.path().join("store").display(),
             other_source.url
         ),

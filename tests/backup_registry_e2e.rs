@@ -143,8 +143,8 @@ fn config(
         dir,
         &format!("{backup_id}.yaml"),
         &format!(
-            "backup_id: {backup_id}\nsource:\n  bootstrap_servers: [{}]\n  topics:\n    include: [\"no-topic-matches-this\"]\nstorage:\n  path: {}\nenterprise:\n  schema_registry:\n    enabled: true\n    url: {sr_url}\n    backup:\n{backup_block}",
-            bootstrap(),
+            // no `source`: a registry-only backup
+            "backup_id: {backup_id}\nstorage:\n  path: {}\nenterprise:\n  schema_registry:\n    enabled: true\n    url: {sr_url}\n    backup:\n{backup_block}",
             dir.join("store").display()
         ),
     )

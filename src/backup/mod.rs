@@ -1,11 +1,21 @@
 //! `backup`: topics and registry state into a new backup folder. The manifest
 //! is written last; a folder without one is an interrupted backup, which the
 //! next run with the same `backup_id` clears and starts again (never mixes).
+//!
+//! The order is what makes a backup's records and schemas agree: the topics'
+//! end offsets first, then the registry snapshot (every record taken was
+//! written before it, so its ID was registered before it), then the records
+//! up to those offsets, counting the schema IDs they carry; then every ID
+//! the snapshot lacks (a version soft-deleted or left out by the selection)
+//! is fetched and added. A backup that could not take every record or every
+//! ID ([`Incomplete`]) fails and publishes no manifest, unless the
+//! configuration allows it; then what is missing is recorded in the manifest.
 
+pub mod ids;
 pub mod registry;
 pub mod topics;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -14,9 +24,11 @@ use bytes::Bytes;
 use futures::StreamExt;
 use object_store::ObjectStoreExt;
 
-use crate::config::Config;
-use crate::kafka::{self, Cluster, KafkaError};
+use crate::config::{Config, KafkaSource, TopicSelection};
+use crate::kafka::{self, Cluster, EndOffsets, KafkaError, TopicInfo};
 use crate::manifest::{self, FORMAT_VERSION, MANIFEST_FILE, Manifest, SourceInfo, TopicManifest};
+use crate::model::RegistrySnapshot;
+use crate::registry::{HttpRegistry, SelectionReport};
 use crate::storage::{Location, StorageError, Store};
 use topics::{PartitionJob, Progress};
 
@@ -38,6 +50,14 @@ pub enum BackupError {
     },
     #[error(transparent)]
     Kafka(#[from] KafkaError),
+    #[error(
+        "the topic selection matches no topic of `{servers}` (include: {include}; exclude: {exclude})\nhint: check the patterns, and that the backup's principal may DESCRIBE the topics (a missing ACL hides them); `backup --allow-empty` backs up no topic on purpose"
+    )]
+    NoTopics {
+        servers: String,
+        include: String,
+        exclude: String,
+    },
     #[error("cannot back up `{topic}` partition {partition}: {reason}")]
     Consume {
         topic: String,
@@ -54,6 +74,71 @@ pub enum BackupError {
     },
     #[error("the registry backup is incomplete: {0}")]
     MissingReferences(String),
+    #[error(
+        "backup `{backup_id}` is incomplete, so no manifest was written (the folder stays an interrupted backup, which `list` flags and the next run clears):\n{}",
+        problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")
+    )]
+    Incomplete {
+        backup_id: String,
+        problems: Vec<Incomplete>,
+    },
+}
+
+/// What a backup could not take, found once every topic was read.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Incomplete {
+    /// Records carry schema IDs the registry does not serve.
+    #[error(
+        "records carry schema IDs the registry does not serve:\n{}\nhint: a raw key or value starting with 0x00 looks like a schema ID too; if these records were not written by a registry serializer, or their schemas are gone for good, set `enterprise.schema_registry.backup.allow_unknown_ids: true` (the IDs are then recorded in the manifest)",
+        unknown_lines(.0)
+    )]
+    UnknownIds(BTreeMap<i32, Vec<ids::Carrier>>),
+    /// Transactions stayed open past the wait: records were left out.
+    #[error(
+        "transactions still open after {wait_secs}s held back records:\n{}\nhint: let the producer finish or abort its transaction (or wait for `transaction.timeout.ms`), then run the backup again; raise `source.open_transaction_wait_secs`, or set `source.allow_open_transactions: true` to back up without those records",
+        left_out_lines(.left_out)
+    )]
+    OpenTransactions {
+        wait_secs: u64,
+        left_out: Vec<LeftOut>,
+    },
+}
+
+/// Records of one partition a backup did not take.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeftOut {
+    pub topic: String,
+    pub partition: i32,
+    /// First offset not taken.
+    pub from: i64,
+    /// The high watermark the backup aimed at (exclusive).
+    pub to: i64,
+}
+
+fn unknown_lines(unknown: &BTreeMap<i32, Vec<ids::Carrier>>) -> String {
+    let mut lines = Vec::new();
+    for (id, carriers) in unknown {
+        for c in carriers {
+            lines.push(format!("  schema ID {id}: {c}"));
+        }
+    }
+    lines.join("\n")
+}
+
+fn left_out_lines(left_out: &[LeftOut]) -> String {
+    left_out
+        .iter()
+        .map(|l| {
+            format!(
+                "  `{}` partition {}: offsets {} to {} not taken",
+                l.topic,
+                l.partition,
+                l.from,
+                l.to - 1
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
 }
 
 /// Tuning of a backup run.
@@ -66,6 +151,8 @@ pub struct BackupOptions {
     pub zstd_level: i32,
     /// Draw a progress bar (only on a terminal).
     pub progress: bool,
+    /// A topic selection that matches nothing is a backup of no topic, not an error.
+    pub allow_empty: bool,
 }
 
 impl Default for BackupOptions {
@@ -75,50 +162,150 @@ impl Default for BackupOptions {
             partition_concurrency: 4,
             zstd_level: 1,
             progress: false,
+            allow_empty: false,
         }
     }
 }
 
-/// Runs a whole backup as the configuration describes it.
+/// Runs a whole backup as the configuration describes it. Without a
+/// `source` block, a backup with the registry enabled is a registry-only one.
 pub async fn run(config: &Config, options: &BackupOptions) -> Result<Manifest, BackupError> {
     let backup_id = config
         .backup_id
         .as_ref()
         .ok_or(BackupError::Missing { key: "backup_id" })?
         .to_string();
-    let source = config.source.as_ref().ok_or(BackupError::Missing {
-        key: "source.bootstrap_servers",
-    })?;
-    let cluster = Cluster::new("source", &source.bootstrap_servers, &source.properties)?;
     let sr = &config.enterprise.schema_registry;
     if sr.enabled && sr.url.is_none() {
         return Err(BackupError::Missing {
             key: "enterprise.schema_registry.url",
         });
     }
+    let source = match &config.source {
+        Some(source) => Some((
+            source,
+            Cluster::new("source", &source.bootstrap_servers, &source.properties)?,
+        )),
+        None if sr.enabled => None,
+        None => {
+            return Err(BackupError::Missing {
+                key: "source.bootstrap_servers",
+            });
+        }
+    };
     let location = Location::from_config(config.storage.as_ref())?;
     let store = location.open()?;
     let started_at = now();
     prepare_folder(&store, &backup_id).await?;
 
-    let mut files = BTreeMap::new();
-    // the registry first: records written meanwhile can only use IDs it
-    // already had or IDs newer than the backup, never ones it lost
-    let schema_registry = if sr.enabled {
-        Some(backup_registry(sr, &store, &backup_id, &started_at, &mut files).await?)
+    // 1. where each partition ends, before the registry is read
+    let selected = match &source {
+        Some((source, cluster)) => select_topics(cluster, &source.topics, options.allow_empty)?,
+        None => Vec::new(),
+    };
+    // 2. the registry: every record below those ends uses an ID it has, or
+    //    one deleted since (fetched in step 4)
+    let registry = if sr.enabled {
+        Some(read_registry(sr).await?)
     } else {
         None
     };
-    let topics = backup_topics(
-        &cluster,
-        &store,
-        &backup_id,
-        &source.topics,
-        options,
-        &mut files,
-    )
-    .await?;
+    // 3. the records
+    let mut files = BTreeMap::new();
+    let topics = match &source {
+        Some((source, cluster)) => {
+            backup_topics(
+                cluster, &store, &backup_id, source, selected, options, &mut files,
+            )
+            .await?
+        }
+        None => BTreeMap::new(),
+    };
+    // 4. the IDs the records carry that the snapshot lacks
+    let mut problems = Vec::new();
+    let registry = match registry {
+        Some((client, mut snapshot, report)) => {
+            let missing = ids::missing_ids(&snapshot, &topics);
+            let pulled = ids::pull_in(&client, &mut snapshot, missing, sr.max_concurrency)
+                .await
+                .map_err(|source| registry_error(sr, source))?;
+            for p in &pulled.pulled_in {
+                tracing::info!(
+                    subject = p.subject,
+                    version = p.version,
+                    why = ?p.carried_by,
+                    referenced_by = ?p.referenced_by,
+                    "version pulled in for the schema IDs the records carry"
+                );
+            }
+            if !pulled.unknown.is_empty() {
+                if sr.backup.allow_unknown_ids {
+                    tracing::warn!(
+                        "{}",
+                        Incomplete::UnknownIds(pulled.unknown.clone())
+                            .to_string()
+                            .lines()
+                            .take_while(|l| !l.starts_with("hint:"))
+                            .collect::<Vec<_>>()
+                            .join("\n")
+                    );
+                } else {
+                    problems.push(Incomplete::UnknownIds(pulled.unknown.clone()));
+                }
+            }
+            Some((snapshot, report, pulled))
+        }
+        None => None,
+    };
+    // 5. transactions that did not finish in time
+    let left_out: Vec<LeftOut> = topics
+        .iter()
+        .flat_map(|(topic, t)| {
+            t.partitions.iter().filter_map(|(partition, p)| {
+                p.left_out_from.map(|from| LeftOut {
+                    topic: topic.clone(),
+                    partition: *partition,
+                    from,
+                    to: p.high_watermark,
+                })
+            })
+        })
+        .collect();
+    if let Some((source, _)) = &source
+        && !left_out.is_empty()
+    {
+        let incomplete = Incomplete::OpenTransactions {
+            wait_secs: source.open_transaction_wait_secs,
+            left_out,
+        };
+        if source.allow_open_transactions {
+            tracing::warn!("{incomplete}");
+        } else {
+            problems.push(incomplete);
+        }
+    }
+    if !problems.is_empty() {
+        return Err(BackupError::Incomplete {
+            backup_id,
+            problems,
+        });
+    }
 
+    let schema_registry = match registry {
+        Some((snapshot, report, pulled)) => Some(
+            write_registry(
+                &store,
+                &backup_id,
+                &started_at,
+                &snapshot,
+                &report,
+                &pulled,
+                &mut files,
+            )
+            .await?,
+        ),
+        None => None,
+    };
     let manifest = Manifest {
         format_version: FORMAT_VERSION,
         tool_version: env!("CARGO_PKG_VERSION").to_owned(),
@@ -126,7 +313,10 @@ pub async fn run(config: &Config, options: &BackupOptions) -> Result<Manifest, B
         started_at,
         finished_at: now(),
         source: SourceInfo {
-            bootstrap_servers: cluster.servers.clone(),
+            bootstrap_servers: source
+                .as_ref()
+                .map(|(_, c)| c.servers.clone())
+                .unwrap_or_default(),
         },
         topics,
         schema_registry,
@@ -142,20 +332,21 @@ pub async fn run(config: &Config, options: &BackupOptions) -> Result<Manifest, B
     Ok(manifest)
 }
 
-/// Reads the registry state the configuration selects and writes it in the
-/// reference layout under `schema-registry/`.
-async fn backup_registry(
+fn registry_error(
     sr: &crate::config::SchemaRegistry,
-    store: &Store,
-    backup_id: &str,
-    started_at: &str,
-    files: &mut BTreeMap<String, manifest::FileEntry>,
-) -> Result<manifest::RegistryManifestRef, BackupError> {
-    let registry_err = |source| BackupError::Registry {
+    source: crate::registry::RegistryError,
+) -> BackupError {
+    BackupError::Registry {
         url: sr.url.as_ref().map(|u| u.to_string()).unwrap_or_default(),
         source,
-    };
-    let client = crate::registry::HttpRegistry::new(sr).map_err(registry_err)?;
+    }
+}
+
+/// Reads the registry state the configuration selects.
+async fn read_registry(
+    sr: &crate::config::SchemaRegistry,
+) -> Result<(HttpRegistry, RegistrySnapshot, SelectionReport), BackupError> {
+    let client = HttpRegistry::new(sr).map_err(|e| registry_error(sr, e))?;
     let (snapshot, report) = crate::registry::fetch(
         &client,
         &sr.backup,
@@ -163,7 +354,7 @@ async fn backup_registry(
         sr.max_concurrency,
     )
     .await
-    .map_err(registry_err)?;
+    .map_err(|e| registry_error(sr, e))?;
     if !report.missing_references.is_empty() {
         let list: Vec<String> = report
             .missing_references
@@ -182,7 +373,21 @@ async fn backup_registry(
         method = ?report.method,
         "registry state read"
     );
-    let (layout, schema_manifest) = registry::layout(&snapshot, Some(&report), started_at);
+    Ok((client, snapshot, report))
+}
+
+/// Writes the registry part in the reference layout under `schema-registry/`.
+async fn write_registry(
+    store: &Store,
+    backup_id: &str,
+    started_at: &str,
+    snapshot: &RegistrySnapshot,
+    report: &SelectionReport,
+    pulled: &ids::PullIn,
+    files: &mut BTreeMap<String, manifest::FileEntry>,
+) -> Result<manifest::RegistryManifestRef, BackupError> {
+    let (layout, schema_manifest) =
+        registry::layout(snapshot, Some(report), &pulled.pulled_in, started_at);
     for (path, bytes) in layout {
         manifest::put_file(store, backup_id, &path, Bytes::from(bytes), files)
             .await
@@ -191,7 +396,7 @@ async fn backup_registry(
                 source,
             })?;
     }
-    let schemas: BTreeSet<(String, u32)> = snapshot
+    let schemas: std::collections::BTreeSet<(String, u32)> = snapshot
         .subjects
         .iter()
         .flat_map(|(name, s)| {
@@ -203,6 +408,7 @@ async fn backup_registry(
         manifest: registry::SCHEMA_MANIFEST.to_owned(),
         subjects_count: schema_manifest.subjects.len() as u64,
         schemas_count: schemas.len() as u64,
+        unknown_ids: pulled.unknown.keys().copied().collect(),
     })
 }
 
@@ -260,20 +466,56 @@ async fn prepare_folder(store: &Store, backup_id: &str) -> Result<(), BackupErro
     Ok(())
 }
 
+/// The selected topics with the end offsets of each partition, read now.
+/// No topic at all is an error unless `allow_empty`.
+fn select_topics(
+    cluster: &Cluster,
+    selection: &TopicSelection,
+    allow_empty: bool,
+) -> Result<Vec<(TopicInfo, Vec<EndOffsets>)>, BackupError> {
+    let committed = cluster.watermark_consumer(true)?;
+    let uncommitted = cluster.watermark_consumer(false)?;
+    let topics = kafka::list_topics(&committed, cluster, selection)?;
+    if topics.is_empty() && !allow_empty {
+        let list = |globs: &crate::config::OneOrMany<crate::config::Glob>| {
+            let names: Vec<String> = globs.iter().map(|g| format!("`{}`", g.as_str())).collect();
+            if names.is_empty() {
+                "none".to_owned()
+            } else {
+                names.join(", ")
+            }
+        };
+        return Err(BackupError::NoTopics {
+            servers: cluster.servers.clone(),
+            include: list(&selection.include),
+            exclude: list(&selection.exclude),
+        });
+    }
+    let mut out = Vec::with_capacity(topics.len());
+    for topic in topics {
+        let ends = topic
+            .partitions
+            .iter()
+            .map(|&p| kafka::end_offsets(&committed, &uncommitted, &topic.name, p))
+            .collect::<Result<Vec<_>, _>>()?;
+        out.push((topic, ends));
+    }
+    Ok(out)
+}
+
 async fn backup_topics(
     cluster: &Cluster,
     store: &Store,
     backup_id: &str,
-    selection: &crate::config::TopicSelection,
+    source: &KafkaSource,
+    selected: Vec<(TopicInfo, Vec<EndOffsets>)>,
     options: &BackupOptions,
     files: &mut BTreeMap<String, manifest::FileEntry>,
 ) -> Result<BTreeMap<String, TopicManifest>, BackupError> {
-    let metadata = cluster.metadata_consumer()?;
-    let topics = kafka::list_topics(&metadata, cluster, selection)?;
     let admin = cluster.admin()?;
     let mut out = BTreeMap::new();
     let mut jobs = Vec::new();
-    for topic in &topics {
+    for (topic, ends) in &selected {
         let configs = kafka::topic_configs(&admin, &topic.name).await?;
         out.insert(
             topic.name.clone(),
@@ -284,13 +526,14 @@ async fn backup_topics(
                 partitions: BTreeMap::new(),
             },
         );
-        for &partition in &topic.partitions {
-            let (low, high) = kafka::watermarks(&metadata, &topic.name, partition)?;
+        for (&partition, end) in topic.partitions.iter().zip(ends) {
             jobs.push(PartitionJob {
                 topic: topic.name.clone(),
                 partition,
-                low,
-                high,
+                low: end.low,
+                high: end.high,
+                last_stable: end.last_stable,
+                transaction_wait: Duration::from_secs(source.open_transaction_wait_secs),
                 segment_bytes: options.segment_bytes,
                 zstd_level: options.zstd_level,
                 stall_timeout: Duration::from_secs(120),

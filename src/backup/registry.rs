@@ -111,17 +111,24 @@ pub struct SchemaManifest {
     pub subjects: Vec<SubjectEntry>,
     /// Schema ID to the first file holding it (contexts: `:.ctx:` + ID).
     pub id_mapping: BTreeMap<String, String>,
-    /// Subjects taken only because a selected schema references them, and why.
+    /// Versions taken although the selection left them out, and why: a
+    /// selected schema references them, or backed-up records carry their ID.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub pulled_in: Vec<PulledInEntry>,
 }
 
+/// A version the selection did not take, taken anyway.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct PulledInEntry {
     pub subject: String,
     pub version: u32,
+    /// Taken versions referencing it (`"<subject> v<N>"`).
     pub referenced_by: Vec<String>,
+    /// Why records need it: `"schema ID 7 is carried by records of
+    /// `orders` (value, 12 record(s))"`, one entry per ID it holds.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub carried_by: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -185,10 +192,12 @@ fn json(value: &impl Serialize) -> Vec<u8> {
 }
 
 /// The files of the registry part, by path relative to the backup folder,
-/// plus the schema manifest they were made with.
+/// plus the schema manifest they were made with. `id_pulled_in`: versions
+/// added for the schema IDs records carry (see `backup::ids`).
 pub fn layout(
     snapshot: &RegistrySnapshot,
     report: Option<&SelectionReport>,
+    id_pulled_in: &[PulledInEntry],
     backup_timestamp: &str,
 ) -> (BTreeMap<String, Vec<u8>>, SchemaManifest) {
     let mut files = BTreeMap::new();
@@ -269,10 +278,12 @@ pub fn layout(
                         .iter()
                         .map(|r| format!("{} v{}", r.subject, r.version))
                         .collect(),
+                    carried_by: Vec::new(),
                 })
                 .collect()
         })
         .unwrap_or_default();
+    let pulled_in = merge_pulled_in(pulled_in, id_pulled_in);
     let manifest = SchemaManifest {
         layout_version: LAYOUT_VERSION,
         schema_registry_version: snapshot.server_version.clone(),
@@ -284,6 +295,31 @@ pub fn layout(
     };
     files.insert(SCHEMA_MANIFEST.to_owned(), json(&manifest));
     (files, manifest)
+}
+
+/// Both kinds of pulled-in versions, one entry per version, sorted.
+fn merge_pulled_in(
+    by_reference: Vec<PulledInEntry>,
+    by_id: &[PulledInEntry],
+) -> Vec<PulledInEntry> {
+    let mut merged: BTreeMap<(String, u32), PulledInEntry> = BTreeMap::new();
+    for entry in by_reference.into_iter().chain(by_id.iter().cloned()) {
+        match merged.entry((entry.subject.clone(), entry.version)) {
+            std::collections::btree_map::Entry::Vacant(slot) => {
+                slot.insert(entry);
+            }
+            std::collections::btree_map::Entry::Occupied(mut slot) => {
+                let e = slot.get_mut();
+                e.referenced_by.extend(entry.referenced_by);
+                e.referenced_by.sort();
+                e.referenced_by.dedup();
+                e.carried_by.extend(entry.carried_by);
+                e.carried_by.sort();
+                e.carried_by.dedup();
+            }
+        }
+    }
+    merged.into_values().collect()
 }
 
 /// Why the registry part of a backup cannot be read back.

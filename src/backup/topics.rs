@@ -1,6 +1,13 @@
 //! Backing up one topic-partition: consume `[low, high)` as it was when the
-//! backup started, cut it into segments, store each one as soon as it is full.
-//! Memory is one segment per partition worker, whatever the partition's size.
+//! backup started, cut it into segments, store each one as soon as it is full,
+//! and count the schema IDs the keys and values carry. Memory is one segment
+//! per partition worker, whatever the partition's size.
+//!
+//! `high` is the `read_uncommitted` end offset, so it counts the records of
+//! transactions still open when the backup started; the consumer reads
+//! `read_committed` and stops at the last stable offset until they finish.
+//! It waits for them up to [`PartitionJob::transaction_wait`], then reports
+//! where it stopped ([`Consumed::left_out_from`]).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -12,8 +19,8 @@ use rdkafka::Message;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::{Offset, Timestamp, TopicPartitionList};
 
-use crate::kafka::{Cluster, EofIsNormal};
-use crate::manifest::{FileEntry, PartitionManifest, SegmentEntry};
+use crate::kafka::{self, Cluster, EofIsNormal};
+use crate::manifest::{FileEntry, PartitionManifest, RecordIds, SegmentEntry};
 use crate::segment::{RawSegment, RecordRef, SegmentWriter, TimestampType};
 use crate::storage::Store;
 
@@ -25,7 +32,13 @@ pub struct PartitionJob {
     pub topic: String,
     pub partition: i32,
     pub low: i64,
+    /// The `read_uncommitted` end offset read before the registry snapshot.
     pub high: i64,
+    /// The `read_committed` end offset read with it (`<= high`).
+    pub last_stable: i64,
+    /// How long to wait, once the consumer is stopped by an open transaction
+    /// below `high`, for that transaction to finish.
+    pub transaction_wait: Duration,
     /// A segment is closed once its keys, values and headers pass this size.
     pub segment_bytes: u64,
     pub zstd_level: i32,
@@ -60,8 +73,11 @@ pub fn backup_partition(
     let mut manifest = PartitionManifest {
         low_watermark: job.low,
         high_watermark: job.high,
+        last_stable_offset: Some(job.last_stable),
+        left_out_from: None,
         record_count: 0,
         segments: Vec::new(),
+        schema_ids: RecordIds::default(),
     };
     if job.high <= job.low {
         return Ok((manifest, Vec::new()));
@@ -87,7 +103,9 @@ pub fn backup_partition(
     })?;
     // a storage error explains a consumer that stopped because the storer did
     let stored = stored?;
-    consumed?;
+    let consumed = consumed?;
+    manifest.schema_ids = consumed.schema_ids;
+    manifest.left_out_from = consumed.left_out_from;
     let mut files = Vec::with_capacity(stored.len());
     for entry in stored {
         manifest.record_count += entry.meta.record_count;
@@ -103,36 +121,61 @@ pub fn backup_partition(
     Ok((manifest, files))
 }
 
+/// What consuming a partition gave besides its segments.
+#[derive(Debug, Default)]
+pub struct Consumed {
+    /// The framing and schema IDs of the records taken.
+    pub schema_ids: RecordIds,
+    /// `Some(offset)` when a transaction was still open after the wait:
+    /// records from `offset` up to `high` were not taken.
+    pub left_out_from: Option<i64>,
+}
+
+/// Where the consumer stands once librdkafka says it reached the end of what
+/// it may read (`read_committed`: the last stable offset).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AtEnd {
+    /// Everything below `high` was read.
+    Done,
+    /// A transaction below `high` is still open: wait for it.
+    Blocked,
+    /// The transaction finished after the consumer reached the end it had
+    /// then: read again from the position, knowing the end is now past `high`.
+    Reread,
+}
+
+/// What to do at an end-of-partition, from the consumer's position
+/// (`next`: the offset after the last record or transaction marker it
+/// passed), an offset every end this consumer signals is known to be at
+/// or past (`floor`: the last stable offset read before it fetched), and
+/// the last stable offset just read (`lso_now`).
+pub fn at_end(next: i64, high: i64, floor: i64, lso_now: i64) -> AtEnd {
+    if next >= high || floor >= high {
+        // an end at or past `high` was reached: what lies below it and was
+        // not delivered is not committed data (aborted, markers, compacted)
+        AtEnd::Done
+    } else if lso_now >= high {
+        AtEnd::Reread
+    } else {
+        AtEnd::Blocked
+    }
+}
+
 /// Reads `[low, high)` and hands each full segment to `segments`.
 fn consume(
     cluster: &Cluster,
     job: &PartitionJob,
     progress: &Progress,
     segments: &std::sync::mpsc::SyncSender<RawSegment>,
-) -> Result<(), BackupError> {
+) -> Result<Consumed, BackupError> {
     let kafka_err = |reason: String| BackupError::Consume {
         topic: job.topic.clone(),
         partition: job.partition,
         reason,
     };
-    let consumer: BaseConsumer<EofIsNormal> = cluster
-        .client_config(&[
-            ("group.id", "kafka-backup"),
-            ("enable.auto.commit", "false"),
-            ("enable.auto.offset.store", "false"),
-            ("enable.partition.eof", "true"),
-            ("isolation.level", "read_committed"),
-            ("auto.offset.reset", "error"),
-        ])
-        .create_with_context(EofIsNormal)
-        .map_err(|e| kafka_err(e.to_string()))?;
-    let mut assignment = TopicPartitionList::new();
-    assignment
-        .add_partition_offset(&job.topic, job.partition, Offset::Offset(job.low))
-        .map_err(|e| kafka_err(e.to_string()))?;
-    consumer
-        .assign(&assignment)
-        .map_err(|e| kafka_err(e.to_string()))?;
+    let mut consumer = open_consumer(cluster, job, job.low)?;
+    // made only when an open transaction may be in the way
+    let mut lso_reader: Option<BaseConsumer> = None;
 
     let capacity = usize::try_from(job.segment_bytes)
         .unwrap_or(usize::MAX)
@@ -143,10 +186,91 @@ fn consume(
             .send(writer.finish())
             .map_err(|_| kafka_err("the segment writer stopped".into()))
     };
+    let mut out = Consumed::default();
     let mut last_seen = Instant::now();
     let last_wanted = job.high - 1;
+    // the offset after the last record delivered
+    let mut next = job.low;
+    // every end-of-partition from now on is at least at this offset
+    let mut floor = job.last_stable;
+    // since when an open transaction holds the consumer back
+    let mut blocked_since: Option<Instant> = None;
+    let position = |consumer: &BaseConsumer<EofIsNormal>, next: i64| -> i64 {
+        // librdkafka's position also moves past transaction markers
+        let tpl = consumer.position().ok();
+        let reported = tpl
+            .as_ref()
+            .and_then(|t| t.find_partition(&job.topic, job.partition))
+            .and_then(|p| match p.offset() {
+                Offset::Offset(o) => Some(o),
+                _ => None,
+            });
+        reported.map_or(next, |o| o.max(next))
+    };
+    let mut lso = || -> Result<i64, BackupError> {
+        let reader = match &mut lso_reader {
+            Some(reader) => reader,
+            empty => empty.insert(
+                cluster
+                    .watermark_consumer(true)
+                    .map_err(|e| kafka_err(e.to_string()))?,
+            ),
+        };
+        kafka::watermarks(reader, &job.topic, job.partition)
+            .map(|(_, lso)| lso)
+            .map_err(|e| kafka_err(e.to_string()))
+    };
     loop {
-        let Some(polled) = consumer.poll(Duration::from_millis(500)) else {
+        let polled = consumer.poll(Duration::from_millis(500));
+        let at_partition_end = match &polled {
+            None => blocked_since.is_some(),
+            Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => true,
+            Some(_) => false,
+        };
+        if at_partition_end {
+            drop(polled);
+            let here = position(&consumer, next);
+            // the last stable offset matters only while the end may be short of `high`
+            let lso_now = if here < job.high && floor < job.high {
+                lso()?
+            } else {
+                floor
+            };
+            let decision = at_end(here, job.high, floor, lso_now);
+            match decision {
+                AtEnd::Done => break,
+                AtEnd::Reread => {
+                    // the end moved past `high` after this consumer reached
+                    // the one it had: a new consumer from the position only
+                    // sees ends at or past `high` (librdkafka signals an end
+                    // once per end offset, so the old one might stay silent)
+                    consumer = open_consumer(cluster, job, here)?;
+                    floor = job.high;
+                    blocked_since = None;
+                    last_seen = Instant::now();
+                    continue;
+                }
+                AtEnd::Blocked => {
+                    let since = *blocked_since.get_or_insert_with(|| {
+                        tracing::warn!(
+                            topic = job.topic,
+                            partition = job.partition,
+                            offset = here,
+                            high = job.high,
+                            wait_secs = job.transaction_wait.as_secs(),
+                            "an open transaction holds the backup back: waiting for it"
+                        );
+                        Instant::now()
+                    });
+                    if since.elapsed() >= job.transaction_wait {
+                        out.left_out_from = Some(here);
+                        break;
+                    }
+                    continue;
+                }
+            }
+        }
+        let Some(polled) = polled else {
             if last_seen.elapsed() > job.stall_timeout {
                 return Err(kafka_err(format!(
                     "no record for {}s while offsets up to {last_wanted} were expected\nhint: is the broker up? was the partition truncated meanwhile?",
@@ -158,18 +282,21 @@ fn consume(
         last_seen = Instant::now();
         let message = match polled {
             Ok(m) => m,
-            Err(rdkafka::error::KafkaError::PartitionEOF(_)) => break,
             Err(e) => return Err(kafka_err(e.to_string())),
         };
         if message.offset() > last_wanted {
             break;
         }
+        blocked_since = None;
+        next = message.offset() + 1;
         let (timestamp, timestamp_type) = match message.timestamp() {
             Timestamp::NotAvailable => (None, TimestampType::NotAvailable),
             Timestamp::CreateTime(t) => (Some(t), TimestampType::CreateTime),
             Timestamp::LogAppendTime(t) => (Some(t), TimestampType::LogAppendTime),
         };
         let headers = crate::kafka::headers::borrowed(&message);
+        out.schema_ids.key.observe(message.key());
+        out.schema_ids.value.observe(message.payload());
         let before = writer.payload_bytes();
         writer
             .push(&RecordRef {
@@ -199,7 +326,40 @@ fn consume(
     if !writer.is_empty() {
         hand_over(writer)?;
     }
-    Ok(())
+    Ok(out)
+}
+
+/// A `read_committed` consumer of the job's partition from `offset` on.
+fn open_consumer(
+    cluster: &Cluster,
+    job: &PartitionJob,
+    offset: i64,
+) -> Result<BaseConsumer<EofIsNormal>, BackupError> {
+    let kafka_err = |reason: String| BackupError::Consume {
+        topic: job.topic.clone(),
+        partition: job.partition,
+        reason,
+    };
+    let consumer: BaseConsumer<EofIsNormal> = cluster
+        .client_config(&[
+            ("group.id", "kafka-backup"),
+            ("enable.auto.commit", "false"),
+            ("enable.auto.offset.store", "false"),
+            ("enable.partition.eof", "true"),
+            ("auto.offset.reset", "error"),
+        ])
+        // whatever the user's properties say: aborted records are never backed up
+        .set("isolation.level", "read_committed")
+        .create_with_context(EofIsNormal)
+        .map_err(|e| kafka_err(e.to_string()))?;
+    let mut assignment = TopicPartitionList::new();
+    assignment
+        .add_partition_offset(&job.topic, job.partition, Offset::Offset(offset))
+        .map_err(|e| kafka_err(e.to_string()))?;
+    consumer
+        .assign(&assignment)
+        .map_err(|e| kafka_err(e.to_string()))?;
+    Ok(consumer)
 }
 
 /// Compresses, hashes and stores one segment.
@@ -238,4 +398,58 @@ fn store_segment(
         path: relative,
         meta: segment.meta,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_end_of_a_partition_is_done_only_past_high() {
+        // no transaction open at the start: the first end is past `high`
+        assert_eq!(at_end(100, 100, 100, 100), AtEnd::Done);
+        // markers or compaction left the position short, but the end was past high
+        assert_eq!(at_end(97, 100, 100, 100), AtEnd::Done);
+        // an open transaction from 90 on, still open
+        assert_eq!(at_end(90, 100, 90, 90), AtEnd::Blocked);
+        // ... open with more records after it (the LSO did not move)
+        assert_eq!(at_end(90, 100, 90, 95), AtEnd::Blocked);
+        // it finished after the consumer stopped at 90: read again from 90
+        assert_eq!(at_end(90, 100, 90, 120), AtEnd::Reread);
+        // the new consumer's end is past high
+        assert_eq!(at_end(95, 100, 100, 120), AtEnd::Done);
+        // the consumer read through the finished transaction itself
+        assert_eq!(at_end(100, 100, 90, 90), AtEnd::Done);
+    }
+
+    #[test]
+    fn field_ids_count_framing_and_ids_from_the_first_five_bytes() {
+        let mut f = crate::manifest::FieldIds::default();
+        f.observe(None);
+        f.observe(Some(b""));
+        f.observe(Some(&[0, 0, 0, 0, 7]));
+        f.observe(Some(&[0, 0, 0, 0, 7, 1, 2, 3]));
+        f.observe(Some(&[0, 0, 0, 0])); // too short to be framed
+        f.observe(Some(&[1, 0, 0, 0, 7]));
+        f.observe(Some(&[0, 0xff, 0xff, 0xff, 0xff])); // -1
+        f.observe(Some(&[0, 0, 0, 1, 0]));
+        assert_eq!(f.non_null, 7);
+        assert_eq!(f.framed, 4);
+        assert_eq!(f.unframed(), 3);
+        assert!(!f.all_framed());
+        let ids: Vec<(i32, u64)> = f.ids.iter().map(|(k, v)| (*k, *v)).collect();
+        assert_eq!(ids, vec![(-1, 1), (7, 2), (256, 1)]);
+        let mut sum = crate::manifest::FieldIds::default();
+        sum.merge(&f);
+        sum.merge(&f);
+        assert_eq!(sum.framed, 8);
+        assert_eq!(sum.ids[&7], 4);
+        let json = serde_json::to_string(&sum).unwrap();
+        assert_eq!(
+            json,
+            r#"{"non_null":14,"framed":8,"ids":{"-1":2,"7":4,"256":2}}"#
+        );
+        let back: crate::manifest::FieldIds = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, sum);
+    }
 }

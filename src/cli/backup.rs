@@ -14,6 +14,7 @@ pub fn run(args: &BackupArgs) -> anyhow::Result<ExitCode> {
         segment_bytes: args.segment_bytes.max(1),
         partition_concurrency: args.partition_concurrency.max(1),
         zstd_level: args.zstd_level,
+        allow_empty: args.allow_empty,
     };
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let manifest = runtime.block_on(backup::run(&loaded.config, &options))?;

@@ -44,6 +44,10 @@ pub struct PartitionDescription {
     pub offsets: Option<[i64; 2]>,
     /// Earliest and latest record timestamp (ms).
     pub timestamps: Option<[i64; 2]>,
+    /// First and last offset of records an open transaction kept out of the
+    /// backup (`source.allow_open_transactions`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub left_out: Option<[i64; 2]>,
 }
 
 /// The seed's `schema_registry` block.
@@ -52,6 +56,10 @@ pub struct RegistryDescription {
     pub enabled: bool,
     pub subjects_count: u64,
     pub schemas_count: u64,
+    /// Schema IDs records carry that the registry did not serve
+    /// (`enterprise.schema_registry.backup.allow_unknown_ids`).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub unknown_ids: Vec<i32>,
     pub subjects: Vec<SubjectDescription>,
 }
 
@@ -113,6 +121,7 @@ pub fn describe(manifest: &Manifest, schemas: Option<&SchemaManifest>) -> Descri
                         segments: p.segments.len(),
                         offsets: first.zip(last).map(|(a, b)| [a, b]),
                         timestamps: min_ts.zip(max_ts).map(|(a, b)| [a, b]),
+                        left_out: p.left_out_from.map(|from| [from, p.high_watermark - 1]),
                     }
                 })
                 .collect();
@@ -150,6 +159,11 @@ pub fn describe(manifest: &Manifest, schemas: Option<&SchemaManifest>) -> Descri
                 .schema_registry
                 .as_ref()
                 .map_or(0, |r| r.schemas_count),
+            unknown_ids: manifest
+                .schema_registry
+                .as_ref()
+                .map(|r| r.unknown_ids.clone())
+                .unwrap_or_default(),
             subjects: schemas
                 .map(|m| {
                     m.subjects
@@ -187,9 +201,12 @@ fn render_text(d: &Description) -> String {
         );
         for t in &d.topics {
             for p in &t.partition_details {
-                let offsets = p
+                let mut offsets = p
                     .offsets
                     .map_or("-".to_owned(), |[a, b]| format!("{a}..{b}"));
+                if let Some([a, b]) = p.left_out {
+                    let _ = write!(offsets, "  (left out: {a}..{b}, a transaction still open)");
+                }
                 let _ = writeln!(
                     out,
                     "{:<40} {:>9} {:>5} {:>12} {:>12}  {offsets}",
@@ -211,6 +228,14 @@ fn render_text(d: &Description) -> String {
             "not backed up".to_owned()
         }
     );
+    if !sr.unknown_ids.is_empty() {
+        let ids: Vec<String> = sr.unknown_ids.iter().map(i32::to_string).collect();
+        let _ = writeln!(
+            out,
+            "  records carry schema IDs the registry did not serve: {}",
+            ids.join(", ")
+        );
+    }
     for s in &sr.subjects {
         let _ = writeln!(
             out,

@@ -69,6 +69,11 @@ pub struct BackupArgs {
     /// Partitions consumed at once.
     #[arg(long, value_name = "N", default_value_t = 4)]
     pub partition_concurrency: usize,
+    /// Succeed when the topic selection matches no topic (a backup of the
+    /// registry alone, or of a cluster with no topic yet). Without it such a
+    /// backup fails: a missing DESCRIBE permission hides topics the same way.
+    #[arg(long)]
+    pub allow_empty: bool,
 }
 
 #[derive(Debug, clap::Args)]

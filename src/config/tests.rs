@@ -118,12 +118,12 @@ fn unknown_keys_name_the_key_and_line() {
     let yaml = "mode: backup\nenterprise:\n  schema_registry:\n    backup:\n      subject: \"*\"\n";
     insta::assert_snapshot!(error(yaml, Format::Yaml), @r"
     invalid configuration `test.yaml` (1 problem)
-      test.yaml:5: `enterprise.schema_registry.backup.subject`: unknown field `subject`, expected one of subjects, exclude, include_soft_deleted, include_versions, include_references
+      test.yaml:5: `enterprise.schema_registry.backup.subject`: unknown field `subject`, expected one of subjects, exclude, include_soft_deleted, include_versions, include_references, allow_unknown_ids
     ");
     let toml = "mode = \"backup\"\n\n[enterprise.schema_registry.backup]\nsubject = \"*\"\n";
     insta::assert_snapshot!(error(toml, Format::Toml), @r"
     invalid configuration `test.yaml` (1 problem)
-      test.yaml:4: `enterprise.schema_registry.backup.subject`: unknown field `subject`, expected one of `subjects`, `exclude`, `include_soft_deleted`, `include_versions`, `include_references`
+      test.yaml:4: `enterprise.schema_registry.backup.subject`: unknown field `subject`, expected one of `subjects`, `exclude`, `include_soft_deleted`, `include_versions`, `include_references`, `allow_unknown_ids`
     ");
 }
 

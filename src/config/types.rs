@@ -40,7 +40,7 @@ pub enum Mode {
 }
 
 /// `source:`: the cluster to back up.
-#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct KafkaSource {
     /// `host:port` list (or one comma-separated string).
@@ -51,6 +51,35 @@ pub struct KafkaSource {
     /// Extra librdkafka properties (`security.protocol`, `sasl.*`, ...).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub properties: BTreeMap<String, ClientProperty>,
+    /// Seconds a backup waits, per partition, for a transaction still open
+    /// below the high watermark read at its start to finish (0: no wait).
+    #[serde(default = "default_transaction_wait")]
+    pub open_transaction_wait_secs: u64,
+    /// Finish a backup whose partitions still have an open transaction after
+    /// the wait: the records from the last stable offset on are left out and
+    /// recorded in the manifest (`left_out_from`). Without it such a backup
+    /// fails and publishes no manifest.
+    #[serde(default)]
+    pub allow_open_transactions: bool,
+}
+
+impl Default for KafkaSource {
+    fn default() -> Self {
+        Self {
+            bootstrap_servers: OneOrMany::default(),
+            topics: TopicSelection::default(),
+            properties: BTreeMap::new(),
+            open_transaction_wait_secs: default_transaction_wait(),
+            allow_open_transactions: false,
+        }
+    }
+}
+
+/// Longest `source.open_transaction_wait_secs` accepted: a day.
+pub const MAX_TRANSACTION_WAIT_SECS: u64 = 86_400;
+
+fn default_transaction_wait() -> u64 {
+    60
 }
 
 /// `source.topics`: which topics a backup takes.
@@ -425,6 +454,12 @@ pub struct RegistryBackup {
     /// Also take every subject a selected schema references, transitively.
     #[serde(default = "yes")]
     pub include_references: bool,
+    /// Finish a backup whose records carry schema IDs the registry does not
+    /// serve (they are recorded in the manifest). Without it such a backup
+    /// fails, naming topic, partition, field and record count, and publishes
+    /// no manifest.
+    #[serde(default)]
+    pub allow_unknown_ids: bool,
 }
 
 impl Default for RegistryBackup {
@@ -435,6 +470,7 @@ impl Default for RegistryBackup {
             include_soft_deleted: false,
             include_versions: IncludeVersions::All,
             include_references: true,
+            allow_unknown_ids: false,
         }
     }
 }
@@ -754,6 +790,20 @@ pub(super) fn check(config: &Config) -> Findings {
                 "an empty list selects no schema at all",
             )
             .hint("leave `schema_types` out to take AVRO, JSON and PROTOBUF"),
+        );
+    }
+    if let Some(source) = &config.source
+        && source.open_transaction_wait_secs > MAX_TRANSACTION_WAIT_SECS
+    {
+        f.errors.push(
+            Problem::at(
+                "source.open_transaction_wait_secs",
+                format!(
+                    "{} seconds is more than a day ({MAX_TRANSACTION_WAIT_SECS})",
+                    source.open_transaction_wait_secs
+                ),
+            )
+            .hint("a transaction open that long is hanging: set `allow_open_transactions: true` to back up without its records"),
         );
     }
     if sr.max_concurrency == 0 {

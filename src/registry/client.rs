@@ -697,6 +697,17 @@ impl RegistryApi for HttpRegistry {
         self.call(Method::DELETE, route, None).await
     }
 
+    async fn schema_id_versions(&self, id: u32, deleted: bool) -> Result<Vec<(String, u32)>> {
+        #[derive(Deserialize)]
+        struct Pair {
+            subject: String,
+            version: u32,
+        }
+        let route = Route::new(format!("/schemas/ids/{id}/versions")).flag("deleted", deleted);
+        let pairs: Vec<Pair> = self.get(route).await?;
+        Ok(pairs.into_iter().map(|p| (p.subject, p.version)).collect())
+    }
+
     async fn schema_by_id(&self, id: u32, context: &str) -> Result<SchemaById> {
         #[derive(Deserialize)]
         struct Body {

@@ -225,4 +225,19 @@ pub trait RegistryApi: Send + Sync {
             attempts: 0,
         })))
     }
+    /// `GET /schemas/ids/{id}/versions[?deleted=true]`: the subject versions
+    /// of the default context holding schema `id`. Only a backup needs it (to
+    /// take the versions of IDs its records carry), so an adapter without it
+    /// answers [`RegistryError::EndpointNotFound`].
+    async fn schema_id_versions(&self, id: u32, deleted: bool) -> Result<Vec<(String, u32)>> {
+        let _ = deleted;
+        Err(RegistryError::EndpointNotFound(Box::new(Failure {
+            method: "GET".into(),
+            path: format!("/schemas/ids/{id}/versions"),
+            status: None,
+            code: None,
+            message: "this registry adapter does not list the versions of an ID".into(),
+            attempts: 0,
+        })))
+    }
 }

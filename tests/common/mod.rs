@@ -235,8 +235,8 @@ pub async fn backup_of_fixture(dir: &Path) -> (Registry, kafka_backup::model::Re
         dir,
         "backup.yaml",
         &format!(
-            "backup_id: seed-example\nsource:\n  bootstrap_servers: [{}]\n  topics:\n    include: [\"no-topic-matches-this\"]\nstorage:\n  path: {}\nenterprise:\n  schema_registry:\n    enabled: true\n    url: {}\n",
-            bootstrap(),
+            // no `source`: a registry-only backup
+            "backup_id: seed-example\nstorage:\n  path: {}\nenterprise:\n  schema_registry:\n    enabled: true\n    url: {}\n",
             dir.join("store").display(),
             source.url
         ),

@@ -216,7 +216,9 @@ pub async fn seeded_backup(topic: String, records: Vec<Rec>) -> SeededBackup {
         dir.path(),
         "backup.yaml",
         &format!(
-            "backup_id: b1\nsource:\n  bootstrap_servers: [{}]\n  topics:\n    include: [\"{topic}\"]\nstorage:\n  path: {}\nenterprise:\n  schema_registry:\n    enabled: true\n    url: {}\n",
+            // records may carry an ID the source never had (`extra_id`), for
+            // the restore's missing-ID policy: the backup keeps them knowingly
+            "backup_id: b1\nsource:\n  bootstrap_servers: [{}]\n  topics:\n    include: [\"{topic}\"]\nstorage:\n  path: {}\nenterprise:\n  schema_registry:\n    enabled: true\n    url: {}\n    backup:\n      allow_unknown_ids: true\n",
             bootstrap(),
             dir.path().join("store").display(),
             source.url
