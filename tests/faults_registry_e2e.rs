@@ -1,0 +1,239 @@
+//! The registry half of the fault matrix (issue 9), end to end: the real
+//! binary talks to a live registry through the fault proxy
+//! (`tests/common/faults.rs`), which fails, delays or drops requests for a
+//! while, or makes the bulk listing `GET /schemas` lie the ways real servers
+//! do (ignoring `offset`, Karapace's soft-deleted versions, a registration
+//! between two pages). Every backup is checked against what
+//! `/subjects/{s}/versions` (and `?deleted=true`) says; every apply is checked
+//! with `verify`.
+
+mod common;
+#[path = "common/faults.rs"]
+mod faults;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use common::*;
+use faults::{HttpProxy, Request};
+use reqwest::Method;
+use serde_json::{Value, json};
+
+fn avro(name: &str, fields: usize) -> String {
+    let fields: Vec<Value> = (0..fields)
+        .map(|f| json!({"name": format!("f{f}"), "type": "string", "default": ""}))
+        .collect();
+    json!({"type": "record", "name": name, "fields": fields}).to_string()
+}
+
+/// `subjects` subjects `s0`..., each with `versions` versions (IDs in
+/// registration order: subject by subject).
+async fn seed(sr: &Registry, subjects: usize, versions: usize) {
+    for s in 0..subjects {
+        for v in 1..=versions {
+            sr.register(
+                &format!("s{s}"),
+                json!({"schema": avro(&format!("S{s}"), v)}),
+            )
+            .await;
+        }
+    }
+}
+
+/// A registry-only backup config through `url`.
+fn backup_config(dir: &Path, backup_id: &str, url: &str, extra: &str) -> PathBuf {
+    write(
+        dir,
+        &format!("{backup_id}.yaml"),
+        &format!(
+            "backup_id: {backup_id}\nsource:\n  bootstrap_servers: [{}]\n  topics:\n    include: [\"no-topic-matches-this\"]\nstorage:\n  path: {}\nenterprise:\n  schema_registry:\n    enabled: true\n    url: {url}\n    request_timeout_secs: 1\n{extra}",
+            bootstrap(),
+            dir.join("store").display()
+        ),
+    )
+}
+
+/// subject -> version -> (id, soft-deleted) as the backup recorded it.
+type Versions = BTreeMap<String, BTreeMap<u64, (u64, bool)>>;
+
+fn backed_up(dir: &Path, backup_id: &str) -> Versions {
+    let path = dir.join(format!("store/{backup_id}/schema-registry/_schemas.json"));
+    let manifest: Value = serde_json::from_slice(&std::fs::read(&path).unwrap()).unwrap();
+    let mut out = Versions::new();
+    for s in manifest["subjects"].as_array().unwrap() {
+        let versions = out
+            .entry(s["name"].as_str().unwrap().to_owned())
+            .or_default();
+        for v in s["versions"].as_array().unwrap() {
+            versions.insert(
+                v["version"].as_u64().unwrap(),
+                (
+                    v["id"].as_u64().unwrap(),
+                    v.get("deleted").and_then(Value::as_bool).unwrap_or(false),
+                ),
+            );
+        }
+    }
+    out
+}
+
+async fn list(sr: &Registry, path: &str) -> Vec<Value> {
+    let (status, body) = sr.call(Method::GET, path, None).await;
+    if status == 404 {
+        return Vec::new();
+    }
+    assert_eq!(status, 200, "{path}: {body}");
+    body.as_array().unwrap().clone()
+}
+
+/// What the registry says a backup must hold: per subject, its live versions
+/// (and, with `soft_deleted`, its soft-deleted ones, flagged), from
+/// `/subjects/{s}/versions` and `?deleted=true`, with their IDs.
+async fn served(sr: &Registry, soft_deleted: bool) -> Versions {
+    let mut out = Versions::new();
+    for s in list(sr, "/subjects?deleted=true").await {
+        let s = s.as_str().unwrap();
+        let live: Vec<u64> = list(sr, &format!("/subjects/{}/versions", encode(s)))
+            .await
+            .iter()
+            .map(|v| v.as_u64().unwrap())
+            .collect();
+        let all: Vec<u64> = list(
+            sr,
+            &format!("/subjects/{}/versions?deleted=true", encode(s)),
+        )
+        .await
+        .iter()
+        .map(|v| v.as_u64().unwrap())
+        .collect();
+        for v in all {
+            let deleted = !live.contains(&v);
+            if deleted && !soft_deleted {
+                continue;
+            }
+            let path = format!("/subjects/{}/versions/{v}?deleted=true", encode(s));
+            let (_, record) = sr.call(Method::GET, &path, None).await;
+            out.entry(s.to_owned())
+                .or_default()
+                .insert(v, (record["id"].as_u64().unwrap(), deleted));
+        }
+    }
+    out
+}
+
+fn backup(cfg: &Path) -> std::process::Output {
+    kafka_backup(&["backup", "-c", cfg.to_str().unwrap()])
+}
+
+/// `GET /schemas` pages of `limit` entries, whatever the client asked for.
+fn small_pages(r: &mut Request, limit: usize) {
+    if r.path() == "/schemas" {
+        let mut q: Vec<(String, String)> = r
+            .query()
+            .into_iter()
+            .filter(|(k, _)| k != "limit")
+            .collect();
+        q.push(("limit".into(), limit.to_string()));
+        r.set_query(&q);
+    }
+}
+
+// ---- point 6: the bulk listing is cross-checked, not trusted ----
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_registry_ignoring_offset_loses_no_version() {
+    let sr = Registry::start();
+    seed(&sr, 4, 3).await;
+    let proxy = HttpProxy::start(&sr.url);
+    // pages of 5 that always start at the beginning: `s1` straddles the first page's end
+    proxy.on_request(|r| {
+        small_pages(r, 5);
+        if r.path() == "/schemas" {
+            let q: Vec<(String, String)> = r
+                .query()
+                .into_iter()
+                .filter(|(k, _)| k != "offset")
+                .collect();
+            r.set_query(&q);
+        }
+        Vec::new()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    for (id, soft) in [("no-offset", false), ("no-offset-all", true)] {
+        let extra = format!("    backup:\n      include_soft_deleted: {soft}\n");
+        success(&backup(&backup_config(dir.path(), id, &proxy.url, &extra)));
+        assert_eq!(backed_up(dir.path(), id), served(&sr, soft).await, "{id}");
+    }
+}
+
+/// Karapace 3.16: `GET /schemas` lists a soft-deleted version as if live,
+/// `GET /schemas?deleted=true` leaves it out.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_soft_deleted_version_listed_as_live_is_flagged_or_left_out() {
+    let sr = Registry::start();
+    seed(&sr, 3, 3).await;
+    let (status, body) = sr
+        .call(Method::DELETE, "/subjects/s1/versions/2", None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let (_, hidden) = sr
+        .call(Method::GET, "/subjects/s1/versions/2?deleted=true", None)
+        .await;
+    let proxy = HttpProxy::start(&sr.url);
+    proxy.on_response(move |r, status, body| {
+        if r.path() != "/schemas" || status != 200 {
+            return body;
+        }
+        let mut list: Vec<Value> = serde_json::from_slice(&body).unwrap();
+        let is_hidden = |v: &Value| v["subject"] == "s1" && v["version"] == 2;
+        if r.query().iter().any(|(k, v)| k == "deleted" && v == "true") {
+            list.retain(|v| !is_hidden(v));
+        } else if let Some(at) = list
+            .iter()
+            .position(|v| v["subject"] == "s1" && v["version"] == 3)
+        {
+            let mut entry = hidden.clone();
+            entry.as_object_mut().unwrap().remove("deleted");
+            list.insert(at, entry);
+        }
+        serde_json::to_vec(&list).unwrap()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    for (id, soft) in [("karapace-live", false), ("karapace-all", true)] {
+        let extra = format!("    backup:\n      include_soft_deleted: {soft}\n");
+        success(&backup(&backup_config(dir.path(), id, &proxy.url, &extra)));
+        let expected = served(&sr, soft).await;
+        assert_eq!(expected["s1"].get(&2).map(|v| v.1), soft.then_some(true));
+        assert_eq!(backed_up(dir.path(), id), expected, "{id}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_version_registered_between_pages_is_in_the_backup() {
+    let sr = Registry::start();
+    seed(&sr, 4, 3).await;
+    let proxy = HttpProxy::start(&sr.url);
+    let registered = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let once = registered.clone();
+    proxy.on_request(move |r| {
+        small_pages(r, 5);
+        let later_page =
+            r.path() == "/schemas" && r.query().iter().any(|(k, v)| k == "offset" && v != "0");
+        if later_page && !once.swap(true, std::sync::atomic::Ordering::SeqCst) {
+            // s0 is on the first page, already read: its v4 would be missed
+            return vec![Request {
+                method: "POST".into(),
+                target: "/subjects/s0/versions".into(),
+                body: json!({"schema": avro("S0", 4)}).to_string().into_bytes(),
+            }];
+        }
+        Vec::new()
+    });
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = backup_config(dir.path(), "between-pages", &proxy.url, "");
+    success(&backup(&cfg));
+    assert!(registered.load(std::sync::atomic::Ordering::SeqCst));
+    let expected = served(&sr, false).await;
+    assert_eq!(expected["s0"].len(), 4);
+    assert_eq!(backed_up(dir.path(), "between-pages"), expected);
+}
