@@ -13,9 +13,10 @@ mod faults;
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use common::*;
-use faults::{HttpProxy, Request};
+use faults::{Action, Fault, HttpProxy, Request};
 use reqwest::Method;
 use serde_json::{Value, json};
 
@@ -236,4 +237,139 @@ async fn a_version_registered_between_pages_is_in_the_backup() {
     let expected = served(&sr, false).await;
     assert_eq!(expected["s0"].len(), 4);
     assert_eq!(backed_up(dir.path(), "between-pages"), expected);
+}
+
+// ---- the registry fails, times out or drops connections for a while ----
+
+/// Faults the client's retries (5 attempts, about 1.5 s of backoff in all,
+/// 1 s request timeout here) ride out: each on every request for a few
+/// requests, or on one route.
+fn short_faults() -> Vec<(&'static str, Fault)> {
+    vec![
+        ("500", Fault::next(Action::Status(500), 3)),
+        ("503", Fault::next(Action::Status(503), 3)),
+        ("429", Fault::next(Action::Status(429), 3)),
+        ("drop", Fault::next(Action::Drop, 3)),
+        (
+            "timeout",
+            Fault::next(Action::Delay(Duration::from_millis(1500)), 2),
+        ),
+        (
+            "503-window",
+            Fault::window(Action::Status(503), Duration::from_millis(400)),
+        ),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn backup_rides_out_short_registry_faults_and_is_complete() {
+    let sr = Registry::start();
+    seed(&sr, 6, 3).await;
+    let (status, body) = sr
+        .call(Method::DELETE, "/subjects/s2/versions/1", None)
+        .await;
+    assert_eq!(status, 200, "{body}");
+    let proxy = HttpProxy::start(&sr.url);
+    let dir = tempfile::tempdir().unwrap();
+    let extra = "    backup:\n      include_soft_deleted: true\n";
+    let expected = served(&sr, true).await;
+    // on whatever comes first, on the bulk pages, on the subjects' listings,
+    // on one version read, on the settings
+    let routes = [
+        None,
+        Some(("GET", "/schemas")),
+        Some(("GET", "/subjects/")),
+        Some(("GET", "/config/")),
+        Some(("GET", "/mode/")),
+    ];
+    for (name, fault) in short_faults() {
+        for (i, route) in routes.iter().enumerate() {
+            let id = format!("b-{name}-{i}");
+            let fault = match (route, fault.clone()) {
+                (
+                    Some((m, p)),
+                    Fault {
+                        span: faults::Span::Until(_),
+                        ..
+                    },
+                ) => Fault::window(fault.action.clone(), Duration::from_millis(400)).only(m, p),
+                (Some((m, p)), f) => f.only(m, p),
+                (None, f) => f,
+            };
+            proxy.inject(fault);
+            let out = backup(&backup_config(dir.path(), &id, &proxy.url, extra));
+            proxy.clear();
+            success(&out);
+            assert_eq!(backed_up(dir.path(), &id), expected, "{id}");
+        }
+    }
+    let log = proxy.log();
+    for what in ["answered 500", "answered 503", "answered 429", "dropped"] {
+        assert!(log.iter().any(|(_, w)| w == what), "no request {what}");
+    }
+    assert!(log.iter().any(|(_, w)| w.starts_with("delayed")));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_registry_failing_past_the_retries_fails_the_backup_with_no_manifest() {
+    let sr = Registry::start();
+    seed(&sr, 3, 2).await;
+    let proxy = HttpProxy::start(&sr.url);
+    let dir = tempfile::tempdir().unwrap();
+    let cases = [
+        (
+            "503",
+            Action::Status(503),
+            "GET",
+            "/subjects/s1/versions",
+            "503",
+        ),
+        ("429", Action::Status(429), "GET", "/schemas", "429"),
+        ("drop", Action::Drop, "GET", "/config/s0", "connection"),
+    ];
+    for (name, action, method, path, says) in cases {
+        let id = format!("down-{name}");
+        proxy.inject(Fault::next(action, 1000).only(method, path));
+        let out = backup(&backup_config(dir.path(), &id, &proxy.url, ""));
+        proxy.clear();
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{id}: {err}");
+        assert!(err.contains("cannot back up the schema registry"), "{err}");
+        assert!(err.contains(&proxy.url), "the registry is named: {err}");
+        assert!(err.contains(path), "the request is named: {err}");
+        assert!(err.contains(says), "what failed is said: {err}");
+        assert!(err.contains("hint:"), "{err}");
+        assert!(
+            !dir.path()
+                .join(format!("store/{id}/manifest.json"))
+                .exists(),
+            "{id}: a manifest was published"
+        );
+    }
+}
+
+/// A 429 with `Retry-After: 1` for 3.5 s: the client's own backoff (about
+/// 3 s at most over its 5 attempts) would give up inside the window.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_registry_asking_to_wait_with_retry_after_is_waited_for() {
+    let sr = Registry::start();
+    seed(&sr, 3, 2).await;
+    let proxy = HttpProxy::start(&sr.url);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = backup_config(dir.path(), "rate-limited", &proxy.url, "");
+    proxy.inject(
+        Fault::window(Action::Status(429), Duration::from_millis(3500))
+            .only("GET", "/subjects/s1/versions"),
+    );
+    success(&backup(&cfg));
+    assert_eq!(
+        backed_up(dir.path(), "rate-limited"),
+        served(&sr, false).await
+    );
+    let refused = proxy
+        .log()
+        .iter()
+        .filter(|(_, w)| w == "answered 429")
+        .count();
+    assert!((2..=4).contains(&refused), "{refused} requests refused");
 }
