@@ -373,3 +373,185 @@ async fn a_registry_asking_to_wait_with_retry_after_is_waited_for() {
         .count();
     assert!((2..=4).contains(&refused), "{refused} requests refused");
 }
+
+// ---- plan and apply against a target registry that fails for a while ----
+
+/// A restore config for `seeded_backup`'s `b1` into `into`, the target registry at `url`.
+fn restore_config_at(dir: &Path, name: &str, topic: &str, into: &str, url: &str) -> PathBuf {
+    write(
+        dir,
+        name,
+        &format!(
+            "mode: restore\nbackup_id: b1\ntarget:\n  bootstrap_servers: [{}]\n  topic_mapping:\n    {topic}: {into}\nstorage:\n  path: {}\nenterprise:\n  schema_registry:\n    enabled: true\n    url: {url}\n    request_timeout_secs: 1\n    restore:\n      strategy: preserve\n      rewrite_ids: true\n",
+            bootstrap(),
+            dir.join("store").display(),
+        ),
+    )
+}
+
+/// A target registry behind a proxy, and a restore config through it (and
+/// one straight to the registry, for `verify`).
+struct Target {
+    registry: Registry,
+    proxy: HttpProxy,
+    through_proxy: PathBuf,
+    direct: PathBuf,
+}
+
+fn target(b: &common::records::SeededBackup, name: &str) -> Target {
+    let registry = Registry::start();
+    let proxy = HttpProxy::start(&registry.url);
+    let into = format!("{}-{name}", b.topic);
+    let dir = b.dir.path();
+    Target {
+        through_proxy: restore_config_at(
+            dir,
+            &format!("{name}-proxy.yaml"),
+            &b.topic,
+            &into,
+            &proxy.url,
+        ),
+        direct: restore_config_at(dir, &format!("{name}.yaml"), &b.topic, &into, &registry.url),
+        registry,
+        proxy,
+    }
+}
+
+fn apply(cfg: &Path) -> std::process::Output {
+    kafka_backup(&["apply", "-c", cfg.to_str().unwrap(), "--auto-approve"])
+}
+
+fn plan(cfg: &Path, out: &Path) -> std::process::Output {
+    kafka_backup(&[
+        "plan",
+        "-c",
+        cfg.to_str().unwrap(),
+        "-o",
+        out.to_str().unwrap(),
+    ])
+}
+
+fn verify(cfg: &Path) {
+    let out = kafka_backup(&["verify", "-c", cfg.to_str().unwrap()]);
+    success(&out);
+}
+
+async fn seeded() -> common::records::SeededBackup {
+    use common::records::*;
+    seeded_backup(
+        unique("faults-src"),
+        (0..30).map(|i| record(i, 3, None)).collect(),
+    )
+    .await
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn plan_rides_out_short_registry_faults_and_fails_clearly_past_them() {
+    let b = seeded().await;
+    let t = target(&b, "plan");
+    let dir = b.dir.path();
+    let clean = dir.join("clean.plan.json");
+    success(&plan(&t.through_proxy, &clean));
+    let clean = std::fs::read(&clean).unwrap();
+    for (name, fault) in short_faults() {
+        for route in [None, Some(("GET", "/schemas")), Some(("GET", "/subjects"))] {
+            let fault = match route {
+                Some((m, p)) => fault.clone().only(m, p),
+                None => fault.clone(),
+            };
+            let file = dir.join(format!("{name}.plan.json"));
+            t.proxy.inject(fault);
+            let out = plan(&t.through_proxy, &file);
+            t.proxy.clear();
+            success(&out);
+            assert_eq!(std::fs::read(&file).unwrap(), clean, "{name} {route:?}");
+        }
+    }
+    // past the retries: an error naming the registry and the request, no plan file
+    t.proxy
+        .inject(Fault::next(Action::Status(503), 1000).only("GET", "/subjects"));
+    let file = dir.join("down.plan.json");
+    let out = plan(&t.through_proxy, &file);
+    t.proxy.clear();
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&t.proxy.url) && err.contains("GET /subjects"),
+        "{err}"
+    );
+    assert!(err.contains("503") && err.contains("hint:"), "{err}");
+    assert!(!file.exists(), "a plan was written");
+    drop(t.registry);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn apply_rides_out_short_registry_faults_and_verifies_clean() {
+    let b = seeded().await;
+    let cases = [
+        ("503-any", Fault::next(Action::Status(503), 3)),
+        (
+            "drop-register",
+            Fault::next(Action::Drop, 2).only("POST", "/subjects/"),
+        ),
+        (
+            "timeout-register",
+            Fault::next(Action::Delay(Duration::from_millis(1500)), 2).only("POST", "/subjects/"),
+        ),
+        (
+            "429-register",
+            Fault::next(Action::Status(429), 3).only("POST", "/subjects/"),
+        ),
+        (
+            "500-config",
+            Fault::next(Action::Status(500), 3).only("PUT", "/config"),
+        ),
+        (
+            "drop-lookup",
+            Fault::next(Action::Drop, 2).only("POST", "/subjects/payments-value"),
+        ),
+        (
+            "drop-put-back",
+            Fault::next(Action::Drop, 2).only("DELETE", "/config"),
+        ),
+    ];
+    for (name, fault) in cases {
+        let t = target(&b, name);
+        t.proxy.inject(fault);
+        let out = apply(&t.through_proxy);
+        let hit = t
+            .proxy
+            .log()
+            .iter()
+            .filter(|(_, w)| w != "forwarded")
+            .count();
+        success(&out);
+        assert!(
+            hit > 0,
+            "{name}: the fault never fired: {:#?}\n{}",
+            t.proxy.log(),
+            stdout(&out)
+        );
+        verify(&t.direct);
+    }
+}
+
+/// The journal is kept per plan, in the backup's storage: the same plan
+/// (same backup, same empty target state) applied to a second registry must
+/// not be taken as done there because it was done on the first one.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_plan_applied_to_one_registry_is_applied_again_to_another() {
+    let b = seeded().await;
+    let first = target(&b, "first");
+    success(&apply(&first.direct));
+    verify(&first.direct);
+    let second = target(&b, "second");
+    let printed = success(&apply(&second.direct));
+    assert!(!printed.contains("already applied"), "{printed}");
+    let (_, subjects) = second.registry.call(Method::GET, "/subjects", None).await;
+    assert_eq!(subjects, json!(["orders-value", "payments-value"]));
+    verify(&second.direct);
+    // and a second apply to it changes nothing
+    let printed = success(&apply(&second.direct));
+    assert!(printed.contains("No changes"), "{printed}");
+    drop(first.proxy);
+}

@@ -202,7 +202,27 @@ fn apply_registry(
             args.config.display()
         );
     }
-    let existing = runtime.block_on(journals.load())?;
+    let mut existing = runtime.block_on(journals.load())?;
+    let (target, _) = runtime.block_on(gather::target_snapshot(cfg))?;
+    // the journal names the plan, not the registry: trusted only where the
+    // target holds what it says was registered
+    if let Some(journal) = &existing {
+        let absent = apply::done_but_absent(plan, journal, &target);
+        if !absent.is_empty() {
+            let shown: Vec<&str> = absent.iter().take(5).map(String::as_str).collect();
+            let more = match absent.len() {
+                n if n > 5 => format!(" and {} more", n - 5),
+                _ => String::new(),
+            };
+            eprintln!(
+                "warning: the journal `{}` has {} registration(s) done that the target registry does not hold ({}{more}): it comes from an apply of this plan to another registry, or the target lost them; every step runs again",
+                journals.display("journal.json"),
+                absent.len(),
+                shown.join(", ")
+            );
+            existing = None;
+        }
+    }
     if existing.as_ref().is_some_and(|j| j.finished) {
         let journal = existing.expect("checked");
         let map = apply::final_id_map(plan, &journal.assigned_ids);
