@@ -535,6 +535,46 @@ async fn apply_rides_out_short_registry_faults_and_verifies_clean() {
     }
 }
 
+#[tokio::test(flavor = "multi_thread")]
+async fn apply_failing_past_the_retries_stops_clearly_and_a_rerun_finishes() {
+    let b = seeded().await;
+    let cases = [
+        (
+            "503-register",
+            Fault::next(Action::Status(503), 1000).only("POST", "/subjects/"),
+            "503",
+        ),
+        (
+            "drop-register",
+            Fault::next(Action::Drop, 1000).only("POST", "/subjects/payments-value"),
+            "payments-value",
+        ),
+        (
+            "429-config",
+            Fault::next(Action::Status(429), 1000).only("PUT", "/config"),
+            "429",
+        ),
+        (
+            "503-put-back",
+            Fault::next(Action::Status(503), 1000).only("DELETE", "/config"),
+            "503",
+        ),
+    ];
+    for (name, fault, says) in cases {
+        let t = target(&b, name);
+        t.proxy.inject(fault);
+        let out = apply(&t.through_proxy);
+        t.proxy.clear();
+        let err = stderr(&out);
+        eprintln!("{name}:\n{}\n{err}", stdout(&out));
+        assert_eq!(out.status.code(), Some(1), "{name}: {err}");
+        assert!(err.contains(says) && err.contains("hint:"), "{name}: {err}");
+        // the rerun, once the registry is well again, finishes and verifies clean
+        success(&apply(&t.through_proxy));
+        verify(&t.direct);
+    }
+}
+
 /// The journal is kept per plan, in the backup's storage: the same plan
 /// (same backup, same empty target state) applied to a second registry must
 /// not be taken as done there because it was done on the first one.

@@ -39,9 +39,23 @@ pub fn run(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
     }
 
     let id_map = if registry_on {
-        let plan = match &args.plan {
-            Some(path) => read_plan(path)?,
-            None => match plan_and_confirm(cfg, &runtime, &store, &backup_id, args)? {
+        let unfinished = match &args.plan {
+            Some(_) => None,
+            None => unfinished_plan(cfg, &runtime, &store, &backup_id, &args.config)?,
+        };
+        let plan = match (&args.plan, unfinished) {
+            (Some(path), _) => read_plan(path)?,
+            (None, Some((plan, shown))) => {
+                eprintln!(
+                    "resuming the unfinished apply of `{shown}` (the plan an earlier `apply` stopped in): the steps it did are skipped, the temporary settings it made are put back\nhint: to plan afresh instead, let it finish, or delete its `journal.json`"
+                );
+                print!("{}", render::text(&plan));
+                if !args.auto_approve && !args.dry_run && !confirmed("Apply this plan?")? {
+                    return Ok(ExitCode::FAILURE);
+                }
+                plan
+            }
+            (None, None) => match plan_and_confirm(cfg, &runtime, &store, &backup_id, args)? {
                 Some(plan) => plan,
                 None => return Ok(ExitCode::FAILURE),
             },
@@ -89,6 +103,67 @@ fn read_plan(path: &std::path::Path) -> anyhow::Result<Plan> {
         return Err(apply::ApplyError::Conflicts(plan.conflicts.len()).into());
     }
     Ok(plan)
+}
+
+/// `apply -c` after an apply of this backup that stopped midway: the plan it
+/// ran (kept beside its journal by `apply -c`) when its journal has steps
+/// done and the target holds every registration it did, with where the plan
+/// is kept. Running it again finishes it, temporary levels and modes put
+/// back included; a new plan would take those for the target's own.
+/// Several such applies: an error naming their plans.
+fn unfinished_plan(
+    cfg: &Config,
+    runtime: &tokio::runtime::Runtime,
+    store: &Store,
+    backup_id: &str,
+    config: &std::path::Path,
+) -> anyhow::Result<Option<(Plan, String)>> {
+    let objects = store.object_store();
+    let root = store.path(&format!("{backup_id}/apply"));
+    let listing = runtime
+        .block_on(objects.list_with_delimiter(Some(&root)))
+        .with_context(|| format!("cannot list the apply journals under `{backup_id}/apply/`"))?;
+    let mut target = None;
+    let mut found = Vec::new();
+    for dir in listing.common_prefixes {
+        let Some(digest) = dir.filename() else {
+            continue;
+        };
+        let mut journals = JournalStore::new(store.clone(), backup_id, digest);
+        let Some(journal) = runtime.block_on(journals.load())? else {
+            continue;
+        };
+        if journal.finished || journal.done.is_empty() {
+            continue;
+        }
+        let shown = journals.display("plan.json");
+        let path = store.path(&format!("{backup_id}/apply/{digest}/plan.json"));
+        let bytes = match runtime.block_on(async { objects.get(&path).await?.bytes().await }) {
+            Ok(bytes) => bytes,
+            // a plan file applied by path: its rerun names it again
+            Err(object_store::Error::NotFound { .. }) => continue,
+            Err(e) => return Err(e).with_context(|| format!("cannot read `{shown}`")),
+        };
+        let plan = planfile::read(&bytes)
+            .with_context(|| format!("`{shown}` is not a usable plan file"))?;
+        if target.is_none() {
+            target = Some(runtime.block_on(gather::target_snapshot(cfg))?.0);
+        }
+        let target = target.as_ref().expect("just read");
+        if apply::done_but_absent(&plan, &journal, target).is_empty() {
+            found.push((plan, shown));
+        }
+    }
+    if found.len() > 1 {
+        let names: Vec<&str> = found.iter().map(|(_, shown)| shown.as_str()).collect();
+        anyhow::bail!(
+            "{} unfinished applies of backup `{backup_id}` to this target: {}\nhint: finish the right one with `kafka-backup apply <its plan.json> -c {}`",
+            found.len(),
+            names.join(", "),
+            config.display()
+        );
+    }
+    Ok(found.pop())
 }
 
 /// `apply -c` without a plan file: plans, shows the plan and the topics, asks
@@ -234,7 +309,6 @@ fn apply_registry(
         return Ok(map);
     }
 
-    let (target, _) = runtime.block_on(gather::target_snapshot(cfg))?;
     let resuming = existing.is_some();
     apply::check_applicable(plan, &target.fingerprint(), resuming, args.force)?;
     if resuming {
