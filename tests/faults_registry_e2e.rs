@@ -250,6 +250,7 @@ fn short_faults() -> Vec<(&'static str, Fault)> {
         ("503", Fault::next(Action::Status(503), 3)),
         ("429", Fault::next(Action::Status(429), 3)),
         ("drop", Fault::next(Action::Drop, 3)),
+        ("drop-answer", Fault::next(Action::DropAnswer, 3)),
         (
             "timeout",
             Fault::next(Action::Delay(Duration::from_millis(1500)), 2),
@@ -259,6 +260,25 @@ fn short_faults() -> Vec<(&'static str, Fault)> {
             Fault::window(Action::Status(503), Duration::from_millis(400)),
         ),
     ]
+}
+
+/// Each short fault twice: on whatever request comes first, and on the
+/// `GET` requests under one of `routes` (taken in turn); named `<fault>-<n>`.
+fn spread(routes: &[&str]) -> Vec<(String, Fault)> {
+    let mut out = Vec::new();
+    for (i, (name, fault)) in short_faults().into_iter().enumerate() {
+        let route = routes[i % routes.len()];
+        let on_route = match fault.span {
+            // a window starts when the fault is made: a fresh one
+            faults::Span::Until(_) => {
+                Fault::window(fault.action.clone(), Duration::from_millis(400)).only("GET", route)
+            }
+            faults::Span::Next(_) => fault.clone().only("GET", route),
+        };
+        out.push((format!("{name}-any"), fault));
+        out.push((format!("{name}-{}", route.trim_matches('/')), on_route));
+    }
+    out
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -275,33 +295,13 @@ async fn backup_rides_out_short_registry_faults_and_is_complete() {
     let expected = served(&sr, true).await;
     // on whatever comes first, on the bulk pages, on the subjects' listings,
     // on one version read, on the settings
-    let routes = [
-        None,
-        Some(("GET", "/schemas")),
-        Some(("GET", "/subjects/")),
-        Some(("GET", "/config/")),
-        Some(("GET", "/mode/")),
-    ];
-    for (name, fault) in short_faults() {
-        for (i, route) in routes.iter().enumerate() {
-            let id = format!("b-{name}-{i}");
-            let fault = match (route, fault.clone()) {
-                (
-                    Some((m, p)),
-                    Fault {
-                        span: faults::Span::Until(_),
-                        ..
-                    },
-                ) => Fault::window(fault.action.clone(), Duration::from_millis(400)).only(m, p),
-                (Some((m, p)), f) => f.only(m, p),
-                (None, f) => f,
-            };
-            proxy.inject(fault);
-            let out = backup(&backup_config(dir.path(), &id, &proxy.url, extra));
-            proxy.clear();
-            success(&out);
-            assert_eq!(backed_up(dir.path(), &id), expected, "{id}");
-        }
+    let routes = ["/schemas", "/subjects/", "/config/", "/mode/", "/subjects"];
+    for (id, fault) in spread(&routes) {
+        proxy.inject(fault);
+        let out = backup(&backup_config(dir.path(), &id, &proxy.url, extra));
+        proxy.clear();
+        success(&out);
+        assert_eq!(backed_up(dir.path(), &id), expected, "{id}");
     }
     let log = proxy.log();
     for what in ["answered 500", "answered 503", "answered 429", "dropped"] {
@@ -453,19 +453,13 @@ async fn plan_rides_out_short_registry_faults_and_fails_clearly_past_them() {
     let clean = dir.join("clean.plan.json");
     success(&plan(&t.through_proxy, &clean));
     let clean = std::fs::read(&clean).unwrap();
-    for (name, fault) in short_faults() {
-        for route in [None, Some(("GET", "/schemas")), Some(("GET", "/subjects"))] {
-            let fault = match route {
-                Some((m, p)) => fault.clone().only(m, p),
-                None => fault.clone(),
-            };
-            let file = dir.join(format!("{name}.plan.json"));
-            t.proxy.inject(fault);
-            let out = plan(&t.through_proxy, &file);
-            t.proxy.clear();
-            success(&out);
-            assert_eq!(std::fs::read(&file).unwrap(), clean, "{name} {route:?}");
-        }
+    for (name, fault) in spread(&["/schemas", "/subjects"]) {
+        let file = dir.join(format!("{name}.plan.json"));
+        t.proxy.inject(fault);
+        let out = plan(&t.through_proxy, &file);
+        t.proxy.clear();
+        success(&out);
+        assert_eq!(std::fs::read(&file).unwrap(), clean, "{name}");
     }
     // past the retries: an error naming the registry and the request, no plan file
     t.proxy
@@ -594,4 +588,78 @@ async fn a_plan_applied_to_one_registry_is_applied_again_to_another() {
     let printed = success(&apply(&second.direct));
     assert!(printed.contains("No changes"), "{printed}");
     drop(first.proxy);
+}
+
+/// The registry did it, the client never heard: every write answered into
+/// a closed connection, so the retry finds it done (a registration gives
+/// the same ID again, a delete finds the version deleted).
+#[tokio::test(flavor = "multi_thread")]
+async fn writes_whose_answers_are_lost_are_retried_as_done() {
+    let source = Registry::start();
+    seed(&source, 3, 3).await;
+    for path in ["/subjects/s1/versions/2", "/subjects/s2"] {
+        let (status, body) = source.call(Method::DELETE, path, None).await;
+        assert_eq!(status, 200, "{path}: {body}");
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let extra = "    backup:\n      include_soft_deleted: true\n";
+    success(&backup(&backup_config(
+        dir.path(),
+        "lost",
+        &source.url,
+        extra,
+    )));
+    for (name, fault) in [
+        (
+            "register",
+            Fault::next(Action::DropAnswer, 3).only("POST", "/subjects/s0/versions"),
+        ),
+        (
+            "delete",
+            Fault::next(Action::DropAnswer, 3).only("DELETE", "/subjects/"),
+        ),
+        (
+            "config",
+            Fault::next(Action::DropAnswer, 3).only("PUT", "/config"),
+        ),
+        ("any", Fault::next(Action::DropAnswer, 6)),
+    ] {
+        let target = Registry::start();
+        let proxy = HttpProxy::start(&target.url);
+        let cfg = |name: &str, url: &str| {
+            write(
+                dir.path(),
+                name,
+                &format!(
+                    "mode: restore\nbackup_id: lost\nstorage:\n  path: {}\nenterprise:\n  schema_registry:\n    enabled: true\n    url: {url}\n    request_timeout_secs: 1\n    restore:\n      strategy: preserve\n",
+                    dir.path().join("store").display()
+                ),
+            )
+        };
+        let through = cfg(&format!("{name}-proxy.yaml"), &proxy.url);
+        let direct = cfg(&format!("{name}.yaml"), &target.url);
+        proxy.inject(fault);
+        let out = kafka_backup(&[
+            "apply",
+            "-c",
+            through.to_str().unwrap(),
+            "--auto-approve",
+            "--registry-only",
+        ]);
+        success(&out);
+        assert!(
+            proxy
+                .log()
+                .iter()
+                .any(|(_, w)| w.starts_with("answer dropped (2")),
+            "{name}: no answer was lost: {:?}",
+            proxy.log()
+        );
+        verify(&direct);
+        assert_eq!(
+            served(&target, true).await,
+            served(&source, true).await,
+            "{name}"
+        );
+    }
 }

@@ -68,8 +68,11 @@ pub enum Action {
     Status(u16),
     /// Forwards after this delay (longer than the client's timeout: a timeout).
     Delay(Duration),
-    /// Closes the connection without answering.
+    /// Closes the connection without answering (the registry never sees it).
     Drop,
+    /// Forwards, then closes the connection without passing the answer on:
+    /// the registry did it, the client cannot know.
+    DropAnswer,
 }
 
 /// When a fault applies.
@@ -403,6 +406,19 @@ async fn serve(
             }
             return respond(&mut socket, status, &h, body.as_bytes()).await;
         }
+        Some(Action::DropAnswer) => {
+            let sent = forward(&http, &upstream, &r, &headers).await;
+            let status = sent.map(|(status, _, _)| status.to_string());
+            note(
+                &state,
+                &r,
+                format!(
+                    "answer dropped ({})",
+                    status.unwrap_or_else(|e| e.to_string())
+                ),
+            );
+            return Ok(());
+        }
         Some(Action::Delay(d)) => {
             note(&state, &r, format!("delayed {d:?}"));
             tokio::time::sleep(d).await;
@@ -497,6 +513,9 @@ mod tests {
         assert!(get(&format!("{}/x", proxy.url)).is_err());
         assert_eq!(get(&format!("{}/x", proxy.url)).unwrap().0, 200);
 
+        proxy.inject(Fault::next(Action::DropAnswer, 1));
+        assert!(get(&format!("{}/x", proxy.url)).is_err());
+
         proxy.inject(Fault::next(Action::Delay(Duration::from_secs(2)), 1));
         assert!(get(&format!("{}/x", proxy.url)).unwrap_err().is_timeout());
 
@@ -509,9 +528,10 @@ mod tests {
         assert_eq!(get(&format!("{}/x", proxy.url)).unwrap().0, 200);
 
         let log = proxy.log();
-        assert_eq!(log.len(), 11);
+        assert_eq!(log.len(), 12);
         assert_eq!(log[2].1, "answered 503");
         assert_eq!(log[6].1, "dropped");
+        assert_eq!(log[8].1, "answer dropped (200)");
     }
 
     #[test]
