@@ -18,20 +18,25 @@ use rdkafka::{Message, Offset, TopicPartitionList};
 
 async fn produce(broker: &Broker, topic: &str, range: std::ops::Range<u32>) {
     let producer: FutureProducer = broker.client_config().create().unwrap();
-    for i in range {
-        let key = format!("k{i}");
-        let value = format!("v{i}");
-        producer
-            .send(
-                FutureRecord::to(topic)
-                    .partition((i % 3) as i32)
-                    .key(&key)
-                    .payload(&value),
-                Duration::from_secs(10),
-            )
-            .await
-            .map_err(|(e, _)| e)
-            .unwrap();
+    let texts: Vec<(String, String)> = range.map(|i| (format!("k{i}"), format!("v{i}"))).collect();
+    let pending: Vec<_> = texts
+        .iter()
+        .enumerate()
+        .map(|(i, (key, value))| {
+            let partition = key[1..].parse::<i32>().unwrap_or(i as i32) % 3;
+            producer
+                .send_result(
+                    FutureRecord::to(topic)
+                        .partition(partition)
+                        .key(key)
+                        .payload(value),
+                )
+                .map_err(|(e, _)| e)
+                .unwrap()
+        })
+        .collect();
+    for delivery in pending {
+        delivery.await.unwrap().map_err(|(e, _)| e).unwrap();
     }
 }
 
@@ -102,5 +107,67 @@ async fn a_restarted_broker_keeps_topics_records_and_offsets_and_refuses_while_d
         let ((low, high), recs) = &after[&p];
         assert_eq!((*low, *high), (0, 40), "partition {p}");
         assert_eq!(recs[..30], before[&p].1[..], "partition {p}");
+    }
+}
+
+/// The broker refuses connections when a backup starts, and is back a
+/// second later: the backup either waits for it and holds every record, or
+/// fails and publishes no manifest.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_backup_started_while_the_broker_is_down_waits_or_fails_clearly() {
+    let broker = Broker::start();
+    let topic = common::unique("restart-backup");
+    let admin: AdminClient<DefaultClientContext> = broker.client_config().create().unwrap();
+    for r in admin
+        .create_topics(
+            [&NewTopic::new(&topic, 3, TopicReplication::Fixed(1)).set("retention.ms", "-1")],
+            &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+        )
+        .await
+        .unwrap()
+    {
+        r.unwrap();
+    }
+    produce(&broker, &topic, 0..90).await;
+    let before = contents(&broker, &topic);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = common::write(
+        dir.path(),
+        "backup.yaml",
+        &format!(
+            "backup_id: r1\nsource:\n  bootstrap_servers: [{}]\n  topics:\n    include: [\"{topic}\"]\nstorage:\n  path: {}\n",
+            broker.bootstrap,
+            dir.path().join("store").display()
+        ),
+    );
+    broker.down();
+    let child = std::process::Command::new(env!("CARGO_BIN_EXE_kafka-backup"))
+        .args(["backup", "-c", cfg.to_str().unwrap()])
+        .env("KAFKA_BACKUP_LOG", "warn")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(Duration::from_millis(1000));
+    broker.up();
+    let out = child.wait_with_output().unwrap();
+    eprintln!("backup: {}\n{}", out.status, common::stderr(&out));
+    let manifest = dir.path().join("store/r1/manifest.json");
+    if out.status.success() {
+        let m: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(&manifest).unwrap()).unwrap();
+        for (p, ((low, high), recs)) in &before {
+            let part = &m["topics"][&topic]["partitions"][p.to_string()];
+            assert_eq!(part["low_watermark"], *low, "{p}");
+            assert_eq!(part["high_watermark"], *high, "{p}");
+            assert_eq!(part["record_count"], recs.len(), "{p}");
+        }
+    } else {
+        let err = common::stderr(&out);
+        assert!(
+            err.contains(&broker.bootstrap) && err.contains("hint:"),
+            "{err}"
+        );
+        assert!(!manifest.exists(), "a failed backup published its manifest");
     }
 }
