@@ -663,3 +663,39 @@ async fn writes_whose_answers_are_lost_are_retried_as_done() {
         );
     }
 }
+
+/// `verify` reads the target registry too: short faults do not change its
+/// verdict, a registry failing past the retries is an error, never "same".
+#[tokio::test(flavor = "multi_thread")]
+async fn verify_rides_out_short_registry_faults_and_never_passes_on_a_failing_registry() {
+    let b = seeded().await;
+    let t = target(&b, "verify");
+    success(&apply(&t.direct));
+    let verify_through = || kafka_backup(&["verify", "-c", t.through_proxy.to_str().unwrap()]);
+    let clean = success(&verify_through());
+    // every other one of the spread: each fault once, on the first requests or a route
+    for (_, (name, fault)) in spread(&["/schemas/ids", "/subjects", "/config"])
+        .into_iter()
+        .enumerate()
+        .filter(|(i, _)| (i / 2 + i % 2) % 2 == 0)
+    {
+        t.proxy.inject(fault);
+        let out = verify_through();
+        t.proxy.clear();
+        assert_eq!(success(&out), clean, "{name}");
+    }
+    for route in ["/schemas/ids", "/subjects", "/config"] {
+        t.proxy
+            .inject(Fault::next(Action::Status(503), 1000).only("GET", route));
+        let out = verify_through();
+        t.proxy.clear();
+        let err = stderr(&out);
+        assert_eq!(
+            out.status.code(),
+            Some(1),
+            "{route}: {}\n{err}",
+            stdout(&out)
+        );
+        assert!(err.contains(route) && err.contains("503"), "{route}: {err}");
+    }
+}
