@@ -492,9 +492,12 @@ fn reconcile(
             seen.extra.push((subject.clone(), *version));
         }
     }
-    // subjects the bulk listing has and no listing was read for: none, the
-    // caller lists every subject it saw
-    debug_assert!(bulk.is_empty());
+    // subjects no listing was read for (the caller lists every subject the
+    // bulk listing has, so none): left out
+    for (subject, versions) in bulk {
+        seen.extra
+            .extend(versions.into_keys().map(|v| (subject.clone(), v)));
+    }
     (inventory, to_read, seen)
 }
 
