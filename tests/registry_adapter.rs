@@ -360,8 +360,9 @@ async fn snapshot_equals_what_the_registry_serves() {
     assert_eq!(report.api_calls, used);
     let subjects = snap.subjects.len() as u64;
     assert_eq!(subjects, 16);
-    // 6 fixed + 2 live pages + 2 deleted pages + 2 per subject + 2 for `.ctx`
-    assert_eq!(used, 6 + 4 + 2 * subjects + 2);
+    // 6 fixed + 2 live pages + 2 deleted pages + 2 version lists (live, all)
+    // per subject + 2 settings per subject + 2 for `.ctx`
+    assert_eq!(used, 6 + 4 + 2 * subjects + 2 * subjects + 2);
 
     assert_eq!(
         snap.global.compatibility,
@@ -1110,8 +1111,9 @@ async fn request_count_grows_with_subjects_not_versions() {
         .unwrap();
     let used = api.request_count() - before;
     assert_eq!(snap.version_count() as u64, 3 * n);
-    // 5 fixed + 2 pages (120 entries, then an empty page) + 2 settings per subject
-    assert_eq!(used, 5 + 2 + 2 * n);
+    // 5 fixed + 2 pages (120 entries, then an empty page) + 1 version list per
+    // subject (the cross-check of the bulk listing) + 2 settings per subject
+    assert_eq!(used, 5 + 2 + n + 2 * n);
     assert_eq!(report.api_calls, used);
     eprintln!(
         "snapshot of {n} subjects / {} versions: {used} requests (bulk)",

@@ -25,6 +25,7 @@ use futures::StreamExt;
 use futures::future::{self, Either};
 use futures::stream::FuturesUnordered;
 
+use crate::model::RegistrySnapshot;
 use crate::plan::{IdMapEntry, Plan, Step, StepKind, TargetId};
 use crate::registry::{RegistryApi, RegistryError};
 pub use executor::{Registration, StepDone, StepError, run_step, scope};
@@ -158,6 +159,51 @@ pub fn final_id_map(plan: &Plan, assigned: &IdMap) -> IdMap {
         map.entry(ctx.clone()).or_default().extend(ids);
     }
     map
+}
+
+/// Registrations the journal has as done that the target does not hold,
+/// one `subject (ID n)` each: the target lost them since the journal was
+/// written (emptied and rebuilt under the same URL). Empty when the target
+/// agrees with the journal. Versions a step of the plan deletes are not
+/// checked (a permanent delete leaves nothing to see).
+pub fn done_but_absent(plan: &Plan, journal: &Journal, target: &RegistrySnapshot) -> Vec<String> {
+    let ids = final_id_map(plan, &journal.assigned_ids);
+    let deleted: BTreeSet<(&str, Option<u32>)> = plan
+        .steps
+        .iter()
+        .filter(|s| matches!(s.kind, StepKind::DeleteVersion | StepKind::DeleteSubject))
+        .filter_map(|s| Some((s.subject.as_deref()?, s.version)))
+        .collect();
+    let mut absent = Vec::new();
+    for step in &plan.steps {
+        if step.kind != StepKind::Register || !journal.done.contains(&step.id) {
+            continue;
+        }
+        let Some(subject) = step.subject.as_deref() else {
+            continue;
+        };
+        if deleted.contains(&(subject, None)) || deleted.contains(&(subject, step.version)) {
+            continue;
+        }
+        let id = step.source.as_ref().and_then(|src| {
+            ids.get(crate::model::context_of(&src.subject))?
+                .get(&src.id)
+                .copied()
+        });
+        let versions = target.subjects.get(subject).map(|s| &s.versions);
+        let held = versions.is_some_and(|vs| match (id, step.version) {
+            (Some(id), _) => vs.values().any(|v| v.id == id),
+            (None, Some(version)) => vs.contains_key(&version),
+            (None, None) => !vs.is_empty(),
+        });
+        if !held {
+            absent.push(match id {
+                Some(id) => format!("`{subject}` (ID {id})"),
+                None => format!("`{subject}`"),
+            });
+        }
+    }
+    absent
 }
 
 /// How an apply ended.

@@ -338,6 +338,27 @@ fn apply_registry(
         journals.forget_version();
     }
 
+    // an unfinished journal is trusted only where the target holds what it
+    // says was registered (a registry emptied and rebuilt under this URL
+    // since has lost them)
+    if let Some(journal) = &existing {
+        let absent = apply::done_but_absent(plan, journal, &target);
+        if !absent.is_empty() {
+            let shown: Vec<&str> = absent.iter().take(5).map(String::as_str).collect();
+            let more = match absent.len() {
+                n if n > 5 => format!(" and {} more", n - 5),
+                _ => String::new(),
+            };
+            eprintln!(
+                "warning: the journal `{}` has {} registration(s) done that the target registry does not hold ({}{more}): the target lost them since; every step runs again",
+                journals.display("journal.json"),
+                absent.len(),
+                shown.join(", ")
+            );
+            existing = None;
+            journals.forget_version();
+        }
+    }
     let resuming = existing.is_some();
     apply::check_applicable(plan, &target.fingerprint(), resuming, args.force)?;
     if resuming {

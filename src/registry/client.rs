@@ -297,9 +297,16 @@ impl HttpRegistry {
                 message,
                 attempts: attempt,
             };
+            let mut retry_after = None;
             let (outcome, error) = match request.send().await {
                 Ok(response) => {
                     let status = response.status().as_u16();
+                    retry_after = response
+                        .headers()
+                        .get(header::RETRY_AFTER)
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.trim().parse::<u64>().ok())
+                        .map(Duration::from_secs);
                     match response.bytes().await {
                         Ok(bytes) if (200..300).contains(&status) => {
                             tracing::debug!(%method, path = %shown, status, attempt, "registry request");
@@ -349,7 +356,9 @@ impl HttpRegistry {
             if !self.retry.should_retry(attempt, outcome) {
                 return Err(error);
             }
-            let delay = self.retry.delay(attempt, fastrand::f64());
+            let delay = self
+                .retry
+                .delay_after(attempt, fastrand::f64(), retry_after);
             tracing::warn!(
                 "registry request `{method} {shown}` failed ({outcome:?}), attempt {attempt} of {}; retrying in {delay:?}",
                 self.retry.max_attempts

@@ -110,6 +110,11 @@ pub enum RegistryError {
     /// 42206: the version is still referenced by other schemas.
     #[error("schema is still referenced: {0}\nhint: delete or move the referencing schemas first")]
     ReferenceExists(Box<Failure>),
+    /// 429 Too Many Requests, after every retry.
+    #[error(
+        "registry rate limit: {0}\nhint: the registry kept answering 429 Too Many Requests; lower `enterprise.schema_registry.max_concurrency` or retry later"
+    )]
+    RateLimited(Box<Failure>),
     /// Another 4xx.
     #[error("registry refused the request: {0}")]
     Rejected(Box<Failure>),
@@ -146,8 +151,8 @@ impl RegistryError {
             Config { .. } | UnaddressableSubject(_) => None,
             Unauthorized(f) | Forbidden(f) | SubjectNotFound(f) | VersionNotFound(f)
             | SchemaNotFound(f) | DeleteOrder(f) | EndpointNotFound(f) | Incompatible(f)
-            | Invalid(f) | NotPermitted(f) | ReferenceExists(f) | Rejected(f) | Server(f)
-            | Timeout(f) | Connect(f) | Decode(f) | Token(f) => Some(f),
+            | Invalid(f) | NotPermitted(f) | ReferenceExists(f) | RateLimited(f) | Rejected(f)
+            | Server(f) | Timeout(f) | Connect(f) | Decode(f) | Token(f) => Some(f),
         }
     }
 
@@ -176,6 +181,7 @@ impl RegistryError {
             (_, Some(42205)) => RegistryError::NotPermitted(f),
             (_, Some(42206)) => RegistryError::ReferenceExists(f),
             (422, _) => RegistryError::Invalid(f),
+            (429, _) => RegistryError::RateLimited(f),
             (500..=599, _) | (_, Some(50001..=50003)) => RegistryError::Server(f),
             _ => RegistryError::Rejected(f),
         }
@@ -218,7 +224,7 @@ mod tests {
 
     #[test]
     fn responses_sort_into_variants() {
-        let cases: [(u16, Option<i64>, &str); 10] = [
+        let cases: [(u16, Option<i64>, &str); 12] = [
             (404, Some(40402), "VersionNotFound"),
             (404, Some(40405), "DeleteOrder"),
             (404, Some(404), "EndpointNotFound"),
@@ -228,6 +234,8 @@ mod tests {
             (422, Some(42206), "ReferenceExists"),
             (500, Some(50001), "Server"),
             (400, Some(400), "Rejected"),
+            (429, Some(42901), "RateLimited"),
+            (429, None, "RateLimited"),
             (403, None, "Forbidden"),
         ];
         for (status, code, name) in cases {

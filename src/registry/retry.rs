@@ -62,6 +62,21 @@ impl RetryPolicy {
         half + half.mul_f64(jitter.clamp(0.0, 1.0))
     }
 
+    /// [`Self::delay`], but at least what the server asked for with
+    /// `Retry-After` (a 429 or 503), within `max_delay`.
+    pub fn delay_after(
+        &self,
+        attempt: u32,
+        jitter: f64,
+        retry_after: Option<Duration>,
+    ) -> Duration {
+        let own = self.delay(attempt, jitter);
+        match retry_after {
+            Some(asked) => own.max(asked.min(self.max_delay)),
+            None => own,
+        }
+    }
+
     /// Whether another attempt follows attempt number `attempt` ending in `outcome`.
     pub fn should_retry(&self, attempt: u32, outcome: Outcome) -> bool {
         attempt < self.max_attempts && is_retryable(outcome)
@@ -124,6 +139,20 @@ mod tests {
         // capped at max_delay, whatever the attempt
         assert_eq!(p.delay(9, 1.0), Duration::from_secs(1));
         assert_eq!(p.delay(u32::MAX, 0.0), Duration::from_millis(500));
+        // a server's Retry-After is waited for, within max_delay
+        assert_eq!(
+            p.delay_after(1, 0.0, Some(Duration::from_millis(700))),
+            Duration::from_millis(700)
+        );
+        assert_eq!(
+            p.delay_after(9, 1.0, Some(Duration::from_millis(10))),
+            Duration::from_secs(1)
+        );
+        assert_eq!(
+            p.delay_after(1, 0.0, Some(Duration::from_secs(60))),
+            Duration::from_secs(1)
+        );
+        assert_eq!(p.delay_after(2, 0.0, None), p.delay(2, 0.0));
         for attempt in 1..10 {
             assert!(p.delay(attempt, 0.999) <= p.max_delay);
             assert!(p.delay(attempt, 0.0) <= p.delay(attempt + 1, 0.0));

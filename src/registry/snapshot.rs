@@ -2,10 +2,16 @@
 //! and choosing the part a backup keeps.
 //!
 //! Reading prefers the bulk listing `GET /schemas?subjectPrefix=:*:` (every
-//! version of every subject, a thousand per request); subjects it leaves out
-//! (older servers without the endpoint or without contexts) are read one by
-//! one, `max_concurrency` requests at a time. The choice itself ([`select`])
-//! is a pure function over what was read, so it is unit-tested on plain data.
+//! version of every subject, many per request) for the schemas themselves,
+//! but does not trust it to be complete or right: each subject's own
+//! listings (`/subjects/{s}/versions`, and `?deleted=true` when soft-deleted
+//! versions are wanted) decide which versions exist and which are
+//! soft-deleted. Versions the bulk listing missed (older servers without the
+//! endpoint or without contexts, servers ignoring `offset`, registrations
+//! between two pages) are read one by one, `max_concurrency` requests at a
+//! time; versions it has but the subject does not list are left out. The
+//! choice itself ([`select`]) is a pure function over what was read, so it
+//! is unit-tested on plain data.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -86,7 +92,7 @@ pub struct SelectionReport {
     pub method: FetchMethod,
     /// Registry calls made by the fetch.
     pub api_calls: u64,
-    /// Subjects read one by one (missing from the bulk listing).
+    /// Subjects with versions read one by one (missing from the bulk listing).
     pub fallback_subjects: BTreeSet<String>,
     /// Subjects taken because `subjects` names them and `exclude` does not.
     pub selected: BTreeSet<String>,
@@ -353,43 +359,69 @@ async fn read_bulk<A: RegistryApi + ?Sized>(
     Ok(Some(out))
 }
 
-/// Versions of `subjects` read one by one: two listings per subject, then
-/// each version, `concurrency` calls at a time.
-async fn read_per_subject<A: RegistryApi + ?Sized>(
+/// What a subject's own listings say: its live versions and, when
+/// soft-deleted ones are wanted, all of them (`None` otherwise).
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Listing {
+    live: BTreeSet<u32>,
+    all: Option<BTreeSet<u32>>,
+}
+
+impl Listing {
+    /// The versions a snapshot holds for this subject, each with its
+    /// soft-deleted flag.
+    fn versions(&self) -> BTreeMap<u32, bool> {
+        self.all
+            .as_ref()
+            .unwrap_or(&self.live)
+            .iter()
+            .map(|v| (*v, !self.live.contains(v)))
+            .collect()
+    }
+}
+
+/// `GET /subjects/{s}/versions` (and `?deleted=true` when soft-deleted
+/// versions are wanted) of each subject, `concurrency` calls at a time. A
+/// subject the registry no longer knows has no versions.
+async fn read_listings<A: RegistryApi + ?Sized>(
     api: &A,
     subjects: &BTreeSet<String>,
     include_deleted: bool,
     concurrency: usize,
     calls: &Calls,
-) -> Result<Inventory> {
-    let listings: Vec<(String, BTreeSet<u32>, BTreeSet<u32>)> =
-        stream::iter(subjects.iter().cloned())
-            .map(|subject| async move {
-                calls.add(1);
-                let live: BTreeSet<u32> = match api.versions(&subject, false).await {
-                    Ok(v) => v.into_iter().collect(),
-                    Err(RegistryError::SubjectNotFound(_)) => BTreeSet::new(),
-                    Err(e) => return Err(e),
-                };
-                let all = if include_deleted {
-                    calls.add(1);
-                    match api.versions(&subject, true).await {
-                        Ok(v) => v.into_iter().collect(),
-                        Err(RegistryError::SubjectNotFound(_)) => BTreeSet::new(),
-                        Err(e) => return Err(e),
-                    }
-                } else {
-                    live.clone()
-                };
-                Ok((subject, live, all))
-            })
-            .buffer_unordered(concurrency)
-            .try_collect()
-            .await?;
-    let wanted: Vec<(String, u32, bool)> = listings
-        .iter()
-        .flat_map(|(s, live, all)| all.iter().map(move |v| (s.clone(), *v, !live.contains(v))))
-        .collect();
+) -> Result<BTreeMap<String, Listing>> {
+    let listing = |subject: String, deleted: bool| async move {
+        calls.add(1);
+        match api.versions(&subject, deleted).await {
+            Ok(v) => Ok(v.into_iter().collect::<BTreeSet<u32>>()),
+            Err(RegistryError::SubjectNotFound(_)) => Ok(BTreeSet::new()),
+            Err(e) => Err(e),
+        }
+    };
+    stream::iter(subjects.iter().cloned())
+        .map(|subject| async move {
+            let (live, all) = futures::try_join!(listing(subject.clone(), false), async {
+                match include_deleted {
+                    true => listing(subject.clone(), true).await.map(Some),
+                    false => Ok(None),
+                }
+            })?;
+            Ok::<_, RegistryError>((subject, Listing { live, all }))
+        })
+        .buffer_unordered(concurrency)
+        .try_collect()
+        .await
+}
+
+/// Each `(subject, version, soft-deleted)` read with its own request,
+/// `concurrency` calls at a time; a version deleted for good since its
+/// listing is left out.
+async fn read_versions<A: RegistryApi + ?Sized>(
+    api: &A,
+    wanted: Vec<(String, u32, bool)>,
+    concurrency: usize,
+    calls: &Calls,
+) -> Result<Vec<SchemaVersion>> {
     let records: Vec<Option<SchemaVersion>> = stream::iter(wanted)
         .map(|(subject, version, deleted)| async move {
             calls.add(1);
@@ -408,14 +440,65 @@ async fn read_per_subject<A: RegistryApi + ?Sized>(
         .buffer_unordered(concurrency)
         .try_collect()
         .await?;
+    Ok(records.into_iter().flatten().collect())
+}
+
+/// Where the bulk listing and the subjects' own listings disagree, for the log.
+#[derive(Debug, Default, PartialEq, Eq)]
+struct Disagreement {
+    /// Versions a subject lists that the bulk listing lacks: read one by one.
+    unlisted: Vec<(String, u32)>,
+    /// Versions the bulk listing has that the subject does not list (any more).
+    extra: Vec<(String, u32)>,
+    /// Versions whose soft-deleted flag the bulk listing had wrong.
+    flag: Vec<(String, u32)>,
+}
+
+/// Merges the bulk listing (`bulk`: every version it gave, with the flag it
+/// implied) with the subjects' own listings, which decide which versions
+/// exist and which are soft-deleted. Gives the inventory of the versions the
+/// bulk listing held and the versions still to read one by one. Pure.
+fn reconcile(
+    bulk: Inventory,
+    listings: &BTreeMap<String, Listing>,
+) -> (Inventory, Vec<(String, u32, bool)>, Disagreement) {
+    let mut bulk = bulk;
     let mut inventory = Inventory::new();
-    for v in records.into_iter().flatten() {
-        inventory
-            .entry(v.subject.clone())
-            .or_default()
-            .insert(v.version, v);
+    let mut to_read = Vec::new();
+    let mut seen = Disagreement::default();
+    for (subject, listing) in listings {
+        let mut listed = bulk.remove(subject).unwrap_or_default();
+        for (version, deleted) in listing.versions() {
+            match listed.remove(&version) {
+                Some(mut v) => {
+                    if v.deleted != deleted {
+                        seen.flag.push((subject.clone(), version));
+                        v.deleted = deleted;
+                    }
+                    inventory
+                        .entry(subject.clone())
+                        .or_default()
+                        .insert(version, v);
+                }
+                None => {
+                    seen.unlisted.push((subject.clone(), version));
+                    to_read.push((subject.clone(), version, deleted));
+                }
+            }
+        }
+        // listed by the bulk listing, but not (or not as wanted) by the subject:
+        // soft-deleted ones listed as live, or versions deleted since
+        for version in listed.keys() {
+            seen.extra.push((subject.clone(), *version));
+        }
     }
-    Ok(inventory)
+    // subjects no listing was read for (the caller lists every subject the
+    // bulk listing has, so none): left out
+    for (subject, versions) in bulk {
+        seen.extra
+            .extend(versions.into_keys().map(|v| (subject.clone(), v)));
+    }
+    (inventory, to_read, seen)
 }
 
 /// The own compatibility level and mode of each scope (a subject, or a
@@ -464,9 +547,9 @@ pub async fn fetch<A: RegistryApi + ?Sized>(
 ///
 /// Requests: 6 fixed (version, global level and mode, contexts, subject
 /// list, one more with soft-deleted ones) + the `/schemas` pages (twice with
+/// soft-deleted versions) + 1 per subject (its version list; 2 with
 /// soft-deleted versions) + 2 per taken subject (its level and mode) + 2 per
-/// non-default context, plus, for subjects the bulk listing misses, 1-2 per
-/// subject and 1 per version.
+/// non-default context, plus 1 per version the bulk listing misses.
 pub async fn fetch_with<A: RegistryApi + ?Sized>(
     api: &A,
     backup: &RegistryBackup,
@@ -498,14 +581,14 @@ pub async fn fetch_with<A: RegistryApi + ?Sized>(
         expected.extend(api.subjects(true).await?);
     }
 
-    // the bulk listing, and what it missed
-    let mut inventory = Inventory::new();
+    // the bulk listing: what it holds, as far as it can be trusted
     let live_bulk = read_bulk(api, false, page_size, &calls).await?;
     let all_bulk = match (&live_bulk, with_deleted) {
         (Some(_), true) => read_bulk(api, true, page_size, &calls).await?,
         _ => None,
     };
     let bulk_usable = live_bulk.is_some() && (!with_deleted || all_bulk.is_some());
+    let mut bulk = Inventory::new();
     if bulk_usable {
         let live: BTreeSet<(String, u32)> = live_bulk
             .iter()
@@ -518,27 +601,53 @@ pub async fn fetch_with<A: RegistryApi + ?Sized>(
             .chain(all_bulk.into_iter().flatten())
         {
             let deleted = !live.contains(&(r.subject.clone(), r.version));
-            inventory
-                .entry(r.subject.clone())
+            bulk.entry(r.subject.clone())
                 .or_default()
                 .entry(r.version)
                 .or_insert_with(|| r.into_version(deleted));
         }
     }
-    let missing: BTreeSet<String> = expected
-        .iter()
-        .filter(|s| !inventory.contains_key(*s))
-        .cloned()
-        .collect();
-    let method = match (bulk_usable, missing.is_empty()) {
+
+    // each subject's own listings decide which versions exist and which are
+    // soft-deleted: a server ignoring `offset`, a registration between two
+    // pages, or a listing disagreeing with the subject (Karapace lists
+    // soft-deleted versions as live) would otherwise lose or change versions
+    let subjects: BTreeSet<String> = expected.into_iter().chain(bulk.keys().cloned()).collect();
+    let listings = read_listings(api, &subjects, with_deleted, concurrency, &calls).await?;
+    let (mut inventory, to_read, disagreement) = reconcile(bulk, &listings);
+    if bulk_usable && disagreement != Disagreement::default() {
+        let shown = |list: &[(String, u32)]| {
+            let mut names: Vec<String> = list.iter().map(|(s, v)| format!("{s} v{v}")).collect();
+            if names.len() > 10 {
+                let more = names.len() - 10;
+                names.truncate(10);
+                names.push(format!("and {more} more"));
+            }
+            names.join(", ")
+        };
+        tracing::warn!(
+            "the registry's bulk listing `GET /schemas` disagrees with the subjects' own listings \
+             (missing: [{}]; not listed by the subject: [{}]; soft-deleted flag wrong: [{}]): \
+             the subjects' listings are followed, missing versions read one by one",
+            shown(&disagreement.unlisted),
+            shown(&disagreement.extra),
+            shown(&disagreement.flag),
+        );
+    }
+    let fallback: BTreeSet<String> = to_read.iter().map(|(s, _, _)| s.clone()).collect();
+    let method = match (bulk_usable, fallback.is_empty()) {
         (false, _) => FetchMethod::PerSubject,
         (true, true) => FetchMethod::Bulk,
         (true, false) => FetchMethod::Mixed,
     };
-    if !missing.is_empty() {
-        tracing::debug!(subjects = missing.len(), "reading subjects one by one");
-        let extra = read_per_subject(api, &missing, with_deleted, concurrency, &calls).await?;
-        inventory.extend(extra);
+    if !to_read.is_empty() {
+        tracing::debug!(versions = to_read.len(), "reading versions one by one");
+        for v in read_versions(api, to_read, concurrency, &calls).await? {
+            inventory
+                .entry(v.subject.clone())
+                .or_default()
+                .insert(v.version, v);
+        }
     }
 
     // selection, reading referenced versions the listings did not hold
@@ -634,7 +743,7 @@ pub async fn fetch_with<A: RegistryApi + ?Sized>(
     };
     let mut report = selection.report;
     report.method = method;
-    report.fallback_subjects = missing;
+    report.fallback_subjects = fallback;
     report.api_calls = calls.0.load(Ordering::Relaxed);
     Ok((snapshot, report))
 }
@@ -903,6 +1012,46 @@ mod tests {
         }];
         let s = select(&inv, &backup(&["app"], &[]), None);
         assert_eq!(keys(&s.versions), ["app@1", "base@2"]);
+    }
+
+    fn listing(live: &[u32], all: Option<&[u32]>) -> Listing {
+        Listing {
+            live: live.iter().copied().collect(),
+            all: all.map(|a| a.iter().copied().collect()),
+        }
+    }
+
+    #[test]
+    fn the_subjects_listings_decide_over_the_bulk_listing() {
+        use SchemaType::Avro;
+        let mut bulk = Inventory::new();
+        for sv in [
+            v("a", 1, 1, Avro, false, &[]),
+            v("a", 2, 2, Avro, false, &[]), // soft-deleted, listed as live
+            v("a", 3, 3, Avro, false, &[]),
+            v("b", 1, 4, Avro, false, &[]), // b v2 missing (a page lost)
+            v("gone", 1, 5, Avro, false, &[]),
+        ] {
+            bulk.entry(sv.subject.clone())
+                .or_default()
+                .insert(sv.version, sv);
+        }
+        let with = |all: bool| {
+            BTreeMap::from([
+                ("a".to_owned(), listing(&[1, 3], all.then_some(&[1, 2, 3]))),
+                ("b".to_owned(), listing(&[1, 2], all.then_some(&[1, 2]))),
+                ("gone".to_owned(), listing(&[], all.then_some(&[]))),
+            ])
+        };
+        let (inv, to_read, seen) = reconcile(bulk.clone(), &with(false));
+        assert_eq!(keys(&inv), ["a@1", "a@3", "b@1"]);
+        assert_eq!(to_read, [("b".to_owned(), 2, false)]);
+        assert_eq!(seen.extra, [("a".to_owned(), 2), ("gone".to_owned(), 1)]);
+        let (inv, to_read, seen) = reconcile(bulk, &with(true));
+        assert_eq!(keys(&inv), ["a@1", "a@2", "a@3", "b@1"]);
+        assert!(inv["a"][&2].deleted && !inv["a"][&3].deleted);
+        assert_eq!(to_read, [("b".to_owned(), 2, false)]);
+        assert_eq!(seen.flag, [("a".to_owned(), 2)]);
     }
 
     #[test]

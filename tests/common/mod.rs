@@ -2,6 +2,7 @@
 //! starts (broker, registry), unique names, and the binary under test.
 #![allow(dead_code)]
 
+pub mod broker;
 pub mod matrix;
 pub mod records;
 
