@@ -47,8 +47,7 @@ fn backup_config(dir: &Path, backup_id: &str, url: &str, extra: &str) -> PathBuf
         dir,
         &format!("{backup_id}.yaml"),
         &format!(
-            "backup_id: {backup_id}\nsource:\n  bootstrap_servers: [{}]\n  topics:\n    include: [\"no-topic-matches-this\"]\nstorage:\n  path: {}\nenterprise:\n  schema_registry:\n    enabled: true\n    url: {url}\n    request_timeout_secs: 1\n{extra}",
-            bootstrap(),
+            "backup_id: {backup_id}\nstorage:\n  path: {}\nenterprise:\n  schema_registry:\n    enabled: true\n    url: {url}\n    request_timeout_secs: 1\n{extra}",
             dir.join("store").display()
         ),
     )
