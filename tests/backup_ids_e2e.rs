@@ -590,3 +590,41 @@ async fn an_aborted_transaction_ends_the_wait_and_its_records_are_not_taken() {
     assert_eq!(p.left_out_from, None);
     assert_eq!(p.record_count, 2, "aborted records are not backed up");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn raw_keys_that_start_with_a_zero_byte_do_not_fail_the_backup() {
+    let sr = Registry::start();
+    let topic = unique("ids-raw-keys");
+    create_topic(&topic, 1, &[]).await;
+    let id = sr
+        .register(&format!("{topic}-value"), avro("Order", json!([])))
+        .await;
+    // 8-byte account numbers: every one starts with 0x00, and bytes 1..5
+    // read as IDs no registry ever handed out
+    let records: Vec<KeyValue> = (0..40u64)
+        .map(|i| {
+            let account = 0x0000_1234_5600_0000u64 + (i << 32);
+            (
+                Some(account.to_be_bytes().to_vec()),
+                Some(framed(id, &[i as u8])),
+            )
+        })
+        .collect();
+    produce(&topic, &records).await;
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config(dir.path(), "raw", &topic, Some(&sr.url), "", "");
+    let out = kafka_backup(&["backup", "-c", cfg.to_str().unwrap()]);
+    success(&out);
+    let m = manifest(dir.path(), "raw");
+    assert!(m.schema_registry.as_ref().unwrap().unknown_ids.is_empty());
+    // the keys are counted as they are: framed-looking, 40 distinct "IDs"
+    let p = &m.topics[&topic].partitions[&0];
+    assert_eq!(p.schema_ids.key.framed, 40);
+    assert_eq!(p.schema_ids.key.ids.len(), 40);
+    // ... and said to be taken as raw bytes
+    assert!(
+        stderr(&out).contains(&format!("`{topic}` key")) && stderr(&out).contains("raw"),
+        "{}",
+        stderr(&out)
+    );
+}

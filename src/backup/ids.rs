@@ -13,7 +13,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use futures::{StreamExt, TryStreamExt, stream};
 
 use super::registry::PulledInEntry;
-use crate::manifest::{Field, TopicManifest};
+use crate::manifest::{Field, FieldIds, TopicManifest};
 use crate::model::{self, DEFAULT_CONTEXT, RegistrySnapshot, SchemaVersion, SubjectState};
 use crate::registry::{RegistryApi, RegistryError, VersionRef};
 
@@ -47,8 +47,33 @@ pub fn held_ids(snapshot: &RegistrySnapshot) -> BTreeSet<i64> {
         .collect()
 }
 
+/// At most this many distinct IDs a snapshot lacks are looked up for one
+/// field of a topic without its own subject: a serializer writes a handful
+/// of schema versions, while raw keys (account numbers, random UUIDs) that
+/// start with `0x00` read as ever new "IDs".
+pub const MAX_LOOKUPS_PER_FIELD: usize = 256;
+
+/// Whether a topic's field holds schema-framed records by what the backup
+/// knows: `snapshot` has the field's subject under the TopicNameStrategy
+/// (`<topic>-key`, `<topic>-value`), or every record with the field is
+/// framed and at least one of their IDs is held. Otherwise the leading
+/// bytes are data (an 8-byte long key starts with `0x00` too), and an "ID"
+/// no registry serves is no lost schema.
+pub fn framed_by_evidence(
+    snapshot: &RegistrySnapshot,
+    held: &BTreeSet<i64>,
+    topic: &str,
+    field: Field,
+    ids: &FieldIds,
+) -> bool {
+    snapshot.subjects.contains_key(&format!("{topic}-{field}"))
+        || (ids.all_framed() && ids.ids.keys().any(|id| held.contains(&i64::from(*id))))
+}
+
 /// Every ID framed keys or values of `topics` carry that `snapshot` does not
-/// hold, with the partitions and fields carrying it (sorted).
+/// hold, with the partitions and fields carrying it (sorted). A field
+/// without a subject of its own whose records read as more unknown IDs than
+/// [`MAX_LOOKUPS_PER_FIELD`] is left out: that many are data, not schemas.
 pub fn missing_ids(
     snapshot: &RegistrySnapshot,
     topics: &BTreeMap<String, TopicManifest>,
@@ -56,9 +81,23 @@ pub fn missing_ids(
     let held = held_ids(snapshot);
     let mut out: BTreeMap<i32, Vec<Carrier>> = BTreeMap::new();
     for (topic, t) in topics {
-        for (partition, p) in &t.partitions {
-            for (field, ids) in p.schema_ids.fields() {
-                for (&id, &records) in &ids.ids {
+        let all = t.schema_ids();
+        for (field, ids) in all.fields() {
+            let own_subject = snapshot.subjects.contains_key(&format!("{topic}-{field}"));
+            let lacking = ids
+                .ids
+                .keys()
+                .filter(|id| !held.contains(&i64::from(**id)))
+                .count();
+            if !own_subject && lacking > MAX_LOOKUPS_PER_FIELD {
+                continue;
+            }
+            for (partition, p) in &t.partitions {
+                let part = match field {
+                    Field::Key => &p.schema_ids.key,
+                    Field::Value => &p.schema_ids.value,
+                };
+                for (&id, &records) in &part.ids {
                     if !held.contains(&i64::from(id)) {
                         out.entry(id).or_default().push(Carrier {
                             topic: topic.clone(),
@@ -71,7 +110,83 @@ pub fn missing_ids(
             }
         }
     }
+    for carriers in out.values_mut() {
+        carriers.sort();
+    }
     out
+}
+
+/// A topic's field whose leading bytes are taken as data, not schema IDs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawField {
+    pub topic: String,
+    pub field: Field,
+    /// Records that start with `0x00` and hold at least 5 bytes.
+    pub framed_looking: u64,
+    /// Distinct "IDs" they read as.
+    pub distinct: usize,
+}
+
+impl std::fmt::Display for RawField {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "`{}` {}: {} record(s) start with 0x00 and read as {} schema ID(s) the registry does not serve, and nothing shows the field is framed (no subject `{}-{}`, no ID the registry holds): taken as raw bytes, not schema IDs",
+            self.topic, self.field, self.framed_looking, self.distinct, self.topic, self.field
+        )
+    }
+}
+
+/// Splits the IDs the registry did not serve into those carried by framed
+/// fields (lost schemas: a problem) and the fields whose leading bytes are
+/// data ([`framed_by_evidence`] against `snapshot`, pulled-in versions
+/// included).
+pub fn split_unknown(
+    snapshot: &RegistrySnapshot,
+    topics: &BTreeMap<String, TopicManifest>,
+    unknown: BTreeMap<i32, Vec<Carrier>>,
+) -> (BTreeMap<i32, Vec<Carrier>>, Vec<RawField>) {
+    let held = held_ids(snapshot);
+    let mut raw = Vec::new();
+    let mut framed: BTreeMap<(String, Field), bool> = BTreeMap::new();
+    for (topic, t) in topics {
+        let all = t.schema_ids();
+        for (field, ids) in all.fields() {
+            let is_framed = framed_by_evidence(snapshot, &held, topic, field, ids);
+            framed.insert((topic.clone(), field), is_framed);
+            if !is_framed && ids.framed > 0 {
+                let distinct = ids
+                    .ids
+                    .keys()
+                    .filter(|id| !held.contains(&i64::from(**id)))
+                    .count();
+                if distinct > 0 {
+                    raw.push(RawField {
+                        topic: topic.clone(),
+                        field,
+                        framed_looking: ids.framed,
+                        distinct,
+                    });
+                }
+            }
+        }
+    }
+    let mut kept: BTreeMap<i32, Vec<Carrier>> = BTreeMap::new();
+    for (id, carriers) in unknown {
+        let carriers: Vec<Carrier> = carriers
+            .into_iter()
+            .filter(|c| {
+                framed
+                    .get(&(c.topic.clone(), c.field))
+                    .copied()
+                    .unwrap_or(true)
+            })
+            .collect();
+        if !carriers.is_empty() {
+            kept.insert(id, carriers);
+        }
+    }
+    (kept, raw)
 }
 
 /// Why an ID is taken: "schema ID 7 is carried by records of `orders` (value)".

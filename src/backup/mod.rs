@@ -226,9 +226,15 @@ pub async fn run(config: &Config, options: &BackupOptions) -> Result<Manifest, B
     let registry = match registry {
         Some((client, mut snapshot, report)) => {
             let missing = ids::missing_ids(&snapshot, &topics);
-            let pulled = ids::pull_in(&client, &mut snapshot, missing, sr.max_concurrency)
+            let mut pulled = ids::pull_in(&client, &mut snapshot, missing, sr.max_concurrency)
                 .await
                 .map_err(|source| registry_error(sr, source))?;
+            let (unknown, raw) =
+                ids::split_unknown(&snapshot, &topics, std::mem::take(&mut pulled.unknown));
+            pulled.unknown = unknown;
+            for field in &raw {
+                tracing::warn!("{field}");
+            }
             for p in &pulled.pulled_in {
                 tracing::info!(
                     subject = p.subject,

@@ -9,39 +9,16 @@
 //! transform, could not see it). So a field is rewritten only when the
 //! configuration says `always`, or, under `auto`, when the backup shows that
 //! it is framed: it holds the field's subject under the TopicNameStrategy
-//! (`<topic>-key`, `<topic>-value`), or every record of the topic that has
-//! the field carries a registered schema ID there (the IDs `backup` saw).
+//! (`<topic>-key`, `<topic>-value`), or, when it holds neither (another
+//! naming strategy), every record of the topic that has the field carries a
+//! registered schema ID there (the IDs `backup` saw). A field whose bytes
+//! 1..5 happen to read as a registered ID in every record of a topic without
+//! topic-named subjects cannot be told from a framed one: `never` says so.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 
 use crate::config::FieldRewrite;
-
-/// A record field that may carry a schema ID.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Field {
-    Key,
-    Value,
-}
-
-impl Field {
-    pub fn name(self) -> &'static str {
-        match self {
-            Field::Key => "key",
-            Field::Value => "value",
-        }
-    }
-}
-
-/// What the backup saw of one field of a topic's records.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Seen {
-    /// Records where the field is not null.
-    pub present: u64,
-    /// Of those, the ones that start with `0x00` and hold at least 5 bytes.
-    pub framed: u64,
-    /// The schema IDs of the framed ones, with their record counts.
-    pub ids: BTreeMap<i32, u64>,
-}
+pub use crate::manifest::{Field, FieldIds};
 
 /// Whether a field is rewritten, and why.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -59,10 +36,10 @@ pub fn decide(
     topic: &str,
     field: Field,
     subjects: &BTreeSet<String>,
-    seen: Option<&Seen>,
+    seen: Option<&FieldIds>,
     registered: &dyn Fn(i32) -> bool,
 ) -> Decision {
-    let name = field.name();
+    let name = field.to_string();
     match mode {
         FieldRewrite::Always => {
             return Decision {
@@ -85,6 +62,22 @@ pub fn decide(
             reason: format!("the backup holds subject `{subject}`"),
         };
     }
+    // the other field's subject named after the topic: the topic's
+    // serializers use the TopicNameStrategy, which would have registered
+    // this field's subject too
+    let other = match field {
+        Field::Key => Field::Value,
+        Field::Value => Field::Key,
+    };
+    let other_subject = format!("{topic}-{other}");
+    if subjects.contains(&other_subject) {
+        return Decision {
+            rewrite: false,
+            reason: format!(
+                "the backup holds `{other_subject}` but no `{subject}`: under the TopicNameStrategy a serializer of the {name} would have registered it"
+            ),
+        };
+    }
     let Some(seen) = seen else {
         return Decision {
             rewrite: false,
@@ -93,7 +86,7 @@ pub fn decide(
             ),
         };
     };
-    if seen.present == 0 {
+    if seen.non_null == 0 {
         return Decision {
             rewrite: false,
             reason: format!("no record has a {name}"),
@@ -105,19 +98,19 @@ pub fn decide(
         .copied()
         .filter(|id| !registered(*id))
         .collect();
-    if seen.framed == seen.present && unregistered.is_empty() {
+    if seen.all_framed() && unregistered.is_empty() {
         return Decision {
             rewrite: true,
             reason: format!(
                 "all {} record(s) with a {name} carry a schema ID the backup holds",
-                seen.present
+                seen.non_null
             ),
         };
     }
-    let why = if seen.framed < seen.present {
+    let why = if seen.framed < seen.non_null {
         format!(
             "{} of {} record(s) with a {name} are framed",
-            seen.framed, seen.present
+            seen.framed, seen.non_null
         )
     } else {
         let shown: Vec<String> = unregistered.iter().take(5).map(i32::to_string).collect();
@@ -144,9 +137,9 @@ mod tests {
         [1, 2, 5].contains(&id)
     }
 
-    fn seen(present: u64, framed: u64, ids: &[(i32, u64)]) -> Seen {
-        Seen {
-            present,
+    fn seen(non_null: u64, framed: u64, ids: &[(i32, u64)]) -> FieldIds {
+        FieldIds {
+            non_null,
             framed,
             ids: ids.iter().copied().collect(),
         }
@@ -195,19 +188,32 @@ mod tests {
                 reason: "the backup holds subject `orders-value`".into()
             }
         );
-        // raw keys of the same topic that happen to start with 0x00 are data
+        // raw keys of the same topic that happen to start with 0x00 and
+        // read as a registered ID are data: the topic names its subjects
         let key = decide(
             FieldRewrite::Auto,
             "orders",
             Field::Key,
             &s,
-            Some(&seen(1000, 4, &[(5, 4)])),
+            Some(&seen(1000, 1000, &[(5, 1000)])),
             &registered,
         );
         assert!(!key.rewrite);
         assert_eq!(
             key.reason,
-            "no subject `orders-key` in the backup, and 4 of 1000 record(s) with a key are framed"
+            "the backup holds `orders-value` but no `orders-key`: under the TopicNameStrategy a serializer of the key would have registered it"
+        );
+        let mixed = decide(
+            FieldRewrite::Auto,
+            "payments",
+            Field::Key,
+            &subjects(&["com.example.Payment"]),
+            Some(&seen(1000, 4, &[(5, 4)])),
+            &registered,
+        );
+        assert_eq!(
+            mixed.reason,
+            "no subject `payments-key` in the backup, and 4 of 1000 record(s) with a key are framed"
         );
     }
 

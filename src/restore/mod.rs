@@ -303,13 +303,19 @@ pub fn jobs(
         .iter()
         .map(|(name, topic)| {
             let modes = restore.rewrite_fields_for(name);
+            // backups before format 2 did not record the IDs records carry
+            let seen = (manifest.format_version >= 2).then(|| topic.schema_ids());
             let decisions = rewrite.then(|| {
                 [
                     (fields::Field::Key, modes.key),
                     (fields::Field::Value, modes.value),
                 ]
                 .map(|(field, mode)| {
-                    fields::decide(mode, name, field, &evidence.subjects, None, &registered)
+                    let ids = seen.as_ref().map(|s| match field {
+                        fields::Field::Key => &s.key,
+                        fields::Field::Value => &s.value,
+                    });
+                    fields::decide(mode, name, field, &evidence.subjects, ids, &registered)
                 })
             });
             TopicJob {
