@@ -109,18 +109,34 @@ async fn apply_restores_records_with_ids_rewritten_and_a_second_apply_writes_not
 #[tokio::test(flavor = "multi_thread")]
 async fn an_id_missing_from_the_map_stops_the_restore_or_follows_the_policy() {
     let s = setup(20, Some(42)).await;
-    // record 7 (partition 1, its 3rd record: offset 2) carries ID 42, which no subject holds
+    // record 7 (partition 1, its 3rd record: offset 2) carries ID 42, which
+    // no subject holds: the plan says so, and refuses, before anything is written
     let out = apply_c(&s.config("fail.yaml", ""), &[]);
     assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
-    let err = stderr(&out);
+    let printed = stdout(&out);
     assert!(
-        err.contains(&format!(
-            "schema ID 42 of the record at {} partition 1 offset 2 is not in the ID map",
+        printed.contains("! ID 42 in 1 record(s) is not in the ID map: the backup does not hold it: the source registry did not serve it when the backup was taken")
+            && printed.contains("!! `missing_id_policy: fail`: the restore would stop at the first of 1 record(s); `apply` refuses the plan"),
+        "{printed}"
+    );
+    assert!(
+        stderr(&out).contains("the plan has 1 conflict(s)"),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(consume_count(&s.restored, 1), 0, "nothing written");
+    // `plan` exits 1 on it too
+    let cfg = s.config("fail.yaml", "");
+    let out = kafka_backup(&["plan", "-c", cfg.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert!(
+        stderr(&out).contains(&format!(
+            "records of `{}` carry schema IDs the restore cannot map",
             s.topic
         )),
-        "{err}"
+        "{}",
+        stderr(&out)
     );
-    assert!(err.contains("missing_id_policy"), "{err}");
 
     // skip for this topic: the rerun goes on after what the first run wrote
     let skip = s.config(
@@ -874,4 +890,41 @@ async fn values_framed_in_every_record_are_rewritten_without_a_topic_named_subje
         );
     }
     success(&kafka_backup(&["verify", "-c", cfg.to_str().unwrap()]));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn ids_of_an_excluded_subject_are_named_at_plan_time_with_the_cause() {
+    let s = setup(30, None).await;
+    // payments-value (source ID 2) is not restored: values and keys framed
+    // with ID 2 cannot be mapped
+    let cfg = s.config(
+        "exclude.yaml",
+        "      exclude: [\"payments-value\"]\n      missing_id_policy: skip\n",
+    );
+    let ids2 = |f: fn(&Rec) -> &Option<Vec<u8>>| {
+        s.records
+            .iter()
+            .filter(|r| {
+                f(r).as_deref()
+                    .is_some_and(|b| b.len() >= 5 && b[..5] == [0, 0, 0, 0, 2])
+            })
+            .count()
+    };
+    let (keys, values) = (ids2(|r| &r.key), ids2(|r| &r.value));
+    assert!(keys > 0 && values > 0);
+    let printed = success(&apply_c(&cfg, &["--dry-run"]));
+    for (field, n) in [("key", keys), ("value", values)] {
+        assert!(
+            printed.contains(&format!("{field}: IDs rewritten (`always` in the configuration)\n      ! ID 2 in {n} record(s) is not in the ID map: it is `payments-value` v1, which `restore.subjects` / `restore.exclude` leave out")),
+            "{printed}"
+        );
+    }
+    assert!(
+        printed.contains(&format!(
+            "`missing_id_policy: skip`: up to {} record(s) left out",
+            keys + values
+        )),
+        "{printed}"
+    );
+    assert_eq!(consume_count(&s.restored, 0), 0, "a dry run writes nothing");
 }

@@ -36,7 +36,7 @@ use schedule::{Schedule, Scheduler};
 #[derive(Debug, thiserror::Error)]
 pub enum ApplyError {
     #[error(
-        "the plan has {0} conflict(s); it cannot be applied\nhint: resolve them, make the plan again and review it"
+        "the plan has {0} conflict(s); it cannot be applied\nhint: resolve them (registry conflicts, or topics whose records carry schema IDs the restore cannot map under `missing_id_policy: fail`), make the plan again and review it"
     )]
     Conflicts(usize),
     #[error(
@@ -133,7 +133,7 @@ pub fn check_applicable(
     force: bool,
 ) -> Result<(), ApplyError> {
     if !plan.is_applicable() {
-        return Err(ApplyError::Conflicts(plan.conflicts.len()));
+        return Err(ApplyError::Conflicts(plan.blocking()));
     }
     if !force && !journal_exists && plan.target_fingerprint != current_fingerprint {
         return Err(ApplyError::Stale {

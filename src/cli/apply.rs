@@ -98,7 +98,7 @@ fn read_plan(path: &std::path::Path) -> anyhow::Result<Plan> {
     let plan = planfile::read(&bytes)
         .with_context(|| format!("`{}` is not a usable plan file", path.display()))?;
     if !plan.is_applicable() {
-        return Err(apply::ApplyError::Conflicts(plan.conflicts.len()).into());
+        return Err(apply::ApplyError::Conflicts(plan.blocking()).into());
     }
     Ok(plan)
 }
@@ -116,7 +116,7 @@ fn plan_and_confirm(
     let (plan, _) = super::plan::make(cfg, runtime)?;
     print!("{}", render::text(&plan));
     if !plan.is_applicable() {
-        return Err(apply::ApplyError::Conflicts(plan.conflicts.len()).into());
+        return Err(apply::ApplyError::Conflicts(plan.blocking()).into());
     }
     if !args.registry_only {
         print_topics(

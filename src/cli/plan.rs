@@ -42,7 +42,14 @@ pub(crate) fn make(
         subjects = target.subjects.len(),
         "target registry read"
     );
-    let plan = plan::plan(&backup, &target, &options)?;
+    let mut plan = plan::plan(&backup, &target, &options)?;
+    // the topics: which IDs their records carry that the map will not cover
+    let store = crate::storage::Location::from_config(cfg.storage.as_ref())?.open()?;
+    let backup_id = super::backup_id(cfg, "plan", "the backup to restore")?;
+    let reader = runtime.block_on(crate::manifest::BackupReader::open(&store, &backup_id))?;
+    let evidence = crate::restore::Evidence::of(&backup);
+    let jobs = crate::restore::jobs(cfg, &reader.manifest, None, None, &evidence);
+    plan.topics = plan::topics::check(&plan, &jobs, &backup, &reader.manifest, restore);
     Ok((plan, target))
 }
 
@@ -65,10 +72,17 @@ pub fn run(args: &PlanArgs) -> anyhow::Result<ExitCode> {
         let client = HttpRegistry::new(&cfg.enterprise.schema_registry)?;
         refused = runtime.block_on(check_compatibility(&client, &plan, &target.subjects))?;
     }
-    if !plan.is_applicable() {
+    if !plan.conflicts.is_empty() {
         eprintln!(
             "error: the plan has {} conflict(s); `apply` will refuse it\nhint: resolve them in the target, or choose another `strategy`, `subject_mapping` or ID option",
             plan.conflicts.len()
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    if let Some(t) = plan.topics.iter().find(|t| t.fails()) {
+        eprintln!(
+            "error: records of `{}` carry schema IDs the restore cannot map, and its `missing_id_policy` is `fail`: `apply` will refuse this plan before writing anything\nhint: restore the subjects that hold them (see the causes above), or set `missing_id_policy_topics.\"{}\"` to `skip` or `passthrough`",
+            t.topic, t.topic
         );
         return Ok(ExitCode::FAILURE);
     }

@@ -19,6 +19,7 @@ pub mod ids;
 pub mod order;
 pub mod render;
 pub mod select;
+pub mod topics;
 
 #[cfg(test)]
 mod tests;
@@ -144,6 +145,10 @@ pub struct Plan {
     /// Source context, then source ID, to where records carrying that ID
     /// point after the restore.
     pub id_mapping: BTreeMap<String, BTreeMap<u32, IdMapEntry>>,
+    /// The backed-up topics: which fields carry schema IDs, and the IDs
+    /// their records carry that the map will not cover ([`topics`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub topics: Vec<topics::TopicCheck>,
     /// SHA-256 of the plan file's bytes without this field; filled by
     /// [`crate::planfile::write`], checked by [`crate::planfile::read`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -156,9 +161,15 @@ impl Plan {
         !self.steps.is_empty()
     }
 
-    /// Whether `apply` may run the plan: no conflicts.
+    /// Whether `apply` may run the plan: no conflicts, and no topic whose
+    /// records carry IDs the map will not cover under `missing_id_policy: fail`.
     pub fn is_applicable(&self) -> bool {
-        self.conflicts.is_empty()
+        self.blocking() == 0
+    }
+
+    /// Conflicts plus topics that would stop the restore.
+    pub fn blocking(&self) -> usize {
+        self.conflicts.len() + self.topics.iter().filter(|t| t.fails()).count()
     }
 }
 
@@ -408,6 +419,7 @@ pub fn plan(
         steps: built.steps,
         subjects: built.subjects,
         id_mapping: built.id_mapping,
+        topics: Vec::new(),
         digest: None,
     })
 }

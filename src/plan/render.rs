@@ -175,6 +175,7 @@ pub fn text(plan: &Plan) -> String {
         }
         out.push('\n');
     }
+    topics_text(plan, &mut out);
     out.push_str(&totals_line(plan));
     out.push('\n');
     if !plan.conflicts.is_empty() {
@@ -184,7 +185,69 @@ pub fn text(plan: &Plan) -> String {
             plan.conflicts.len()
         );
     }
+    let failing = plan.topics.iter().filter(|t| t.fails()).count();
+    if failing > 0 {
+        let _ = writeln!(
+            out,
+            "{failing} topic(s) carry schema IDs the restore cannot map under `missing_id_policy: fail`: `apply` refuses this plan."
+        );
+    }
     out
+}
+
+/// What the restore does with the policy of a topic whose records carry IDs
+/// the map will not cover.
+fn policy_outcome(t: &super::topics::TopicCheck) -> String {
+    let n = t.uncovered_records();
+    match t.missing_id_policy {
+        crate::config::MissingIdPolicy::Fail => format!(
+            "!! `missing_id_policy: fail`: the restore would stop at the first of {n} record(s); `apply` refuses the plan"
+        ),
+        crate::config::MissingIdPolicy::Skip => {
+            format!("`missing_id_policy: skip`: up to {n} record(s) left out")
+        }
+        crate::config::MissingIdPolicy::Passthrough => format!(
+            "`missing_id_policy: passthrough`: up to {n} record(s) written with their source IDs"
+        ),
+    }
+}
+
+/// The topics: which fields get their IDs rewritten and why, and the IDs
+/// the map will not cover.
+fn topics_text(plan: &Plan, out: &mut String) {
+    if plan.topics.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "Topics (schema IDs in the records):");
+    for t in &plan.topics {
+        let rename = if t.target == t.topic {
+            String::new()
+        } else {
+            format!(" -> `{}`", clean(&t.target))
+        };
+        let _ = writeln!(out, "  # `{}`{rename}", clean(&t.topic));
+        for (name, f) in [("key", &t.key), ("value", &t.value)] {
+            let verb = if f.rewrite {
+                "IDs rewritten"
+            } else {
+                "written as backed up"
+            };
+            let _ = writeln!(out, "    {name}: {verb} ({})", clean(&f.reason));
+            for u in &f.uncovered {
+                let _ = writeln!(
+                    out,
+                    "      ! ID {} in {} record(s) is not in the ID map: {}",
+                    u.id,
+                    u.records,
+                    clean(&u.cause)
+                );
+            }
+        }
+        if t.uncovered_records() > 0 {
+            let _ = writeln!(out, "    {}", policy_outcome(t));
+        }
+    }
+    out.push('\n');
 }
 
 /// Text for a Markdown table cell or list item: no line breaks, no `|`, no HTML.
@@ -308,6 +371,44 @@ pub fn markdown(plan: &Plan) -> String {
             }
         }
         out.push_str("\n</details>\n\n");
+    }
+    if !plan.topics.is_empty() {
+        out.push_str("#### Topics\n\n| Topic | Key | Value | IDs the map will not cover |\n|---|---|---|---|\n");
+        for t in &plan.topics {
+            let field = |f: &super::topics::FieldCheck| {
+                format!(
+                    "{} ({})",
+                    if f.rewrite {
+                        "IDs rewritten"
+                    } else {
+                        "as backed up"
+                    },
+                    md(&f.reason)
+                )
+            };
+            let uncovered: Vec<String> = [&t.key, &t.value]
+                .iter()
+                .flat_map(|f| &f.uncovered)
+                .map(|u| format!("ID {} ({} record(s)): {}", u.id, u.records, md(&u.cause)))
+                .collect();
+            let mut cell = uncovered.join("; ");
+            if t.uncovered_records() > 0 {
+                cell.push_str(&format!("; **{}**", md(&policy_outcome(t))));
+            }
+            let _ = writeln!(
+                out,
+                "| `{}` | {} | {} | {} |",
+                md(&t.topic).replace('`', "'"),
+                field(&t.key),
+                field(&t.value),
+                if cell.is_empty() {
+                    "none".to_owned()
+                } else {
+                    cell
+                }
+            );
+        }
+        out.push('\n');
     }
     let _ = writeln!(
         out,
