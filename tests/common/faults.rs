@@ -360,10 +360,17 @@ async fn forward(
     }
     let response = request.send().await?;
     let status = response.status().as_u16();
+    // every header but the connection's own (an S3 client needs `etag`,
+    // `last-modified` and the `x-amz-*` ones)
     let kept: Vec<(String, String)> = response
         .headers()
         .iter()
-        .filter(|(k, _)| k.as_str() == "content-type")
+        .filter(|(k, _)| {
+            !matches!(
+                k.as_str(),
+                "connection" | "content-length" | "transfer-encoding" | "keep-alive"
+            )
+        })
         .map(|(k, v)| (k.to_string(), v.to_str().unwrap_or("").to_owned()))
         .collect();
     let body = response.bytes().await?.to_vec();
