@@ -7,7 +7,6 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
@@ -68,49 +67,6 @@ fn backup_config(dir: &Path, id: &str, topic: &str, sr: &str) -> std::path::Path
             dir.join("store").display(),
         ),
     )
-}
-
-/// The records of `topic` in backup `id` under `dir/store`, per partition,
-/// read through the library's checked reader.
-async fn backed_up(dir: &Path, id: &str, topic: &str) -> BTreeMap<i32, Vec<Rec>> {
-    let store = kafka_backup::storage::Location::parse(dir.join("store").to_str().unwrap())
-        .unwrap()
-        .open()
-        .unwrap();
-    let reader = kafka_backup::manifest::BackupReader::open(&store, id)
-        .await
-        .unwrap();
-    let mut out = BTreeMap::new();
-    for (&p, partition) in &reader.manifest.topics[topic].partitions {
-        let mut recs = Vec::new();
-        for segment in &partition.segments {
-            let bytes = reader.read(&segment.path).await.unwrap();
-            let mut records = kafka_backup::segment::SegmentReader::new(&bytes[..]).unwrap();
-            while let Some(r) = records.next_record().unwrap() {
-                recs.push(Rec {
-                    partition: p,
-                    timestamp: r.timestamp,
-                    key: r.key,
-                    value: r.value,
-                    headers: r
-                        .headers
-                        .into_iter()
-                        .map(|(n, v)| (String::from_utf8(n).unwrap(), v))
-                        .collect(),
-                });
-            }
-        }
-        out.insert(p, recs);
-    }
-    out
-}
-
-fn by_partition(records: &[Rec]) -> BTreeMap<i32, Vec<Rec>> {
-    let mut out: BTreeMap<i32, Vec<Rec>> = BTreeMap::new();
-    for r in records {
-        out.entry(r.partition).or_default().push(r.clone());
-    }
-    out
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -15,6 +15,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+use common::matrix::{self, Tally};
 use common::*;
 use faults::{Action, Fault, HttpProxy, Request};
 use reqwest::Method;
@@ -281,7 +282,7 @@ fn spread(routes: &[&str]) -> Vec<(String, Fault)> {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn backup_rides_out_short_registry_faults_and_is_complete() {
+async fn fault_backup_rides_out_short_registry_faults_and_is_complete() {
     let sr = Registry::start();
     seed(&sr, 6, 3).await;
     let (status, body) = sr
@@ -295,13 +296,29 @@ async fn backup_rides_out_short_registry_faults_and_is_complete() {
     // on whatever comes first, on the bulk pages, on the subjects' listings,
     // on one version read, on the settings
     let routes = ["/schemas", "/subjects/", "/config/", "/mode/", "/subjects"];
-    for (id, fault) in spread(&routes) {
+    let flat = |v: &Versions| -> Vec<(String, u64, u64, bool)> {
+        v.iter()
+            .flat_map(|(s, vs)| vs.iter().map(move |(n, (id, d))| (s.clone(), *n, *id, *d)))
+            .collect()
+    };
+    let mut total = Tally::default();
+    let cases = spread(&routes);
+    let runs = cases.len();
+    for (id, fault) in cases {
         proxy.inject(fault);
         let out = backup(&backup_config(dir.path(), &id, &proxy.url, extra));
         proxy.clear();
         success(&out);
-        assert_eq!(backed_up(dir.path(), &id), expected, "{id}");
+        let got = backed_up(dir.path(), &id);
+        total.add(matrix::tally(&flat(&expected), &flat(&got)));
+        assert_eq!(got, expected, "{id}");
     }
+    matrix::row(
+        "registry answers 500, 503, 429, drops, loses answers or times out (one kind per run, on any or one route) during backup; counts are schema versions",
+        runs,
+        total,
+        "retried; every backup equals the registry's own version lists",
+    );
     let log = proxy.log();
     for what in ["answered 500", "answered 503", "answered 429", "dropped"] {
         assert!(log.iter().any(|(_, w)| w == what), "no request {what}");
@@ -310,7 +327,7 @@ async fn backup_rides_out_short_registry_faults_and_is_complete() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn a_registry_failing_past_the_retries_fails_the_backup_with_no_manifest() {
+async fn fault_a_registry_failing_past_the_retries_fails_the_backup_with_no_manifest() {
     let sr = Registry::start();
     seed(&sr, 3, 2).await;
     let proxy = HttpProxy::start(&sr.url);
@@ -345,6 +362,12 @@ async fn a_registry_failing_past_the_retries_fails_the_backup_with_no_manifest()
             "{id}: a manifest was published"
         );
     }
+    matrix::row(
+        "registry fails one route past the retries (503, 429, dropped connections) during backup",
+        3,
+        Tally::default(),
+        "backup failed naming the registry, request and status; no manifest",
+    );
 }
 
 /// A 429 with `Retry-After: 1` for 3.5 s: the client's own backoff (about
@@ -445,7 +468,7 @@ async fn seeded() -> common::records::SeededBackup {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn plan_rides_out_short_registry_faults_and_fails_clearly_past_them() {
+async fn fault_plan_rides_out_short_registry_faults_and_fails_clearly_past_them() {
     let b = seeded().await;
     let t = target(&b, "plan");
     let dir = b.dir.path();
@@ -475,10 +498,16 @@ async fn plan_rides_out_short_registry_faults_and_fails_clearly_past_them() {
     assert!(err.contains("503") && err.contains("hint:"), "{err}");
     assert!(!file.exists(), "a plan was written");
     drop(t.registry);
+    matrix::row(
+        "registry faults (as for backup) during plan, then one route failing past the retries",
+        spread(&["/schemas", "/subjects"]).len() + 1,
+        Tally::default(),
+        "every plan file byte-identical to the fault-free one; past the retries: an error, no plan file",
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn apply_rides_out_short_registry_faults_and_verifies_clean() {
+async fn fault_apply_rides_out_short_registry_faults_and_verifies_clean() {
     let b = seeded().await;
     let cases = [
         ("503-any", Fault::next(Action::Status(503), 3)),
@@ -526,10 +555,16 @@ async fn apply_rides_out_short_registry_faults_and_verifies_clean() {
         );
         verify(&t.direct);
     }
+    matrix::row(
+        "registry faults on registrations, lookups, level changes and put-backs during apply",
+        7,
+        Tally::default(),
+        "retried; `verify` clean after every apply (registry and records)",
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
-async fn apply_failing_past_the_retries_stops_clearly_and_a_rerun_finishes() {
+async fn fault_apply_failing_past_the_retries_stops_clearly_and_a_rerun_finishes() {
     let b = seeded().await;
     let cases = [
         (
@@ -566,6 +601,12 @@ async fn apply_failing_past_the_retries_stops_clearly_and_a_rerun_finishes() {
         success(&apply(&t.through_proxy));
         verify(&t.direct);
     }
+    matrix::row(
+        "registry fails registrations, level changes or put-backs past the retries during apply, then rerun",
+        4,
+        Tally::default(),
+        "apply stopped naming the step and a hint; the rerun verified clean",
+    );
 }
 
 /// The journal is kept per plan, in the backup's storage: the same plan

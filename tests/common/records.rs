@@ -113,7 +113,12 @@ pub fn record_padded(i: u32, partitions: i32, extra_id: Option<u32>, pad: usize)
 /// Produces `records` to their partitions, all in flight at once, and waits
 /// for every delivery.
 pub async fn produce(topic: &str, records: &[Rec]) {
-    let producer: FutureProducer = client_config().create().unwrap();
+    produce_to(client_config(), topic, records).await
+}
+
+/// [`produce`] through another client configuration (another broker).
+pub async fn produce_to(config: rdkafka::ClientConfig, topic: &str, records: &[Rec]) {
+    let producer: FutureProducer = config.create().unwrap();
     let mut pending = Vec::new();
     for r in records {
         let mut headers = OwnedHeaders::new();
@@ -144,7 +149,16 @@ pub async fn produce(topic: &str, records: &[Rec]) {
 
 /// Every record of `topic`, per partition in offset order.
 pub fn consume_all(topic: &str, partitions: i32) -> BTreeMap<i32, Vec<Rec>> {
-    let consumer: BaseConsumer = client_config()
+    consume_all_from(client_config(), topic, partitions)
+}
+
+/// [`consume_all`] through another client configuration (another broker).
+pub fn consume_all_from(
+    mut config: rdkafka::ClientConfig,
+    topic: &str,
+    partitions: i32,
+) -> BTreeMap<i32, Vec<Rec>> {
+    let consumer: BaseConsumer = config
         .set("group.id", unique("verify"))
         .set("enable.auto.commit", "false")
         .create()
@@ -253,4 +267,48 @@ pub fn topic_restore_config(
             dir.join("store").display(),
         ),
     )
+}
+
+/// The records of `topic` in backup `id` under `dir/store`, per partition,
+/// read through the library's checked reader.
+pub async fn backed_up(dir: &std::path::Path, id: &str, topic: &str) -> BTreeMap<i32, Vec<Rec>> {
+    let store = kafka_backup::storage::Location::parse(dir.join("store").to_str().unwrap())
+        .unwrap()
+        .open()
+        .unwrap();
+    let reader = kafka_backup::manifest::BackupReader::open(&store, id)
+        .await
+        .unwrap();
+    let mut out = BTreeMap::new();
+    for (&p, partition) in &reader.manifest.topics[topic].partitions {
+        let mut recs = Vec::new();
+        for segment in &partition.segments {
+            let bytes = reader.read(&segment.path).await.unwrap();
+            let mut records = kafka_backup::segment::SegmentReader::new(&bytes[..]).unwrap();
+            while let Some(r) = records.next_record().unwrap() {
+                recs.push(Rec {
+                    partition: p,
+                    timestamp: r.timestamp,
+                    key: r.key,
+                    value: r.value,
+                    headers: r
+                        .headers
+                        .into_iter()
+                        .map(|(n, v)| (String::from_utf8(n).unwrap(), v))
+                        .collect(),
+                });
+            }
+        }
+        out.insert(p, recs);
+    }
+    out
+}
+
+/// `records` per partition, in order.
+pub fn by_partition(records: &[Rec]) -> BTreeMap<i32, Vec<Rec>> {
+    let mut out: BTreeMap<i32, Vec<Rec>> = BTreeMap::new();
+    for r in records {
+        out.entry(r.partition).or_default().push(r.clone());
+    }
+    out
 }
