@@ -17,6 +17,7 @@
 //! - [`registry`]: the registry adapter: a small trait, its HTTP client (auth, TLS,
 //!   retries) and the snapshot fetch with the reference closure.
 //! - [`kafka`]: rdkafka clients, topic selection, watermarks, topic configs.
+//! - [`lease`]: one run at a time per backup ID and per target, through storage.
 //! - [`segment`]: the record segment format (zstd, length-prefixed, SHA-256).
 //! - [`manifest`]: `manifest.json`, written last; a reader that checks every file.
 //! - [`backup`]: the `backup` command's work: topics into segments, the registry
@@ -36,6 +37,7 @@ pub mod config;
 pub mod gather;
 pub mod graph;
 pub mod kafka;
+pub mod lease;
 pub mod manifest;
 pub mod model;
 pub mod plan;

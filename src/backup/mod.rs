@@ -26,6 +26,7 @@ use object_store::ObjectStoreExt;
 
 use crate::config::{Config, KafkaSource, TopicSelection};
 use crate::kafka::{self, Cluster, EndOffsets, KafkaError, TopicInfo};
+use crate::lease::Lease;
 use crate::manifest::{self, FORMAT_VERSION, MANIFEST_FILE, Manifest, SourceInfo, TopicManifest};
 use crate::model::RegistrySnapshot;
 use crate::registry::{HttpRegistry, SelectionReport};
@@ -43,6 +44,12 @@ pub enum BackupError {
     AlreadyExists { backup_id: String, location: String },
     #[error(transparent)]
     Location(#[from] StorageError),
+    #[error(transparent)]
+    Lease(#[from] Box<crate::lease::LeaseError>),
+    #[error(
+        "another run took over the lease of backup `{backup_id}` while this one ran, so its files may be gone; no manifest was written\nhint: rerun the backup once the other run finished"
+    )]
+    LeaseLost { backup_id: String },
     #[error("cannot write `{path}` to storage: {source}")]
     Storage {
         path: String,
@@ -153,6 +160,8 @@ pub struct BackupOptions {
     pub progress: bool,
     /// A topic selection that matches nothing is a backup of no topic, not an error.
     pub allow_empty: bool,
+    /// Take the backup ID's lease even from a run that still holds it.
+    pub force_unlock: bool,
 }
 
 impl Default for BackupOptions {
@@ -163,6 +172,7 @@ impl Default for BackupOptions {
             zstd_level: 1,
             progress: false,
             allow_empty: false,
+            force_unlock: false,
         }
     }
 }
@@ -195,8 +205,35 @@ pub async fn run(config: &Config, options: &BackupOptions) -> Result<Manifest, B
     };
     let location = Location::from_config(config.storage.as_ref())?;
     let store = location.open()?;
+    // one run per backup ID: another would clear this one's files as an
+    // interrupted backup's
+    let lease = Lease::acquire(
+        &store,
+        &format!("backup-{backup_id}"),
+        &format!("backup `{backup_id}` in `{store}`"),
+        "backup",
+        options.force_unlock,
+    )
+    .await
+    .map_err(Box::new)?;
+    let result = take(config, options, &store, &backup_id, source, &lease).await;
+    lease.release().await;
+    result
+}
+
+/// The backup itself, under its lease.
+async fn take(
+    config: &Config,
+    options: &BackupOptions,
+    store: &Store,
+    backup_id: &str,
+    source: Option<(&KafkaSource, Cluster)>,
+    lease: &Lease,
+) -> Result<Manifest, BackupError> {
+    let backup_id = backup_id.to_owned();
+    let sr = &config.enterprise.schema_registry;
     let started_at = now();
-    prepare_folder(&store, &backup_id).await?;
+    prepare_folder(store, &backup_id).await?;
 
     // 1. where each partition ends, before the registry is read
     let selected = match &source {
@@ -215,7 +252,7 @@ pub async fn run(config: &Config, options: &BackupOptions) -> Result<Manifest, B
     let topics = match &source {
         Some((source, cluster)) => {
             backup_topics(
-                cluster, &store, &backup_id, source, selected, options, &mut files,
+                cluster, store, &backup_id, source, selected, options, &mut files,
             )
             .await?
         }
@@ -300,7 +337,7 @@ pub async fn run(config: &Config, options: &BackupOptions) -> Result<Manifest, B
     let schema_registry = match registry {
         Some((snapshot, report, pulled)) => Some(
             write_registry(
-                &store,
+                store,
                 &backup_id,
                 &started_at,
                 &snapshot,
@@ -330,12 +367,29 @@ pub async fn run(config: &Config, options: &BackupOptions) -> Result<Manifest, B
     };
     let bytes = serde_json::to_vec_pretty(&manifest).expect("a manifest always serializes");
     let path = format!("{backup_id}/{MANIFEST_FILE}");
-    store
+    if lease.lost() {
+        return Err(BackupError::LeaseLost { backup_id });
+    }
+    // published once: a manifest that appeared meanwhile is another run's
+    let put = store
         .object_store()
-        .put(&store.path(&path), Bytes::from(bytes).into())
-        .await
-        .map_err(|source| BackupError::Storage { path, source })?;
-    Ok(manifest)
+        .put_opts(
+            &store.path(&path),
+            Bytes::from(bytes).into(),
+            object_store::PutOptions {
+                mode: object_store::PutMode::Create,
+                ..Default::default()
+            },
+        )
+        .await;
+    match put {
+        Ok(_) => Ok(manifest),
+        Err(object_store::Error::AlreadyExists { .. }) => Err(BackupError::AlreadyExists {
+            backup_id,
+            location: store.to_string(),
+        }),
+        Err(source) => Err(BackupError::Storage { path, source }),
+    }
 }
 
 fn registry_error(

@@ -30,12 +30,74 @@ pub fn run(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
     )?;
     let store = Location::from_config(cfg.storage.as_ref())?.open()?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    let registry_on = cfg.enterprise.schema_registry.enabled;
     if !args.registry_only && !args.dry_run {
         // fail before the registry steps when the data half cannot run
         restore::target_cluster(cfg)?;
     }
 
+    // one apply per target registry and per target cluster, whatever the plan
+    let leases = if args.dry_run {
+        Vec::new()
+    } else {
+        take_leases(cfg, &runtime, &store, args)?
+    };
+    let result = apply_leased(args, cfg, &runtime, &store, &backup_id);
+    for lease in leases {
+        runtime.block_on(lease.release());
+    }
+    result
+}
+
+/// The leases of the targets this apply writes to.
+fn take_leases(
+    cfg: &Config,
+    runtime: &tokio::runtime::Runtime,
+    store: &Store,
+    args: &ApplyArgs,
+) -> anyhow::Result<Vec<crate::lease::Lease>> {
+    let mut leases = Vec::new();
+    if cfg.enterprise.schema_registry.enabled {
+        let target = target_name(cfg);
+        leases.push(runtime.block_on(crate::lease::Lease::acquire(
+            store,
+            &format!("registry-{}", apply::journal::target_key(&target)),
+            &format!("target registry `{target}`"),
+            "apply",
+            args.force_unlock,
+        ))?);
+    }
+    if !args.registry_only {
+        let cluster = restore::target_cluster(cfg)?;
+        let key = restore::cluster_key(&cluster)?;
+        let lease = runtime.block_on(crate::lease::Lease::acquire(
+            store,
+            &format!("cluster-{}", apply::journal::target_key(&key)),
+            &format!("target cluster `{}` ({key})", cluster.servers),
+            "apply",
+            args.force_unlock,
+        ));
+        match lease {
+            Ok(l) => leases.push(l),
+            Err(e) => {
+                for l in leases {
+                    runtime.block_on(l.release());
+                }
+                return Err(e.into());
+            }
+        }
+    }
+    Ok(leases)
+}
+
+/// Registry steps, then the data, under the targets' leases.
+fn apply_leased(
+    args: &ApplyArgs,
+    cfg: &Config,
+    runtime: &tokio::runtime::Runtime,
+    store: &Store,
+    backup_id: &str,
+) -> anyhow::Result<ExitCode> {
+    let registry_on = cfg.enterprise.schema_registry.enabled;
     let id_map = if registry_on {
         // what interrupted applies left temporary goes back before anything
         // is planned against (or applied to) the target
@@ -45,22 +107,20 @@ pub fn run(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
         };
         put_back_interrupted(
             cfg,
-            &runtime,
-            &store,
-            &backup_id,
+            runtime,
+            store,
+            backup_id,
             own.as_ref().and_then(|p| p.digest.as_deref()),
             args.dry_run,
         )?;
         let plan = match own {
             Some(plan) => plan,
-            None => match plan_and_confirm(cfg, &runtime, &store, &backup_id, args)? {
+            None => match plan_and_confirm(cfg, runtime, store, backup_id, args)? {
                 Some(plan) => plan,
                 None => return Ok(ExitCode::FAILURE),
             },
         };
-        Some(apply_registry(
-            cfg, &runtime, &store, &backup_id, &plan, args,
-        )?)
+        Some(apply_registry(cfg, runtime, store, backup_id, &plan, args)?)
     } else {
         if args.plan.is_some() {
             anyhow::bail!(
@@ -72,14 +132,7 @@ pub fn run(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
             anyhow::bail!("`--registry-only` with the registry off: nothing to do");
         }
         if !args.auto_approve && !args.dry_run {
-            print_topics(
-                cfg,
-                &runtime,
-                &store,
-                &backup_id,
-                args,
-                "Topics to restore:",
-            )?;
+            print_topics(cfg, runtime, store, backup_id, args, "Topics to restore:")?;
             if !confirmed("Restore these topics?")? {
                 return Ok(ExitCode::FAILURE);
             }
@@ -89,7 +142,7 @@ pub fn run(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
     if args.registry_only {
         return Ok(ExitCode::SUCCESS);
     }
-    restore_data(cfg, &runtime, &store, &backup_id, id_map.as_ref(), args)?;
+    restore_data(cfg, runtime, store, backup_id, id_map.as_ref(), args)?;
     Ok(ExitCode::SUCCESS)
 }
 

@@ -15,6 +15,7 @@ pub fn run(args: &BackupArgs) -> anyhow::Result<ExitCode> {
         partition_concurrency: args.partition_concurrency.max(1),
         zstd_level: args.zstd_level,
         allow_empty: args.allow_empty,
+        force_unlock: args.force_unlock,
     };
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let manifest = runtime.block_on(backup::run(&loaded.config, &options))?;

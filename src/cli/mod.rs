@@ -74,6 +74,11 @@ pub struct BackupArgs {
     /// backup fails: a missing DESCRIBE permission hides topics the same way.
     #[arg(long)]
     pub allow_empty: bool,
+    /// Take the backup ID's lease even though another run holds it: only when
+    /// that run is gone for good (its machine lost). A lease of a process of
+    /// this host that no longer exists, or one that ran out, is taken anyway.
+    #[arg(long)]
+    pub force_unlock: bool,
 }
 
 #[derive(Debug, clap::Args)]
@@ -137,6 +142,12 @@ pub struct ApplyArgs {
     /// Run even though the target moved since the plan was made.
     #[arg(long)]
     pub force: bool,
+    /// Take the target registry's and cluster's leases even though another
+    /// apply holds them: only when that run is gone for good (its machine
+    /// lost). A lease of a process of this host that no longer exists, or one
+    /// that ran out, is taken anyway.
+    #[arg(long)]
+    pub force_unlock: bool,
     /// Apply without asking (`apply -c` shows the plan and waits for `yes` otherwise).
     #[arg(long)]
     pub auto_approve: bool,

@@ -97,7 +97,7 @@ pub enum RestoreError {
     )]
     Deleted { topic: String, journal: String },
     #[error(
-        "`{topic}` partition {partition} holds fewer records (high watermark {high}) than when this restore began (at {start}): the topic was deleted or truncated since\nhint: restore into an empty topic under a new name with `target.topic_mapping`, or delete the restore journal to start over"
+        "`{topic}` partition {partition} ends at offset {high}, before the records this restore confirmed there (up to offset {start}): the topic was deleted, truncated, or the broker lost records it had acknowledged\nhint: restore into an empty topic under a new name with `target.topic_mapping`, or delete the topic and the restore journal to start over"
     )]
     Truncated {
         topic: String,
@@ -507,6 +507,18 @@ pub async fn restore(
                     });
                 }
                 if progress.done {
+                    // done means every record is there: a partition that
+                    // holds fewer than the restore left (truncated, or a
+                    // broker that lost acknowledged records) is not done
+                    let (_, high) = kafka::watermarks(&consumer, &job.target, partition)?;
+                    if high < progress.next_offset {
+                        return Err(RestoreError::Truncated {
+                            topic: job.target.clone(),
+                            partition,
+                            high,
+                            start: progress.next_offset,
+                        });
+                    }
                     outcome.partitions_done_before += 1;
                     continue;
                 }
