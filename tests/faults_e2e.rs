@@ -261,3 +261,151 @@ async fn versions(sr: &Registry, subjects: &[String]) -> Vec<(String, u64, Strin
     }
     out
 }
+
+/// Waits until a lease file whose name starts with `prefix` appears under
+/// `dir/store/leases/`, while `child` runs; false when it ended first.
+fn lease_taken(dir: &Path, prefix: &str, child: &mut std::process::Child) -> bool {
+    let leases = dir.join("store/leases");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while Instant::now() < deadline {
+        if child.try_wait().unwrap().is_some() {
+            return false;
+        }
+        let found = std::fs::read_dir(&leases)
+            .into_iter()
+            .flatten()
+            .any(|e| e.unwrap().file_name().to_string_lossy().starts_with(prefix));
+        if found {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    panic!("no lease `{prefix}*` appeared");
+}
+
+fn spawn(args: &[&str]) -> std::process::Child {
+    Command::new(env!("CARGO_BIN_EXE_kafka-backup"))
+        .args(args)
+        .env("KAFKA_BACKUP_LOG", "warn")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fault_a_second_backup_with_the_same_id_is_refused_while_the_first_runs() {
+    let records: Vec<Rec> = (0..30_000)
+        .map(|i| record_padded(i, 3, None, 1024))
+        .collect();
+    let b = seeded_backup(unique("orders"), records).await;
+    let dir = b.dir.path();
+    let cfg = backup_config(dir, "twice", &b.topic, &b.source.url);
+    let cfg = cfg.to_str().unwrap();
+    let mut first = spawn(&["backup", "-c", cfg, "--partition-concurrency", "1"]);
+    assert!(
+        lease_taken(dir, "backup-twice", &mut first),
+        "the first backup ended before its lease was seen"
+    );
+    let second = kafka_backup(&["backup", "-c", cfg]);
+    let err = stderr(&second);
+    assert_eq!(second.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("backup `twice`")
+            && err.contains("is in use by `backup`")
+            && err.contains("--force-unlock"),
+        "{err}"
+    );
+    let out = first.wait_with_output().unwrap();
+    assert!(out.status.success(), "the first backup: {}", stderr(&out));
+    assert!(
+        !dir.join("store/leases/backup-twice.json").exists(),
+        "the lease is released"
+    );
+    success(&kafka_backup(&[
+        "describe",
+        "--path",
+        dir.join("store").to_str().unwrap(),
+        "--backup-id",
+        "twice",
+        "--verify-files",
+    ]));
+    let got = backed_up(dir, "twice", &b.topic).await;
+    let mut t = Tally::default();
+    for (p, want) in by_partition(&b.records) {
+        let have = got.get(&p).cloned().unwrap_or_default();
+        t.add(matrix::tally(&want, &have));
+    }
+    matrix::row(
+        "a second backup with the same backup ID while the first runs",
+        1,
+        t,
+        "the second refused, naming the holder; the first complete, files verified",
+    );
+    assert!(t.clean(), "{t:?}");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn fault_a_second_apply_against_the_same_target_is_refused_while_the_first_runs() {
+    let records: Vec<Rec> = (0..20_000)
+        .map(|i| record_padded(i, 3, None, 2048))
+        .collect();
+    let b = seeded_backup(unique("orders"), records).await;
+    let dir = b.dir.path();
+    let target = Registry::start();
+    let restored = format!("{}-restored", b.topic);
+    let cfg = topic_restore_config(
+        dir,
+        "restore.yaml",
+        &b.topic,
+        &restored,
+        &target.url,
+        "      strategy: preserve\n      rewrite_ids: true\n      rewrite_fields: {key: always, value: always}\n",
+    );
+    let cfg = cfg.to_str().unwrap();
+    let args = [
+        "apply",
+        "-c",
+        cfg,
+        "--auto-approve",
+        "--partition-concurrency",
+        "1",
+    ];
+    let mut first = spawn(&args);
+    assert!(
+        lease_taken(dir, "cluster-", &mut first),
+        "the first apply ended before its leases were seen"
+    );
+    let second = kafka_backup(&args);
+    let err = stderr(&second);
+    assert_eq!(second.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("is in use by `apply`") && err.contains("--force-unlock"),
+        "{err}"
+    );
+    let out = first.wait_with_output().unwrap();
+    assert!(out.status.success(), "the first apply: {}", stderr(&out));
+    let verified = success(&kafka_backup(&["verify", "-c", cfg]));
+    assert!(
+        verified.contains("the target matches the backup"),
+        "{verified}"
+    );
+    let got = consume_all(&restored, 3);
+    let mut t = Tally::default();
+    for (p, want) in by_partition(&b.records) {
+        let want: Vec<Rec> = want
+            .into_iter()
+            .map(|r| rewritten(r, &seed_map()))
+            .collect();
+        let have = got.get(&p).cloned().unwrap_or_default();
+        t.add(matrix::tally(&want, &have));
+    }
+    matrix::row(
+        "a second apply against the same target while a restore runs",
+        1,
+        t,
+        "the second refused, naming the holder; the first verified clean",
+    );
+    assert!(t.clean(), "{t:?}");
+}
