@@ -267,20 +267,7 @@ async fn fault_apply_killed_at_random_points_and_rerun_ends_exactly_restored() {
         points.push(Kill::Records(step * i + rng.usize(0..step / 2)));
     }
     for point in points {
-        let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kafka-backup"))
-            .args([
-                "apply",
-                "-c",
-                cfg.to_str().unwrap(),
-                "--auto-approve",
-                "--partition-concurrency",
-                "1",
-            ])
-            .env("KAFKA_BACKUP_LOG", "warn")
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
+        let mut child = spawn_apply(&cfg);
         let started = std::time::Instant::now();
         loop {
             if child.try_wait().unwrap().is_some() {
@@ -484,23 +471,22 @@ async fn without_a_registry_apply_c_still_asks_first() {
     assert_eq!(restored, original);
 }
 
-/// Runs `apply -c` (one partition at a time) and kills it once `n` records
-/// are in the restored topic; false when it finished first.
-fn apply_killed_after(s: &Setup, cfg: &Path, n: usize, counter: &mut Counter) -> bool {
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_kafka-backup"))
-        .args([
-            "apply",
-            "-c",
-            cfg.to_str().unwrap(),
-            "--auto-approve",
-            "--partition-concurrency",
-            "1",
-        ])
+/// Starts `apply -c CFG --auto-approve`, one partition at a time, quietly.
+fn spawn_apply(cfg: &Path) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_kafka-backup"))
+        .args(["apply", "-c", cfg.to_str().unwrap(), "--auto-approve"])
+        .args(["--partition-concurrency", "1"])
         .env("KAFKA_BACKUP_LOG", "warn")
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
-        .unwrap();
+        .unwrap()
+}
+
+/// Runs `apply -c` (one partition at a time) and kills it once `n` records
+/// are in the restored topic; false when it finished first.
+fn apply_killed_after(s: &Setup, cfg: &Path, n: usize, counter: &mut Counter) -> bool {
+    let mut child = spawn_apply(cfg);
     loop {
         if child.try_wait().unwrap().is_some() {
             return false;
