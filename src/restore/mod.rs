@@ -1044,6 +1044,7 @@ impl Worker {
         deliveries.last_position.store(0, Ordering::Relaxed);
         let mut foreign = work.progress.foreign.clone();
         let mut source_offset = work.progress.source_offset;
+        let mut matched = 0u64; // records of an interrupted run found in the tail
         let mut position = 0u64; // records this restore writes, counted from the start
         let mut sent = 0u64;
         let mut skipped = 0u64;
@@ -1096,6 +1097,7 @@ impl Worker {
                             }
                             // the tail is read: what follows lands after it
                             let t = tail.take().expect("tail");
+                            matched = t.matched;
                             foreign = t.foreign;
                             source_offset = t.last_source.or(source_offset);
                             report(position - 1, resumed.high, source_offset, &foreign);
@@ -1159,10 +1161,9 @@ impl Worker {
         }
         // every record of the restore was in the tail: what is left of it
         // follows the restore's last record
-        let mut resumed_after = resumed.written.min(position);
         if let Some(mut t) = tail.take() {
             t.rest(&job.target, partition)?;
-            resumed_after += t.matched;
+            matched = t.matched;
             foreign = t.foreign;
             source_offset = t.last_source.or(source_offset);
         }
@@ -1205,7 +1206,7 @@ impl Worker {
             next_offset: high,
             source_offset,
             foreign,
-            resumed_after,
+            resumed_after: resumed.written.min(position) + matched,
             skipped,
             rewritten,
             seconds: started.elapsed().as_secs_f64(),
