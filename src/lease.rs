@@ -64,6 +64,10 @@ pub enum LeaseError {
         expires_at: String,
         path: String,
     },
+    #[error(
+        "{resource}: another run took over the lease `{path}` at the same time as this one\nhint: wait for that run to finish"
+    )]
+    Raced { resource: String, path: String },
     #[error("cannot read or write the lease `{path}`")]
     Storage {
         path: String,
@@ -149,13 +153,8 @@ impl Lease {
                 );
                 match put(store, &path, &record, PutMode::Update(held)).await {
                     Err(object_store::Error::Precondition { .. }) => {
-                        return Err(LeaseError::Held {
+                        return Err(LeaseError::Raced {
                             resource: record.resource,
-                            command: "another run".into(),
-                            host: "(took it over at the same time)".into(),
-                            pid: 0,
-                            started_at: stamp(now),
-                            expires_at: stamp(now + TTL),
                             path: shown,
                         });
                     }
