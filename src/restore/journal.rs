@@ -14,7 +14,7 @@
 //! anything else is another client's and stops the restore.
 //!
 //! It also keeps, per partition, what shapes the bytes the restore writes
-//! ([`Shape`]: the ID map, the missing-ID policy, the source topic,
+//! ([`Shape`]: the ID map, the missing-ID policy, the fields rewritten; the source topic and
 //! `--to-timestamp`), so that a rerun with other settings is refused rather
 //! than writing the rest of a partition differently from its beginning.
 
