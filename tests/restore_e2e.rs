@@ -756,6 +756,25 @@ async fn accounts(subject: impl Fn(&str) -> String, key: impl Fn(u32, u8) -> Vec
     }
 }
 
+impl Accounts {
+    /// `apply -c` into a target that hands out other IDs, as `<topic>-restored`;
+    /// gives the target, the restored topic, the config and what apply printed.
+    async fn restore(&self) -> (Registry, String, PathBuf, String) {
+        let target = shifted_target().await;
+        let restored = format!("{}-restored", self.topic);
+        let cfg = topic_restore_config(
+            self.dir.path(),
+            "restore.yaml",
+            &self.topic,
+            &restored,
+            &target.url,
+            "      strategy: preserve\n",
+        );
+        let printed = success(&apply_c(&cfg, &[]));
+        (target, restored, cfg, printed)
+    }
+}
+
 /// A target registry that hands out other IDs than the source.
 async fn shifted_target() -> Registry {
     let target = Registry::start();
@@ -787,17 +806,7 @@ async fn raw_keys_that_start_with_a_zero_byte_are_not_rewritten_unless_said() {
     )
     .await;
     let (topic, dir) = (&a.topic, a.dir.path());
-    let target = shifted_target().await;
-    let restored = format!("{topic}-restored");
-    let cfg = topic_restore_config(
-        dir,
-        "restore.yaml",
-        topic,
-        &restored,
-        &target.url,
-        "      strategy: preserve\n",
-    );
-    let printed = success(&apply_c(&cfg, &[]));
+    let (target, restored, cfg, printed) = a.restore().await;
     assert!(
         printed.contains(&format!(
             "key: written as backed up (the backup holds `{topic}-value` but no `{topic}-key`"
@@ -850,17 +859,7 @@ async fn values_framed_in_every_record_are_rewritten_without_a_topic_named_subje
     )
     .await;
     let (topic, dir) = (&a.topic, a.dir.path());
-    let target = shifted_target().await;
-    let restored = format!("{topic}-restored");
-    let cfg = topic_restore_config(
-        dir,
-        "restore.yaml",
-        topic,
-        &restored,
-        &target.url,
-        "      strategy: preserve\n",
-    );
-    let printed = success(&apply_c(&cfg, &[]));
+    let (target, restored, cfg, printed) = a.restore().await;
     assert!(
         printed.contains("value: schema IDs rewritten (all 10 record(s) with a value carry a schema ID the backup holds)")
             && printed.contains(&format!("key: written as backed up (no subject `{topic}-key` in the backup, and 0 of 10 record(s) with a key are framed)")),
