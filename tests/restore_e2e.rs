@@ -858,7 +858,7 @@ async fn values_framed_in_every_record_are_rewritten_without_a_topic_named_subje
         |_, i| format!("acct-{i}").into_bytes(),
     )
     .await;
-    let (topic, dir) = (&a.topic, a.dir.path());
+    let topic = &a.topic;
     let (target, restored, cfg, printed) = a.restore().await;
     assert!(
         printed.contains("value: schema IDs rewritten (all 10 record(s) with a value carry a schema ID the backup holds)")
