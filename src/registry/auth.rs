@@ -136,11 +136,16 @@ pub(crate) fn refresh_margin(lifetime: Duration) -> Duration {
     (lifetime / 10).min(Duration::from_secs(60))
 }
 
+/// The longest lifetime a token is trusted for, whatever the token server
+/// says (an `expires_in` near `u64::MAX` overflowed `Instant + Duration`).
+const MAX_TOKEN_LIFETIME: Duration = Duration::from_secs(24 * 3600);
+
 /// When a token obtained at `obtained` and valid for `expires_in` seconds
-/// should be replaced; `None` (no `expires_in`) keeps it until a 401.
+/// should be replaced (at most a day on); `None` (no `expires_in`) keeps it
+/// until a 401.
 pub(crate) fn refresh_at(obtained: Instant, expires_in: Option<u64>) -> Option<Instant> {
     expires_in.map(|secs| {
-        let lifetime = Duration::from_secs(secs);
+        let lifetime = Duration::from_secs(secs).min(MAX_TOKEN_LIFETIME);
         obtained + lifetime - refresh_margin(lifetime)
     })
 }
@@ -271,6 +276,9 @@ mod tests {
         // expires_in 0: never fresh
         let at = refresh_at(t0, Some(0)).unwrap();
         assert!(!is_fresh(t0, Some(at)));
+        // a huge expires_in is capped at a day, not an overflow
+        let at = refresh_at(t0, Some(u64::MAX)).unwrap();
+        assert_eq!(at - t0, Duration::from_secs(24 * 3600 - 60));
         // no expires_in: fresh until the registry says otherwise
         assert!(is_fresh(
             t0 + Duration::from_secs(1 << 30),
