@@ -84,6 +84,15 @@ impl Cluster {
         if servers.is_empty() {
             return Err(KafkaError::NoBootstrap { side });
         }
+        let unverified = properties.iter().any(|(k, v)| {
+            k == "enable.ssl.certificate.verification"
+                && v.0.as_str().trim().eq_ignore_ascii_case("false")
+        });
+        if unverified {
+            tracing::warn!(
+                "`enable.ssl.certificate.verification: false` for the {side} cluster: its brokers' certificates are not verified"
+            );
+        }
         Ok(Self {
             servers: servers.join(","),
             properties: properties

@@ -351,3 +351,35 @@ fn a_missing_config_file_is_named() {
     assert_eq!(out.status.code(), Some(1));
     assert!(stderr(&out).contains("nothing.yaml"), "{}", stderr(&out));
 }
+
+#[test]
+fn credentials_over_plain_http_and_unverified_brokers_are_warned_about() {
+    let dir = tempfile::tempdir().unwrap();
+    // the registry does not answer (nothing listens on port 1): the warning
+    // comes before any request, and the password is never shown
+    let cfg = write(
+        dir.path(),
+        "http.yaml",
+        &format!(
+            "backup_id: w1\nsource:\n  bootstrap_servers: [{}]\n  properties:\n    enable.ssl.certificate.verification: \"false\"\n  topics:\n    include: [\"no-such-topic-{}\"]\nstorage:\n  path: {}\nenterprise:\n  schema_registry:\n    enabled: true\n    url: http://127.0.0.1:1\n    request_timeout_secs: 1\n    auth:\n      type: basic\n      username: admin\n      password: S3CR3T-pw\n",
+            bootstrap(),
+            std::process::id(),
+            dir.path().join("store").display()
+        ),
+    );
+    let out = kafka_backup(&["backup", "-c", cfg.to_str().unwrap(), "--allow-empty"]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains("sends credentials to `http://127.0.0.1:1/` over plain HTTP"),
+        "{err}"
+    );
+    assert!(
+        err.contains("`enable.ssl.certificate.verification: false` for the source cluster"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("S3CR3T") && !stdout(&out).contains("S3CR3T"),
+        "{err}"
+    );
+}

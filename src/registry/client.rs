@@ -148,6 +148,18 @@ impl HttpRegistry {
                 ),
             });
         }
+        let sends_credentials = config
+            .auth
+            .as_ref()
+            .is_some_and(|a| !matches!(a.kind, config::AuthKind::None | config::AuthKind::Mtls));
+        if sends_credentials && base.scheme() == "http" {
+            static SAID: std::sync::Once = std::sync::Once::new();
+            SAID.call_once(|| {
+                tracing::warn!(
+                    "`{SR}.auth` sends credentials to `{base}` over plain HTTP, readable by anyone on the way; use an `https://` URL"
+                );
+            });
+        }
         if !base.username().is_empty() || base.password().is_some() {
             return Err(RegistryError::Config {
                 key: format!("{SR}.url"),
