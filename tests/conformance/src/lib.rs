@@ -396,11 +396,39 @@ pub fn in_context(context: &str, name: &str) -> String {
     format!(":{context}:{name}")
 }
 
-/// Serialises the tests that change or read GLOBAL config or GLOBAL mode. Test binaries
-/// run one after another, so a process-wide lock is enough.
-pub fn global_lock() -> MutexGuard<'static, ()> {
+/// Held while a test changes or reads GLOBAL config or GLOBAL mode.
+pub struct GlobalGuard {
+    _thread: MutexGuard<'static, ()>,
+    /// Locked (`flock`) while held; closing it unlocks.
+    _file: std::fs::File,
+}
+
+/// Serialises the tests that change or read GLOBAL config or GLOBAL mode,
+/// across threads and across processes: nextest runs every test in a
+/// process of its own, so an in-process mutex alone let two of them race
+/// (seen: a test read `BACKWARD` while another had set `FULL_TRANSITIVE`).
+/// The file lock lives in the temporary folder, one per registry URL.
+pub fn global_lock() -> GlobalGuard {
     static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+    let thread = LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+    let url = std::env::var("SR_URL").unwrap_or_default();
+    let name: String = url
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    let path = std::env::temp_dir().join(format!("sr-conformance-global-{name}.lock"));
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .unwrap_or_else(|e| panic!("cannot open the lock file `{}`: {e}", path.display()));
+    file.lock()
+        .unwrap_or_else(|e| panic!("cannot lock `{}`: {e}", path.display()));
+    GlobalGuard {
+        _thread: thread,
+        _file: file,
+    }
 }
 
 // ----- request bodies -----
