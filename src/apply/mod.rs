@@ -81,7 +81,16 @@ fn step_failure(
     for line in cleanup {
         out.push_str(&format!("\n  put back: {line}"));
     }
-    out.push_str("\nrerun the same `apply` to go on from this step (progress is journalled)");
+    let transient = matches!(source, StepError::Registry(e) if e.is_transient());
+    if transient {
+        out.push_str(
+            "\nthis can pass by itself (the registry overloaded, unhealthy, slow or unreachable): rerun the same `apply` to go on from this step (progress is journalled)",
+        );
+    } else {
+        out.push_str(
+            "\nthis will not pass by itself: a rerun fails the same way until the cause above is fixed in the configuration or the target registry; then the same `apply` goes on from this step (progress is journalled)",
+        );
+    }
     out
 }
 
@@ -605,7 +614,11 @@ mod tests {
                     Err(RegistryError::from_response(Failure {
                         method: "X".into(),
                         path: call,
-                        status: Some(if code == 40901 { 409 } else { 422 }),
+                        status: Some(match code {
+                            40901 => 409,
+                            50001..=50003 => 500,
+                            _ => 422,
+                        }),
                         code: Some(code),
                         message: "refused".into(),
                         attempts: 1,
@@ -818,6 +831,11 @@ mod tests {
         assert!(text.contains("http 422, error_code 42205"), "{text}");
         assert!(text.contains("schema ID 5 collided"), "{text}");
         assert!(text.contains("put back"), "{text}");
+        // a collision does not pass by itself: no bare "rerun"
+        assert!(
+            text.contains("this will not pass by itself") && !text.contains("this can pass"),
+            "{text}"
+        );
         let calls = fake.calls();
         let failed = calls.iter().position(|c| c.contains("Some(5)")).unwrap();
         let after = &calls[failed + 1..];
@@ -826,6 +844,21 @@ mod tests {
                 .iter()
                 .any(|c| c.starts_with("delete_mode") || c.starts_with("set_mode")),
             "the temporary IMPORT mode is put back: {calls:?}"
+        );
+    }
+
+    #[test]
+    fn a_server_error_past_the_retries_says_a_rerun_goes_on() {
+        let plan = shifted(false);
+        let fake = Fake {
+            fail: Some(("register payments-value", 50001)),
+            ..Fake::default()
+        };
+        let (result, _) = run(&fake, &plan, Journal::new("d"));
+        let text = result.unwrap_err().to_string();
+        assert!(
+            text.contains("this can pass by itself") && text.contains("rerun the same `apply`"),
+            "{text}"
         );
     }
 

@@ -144,6 +144,19 @@ pub enum RegistryError {
 }
 
 impl RegistryError {
+    /// Whether the failure may pass by itself: the registry overloaded,
+    /// unhealthy, slow or unreachable (after every retry), or a token server
+    /// failing so. Every other failure is permanent: the same request fails
+    /// the same way until the configuration or the registry changes.
+    pub fn is_transient(&self) -> bool {
+        use RegistryError::*;
+        match self {
+            RateLimited(_) | Server(_) | Timeout(_) | Connect(_) => true,
+            Token(f) => f.status.is_none_or(|s| s >= 500 || s == 429),
+            _ => false,
+        }
+    }
+
     /// The exchange that failed, for the variants that have one.
     pub fn failure(&self) -> Option<&Failure> {
         use RegistryError::*;
