@@ -106,6 +106,31 @@ fn has_manifest(dir: &Path, backup_id: &str) -> bool {
         .exists()
 }
 
+/// A transactional producer that has begun a transaction on partition 0 of
+/// `topic` and sent `n` records (`<prefix>0`, ...) in it, open.
+async fn open_transaction(topic: &str, n: usize, prefix: &str) -> FutureProducer {
+    let txn: FutureProducer = client_config()
+        .set("transactional.id", format!("{topic}-txn"))
+        .set("transaction.timeout.ms", "120000")
+        .create()
+        .unwrap();
+    txn.init_transactions(Duration::from_secs(30)).unwrap();
+    txn.begin_transaction().unwrap();
+    for i in 0..n {
+        let value = format!("{prefix}{i}");
+        txn.send(
+            FutureRecord::<[u8], [u8]>::to(topic)
+                .partition(0)
+                .payload(value.as_bytes()),
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap_or_else(|(e, _)| panic!("{e}"));
+    }
+    txn.flush(Duration::from_secs(10)).unwrap();
+    txn
+}
+
 fn failure(out: &Output) -> String {
     assert!(
         !out.status.success(),
@@ -440,25 +465,7 @@ async fn an_open_transaction_is_waited_for_then_fails_the_backup_unless_allowed(
         ],
     )
     .await;
-    let txn: FutureProducer = client_config()
-        .set("transactional.id", format!("{topic}-txn"))
-        .set("transaction.timeout.ms", "120000")
-        .create()
-        .unwrap();
-    txn.init_transactions(Duration::from_secs(30)).unwrap();
-    txn.begin_transaction().unwrap();
-    for i in 0..4 {
-        let value = format!("t{i}");
-        txn.send(
-            FutureRecord::<[u8], [u8]>::to(&topic)
-                .partition(0)
-                .payload(value.as_bytes()),
-            Duration::from_secs(10),
-        )
-        .await
-        .unwrap_or_else(|(e, _)| panic!("{e}"));
-    }
-    txn.flush(Duration::from_secs(10)).unwrap();
+    let txn = open_transaction(&topic, 4, "t").await;
 
     let dir = tempfile::tempdir().unwrap();
     let wait = "  open_transaction_wait_secs: 2\n";
@@ -546,25 +553,7 @@ async fn an_aborted_transaction_ends_the_wait_and_its_records_are_not_taken() {
         &[(None, Some(b"p0".to_vec())), (None, Some(b"p1".to_vec()))],
     )
     .await;
-    let txn: FutureProducer = client_config()
-        .set("transactional.id", format!("{topic}-txn"))
-        .set("transaction.timeout.ms", "120000")
-        .create()
-        .unwrap();
-    txn.init_transactions(Duration::from_secs(30)).unwrap();
-    txn.begin_transaction().unwrap();
-    for i in 0..3 {
-        let value = format!("aborted{i}");
-        txn.send(
-            FutureRecord::<[u8], [u8]>::to(&topic)
-                .partition(0)
-                .payload(value.as_bytes()),
-            Duration::from_secs(10),
-        )
-        .await
-        .unwrap_or_else(|(e, _)| panic!("{e}"));
-    }
-    txn.flush(Duration::from_secs(10)).unwrap();
+    let txn = open_transaction(&topic, 3, "aborted").await;
     let dir = tempfile::tempdir().unwrap();
     let cfg = config(
         dir.path(),

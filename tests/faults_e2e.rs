@@ -332,11 +332,7 @@ async fn fault_a_second_backup_with_the_same_id_is_refused_while_the_first_runs(
         "--verify-files",
     ]));
     let got = backed_up(dir, "twice", &b.topic).await;
-    let mut t = Tally::default();
-    for (p, want) in by_partition(&b.records) {
-        let have = got.get(&p).cloned().unwrap_or_default();
-        t.add(matrix::tally(&want, &have));
-    }
+    let t = matrix::tally_partitions(&by_partition(&b.records), &got);
     matrix::row(
         "a second backup with the same backup ID while the first runs",
         1,
@@ -392,15 +388,12 @@ async fn fault_a_second_apply_against_the_same_target_is_refused_while_the_first
         "{verified}"
     );
     let got = consume_all(&restored, 3);
-    let mut t = Tally::default();
-    for (p, want) in by_partition(&b.records) {
-        let want: Vec<Rec> = want
-            .into_iter()
-            .map(|r| rewritten(r, &seed_map()))
-            .collect();
-        let have = got.get(&p).cloned().unwrap_or_default();
-        t.add(matrix::tally(&want, &have));
-    }
+    let expected: Vec<Rec> = b
+        .records
+        .iter()
+        .map(|r| rewritten(r.clone(), &seed_map()))
+        .collect();
+    let t = matrix::tally_partitions(&by_partition(&expected), &got);
     matrix::row(
         "a second apply against the same target while a restore runs",
         1,

@@ -299,13 +299,7 @@ async fn fault_apply_killed_at_random_points_and_rerun_ends_exactly_restored() {
     let printed = success(&apply_c(&cfg, &[]));
     eprintln!("{printed}");
     let restored = consume_all(&s.restored, 3);
-    let mut t = matrix::Tally::default();
-    for (p, want) in s.expected() {
-        t.add(matrix::tally(
-            &want,
-            restored.get(&p).map_or(&[][..], |r| &r[..]),
-        ));
-    }
+    let t = matrix::tally_partitions(&s.expected(), &restored);
     matrix::row(
         "apply killed (SIGKILL) during topic creation and mid partition, then rerun",
         runs,

@@ -1373,7 +1373,7 @@ impl Tail<'_> {
                 partition,
                 offset: range[0],
                 what,
-                since: self.reader_start(),
+                since: self.reader.start,
             });
         }
         match self.foreign.last_mut() {
@@ -1381,10 +1381,6 @@ impl Tail<'_> {
             _ => self.foreign.push(range),
         }
         Ok(())
-    }
-
-    fn reader_start(&self) -> i64 {
-        self.reader.start
     }
 }
 

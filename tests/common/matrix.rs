@@ -58,6 +58,18 @@ pub fn tally<T: Eq + Hash>(expected: &[T], got: &[T]) -> Tally {
     out
 }
 
+/// [`tally`] per partition, added up; a partition missing from `got` is empty.
+pub fn tally_partitions<T: Eq + Hash>(
+    expected: &std::collections::BTreeMap<i32, Vec<T>>,
+    got: &std::collections::BTreeMap<i32, Vec<T>>,
+) -> Tally {
+    let mut out = Tally::default();
+    for (p, want) in expected {
+        out.add(tally(want, got.get(p).map_or(&[][..], |g| &g[..])));
+    }
+    out
+}
+
 /// Appends a row to the report `scripts/faults` collects (nothing when
 /// `KB_FAULTS_REPORT` is not set).
 pub fn row(scenario: &str, runs: usize, t: Tally, outcome: &str) {
