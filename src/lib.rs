@@ -17,6 +17,8 @@
 //! - [`registry`]: the registry adapter: a small trait, its HTTP client (auth, TLS,
 //!   retries) and the snapshot fetch with the reference closure.
 //! - [`kafka`]: rdkafka clients, topic selection, watermarks, topic configs.
+//! - [`interrupt`]: Ctrl-C and SIGTERM: the registry steps stop cleanly, putting back
+//!   what they set temporarily.
 //! - [`lease`]: one run at a time per backup ID and per target, through storage.
 //! - [`segment`]: the record segment format (zstd, length-prefixed, SHA-256).
 //! - [`manifest`]: `manifest.json`, written last; a reader that checks every file.
@@ -36,6 +38,7 @@ pub mod cli;
 pub mod config;
 pub mod gather;
 pub mod graph;
+pub mod interrupt;
 pub mod kafka;
 pub mod lease;
 pub mod manifest;

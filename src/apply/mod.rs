@@ -25,6 +25,7 @@ use futures::StreamExt;
 use futures::future::{self, Either};
 use futures::stream::FuturesUnordered;
 
+use crate::interrupt::Interrupt;
 use crate::model::RegistrySnapshot;
 use crate::plan::{IdMapEntry, Plan, Step, StepKind, TargetId};
 use crate::registry::{RegistryApi, RegistryError};
@@ -51,16 +52,43 @@ pub enum ApplyError {
         /// The registry's answer (shown in the message, with its own hint).
         error: StepError,
         hint: Option<String>,
-        /// What was put back before stopping, one line each.
-        cleanup: Vec<String>,
+        /// What was put back before stopping, and what was not.
+        cleanup: Box<PutBack>,
     },
+    #[error(
+        "stopped on request after {done} of {total} step(s); no further step was started{cleanup}\nthe same `apply` goes on from here (progress is journalled)"
+    )]
+    Interrupted {
+        done: usize,
+        total: usize,
+        cleanup: Box<PutBack>,
+    },
+    #[error(
+        "the apply journal could not be saved, so the apply stopped: {error}{cleanup}\nhint: once the storage is writable again, the same `apply` goes on (steps whose journal entry was lost are found done in the target)"
+    )]
+    JournalUnsaved {
+        error: JournalError,
+        cleanup: Box<PutBack>,
+    },
+}
+
+impl ApplyError {
+    /// What an early stop left temporary in the target, if anything.
+    pub fn left_temporary(&self) -> &[String] {
+        match self {
+            ApplyError::StepFailed { cleanup, .. }
+            | ApplyError::Interrupted { cleanup, .. }
+            | ApplyError::JournalUnsaved { cleanup, .. } => &cleanup.left,
+            _ => &[],
+        }
+    }
 }
 
 fn step_failure(
     step: &Step,
     source: &StepError,
     hint: &Option<String>,
-    cleanup: &[String],
+    cleanup: &PutBack,
 ) -> String {
     let mut out = format!("step {} failed: {}", step.id, describe(step));
     let (status, code) = match source {
@@ -78,9 +106,7 @@ fn step_failure(
     if let Some(h) = hint {
         out.push_str(&format!("\nhint: {h}"));
     }
-    for line in cleanup {
-        out.push_str(&format!("\n  put back: {line}"));
-    }
+    out.push_str(&cleanup.to_string());
     let transient = matches!(source, StepError::Registry(e) if e.is_transient());
     if transient {
         out.push_str(
@@ -241,7 +267,11 @@ pub async fn apply_registry(
     dry_run: bool,
     log: &mut dyn FnMut(String),
 ) -> Result<Outcome, ApplyError> {
-    apply_registry_concurrent(api, plan, journal, resuming, store, dry_run, 1, log).await
+    let interrupt = Interrupt::new();
+    apply_registry_concurrent(
+        api, plan, journal, resuming, store, dry_run, 1, &interrupt, log,
+    )
+    .await
 }
 
 /// Runs the plan's steps not yet in `journal`, up to `concurrency` at once
@@ -254,6 +284,12 @@ pub async fn apply_registry(
 /// On the first failure no further step starts; the running ones are waited
 /// for (and journalled when they succeed), the temporary settings are put
 /// back, and the failure is returned.
+///
+/// When `interrupt` is requested (Ctrl-C, SIGTERM), likewise: no further step
+/// starts, the running ones finish, the temporary settings are put back and
+/// [`ApplyError::Interrupted`] is returned. A journal that cannot be saved
+/// stops the apply the same way. Whatever ends the apply early, the
+/// temporary settings are put back before it returns.
 #[allow(clippy::too_many_arguments)]
 pub async fn apply_registry_concurrent(
     api: &dyn RegistryApi,
@@ -263,6 +299,7 @@ pub async fn apply_registry_concurrent(
     mut store: Option<&mut JournalStore>,
     dry_run: bool,
     concurrency: usize,
+    interrupt: &Interrupt,
     log: &mut dyn FnMut(String),
 ) -> Result<Outcome, ApplyError> {
     let mut outcome = Outcome {
@@ -314,8 +351,10 @@ pub async fn apply_registry_concurrent(
     // steps that finished while the journal was being saved
     let mut finished: VecDeque<(usize, Result<StepDone, StepError>)> = VecDeque::new();
     let mut failure: Option<(usize, StepError)> = None;
+    let mut unsaved: Option<JournalError> = None;
     loop {
-        while failure.is_none() && running.len() < concurrency {
+        let halted = failure.is_some() || unsaved.is_some() || interrupt.requested();
+        while !halted && running.len() < concurrency {
             let Some(j) = scheduler.next_ready() else {
                 break;
             };
@@ -354,22 +393,23 @@ pub async fn apply_registry_concurrent(
                 log(format!("[{}/{total}] {}: {what}", step.id, step.reason));
                 journal.done.insert(step.id);
                 scheduler.finish(j);
-                if let Some(s) = store.as_deref_mut() {
+                if let Some(s) = store.as_deref_mut().filter(|_| unsaved.is_none()) {
                     // the running steps go on meanwhile; what they finish waits
                     let save = s.save(&journal);
                     futures::pin_mut!(save);
-                    loop {
+                    let saved = loop {
                         match future::select(save.as_mut(), running.next()).await {
-                            Either::Left((saved, _)) => {
-                                saved?;
-                                break;
-                            }
+                            Either::Left((saved, _)) => break saved,
                             Either::Right((Some(done), _)) => finished.push_back(done),
-                            Either::Right((None, _)) => {
-                                save.await?;
-                                break;
-                            }
+                            Either::Right((None, _)) => break save.await,
                         }
+                    };
+                    if let Err(e) = saved {
+                        log(format!(
+                            "the journal could not be saved: no further step starts ({})",
+                            e.to_string().replace('\n', " ")
+                        ));
+                        unsaved = Some(e);
                     }
                 }
             }
@@ -390,15 +430,36 @@ pub async fn apply_registry_concurrent(
     if let Some((j, source)) = failure {
         let step = &plan.steps[j];
         let hint = hint_for(step, &source);
-        let cleanup = put_back(api, plan, &mut journal, Some(step.id), log).await;
-        if let Some(s) = store.as_deref_mut() {
-            s.save(&journal).await?;
-        }
+        let transient = matches!(&source, StepError::Registry(e) if e.is_transient());
+        let cleanup = put_back(api, plan, &mut journal, Some(step.id), transient, log).await;
+        save_after_put_back(store, &journal, log).await;
         return Err(ApplyError::StepFailed {
             step: Box::new(step.clone()),
             error: source,
             hint,
-            cleanup,
+            cleanup: Box::new(cleanup),
+        });
+    }
+    if let Some(error) = unsaved {
+        let cleanup = put_back(api, plan, &mut journal, None, false, log).await;
+        return Err(ApplyError::JournalUnsaved {
+            error,
+            cleanup: Box::new(cleanup),
+        });
+    }
+    if !scheduler.all_finished() {
+        // asked to stop: every step that ran is journalled
+        let done = plan
+            .steps
+            .iter()
+            .filter(|s| journal.done.contains(&s.id))
+            .count();
+        let cleanup = put_back(api, plan, &mut journal, None, false, log).await;
+        save_after_put_back(store, &journal, log).await;
+        return Err(ApplyError::Interrupted {
+            done,
+            total,
+            cleanup: Box::new(cleanup),
         });
     }
     debug_assert!(scheduler.all_finished(), "every step ran");
@@ -457,42 +518,102 @@ pub fn outstanding<'p>(plan: &'p Plan, journal: &Journal) -> Vec<&'p Step> {
 
 /// Puts back what an apply of `plan` that stopped without doing so (killed)
 /// left temporary in the target, registering nothing; the journal then says
-/// so (a rerun of the same plan sets them again). Gives one line per step,
-/// and whether every one of them ran.
+/// so (a rerun of the same plan sets them again). The registry is asked once
+/// first whether it answers at all.
 pub async fn put_back_interrupted(
     api: &dyn RegistryApi,
     plan: &Plan,
     journal: &mut Journal,
     log: &mut dyn FnMut(String),
-) -> (Vec<String>, bool) {
-    let lines = put_back(api, plan, journal, None, log).await;
-    (lines, outstanding(plan, journal).is_empty())
+) -> PutBack {
+    put_back(api, plan, journal, None, true, log).await
 }
 
-/// After a failure (of step `failed`, which is not run again): runs the
-/// restore steps of every scope whose temporary mode or level was set (and
-/// not yet put back), and takes those temporary steps out of the journal so
-/// that a rerun sets them again.
+/// What putting temporary settings back did.
+#[derive(Debug, Default)]
+pub struct PutBack {
+    /// One line per put-back step that ran or failed.
+    pub lines: Vec<String>,
+    /// The temporary settings still in the target, in plan order, each as
+    /// the change its put-back step makes (`compatibility orders-value NONE
+    /// -> (not set)`).
+    pub left: Vec<String>,
+    /// The registry did not answer: the settings in `left` were not all tried.
+    pub unreachable: bool,
+}
+
+impl std::fmt::Display for PutBack {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        for line in &self.lines {
+            write!(f, "\n  put back: {line}")?;
+        }
+        if !self.left.is_empty() {
+            let why = if self.unreachable {
+                "the registry does not answer"
+            } else {
+                "the registry refused to put them back"
+            };
+            write!(
+                f,
+                "\n{} temporary setting(s) still in the target ({why}):",
+                self.left.len()
+            )?;
+            for step in &self.left {
+                write!(f, "\n  - {step}")?;
+            }
+            write!(
+                f,
+                "\nthe next `apply` of this backup to this target puts them back first; `kafka-backup put-back` puts them back and does nothing else"
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Runs the put-back steps of every scope whose temporary mode or level was
+/// set (and not yet put back), and takes those temporary steps out of the
+/// journal so that a rerun sets them again. The step `failed` (the one that
+/// stopped the apply) is not run again. With `probe_first` (the registry was
+/// just found unreachable), the registry is asked once whether it answers
+/// before any step is sent; a put-back step that fails because the registry
+/// does not answer ends the put-back there: the rest are listed, not tried
+/// (each would wait through every retry).
 async fn put_back(
     api: &dyn RegistryApi,
     plan: &Plan,
     journal: &mut Journal,
     failed: Option<u32>,
+    probe_first: bool,
     log: &mut dyn FnMut(String),
-) -> Vec<String> {
-    let mut lines = Vec::new();
+) -> PutBack {
+    let mut out = PutBack::default();
+    let pending = outstanding(plan, journal);
+    if pending.is_empty() {
+        return out;
+    }
+    if probe_first && let Err(e) = api.answers().await {
+        log(format!(
+            "warning: the registry does not answer ({}): {} temporary setting(s) not put back",
+            e.to_string().replace('\n', " "),
+            pending.len()
+        ));
+        out.left = pending.iter().map(|s| change(s)).collect();
+        out.unreachable = true;
+        return out;
+    }
     let mut restored: Vec<(StepKind, Option<String>)> = Vec::new();
-    for step in outstanding(plan, journal) {
+    for (i, step) in pending.iter().enumerate() {
         let temp_kind = match step.kind {
             StepKind::RestoreMode => StepKind::SetMode,
             _ => StepKind::SetCompatibility,
         };
         if Some(step.id) == failed {
+            out.left.push(change(step));
             continue;
         }
         match run_step(api, step).await {
             Ok(_) => {
-                lines.push(format!("step {}: {}", step.id, step.reason));
+                out.lines.push(format!("step {}: {}", step.id, step.reason));
                 restored.push((temp_kind, scope(step)));
             }
             Err(e) => {
@@ -503,7 +624,14 @@ async fn put_back(
                     e.to_string().replace('\n', " ")
                 );
                 log(format!("warning: {line}"));
-                lines.push(line);
+                out.lines.push(line);
+                out.left.push(change(step));
+                if matches!(&e, StepError::Registry(r) if r.is_transient()) {
+                    // the registry stopped answering: the rest would wait through every retry too
+                    out.unreachable = true;
+                    out.left.extend(pending[i + 1..].iter().map(|s| change(s)));
+                    break;
+                }
             }
         }
     }
@@ -516,12 +644,37 @@ async fn put_back(
             journal.done.remove(&s.id);
         }
     }
-    lines
+    out
+}
+
+/// The change a put-back step makes, as its reason's first part says it:
+/// `compatibility orders-value NONE -> (not set)`.
+fn change(step: &Step) -> String {
+    let said = step.reason.split(": ").next().unwrap_or(&step.reason);
+    said.trim_start_matches(['~', '+', '-', ' ']).to_owned()
+}
+
+/// Saves the journal after a put-back, when it can: if it cannot, the next
+/// apply finds the temporary settings recorded as set and puts them back
+/// again, which is harmless.
+async fn save_after_put_back(
+    store: Option<&mut JournalStore>,
+    journal: &Journal,
+    log: &mut dyn FnMut(String),
+) {
+    if let Some(s) = store
+        && let Err(e) = s.save(journal).await
+    {
+        log(format!(
+            "warning: the journal could not be saved after the put-back ({}); the next apply puts the same settings back again",
+            e.to_string().replace('\n', " ")
+        ));
+    }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::sync::Mutex;
+    use std::sync::{Arc, Mutex};
 
     use async_trait::async_trait;
 
@@ -537,7 +690,10 @@ mod tests {
     /// whose description starts with `fail` are refused with `code`. With
     /// `yields`, every call (lookups too) yields that many times (plus a
     /// little, varying per call) before it answers, and `events` records
-    /// `start <key>` and `end <key>` around it (see [`key_of`]).
+    /// `start <key>` and `end <key>` around it (see [`key_of`]). From the
+    /// first write starting with `down_from` on, every call (that one too,
+    /// and `answers`) fails as an unreachable registry does. The first write
+    /// starting with `hook`'s prefix runs its function first.
     #[derive(Default)]
     struct Fake {
         calls: Mutex<Vec<String>>,
@@ -547,6 +703,23 @@ mod tests {
         yields: usize,
         events: Mutex<Vec<String>>,
         in_flight: Mutex<(usize, usize)>,
+        down_from: Option<&'static str>,
+        down: std::sync::atomic::AtomicBool,
+        hook: Option<(&'static str, Hook)>,
+        hooked: std::sync::atomic::AtomicBool,
+    }
+
+    type Hook = Box<dyn Fn() + Send + Sync>;
+
+    fn unreachable(call: String) -> RegistryError {
+        RegistryError::Connect(Box::new(Failure {
+            method: "X".into(),
+            path: call,
+            status: None,
+            code: None,
+            message: "connection refused".into(),
+            attempts: 5,
+        }))
     }
 
     /// What [`Fake`] calls a step's requests in `events`.
@@ -608,7 +781,20 @@ mod tests {
             self.events.lock().unwrap().clone()
         }
         fn record(&self, call: String) -> crate::registry::Result<()> {
+            use std::sync::atomic::Ordering::SeqCst;
             self.calls.lock().unwrap().push(call.clone());
+            if let Some((prefix, f)) = &self.hook
+                && call.starts_with(prefix)
+                && !self.hooked.swap(true, SeqCst)
+            {
+                f();
+            }
+            if self.down_from.is_some_and(|p| call.starts_with(p)) {
+                self.down.store(true, SeqCst);
+            }
+            if self.down.load(SeqCst) {
+                return Err(unreachable(call));
+            }
             match self.fail {
                 Some((prefix, code)) if call.starts_with(prefix) => {
                     Err(RegistryError::from_response(Failure {
@@ -634,6 +820,13 @@ mod tests {
 
     #[async_trait]
     impl RegistryApi for Fake {
+        async fn answers(&self) -> crate::registry::Result<()> {
+            self.calls.lock().unwrap().push("answers".into());
+            match self.down.load(std::sync::atomic::Ordering::SeqCst) {
+                true => Err(unreachable("answers".into())),
+                false => Ok(()),
+            }
+        }
         async fn subjects(&self, _: bool) -> crate::registry::Result<Vec<String>> {
             unimplemented!()
         }
@@ -862,6 +1055,142 @@ mod tests {
         );
     }
 
+    /// The calls after the first one starting with `prefix`.
+    fn calls_after(fake: &Fake, prefix: &str) -> Vec<String> {
+        let calls = fake.calls();
+        let at = calls.iter().position(|c| c.starts_with(prefix)).unwrap();
+        calls[at + 1..].to_vec()
+    }
+
+    fn is_put_back(call: &str) -> bool {
+        call.starts_with("delete_config")
+            || call.starts_with("delete_mode")
+            || call.starts_with("set_config")
+            || call.starts_with("set_mode")
+    }
+
+    #[test]
+    fn a_stop_request_starts_no_further_step_and_puts_back() {
+        let plan = shifted(true);
+        let interrupt = Interrupt::new();
+        let asked = Arc::clone(&interrupt);
+        let fake = Fake {
+            hook: Some(("register orders-value", Box::new(move || asked.request()))),
+            ..Fake::default()
+        };
+        let (result, _) = run_until(&fake, &plan, 1, None, &interrupt);
+        let Err(ApplyError::Interrupted {
+            done,
+            total,
+            cleanup,
+        }) = result
+        else {
+            panic!("{result:?}");
+        };
+        assert!(done < total, "{done} of {total}");
+        assert!(cleanup.left.is_empty(), "{cleanup:?}");
+        assert!(
+            !cleanup.lines.is_empty(),
+            "the temporary settings are put back"
+        );
+        // the running registration finished; nothing but put-backs after it
+        let after = calls_after(&fake, "register orders-value");
+        assert!(
+            !after.is_empty() && after.iter().all(|c| is_put_back(c)),
+            "{after:?}"
+        );
+        let text = ApplyError::Interrupted {
+            done,
+            total,
+            cleanup,
+        }
+        .to_string();
+        assert!(
+            text.contains("stopped on request") && text.contains("put back"),
+            "{text}"
+        );
+    }
+
+    #[test]
+    fn a_registry_down_is_probed_once_and_what_stays_temporary_is_listed() {
+        let plan = shifted(true);
+        let fake = Fake {
+            down_from: Some("register payments-value"),
+            ..Fake::default()
+        };
+        let (result, _) = run(&fake, &plan, Journal::new("d"));
+        let err = result.unwrap_err();
+        let left = err.left_temporary().to_vec();
+        assert!(!left.is_empty(), "{err}");
+        // one probe, not a put-back attempt per setting through every retry
+        assert_eq!(calls_after(&fake, "register payments-value"), ["answers"]);
+        let text = err.to_string();
+        assert!(
+            text.contains("still in the target (the registry does not answer)"),
+            "{text}"
+        );
+        for step in &left {
+            assert!(text.contains(&format!("  - {step}")), "{step}: {text}");
+        }
+        assert!(text.contains("`kafka-backup put-back`"), "{text}");
+    }
+
+    #[test]
+    fn a_registry_lost_during_the_put_back_leaves_the_rest_untried() {
+        // the failure is permanent, so the put-back starts without a probe;
+        // its first step finds the registry gone
+        let plan = shifted(true);
+        let fake = Fake {
+            fail: Some(("register orders-value Some(5)", 42205)),
+            down_from: Some("delete_mode"),
+            ..Fake::default()
+        };
+        let (result, _) = run(&fake, &plan, Journal::new("d"));
+        let err = result.unwrap_err();
+        let after = calls_after(&fake, "register orders-value Some(5)");
+        assert_eq!(after.len(), 1, "one put-back step tried: {after:?}");
+        assert!(!err.left_temporary().is_empty(), "{err}");
+    }
+
+    #[test]
+    fn a_journal_that_cannot_be_saved_stops_the_apply_and_puts_back() {
+        let plan = shifted(true);
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().join("store");
+        std::fs::create_dir(&root).unwrap();
+        let store = crate::storage::Location::parse(root.to_str().unwrap())
+            .unwrap()
+            .open()
+            .unwrap();
+        let mut journals = JournalStore::new(store, "b", "http://t", "d");
+        // the storage breaks after the first registration: the backup's
+        // folder becomes a file, so no journal write can succeed
+        let broken = root.join("b");
+        let fake = Fake {
+            hook: Some((
+                "register orders-value",
+                Box::new(move || {
+                    std::fs::remove_dir_all(&broken).unwrap();
+                    std::fs::write(&broken, b"").unwrap();
+                }),
+            )),
+            ..Fake::default()
+        };
+        let (result, _) = run_with(&fake, &plan, 1, Some(&mut journals));
+        let Err(ApplyError::JournalUnsaved { cleanup, .. }) = &result else {
+            panic!("{result:?}");
+        };
+        assert!(
+            cleanup.left.is_empty() && !cleanup.lines.is_empty(),
+            "{cleanup:?}"
+        );
+        let after = calls_after(&fake, "register orders-value");
+        assert!(
+            after.iter().all(|c| is_put_back(c)),
+            "no step after the failed save: {after:?}"
+        );
+    }
+
     #[test]
     fn an_incompatible_registration_hints_at_set_compatibility() {
         let plan = shifted(false);
@@ -902,6 +1231,16 @@ mod tests {
         concurrency: usize,
         store: Option<&mut JournalStore>,
     ) -> (Result<Outcome, ApplyError>, Vec<String>) {
+        run_until(fake, plan, concurrency, store, &Interrupt::new())
+    }
+
+    fn run_until(
+        fake: &Fake,
+        plan: &Plan,
+        concurrency: usize,
+        store: Option<&mut JournalStore>,
+        interrupt: &Interrupt,
+    ) -> (Result<Outcome, ApplyError>, Vec<String>) {
         let mut lines = Vec::new();
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
@@ -914,6 +1253,7 @@ mod tests {
             store,
             false,
             concurrency,
+            interrupt,
             &mut |l| lines.push(l),
         ));
         (result, lines)
@@ -1044,7 +1384,11 @@ mod tests {
                 .ok()
         };
         let succeeded: BTreeSet<u32> = lines.iter().filter_map(|l| number(l, "[")).collect();
-        let put_back: BTreeSet<u32> = cleanup.iter().filter_map(|l| number(l, "step ")).collect();
+        let put_back: BTreeSet<u32> = cleanup
+            .lines
+            .iter()
+            .filter_map(|l| number(l, "step "))
+            .collect();
         assert!(!put_back.is_empty(), "{cleanup:?}");
         // what succeeded, but the temporary modes put back (a rerun sets them again)
         let restored: BTreeSet<Option<String>> =

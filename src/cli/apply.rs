@@ -13,6 +13,7 @@ use super::ApplyArgs;
 use crate::apply::{self, IdMap, Journal, JournalStore};
 use crate::config::Config;
 use crate::gather;
+use crate::interrupt::Interrupt;
 use crate::manifest::BackupReader;
 use crate::plan::{Plan, render};
 use crate::planfile;
@@ -41,11 +42,55 @@ pub fn run(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
     } else {
         take_leases(cfg, &runtime, &store, args)?
     };
-    let result = apply_leased(args, cfg, &runtime, &store, &backup_id);
+    let interrupt = if args.dry_run {
+        Interrupt::new()
+    } else {
+        Interrupt::install(&runtime).context("listening for Ctrl-C and SIGTERM")?
+    };
+    let result = apply_leased(args, cfg, &runtime, &store, &backup_id, &interrupt);
     for lease in leases {
         runtime.block_on(lease.release());
     }
-    result
+    match result {
+        Err(e) if interrupt.requested() && is_interrupted(&e) => {
+            super::report(&e);
+            Ok(ExitCode::from(interrupt.exit_code()))
+        }
+        other => other,
+    }
+}
+
+/// Whether the apply stopped because it was asked to.
+fn is_interrupted(e: &anyhow::Error) -> bool {
+    let apply = e
+        .downcast_ref::<Hinted>()
+        .map(|h| &h.error)
+        .or_else(|| e.downcast_ref::<apply::ApplyError>());
+    matches!(apply, Some(apply::ApplyError::Interrupted { .. }))
+}
+
+/// An apply error that left temporary settings behind, with the command
+/// that puts them back.
+#[derive(Debug, thiserror::Error)]
+#[error("{error}\nhint: {hint}")]
+struct Hinted {
+    error: apply::ApplyError,
+    hint: String,
+}
+
+/// `error`, with the `put-back` command when it left temporary settings.
+fn with_put_back_hint(error: apply::ApplyError, config: &std::path::Path) -> anyhow::Error {
+    if error.left_temporary().is_empty() {
+        return error.into();
+    }
+    Hinted {
+        error,
+        hint: format!(
+            "to put them back and change nothing else, once the registry answers: `kafka-backup put-back -c {}`",
+            config.display()
+        ),
+    }
+    .into()
 }
 
 /// The leases of the targets this apply writes to.
@@ -57,14 +102,13 @@ fn take_leases(
 ) -> anyhow::Result<Vec<crate::lease::Lease>> {
     let mut leases = Vec::new();
     if cfg.enterprise.schema_registry.enabled {
-        let target = target_name(cfg);
-        leases.push(runtime.block_on(crate::lease::Lease::acquire(
+        leases.push(registry_lease(
+            cfg,
+            runtime,
             store,
-            &format!("registry-{}", apply::journal::target_key(&target)),
-            &format!("target registry `{target}`"),
             "apply",
             args.force_unlock,
-        ))?);
+        )?);
     }
     if !args.registry_only {
         let cluster = restore::target_cluster(cfg)?;
@@ -89,6 +133,24 @@ fn take_leases(
     Ok(leases)
 }
 
+/// The lease of the target registry, held by `command`.
+pub(super) fn registry_lease(
+    cfg: &Config,
+    runtime: &tokio::runtime::Runtime,
+    store: &Store,
+    command: &str,
+    force_unlock: bool,
+) -> anyhow::Result<crate::lease::Lease> {
+    let target = target_name(cfg);
+    Ok(runtime.block_on(crate::lease::Lease::acquire(
+        store,
+        &format!("registry-{}", apply::journal::target_key(&target)),
+        &format!("target registry `{target}`"),
+        command,
+        force_unlock,
+    ))?)
+}
+
 /// Registry steps, then the data, under the targets' leases.
 fn apply_leased(
     args: &ApplyArgs,
@@ -96,6 +158,7 @@ fn apply_leased(
     runtime: &tokio::runtime::Runtime,
     store: &Store,
     backup_id: &str,
+    interrupt: &Interrupt,
 ) -> anyhow::Result<ExitCode> {
     let registry_on = cfg.enterprise.schema_registry.enabled;
     let id_map = if registry_on {
@@ -105,7 +168,7 @@ fn apply_leased(
             Some(path) => Some(read_plan(path)?),
             None => None,
         };
-        put_back_interrupted(
+        let (_, left) = super::put_back::interrupted(
             cfg,
             runtime,
             store,
@@ -113,6 +176,15 @@ fn apply_leased(
             own.as_ref().and_then(|p| p.digest.as_deref()),
             args.dry_run,
         )?;
+        if !left.is_empty() {
+            anyhow::bail!(
+                "not every temporary setting interrupted applies left in the target could be put back; nothing else was changed{}\nhint: once the registry answers, rerun this `apply`, or put them back alone with `kafka-backup put-back -c {}`",
+                left.iter()
+                    .map(|l| format!("\n  - {l}"))
+                    .collect::<String>(),
+                args.config.display()
+            );
+        }
         let plan = match own {
             Some(plan) => plan,
             None => match plan_and_confirm(cfg, runtime, store, backup_id, args)? {
@@ -120,7 +192,9 @@ fn apply_leased(
                 None => return Ok(ExitCode::FAILURE),
             },
         };
-        Some(apply_registry(cfg, runtime, store, backup_id, &plan, args)?)
+        Some(apply_registry(
+            cfg, runtime, store, backup_id, &plan, args, interrupt,
+        )?)
     } else {
         if args.plan.is_some() {
             anyhow::bail!(
@@ -191,93 +265,13 @@ fn plan_and_confirm(
 
 /// The target registry as apply journals name it (its URL: the config
 /// checks keep credentials out of it).
-fn target_name(cfg: &Config) -> String {
+pub(super) fn target_name(cfg: &Config) -> String {
     cfg.enterprise
         .schema_registry
         .url
         .as_ref()
         .map(|u| u.to_string().trim_end_matches('/').to_owned())
         .unwrap_or_default()
-}
-
-/// Puts back what interrupted applies of this backup (killed, or on a lost
-/// machine) left temporary in this target registry: every unfinished journal
-/// of another plan than `except` that names this target and has temporary
-/// modes or levels not yet put back. With `dry_run`, only says so.
-fn put_back_interrupted(
-    cfg: &Config,
-    runtime: &tokio::runtime::Runtime,
-    store: &Store,
-    backup_id: &str,
-    except: Option<&str>,
-    dry_run: bool,
-) -> anyhow::Result<()> {
-    let target = target_name(cfg);
-    let mut client = None;
-    for digest in runtime.block_on(apply::journal::applied_plans(store, backup_id, &target))? {
-        if Some(digest.as_str()) == except {
-            continue;
-        }
-        let mut journals = JournalStore::new(store.clone(), backup_id, &target, &digest);
-        let Some(mut journal) = runtime.block_on(journals.load())? else {
-            continue;
-        };
-        if journal.finished || journal.target.as_deref() != Some(target.as_str()) {
-            continue;
-        }
-        let Some(bytes) = runtime.block_on(journals.load_plan())? else {
-            anyhow::bail!(
-                "the apply journal `{}` is unfinished and has no plan beside it, so the temporary settings it may have left in `{target}` cannot be known\nhint: check the target's modes and compatibility levels by hand, then delete `{}`",
-                journals.display("journal.json"),
-                journals.display("")
-            );
-        };
-        let plan = planfile::read(&bytes)
-            .with_context(|| format!("reading `{}`", journals.display("plan.json")))?;
-        let pending = apply::outstanding(&plan, &journal);
-        if pending.is_empty() {
-            continue;
-        }
-        let short = &digest[..digest.len().min(12)];
-        if dry_run {
-            eprintln!(
-                "warning: an interrupted apply (plan {short}, journal `{}`) left {} temporary setting(s) in the target; `apply` puts them back before anything else:",
-                journals.display("journal.json"),
-                pending.len()
-            );
-            for step in pending {
-                eprintln!("  {}", apply::describe(step));
-            }
-            continue;
-        }
-        eprintln!(
-            "an interrupted apply (plan {short}, journal `{}`) left {} temporary setting(s) in the target; putting them back first",
-            journals.display("journal.json"),
-            pending.len()
-        );
-        let client = match &client {
-            Some(c) => c,
-            None => client.insert(HttpRegistry::new(&cfg.enterprise.schema_registry)?),
-        };
-        let mut log = |line: String| eprintln!("{line}");
-        let (lines, all) = runtime.block_on(apply::put_back_interrupted(
-            client,
-            &plan,
-            &mut journal,
-            &mut log,
-        ));
-        for line in &lines {
-            eprintln!("  put back: {line}");
-        }
-        runtime.block_on(journals.save(&journal))?;
-        if !all {
-            anyhow::bail!(
-                "not every temporary setting of the interrupted apply (journal `{}`) could be put back; nothing else was changed\nhint: rerun when the registry answers again",
-                journals.display("journal.json")
-            );
-        }
-    }
-    Ok(())
 }
 
 /// Lists the backup's topics and where they go.
@@ -350,6 +344,7 @@ fn apply_registry(
     backup_id: &str,
     plan: &Plan,
     args: &ApplyArgs,
+    interrupt: &Interrupt,
 ) -> anyhow::Result<IdMap> {
     let digest = plan.digest.clone().expect("a read plan has its digest");
     let mut journals = JournalStore::new(store.clone(), backup_id, &target_name(cfg), &digest);
@@ -435,16 +430,25 @@ fn apply_registry(
         println!("Dry run: these requests would be sent, in this order; none is sent.");
     }
     let mut log = |line: String| println!("{line}");
-    let outcome = runtime.block_on(apply::apply_registry_concurrent(
-        &client,
-        plan,
-        journal,
-        resuming,
-        (!args.dry_run).then_some(&mut journals),
-        args.dry_run,
-        args.registry_concurrency,
-        &mut log,
-    ))?;
+    let forced_exit = format!(
+        "temporary registry settings this apply set may still be in the target: put them back with `kafka-backup put-back -c {}`",
+        args.config.display()
+    );
+    let outcome = interrupt
+        .section(forced_exit, || {
+            runtime.block_on(apply::apply_registry_concurrent(
+                &client,
+                plan,
+                journal,
+                resuming,
+                (!args.dry_run).then_some(&mut journals),
+                args.dry_run,
+                args.registry_concurrency,
+                interrupt,
+                &mut log,
+            ))
+        })
+        .map_err(|e| with_put_back_hint(e, &args.config))?;
     if args.dry_run {
         println!("Dry run: nothing was sent.");
         return Ok(outcome.id_map);

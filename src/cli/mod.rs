@@ -6,6 +6,7 @@ mod backup;
 mod describe;
 mod list;
 mod plan;
+mod put_back;
 mod validate;
 mod verify;
 
@@ -41,6 +42,9 @@ pub enum Command {
     Apply(ApplyArgs),
     /// Check a restored target (registry and topics) against its backup.
     Verify(VerifyArgs),
+    /// Put back the temporary modes and compatibility levels an interrupted
+    /// `apply` left in the target registry, and change nothing else.
+    PutBack(PutBackArgs),
     /// Check a configuration file and print it resolved, secrets redacted.
     Validate(ValidateArgs),
     /// Render a saved plan file.
@@ -173,6 +177,21 @@ pub struct ApplyArgs {
 }
 
 #[derive(Debug, clap::Args)]
+pub struct PutBackArgs {
+    /// The configuration the interrupted `apply` ran with (its backup's
+    /// storage, where the journals are, and the target registry).
+    #[arg(short, long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// Take the target registry's lease even though another apply holds it:
+    /// only when that run is gone for good (its machine lost).
+    #[arg(long)]
+    pub force_unlock: bool,
+    /// Say what would be put back, and change nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+#[derive(Debug, clap::Args)]
 pub struct VerifyArgs {
     /// The restore's configuration file: backup, target registry and cluster,
     /// `topic_mapping` and restore options, as `apply` used them.
@@ -252,6 +271,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Plan(args) => plan::run(&args),
         Command::Apply(args) => apply::run(&args),
         Command::Verify(args) => verify::run(&args),
+        Command::PutBack(args) => put_back::run(&args),
         Command::Show(args) => plan::show(&args),
     };
     match result {

@@ -264,6 +264,17 @@ impl HttpRegistry {
     /// Sends one request (again, while the failure is worth retrying) and
     /// returns the body of the 2xx answer.
     async fn send(&self, method: Method, route: Route, body: Option<Value>) -> Result<Vec<u8>> {
+        self.send_with(&self.retry, method, route, body).await
+    }
+
+    /// [`Self::send`] under the retry policy `retry`.
+    async fn send_with(
+        &self,
+        retry: &RetryPolicy,
+        method: Method,
+        route: Route,
+        body: Option<Value>,
+    ) -> Result<Vec<u8>> {
         let url = self.url(&route);
         let shown = match url.query() {
             Some(q) => format!("{}?{q}", url.path()),
@@ -365,15 +376,13 @@ impl HttpRegistry {
                     RegistryError::Connect(Box::new(failure(None, None, transport_message(&e)))),
                 ),
             };
-            if !self.retry.should_retry(attempt, outcome) {
+            if !retry.should_retry(attempt, outcome) {
                 return Err(error);
             }
-            let delay = self
-                .retry
-                .delay_after(attempt, fastrand::f64(), retry_after);
+            let delay = retry.delay_after(attempt, fastrand::f64(), retry_after);
             tracing::warn!(
                 "registry request `{method} {shown}` failed ({outcome:?}), attempt {attempt} of {}; retrying in {delay:?}",
-                self.retry.max_attempts
+                retry.max_attempts
             );
             tokio::time::sleep(delay).await;
         }
@@ -529,6 +538,20 @@ fn absent_on<T>(result: Result<T>, codes: &[i64]) -> Result<Option<T>> {
 
 #[async_trait]
 impl RegistryApi for HttpRegistry {
+    async fn answers(&self) -> Result<()> {
+        let once = RetryPolicy {
+            max_attempts: 1,
+            ..self.retry
+        };
+        match self
+            .send_with(&once, Method::GET, Route::new("/config".into()), None)
+            .await
+        {
+            Err(e) if e.is_transient() => Err(e),
+            _ => Ok(()),
+        }
+    }
+
     async fn subjects(&self, deleted: bool) -> Result<Vec<String>> {
         self.get(Route::new("/subjects".into()).flag("deleted", deleted))
             .await

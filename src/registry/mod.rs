@@ -211,6 +211,16 @@ pub trait RegistryApi: Send + Sync {
     async fn delete_subject(&self, subject: &str, permanent: bool) -> Result<Vec<u32>>;
     /// `DELETE /subjects/{s}/versions/{v}[?permanent=true]`.
     async fn delete_version(&self, subject: &str, version: u32, permanent: bool) -> Result<u32>;
+    /// Whether the registry answers at all, asked once (`GET /config`) with
+    /// no retry: any answer but a transient failure (server error, timeout,
+    /// no connection) counts, a refusal too. For deciding quickly whether
+    /// more requests are worth sending.
+    async fn answers(&self) -> Result<()> {
+        match self.config(None).await {
+            Err(e) if e.is_transient() => Err(e),
+            _ => Ok(()),
+        }
+    }
     /// `GET /schemas/ids/{id}[?subject=:.ctx:]`: the schema `id` serves in
     /// `context` (`.` is the default one). Only `verify` needs it, so an
     /// adapter without it answers [`RegistryError::EndpointNotFound`].
