@@ -825,6 +825,7 @@ fn auth(kind: AuthKind) -> Auth {
         client_id: None,
         client_secret: None,
         scope: None,
+        token_insecure_skip_verify: None,
     }
 }
 

@@ -407,6 +407,18 @@ pub struct Auth {
     pub client_secret: Option<Secret>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<Text>,
+    /// Turns certificate verification of `token_url` off (`type: oauth`),
+    /// and only there: the registry's `tls.insecure_skip_verify` never
+    /// reaches the token endpoint. Filled in (`false`) for `type: oauth`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_insecure_skip_verify: Option<bool>,
+}
+
+impl Auth {
+    /// Whether the token endpoint's certificate goes unverified.
+    pub fn token_insecure_skip_verify(&self) -> bool {
+        self.token_insecure_skip_verify.unwrap_or(false)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
