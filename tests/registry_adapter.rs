@@ -825,6 +825,7 @@ fn auth(kind: AuthKind) -> Auth {
         client_id: None,
         client_secret: None,
         scope: None,
+        token_insecure_skip_verify: None,
     }
 }
 
@@ -959,9 +960,13 @@ impl Pki {
         let ca_key = KeyPair::generate().unwrap();
         let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
         ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(rcgen::DnType::CommonName, "kafka-backup test CA");
+        // a name of its own: two CAs of one name make a refusal read `BadSignature`
+        static CAS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = CAS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        ca_params.distinguished_name.push(
+            rcgen::DnType::CommonName,
+            format!("kafka-backup test CA {n}"),
+        );
         let ca_cert = ca_params.self_signed(&ca_key).unwrap();
         let issuer = Issuer::new(ca_params, ca_key);
 
@@ -1080,6 +1085,278 @@ async fn mutual_tls_needs_the_client_certificate() {
             .starts_with("invalid registry configuration `enterprise.schema_registry.tls.client_key`: cannot read"),
         "{err}"
     );
+}
+
+// ---------------------------------------------------------------------------------------
+// the OAuth token endpoint's own TLS client
+
+/// What a token endpoint saw: connections tried, and the body of every
+/// request that reached it (after a completed TLS handshake).
+#[derive(Default)]
+struct TokenSeen {
+    connections: std::sync::atomic::AtomicU32,
+    bodies: std::sync::Mutex<Vec<String>>,
+}
+
+impl TokenSeen {
+    fn connections(&self) -> u32 {
+        self.connections.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    fn bodies(&self) -> Vec<String> {
+        self.bodies.lock().unwrap().clone()
+    }
+}
+
+/// One HTTP request's body (head up to `\r\n\r\n`, then `content-length` bytes).
+async fn read_body(stream: &mut (impl tokio::io::AsyncRead + Unpin)) -> Option<String> {
+    use tokio::io::AsyncReadExt;
+    let mut buf = Vec::new();
+    let mut chunk = [0u8; 4096];
+    let head_end = loop {
+        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
+            break i + 4;
+        }
+        match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => return None,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    };
+    let head = String::from_utf8_lossy(&buf[..head_end]).to_ascii_lowercase();
+    let length = head
+        .lines()
+        .find_map(|l| l.strip_prefix("content-length:"))
+        .and_then(|v| v.trim().parse::<usize>().ok())
+        .unwrap_or(0);
+    while buf.len() < head_end + length {
+        match stream.read(&mut chunk).await {
+            Ok(0) | Err(_) => break,
+            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+        }
+    }
+    Some(String::from_utf8_lossy(&buf[head_end..]).into_owned())
+}
+
+/// A token endpoint over HTTPS with the certificate and key of `pki`
+/// (for 127.0.0.1), handing out `token`.
+async fn tls_token_endpoint(pki: &Pki, token: &'static str) -> (String, std::sync::Arc<TokenSeen>) {
+    use tokio::io::AsyncWriteExt;
+    use tokio_rustls::rustls::{
+        self,
+        pki_types::{CertificateDer, PrivateKeyDer, pem::PemObject},
+    };
+    let certs = CertificateDer::pem_file_iter(pki.path("server.pem"))
+        .unwrap()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_file(pki.path("server.key")).unwrap();
+    let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+    let tls = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(tls));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("https://{}/oauth2/token", listener.local_addr().unwrap());
+    let seen = std::sync::Arc::new(TokenSeen::default());
+    let state = seen.clone();
+    tokio::spawn(async move {
+        while let Ok((stream, _)) = listener.accept().await {
+            state
+                .connections
+                .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+            let (acceptor, state) = (acceptor.clone(), state.clone());
+            tokio::spawn(async move {
+                // a client that refuses the certificate ends here: no request, no secret
+                let Ok(mut stream) = acceptor.accept(stream).await else {
+                    return;
+                };
+                let Some(body) = read_body(&mut stream).await else {
+                    return;
+                };
+                state.bodies.lock().unwrap().push(body);
+                let answer = format!(
+                    r#"{{"access_token":"{token}","token_type":"Bearer","expires_in":3600}}"#
+                );
+                let response = format!(
+                    "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{answer}",
+                    answer.len()
+                );
+                let _ = stream.write_all(response.as_bytes()).await;
+                let _ = stream.shutdown().await;
+            });
+        }
+    });
+    (url, seen)
+}
+
+/// A registry over HTTPS (certificate of `pki`) that wants the bearer token `token`.
+fn tls_registry_wanting(pki: &Pki, token: &str) -> Sr {
+    Sr::start(&[
+        "--tls-cert",
+        &pki.path("server.pem"),
+        "--tls-key",
+        &pki.path("server.key"),
+        "--bearer-token",
+        token,
+    ])
+}
+
+fn oauth(token_url: &str, skip_verify: Option<bool>) -> Auth {
+    Auth {
+        token_url: Some(Text(token_url.into())),
+        client_id: Some(Text("kafka-backup".into())),
+        client_secret: Some(Secret::new("client-secret-value")),
+        token_insecure_skip_verify: skip_verify,
+        ..auth(AuthKind::Oauth)
+    }
+}
+
+#[tokio::test]
+async fn the_registry_skip_verify_does_not_reach_the_token_endpoint() {
+    let registry_pki = Pki::new();
+    let unknown_pki = Pki::new(); // a CA nobody trusts
+    let sr = tls_registry_wanting(&registry_pki, "issued-by-idp");
+    let (token_url, seen) = tls_token_endpoint(&unknown_pki, "issued-by-idp").await;
+    let client = |skip_verify: Option<bool>| {
+        HttpRegistry::new(&config::SchemaRegistry {
+            tls: Some(Tls {
+                insecure_skip_verify: true,
+                ..Tls::default()
+            }),
+            auth: Some(oauth(&token_url, skip_verify)),
+            ..sr.config()
+        })
+        .unwrap()
+    };
+
+    for skip_verify in [None, Some(false)] {
+        let api = client(skip_verify);
+        let err = api.subjects(false).await.unwrap_err();
+        assert!(matches!(err, RegistryError::Token(_)), "{err:?}");
+        let text = err.to_string();
+        assert!(
+            text.starts_with("cannot get an oauth token: `POST /oauth2/token`: connection failed"),
+            "{text}"
+        );
+        assert!(
+            text.contains("invalid peer certificate: UnknownIssuer")
+                && text.contains("checked against the system's CAs and `tls.ca_cert`, whatever `tls.insecure_skip_verify` says"),
+            "{text}"
+        );
+        assert!(!format!("{text} {err:?}").contains("client-secret-value"));
+    }
+    assert!(seen.connections() >= 2, "the handshakes were tried");
+    assert_eq!(
+        seen.bodies(),
+        Vec::<String>::new(),
+        "no request, and no client secret, reached an unverified token endpoint"
+    );
+
+    // said for the token URL itself
+    let api = client(Some(true));
+    assert_eq!(api.subjects(false).await.unwrap(), Vec::<String>::new());
+    let bodies = seen.bodies();
+    assert_eq!(bodies.len(), 1, "{bodies:?}");
+    assert!(
+        bodies[0].contains("client_secret=client-secret-value"),
+        "{bodies:?}"
+    );
+}
+
+#[tokio::test]
+async fn the_token_endpoint_trusts_the_registry_ca() {
+    let pki = Pki::new();
+    let sr = tls_registry_wanting(&pki, "issued-by-idp");
+    // an identity provider with a certificate of the registry's private CA
+    let (token_url, seen) = tls_token_endpoint(&pki, "issued-by-idp").await;
+    let api = HttpRegistry::new(&config::SchemaRegistry {
+        tls: Some(pki.tls(true, false)),
+        auth: Some(oauth(&token_url, None)),
+        ..sr.config()
+    })
+    .unwrap();
+    register(&api, "t", avro(&record("T", ""), &[])).await;
+    assert_eq!(api.subjects(false).await.unwrap(), ["t"]);
+    assert_eq!(seen.bodies().len(), 1, "one token for both requests");
+}
+
+/// The system's CAs cannot be changed in a test, but the process's view of
+/// them can: `SSL_CERT_FILE` replaces the system store for the
+/// `kafka-backup` binary run here (a registry-only backup).
+#[tokio::test]
+async fn the_token_endpoint_trusts_the_system_cas_besides_the_registry_ca() {
+    let registry_pki = Pki::new();
+    let public_pki = Pki::new(); // stands for a public CA, in the "system" store
+    let sr = tls_registry_wanting(&registry_pki, "issued-by-idp");
+    let seed = HttpRegistry::new(&config::SchemaRegistry {
+        tls: Some(registry_pki.tls(true, false)),
+        auth: Some(Auth {
+            token: Some(Secret::new("issued-by-idp")),
+            ..auth(AuthKind::Bearer)
+        }),
+        ..sr.config()
+    })
+    .unwrap();
+    register(&seed, "s", avro(&record("S", ""), &[])).await;
+    let (public_idp, public_seen) = tls_token_endpoint(&public_pki, "issued-by-idp").await;
+    let (private_idp, private_seen) = tls_token_endpoint(&registry_pki, "issued-by-idp").await;
+
+    let dir = tempfile::tempdir().unwrap();
+    let empty = dir.path().join("empty.pem");
+    std::fs::write(&empty, "").unwrap();
+    let backup = |id: &str, token_url: &str, system_cas: &std::path::Path| {
+        let cfg = dir.path().join(format!("{id}.yaml"));
+        std::fs::write(
+            &cfg,
+            format!(
+                "backup_id: {id}\nstorage:\n  path: {}\nenterprise:\n  schema_registry:\n    enabled: true\n    url: {}\n    request_timeout_secs: 10\n    tls:\n      ca_cert: {}\n    auth:\n      type: oauth\n      token_url: {token_url}\n      client_id: kafka-backup\n      client_secret: client-secret-value\n",
+                dir.path().join("store").display(),
+                sr.url,
+                registry_pki.path("ca.pem"),
+            ),
+        )
+        .unwrap();
+        tokio::process::Command::new(env!("CARGO_BIN_EXE_kafka-backup"))
+            .args(["backup", "-c", cfg.to_str().unwrap()])
+            .env("KAFKA_BACKUP_LOG", "warn")
+            .env("SSL_CERT_FILE", system_cas)
+            .env_remove("SSL_CERT_DIR")
+            .output()
+    };
+    let show = |out: &std::process::Output| {
+        format!(
+            "status {:?}\n{}{}",
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    };
+
+    // a token endpoint with a certificate of a CA the system trusts
+    let public_ca = std::path::PathBuf::from(public_pki.path("ca.pem"));
+    let out = backup("public-idp", &public_idp, &public_ca).await.unwrap();
+    assert!(out.status.success(), "{}", show(&out));
+    assert_eq!(public_seen.bodies().len(), 1);
+    // ... or of the registry's CA, the system's CAs still there
+    let out = backup("private-idp", &private_idp, &public_ca)
+        .await
+        .unwrap();
+    assert!(out.status.success(), "{}", show(&out));
+    assert_eq!(private_seen.bodies().len(), 1);
+    // a system store without the public CA: refused before the secret is sent
+    let out = backup("no-public-ca", &public_idp, &empty).await.unwrap();
+    assert_eq!(out.status.code(), Some(1), "{}", show(&out));
+    let text = show(&out);
+    assert!(
+        text.contains("cannot get an oauth token: `POST /oauth2/token`: connection failed")
+            && text.contains("invalid peer certificate: UnknownIssuer"),
+        "{text}"
+    );
+    assert!(!text.contains("client-secret-value"), "{text}");
+    assert_eq!(public_seen.bodies().len(), 1, "no new request");
 }
 
 // ---------------------------------------------------------------------------------------

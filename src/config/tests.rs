@@ -277,3 +277,85 @@ fn a_bad_secret_value_is_not_echoed_in_the_error() {
         assert!(err.contains("not shown"), "{err}");
     }
 }
+
+#[test]
+fn the_token_endpoint_keys_are_checked() {
+    let yaml = "\
+enterprise:
+  schema_registry:
+    url: https://sr:8443
+    auth:
+      type: oauth
+      token_url: http://idp:8080/token
+      client_id: c
+      client_secret: ${SR_CLIENT_SECRET}
+      token_insecure_skip_verify: true
+";
+    insta::assert_snapshot!(error(yaml, Format::Yaml), @r"
+    invalid configuration `test.yaml` (1 problem)
+      test.yaml:9: `enterprise.schema_registry.auth.token_insecure_skip_verify`: an `http://` token_url has no certificate to verify
+    ");
+    let others = yaml
+        .replace("http://idp:8080/token", "ftp://idp/token")
+        .replace("token_insecure_skip_verify: true", "scope: sr");
+    insta::assert_snapshot!(error(&others, Format::Yaml), @r"
+    invalid configuration `test.yaml` (1 problem)
+      test.yaml:6: `enterprise.schema_registry.auth.token_url`: scheme `ftp` is not supported: use `http` or `https`
+    ");
+    let in_url = yaml.replace("http://idp:8080", "https://c:pw@idp");
+    insta::assert_snapshot!(error(&in_url, Format::Yaml), @r"
+    invalid configuration `test.yaml` (1 problem)
+      test.yaml:6: `enterprise.schema_registry.auth.token_url`: credentials in the URL would be printed and logged
+        hint: use `client_id` and `client_secret`
+    ");
+    let basic = "enterprise:\n  schema_registry:\n    auth:\n      type: basic\n      username: u\n      password: p\n      token_insecure_skip_verify: false\n";
+    insta::assert_snapshot!(error(basic, Format::Yaml), @r"
+    invalid configuration `test.yaml` (1 problem)
+      test.yaml:7: `enterprise.schema_registry.auth.token_insecure_skip_verify`: `token_insecure_skip_verify` is not used by `type: basic`
+    ");
+}
+
+#[test]
+fn an_unverified_token_endpoint_is_printed_and_warned_about() {
+    let yaml = "\
+enterprise:
+  schema_registry:
+    url: https://sr:8443
+    tls:
+      insecure_skip_verify: true
+    auth:
+      type: oauth
+      token_url: https://idp.internal/token
+      client_id: c
+      client_secret: ${SR_CLIENT_SECRET}
+      token_insecure_skip_verify: true
+";
+    let loaded = parse_text(yaml, Format::Yaml).unwrap();
+    let out = resolved(&loaded);
+    assert!(!out.contains("secret-not-to-print"), "{out}");
+    assert!(
+        out.contains("\"token_insecure_skip_verify\": true"),
+        "{out}"
+    );
+    insta::assert_snapshot!(loaded.render_warnings().join("\n"), @r"
+    test.yaml:5: `enterprise.schema_registry.tls.insecure_skip_verify`: TLS certificate verification is turned off
+    test.yaml:11: `enterprise.schema_registry.auth.token_insecure_skip_verify`: certificate verification of the token endpoint is turned off: `client_secret` goes to whoever answers at `token_url`
+    ");
+    let toml = parse_text(&yaml_to_toml(yaml), Format::Toml).unwrap();
+    assert_eq!(resolved(&toml), out);
+    // left out: `false`, shown for `type: oauth` only
+    let default = parse_text(&yaml.replace("true\n", "false\n"), Format::Yaml).unwrap();
+    let auth = default.config.enterprise.schema_registry.auth.unwrap();
+    assert_eq!(auth.token_insecure_skip_verify, Some(false));
+    let cut = yaml.replace("      token_insecure_skip_verify: true\n", "");
+    let filled = parse_text(&cut, Format::Yaml).unwrap();
+    let auth = filled.config.enterprise.schema_registry.auth.unwrap();
+    assert_eq!(auth.token_insecure_skip_verify, Some(false));
+    let basic = parse_text(
+        "enterprise:\n  schema_registry:\n    auth:\n      type: basic\n      username: u\n      password: p\n",
+        Format::Yaml,
+    )
+    .unwrap();
+    let auth = basic.config.enterprise.schema_registry.auth.unwrap();
+    assert_eq!(auth.token_insecure_skip_verify, None);
+}

@@ -407,6 +407,18 @@ pub struct Auth {
     pub client_secret: Option<Secret>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<Text>,
+    /// Turns certificate verification of `token_url` off (`type: oauth`),
+    /// and only there: the registry's `tls.insecure_skip_verify` never
+    /// reaches the token endpoint. Filled in (`false`) for `type: oauth`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub token_insecure_skip_verify: Option<bool>,
+}
+
+impl Auth {
+    /// Whether the token endpoint's certificate goes unverified.
+    pub fn token_insecure_skip_verify(&self) -> bool {
+        self.token_insecure_skip_verify.unwrap_or(false)
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -920,6 +932,10 @@ fn check_auth(f: &mut Findings, auth: &Auth, tls: Option<&Tls>) {
         ("client_id", auth.client_id.is_some()),
         ("client_secret", auth.client_secret.is_some()),
         ("scope", auth.scope.is_some()),
+        (
+            "token_insecure_skip_verify",
+            auth.token_insecure_skip_verify.is_some(),
+        ),
     ]
     .into_iter()
     .filter_map(|(k, is_set)| is_set.then_some(k))
@@ -935,7 +951,13 @@ fn check_auth(f: &mut Findings, auth: &Auth, tls: Option<&Tls>) {
         AuthKind::Oauth => (
             "oauth",
             &["token_url", "client_id", "client_secret"],
-            &["token_url", "client_id", "client_secret", "scope"],
+            &[
+                "token_url",
+                "client_id",
+                "client_secret",
+                "scope",
+                "token_insecure_skip_verify",
+            ],
         ),
         AuthKind::Mtls => ("mtls", &[], &[]),
     };
@@ -955,10 +977,42 @@ fn check_auth(f: &mut Findings, auth: &Auth, tls: Option<&Tls>) {
             ));
         }
     }
-    if let Some(url) = &auth.token_url
-        && url::Url::parse(url.as_str()).is_err()
-    {
-        f.errors.push(Problem::at(&key("token_url"), "not a URL"));
+    if let Some(url) = &auth.token_url {
+        match url::Url::parse(url.as_str()) {
+            Ok(u) if matches!(u.scheme(), "http" | "https") => {
+                if !u.username().is_empty() || u.password().is_some() {
+                    f.errors.push(
+                        Problem::at(
+                            &key("token_url"),
+                            "credentials in the URL would be printed and logged",
+                        )
+                        .hint("use `client_id` and `client_secret`"),
+                    );
+                }
+                if auth.token_insecure_skip_verify() && u.scheme() == "http" {
+                    f.errors.push(Problem::at(
+                        &key("token_insecure_skip_verify"),
+                        "an `http://` token_url has no certificate to verify",
+                    ));
+                }
+            }
+            Ok(u) => f.errors.push(Problem::at(
+                &key("token_url"),
+                format!(
+                    "scheme `{}` is not supported: use `http` or `https`",
+                    u.scheme()
+                ),
+            )),
+            Err(e) => f
+                .errors
+                .push(Problem::at(&key("token_url"), format!("not a URL: {e}"))),
+        }
+    }
+    if auth.kind == AuthKind::Oauth && auth.token_insecure_skip_verify() {
+        f.warnings.push(Problem::at(
+            &key("token_insecure_skip_verify"),
+            "certificate verification of the token endpoint is turned off: `client_secret` goes to whoever answers at `token_url`",
+        ));
     }
     if auth.kind == AuthKind::Mtls && tls.is_none_or(|t| t.client_cert.is_none()) {
         f.errors.push(
@@ -1051,6 +1105,11 @@ impl Config {
     pub(super) fn fill_defaults(&mut self) {
         let restore = &mut self.enterprise.schema_registry.restore;
         restore.rewrite_ids = Some(restore.rewrite_ids());
+        if let Some(auth) = &mut self.enterprise.schema_registry.auth
+            && auth.kind == AuthKind::Oauth
+        {
+            auth.token_insecure_skip_verify = Some(auth.token_insecure_skip_verify());
+        }
     }
 
     /// The configuration as `validate` prints it: resolved, secrets redacted.

@@ -127,6 +127,15 @@ fn read_pem(key: &str, path: &str) -> Result<Vec<u8>> {
     })
 }
 
+/// What every HTTP client of ours starts from: timeouts and user agent, and
+/// the TLS defaults (the system's CAs) until the caller changes them.
+pub(crate) fn client_builder(timeout: Duration) -> reqwest::ClientBuilder {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .connect_timeout(timeout.min(Duration::from_secs(10)))
+        .user_agent(concat!("kafka-backup/", env!("CARGO_PKG_VERSION")))
+}
+
 impl HttpRegistry {
     /// A client for the registry `config` describes (`url`, `auth`, `tls`,
     /// `request_timeout_secs`), with the default [`RetryPolicy`].
@@ -167,27 +176,26 @@ impl HttpRegistry {
             });
         }
         let timeout = Duration::from_secs(config.request_timeout_secs.max(1));
-        let mut builder = reqwest::Client::builder()
-            .timeout(timeout)
-            .connect_timeout(timeout.min(Duration::from_secs(10)))
-            .user_agent(concat!("kafka-backup/", env!("CARGO_PKG_VERSION")));
+        let mut builder = client_builder(timeout);
+        // the CA that signed the registry's certificate; the token endpoint trusts it too
+        let mut ca_certs = Vec::new();
         if let Some(tls) = &config.tls {
             if let Some(ca) = &tls.ca_cert {
                 let pem = read_pem("ca_cert", ca.as_str())?;
-                let certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
+                ca_certs = reqwest::Certificate::from_pem_bundle(&pem).map_err(|e| {
                     RegistryError::Config {
                         key: format!("{SR}.tls.ca_cert"),
                         message: format!("`{ca}` is not a PEM certificate bundle: {e}"),
                     }
                 })?;
-                if certs.is_empty() {
+                if ca_certs.is_empty() {
                     return Err(RegistryError::Config {
                         key: format!("{SR}.tls.ca_cert"),
                         message: format!("`{ca}` holds no certificate"),
                     });
                 }
-                // the CA that signed the registry's certificate, and only it
-                builder = builder.tls_certs_only(certs);
+                // for the registry, that CA and only it
+                builder = builder.tls_certs_only(ca_certs.iter().cloned());
             }
             match (&tls.client_cert, &tls.client_key) {
                 (Some(cert), Some(key)) => {
@@ -214,7 +222,7 @@ impl HttpRegistry {
             }
             if tls.insecure_skip_verify {
                 tracing::warn!(
-                    "`{SR}.tls.insecure_skip_verify` is set: the registry's certificate is not verified"
+                    "`{SR}.tls.insecure_skip_verify` is set: the registry's certificate is not verified (an oauth `token_url` still is)"
                 );
                 builder = builder.tls_danger_accept_invalid_certs(true);
             }
@@ -226,7 +234,7 @@ impl HttpRegistry {
         Ok(Self {
             http,
             base,
-            credentials: Credentials::from_config(config.auth.as_ref())?,
+            credentials: Credentials::from_config(config.auth.as_ref(), &ca_certs, timeout)?,
             retry: RetryPolicy::default(),
             requests: Arc::new(AtomicU64::new(0)),
         })
@@ -303,9 +311,7 @@ impl HttpRegistry {
                 }
                 Credentials::Bearer(token) => request.bearer_auth(token.expose()),
                 Credentials::OAuth(oauth) => {
-                    let token = oauth
-                        .token(&self.http, &self.requests, refused_token.as_ref())
-                        .await?;
+                    let token = oauth.token(&self.requests, refused_token.as_ref()).await?;
                     let request = request.bearer_auth(token.expose());
                     sent_token = Some(token);
                     request
@@ -988,6 +994,7 @@ mod tests {
                 client_id: Some(config::Text("backup-tool".into())),
                 client_secret: Some(config::Secret::new("s3cr3t&=")),
                 scope: Some(config::Text("schema-registry".into())),
+                token_insecure_skip_verify: None,
             }),
             ..Default::default()
         };
@@ -1038,6 +1045,7 @@ mod tests {
                 client_id: Some(config::Text("id".into())),
                 client_secret: Some(config::Secret::new("very-secret")),
                 scope: None,
+                token_insecure_skip_verify: None,
             }),
             ..Default::default()
         };
