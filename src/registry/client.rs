@@ -382,7 +382,8 @@ impl HttpRegistry {
                     RegistryError::Connect(Box::new(failure(None, None, transport_message(&e)))),
                 ),
             };
-            if !retry.should_retry(attempt, outcome) {
+            if !retry.should_retry(attempt, outcome) || !error.is_transient() {
+                // a refused certificate is refused again: no retry
                 return Err(error);
             }
             let delay = retry.delay_after(attempt, fastrand::f64(), retry_after);

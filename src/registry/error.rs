@@ -148,9 +148,14 @@ impl RegistryError {
     /// unhealthy, slow or unreachable (after every retry), or a token server
     /// failing so. Every other failure is permanent: the same request fails
     /// the same way until the configuration or the registry changes.
+    ///
+    /// A connection refused for its certificate (rustls says "invalid peer
+    /// certificate") is permanent: it fails the same way until `tls.ca_cert`
+    /// or the server's certificate changes.
     pub fn is_transient(&self) -> bool {
         use RegistryError::*;
         match self {
+            Connect(f) | Token(f) if f.message.contains("invalid peer certificate") => false,
             RateLimited(_) | Server(_) | Timeout(_) | Connect(_) => true,
             Token(f) => f.status.is_none_or(|s| s >= 500 || s == 429),
             _ => false,
@@ -204,6 +209,24 @@ impl RegistryError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_refused_certificate_is_permanent_a_refused_connection_is_not() {
+        let connect = |message: &str| Failure {
+            method: "GET".into(),
+            path: "/subjects".into(),
+            status: None,
+            code: None,
+            message: message.into(),
+            attempts: 5,
+        };
+        let refused = "connection failed: tcp connect error: Connection refused (os error 111)";
+        let cert = "connection failed: invalid peer certificate: UnknownIssuer";
+        assert!(RegistryError::Connect(Box::new(connect(refused))).is_transient());
+        assert!(RegistryError::Token(Box::new(connect(refused))).is_transient());
+        assert!(!RegistryError::Connect(Box::new(connect(cert))).is_transient());
+        assert!(!RegistryError::Token(Box::new(connect(cert))).is_transient());
+    }
 
     fn failure(status: u16, code: Option<i64>) -> Failure {
         Failure {
