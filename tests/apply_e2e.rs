@@ -310,3 +310,47 @@ async fn one_plan_applied_to_two_registries_in_the_same_state_registers_in_both(
     let printed = success(&apply(&plan_file, &drill_cfg, &["--registry-only"]));
     assert!(printed.contains("already applied"), "{printed}");
 }
+
+/// Issue 11's tampering: a plan file whose step was turned into a permanent
+/// delete, its digest computed again (a checksum, not a signature), is
+/// refused before any change because the planner would not make it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_plan_file_edited_and_sealed_again_is_refused_before_any_change() {
+    let dir = tempfile::tempdir().unwrap();
+    let _source = backup_of_fixture(dir.path()).await.0;
+    let target = Registry::start();
+    let other =
+        json!({"type": "record", "name": "Other", "fields": [{"name": "x", "type": "int"}]})
+            .to_string();
+    target
+        .register("other-value", json!({"schema": other}))
+        .await;
+    let (cfg, plan_file, _) = plan_into(dir.path(), &target);
+    let mut plan = kafka_backup::planfile::read(&std::fs::read(&plan_file).unwrap()).unwrap();
+    let step = plan
+        .steps
+        .iter_mut()
+        .find(|s| s.kind == kafka_backup::plan::StepKind::RestoreCompatibility)
+        .expect("the plan puts a level back");
+    step.kind = kafka_backup::plan::StepKind::DeleteSubject;
+    step.subject = Some("other-value".into());
+    step.request.method = "DELETE".into();
+    step.request.path = "/subjects/other-value?permanent=true".into();
+    step.request.body = None;
+    plan.digest = None;
+    std::fs::write(&plan_file, kafka_backup::planfile::write(&plan)).unwrap();
+    // the file reads as a sealed plan
+    success(&kafka_backup(&["show", plan_file.to_str().unwrap()]));
+
+    let out = apply(&plan_file, &cfg, &["--registry-only"]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("is not what the planner makes") && err.contains("make it again"),
+        "{err}"
+    );
+    assert_eq!(subjects(&target).await, json!(["other-value"]));
+    // the plan as made applies
+    let (cfg, plan_file, _) = plan_into(dir.path(), &target);
+    success(&apply(&plan_file, &cfg, &["--registry-only"]));
+}

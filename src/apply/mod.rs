@@ -44,6 +44,10 @@ pub enum ApplyError {
         "plan is stale: the target registry changed since the plan was made\n  planned against: {planned}\n  target now:      {current}\nhint: make the plan again and review it, or rerun with `--force` to apply it anyway"
     )]
     Stale { planned: String, current: String },
+    #[error(
+        "the plan file is not what the planner makes from this backup and this target with the plan's options: {what}\nhint: a plan file is reviewed, not edited: make it again with `kafka-backup plan` (it was made by kafka-backup {tool_version}; another version may plan differently) and review that one"
+    )]
+    NotDerived { what: String, tool_version: String },
     #[error(transparent)]
     Journal(#[from] JournalError),
     #[error("{}", step_failure(.step, .error, .hint, .cleanup))]
@@ -175,6 +179,66 @@ pub fn check_applicable(
             planned: plan.target_fingerprint.clone(),
             current: current_fingerprint.to_owned(),
         });
+    }
+    Ok(())
+}
+
+/// Refuses a plan file that is not what the planner makes: the pure planner
+/// is run again on the backup's snapshot and the target's (the one the plan
+/// was made against: the caller has compared the fingerprints) with the
+/// plan's own options, and every step, conflict, subject summary and ID
+/// mapping must come out the same. A plan file is then a review artifact: it
+/// cannot carry a step the planner would not make (its digest is a checksum,
+/// not a signature, so anyone can edit a file and seal it again).
+pub fn check_rederived(
+    plan: &Plan,
+    backup: &RegistrySnapshot,
+    target: &RegistrySnapshot,
+) -> Result<(), ApplyError> {
+    let not_derived = |what: String| ApplyError::NotDerived {
+        what,
+        tool_version: plan.tool_version.clone(),
+    };
+    let fresh = crate::plan::plan(backup, target, &plan.options)
+        .map_err(|e| not_derived(format!("the planner refuses its options: {e}")))?;
+    let shown = |s: &Step| format!("step {}: {}", s.id, s.reason);
+    let longest = plan.steps.len().max(fresh.steps.len());
+    for i in 0..longest {
+        match (plan.steps.get(i), fresh.steps.get(i)) {
+            (Some(a), Some(b)) if a == b => {}
+            (Some(a), Some(b)) => {
+                return Err(not_derived(format!(
+                    "the file's {} is, as the planner makes it, {}",
+                    shown(a),
+                    shown(b)
+                )));
+            }
+            (Some(a), None) => {
+                return Err(not_derived(format!(
+                    "the file's {} is not made by the planner",
+                    shown(a)
+                )));
+            }
+            (None, Some(b)) => {
+                return Err(not_derived(format!("the file lacks {}", shown(b))));
+            }
+            (None, None) => unreachable!("i is below the longer length"),
+        }
+    }
+    let parts = [
+        ("conflicts", plan.conflicts != fresh.conflicts),
+        ("subjects", plan.subjects != fresh.subjects),
+        ("id_mapping", plan.id_mapping != fresh.id_mapping),
+        ("totals", plan.totals != fresh.totals),
+        (
+            "backup_fingerprint",
+            plan.backup_fingerprint != fresh.backup_fingerprint,
+        ),
+    ];
+    if let Some((name, _)) = parts.iter().find(|(_, differs)| *differs) {
+        return Err(not_derived(format!(
+            "its `{name}` differ from what the planner makes"
+        )));
     }
     Ok(())
 }
@@ -939,6 +1003,54 @@ mod tests {
             ..PlanOptions::default()
         };
         plan(&backup, &RegistrySnapshot::default(), &options).unwrap()
+    }
+
+    fn shifted_backup() -> RegistrySnapshot {
+        serde_json::from_str(include_str!("../../fixtures/plan/shifted-ids/backup.json")).unwrap()
+    }
+
+    #[test]
+    fn a_plan_is_applied_only_as_the_planner_makes_it() {
+        let backup = shifted_backup();
+        let target = RegistrySnapshot::default();
+        let plan = shifted(false);
+        check_rederived(&plan, &backup, &target).unwrap();
+
+        // the tampering: a settings step turned into a permanent delete
+        let mut edited = plan.clone();
+        let step = edited
+            .steps
+            .iter_mut()
+            .find(|s| s.kind == StepKind::RestoreCompatibility)
+            .unwrap();
+        step.kind = StepKind::DeleteSubject;
+        step.request.method = "DELETE".into();
+        step.request.path = "/subjects/orders-value?permanent=true".into();
+        step.request.body = None;
+        let id = step.id;
+        let err = check_rederived(&edited, &backup, &target).unwrap_err();
+        assert!(
+            matches!(&err, ApplyError::NotDerived { what, .. } if what.contains(&format!("step {id}"))),
+            "{err}"
+        );
+
+        // a step added, a step taken away, another option
+        let mut added = plan.clone();
+        added.steps.push(plan.steps[0].clone());
+        assert!(check_rederived(&added, &backup, &target).is_err());
+        let mut removed = plan.clone();
+        removed.steps.pop();
+        assert!(check_rederived(&removed, &backup, &target).is_err());
+        let mut other = plan.clone();
+        other.options.force_ids = true;
+        assert!(check_rederived(&other, &backup, &target).is_err());
+        // an ID mapping that sends records elsewhere
+        let mut remapped = plan.clone();
+        let first = remapped.id_mapping.values_mut().next().unwrap();
+        let entry = first.values_mut().next().unwrap();
+        entry.target_id = TargetId::Known(999);
+        let err = check_rederived(&remapped, &backup, &target).unwrap_err();
+        assert!(err.to_string().contains("`id_mapping`"), "{err}");
     }
 
     fn run(

@@ -349,7 +349,7 @@ fn apply_registry(
     let digest = plan.digest.clone().expect("a read plan has its digest");
     let mut journals = JournalStore::new(store.clone(), backup_id, &target_name(cfg), &digest);
     // the plan must come from this backup: its registry state, as planned
-    let (_, schemas) = runtime.block_on(gather::backup_snapshot(cfg))?;
+    let (backup, schemas) = runtime.block_on(gather::backup_snapshot(cfg))?;
     if schemas.fingerprint != plan.backup_fingerprint {
         anyhow::bail!(
             "the plan was made from another backup state: it names backup fingerprint `{}`, backup `{backup_id}` has `{}`\nhint: check `backup_id` and `storage` in `{}`, or plan again",
@@ -409,6 +409,15 @@ fn apply_registry(
     }
     let resuming = existing.is_some();
     apply::check_applicable(plan, &target.fingerprint(), resuming, args.force)?;
+    if plan.target_fingerprint == target.fingerprint() {
+        // the steps must be the planner's own (a resumed plan was checked
+        // when its apply began, against the target as it was then)
+        apply::check_rederived(plan, &backup, &target)?;
+    } else if !resuming {
+        eprintln!(
+            "warning: with the target changed since the plan (--force), the plan's steps cannot be checked against the planner: they run as the file says"
+        );
+    }
     if resuming {
         eprintln!(
             "resuming from the journal `{}` (the target moved since the plan: expected after a partial apply)",
