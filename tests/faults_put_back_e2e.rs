@@ -280,6 +280,15 @@ async fn fault_apply_killed_then_put_back_leaves_nothing_temporary_and_registers
 
     // the configuration the killed apply ran with (journals are kept per target URL)
     let cfg = t.through_proxy.to_str().unwrap();
+    // a plan made now would take the temporary levels for the target's own
+    let planned = kafka_backup(&["plan", "-c", cfg]);
+    let err = stderr(&planned);
+    assert_eq!(planned.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("left temporary settings in the target")
+            && err.contains(&format!("kafka-backup put-back -c {cfg}")),
+        "{err}"
+    );
     // what it would do, changing nothing
     let dry = success(&kafka_backup(&["put-back", "-c", cfg, "--dry-run"]));
     assert!(dry.contains("they would be put back"), "{dry}");

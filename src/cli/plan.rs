@@ -58,6 +58,9 @@ pub fn run(args: &PlanArgs) -> anyhow::Result<ExitCode> {
     let cfg = &loaded.config;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let (plan, target) = make(cfg, &runtime)?;
+    if cfg.enterprise.schema_registry.enabled && refuse_temporary_target(cfg, &runtime, args)? {
+        return Ok(ExitCode::FAILURE);
+    }
 
     if let Some(out) = &args.out {
         let bytes = planfile::write(&plan);
@@ -96,6 +99,37 @@ pub fn run(args: &PlanArgs) -> anyhow::Result<ExitCode> {
         return Ok(ExitCode::from(CHANGES));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Whether interrupted applies of this backup left temporary settings in the
+/// target: a plan made against them would take them for the target's own
+/// (and keep them), so none is written.
+fn refuse_temporary_target(
+    cfg: &config::Config,
+    runtime: &tokio::runtime::Runtime,
+    args: &PlanArgs,
+) -> anyhow::Result<bool> {
+    let store = crate::storage::Location::from_config(cfg.storage.as_ref())?.open()?;
+    let backup_id = super::backup_id(cfg, "plan", "the backup to restore")?;
+    let left = super::put_back::find(cfg, runtime, &store, &backup_id, None)?;
+    if left.is_empty() {
+        return Ok(false);
+    }
+    let mut listed = String::new();
+    for run in &left {
+        for step in run.pending() {
+            listed.push_str(&format!(
+                "\n  - {} (journal `{}`)",
+                crate::apply::describe(step),
+                run.journals.display("journal.json")
+            ));
+        }
+    }
+    eprintln!(
+        "error: an interrupted apply of backup `{backup_id}` left temporary settings in the target, and a plan made now would take them for the target's own:{listed}\nhint: put them back first with `kafka-backup put-back -c {}`, then plan again",
+        args.config.display()
+    );
+    Ok(true)
 }
 
 pub fn show(args: &ShowArgs) -> anyhow::Result<ExitCode> {

@@ -11,8 +11,9 @@ use anyhow::Context;
 
 use super::PutBackArgs;
 use super::apply::{registry_lease, target_name};
-use crate::apply::{self, JournalStore};
+use crate::apply::{self, Journal, JournalStore};
 use crate::config::Config;
+use crate::plan::Plan;
 use crate::planfile;
 use crate::registry::HttpRegistry;
 use crate::storage::{Location, Store};
@@ -69,30 +70,41 @@ pub fn run(args: &PutBackArgs) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-/// Puts back what interrupted applies of this backup (killed, or on a lost
-/// machine) left temporary in this target registry: every unfinished journal
-/// of another plan than `except` that names this target and has temporary
-/// modes or levels not yet put back. With `dry_run`, only says so. Returns
-/// how many temporary settings were found, and those still in the target
-/// after the put-back (empty: none is left).
-pub(super) fn interrupted(
+/// An unfinished apply journal of this backup and target whose temporary
+/// settings are not all put back.
+pub(super) struct Interrupted {
+    pub journals: JournalStore,
+    pub journal: Journal,
+    pub plan: Plan,
+    /// Its plan's digest, shortened for people.
+    pub short: String,
+}
+
+impl Interrupted {
+    /// The put-back steps still to run.
+    pub fn pending(&self) -> Vec<&crate::plan::Step> {
+        apply::outstanding(&self.plan, &self.journal)
+    }
+}
+
+/// The unfinished journals of applies of this backup (killed, or on a lost
+/// machine) that left temporary settings in this target registry, except the
+/// one of the plan `except`.
+pub(super) fn find(
     cfg: &Config,
     runtime: &tokio::runtime::Runtime,
     store: &Store,
     backup_id: &str,
     except: Option<&str>,
-    dry_run: bool,
-) -> anyhow::Result<(usize, Vec<String>)> {
+) -> anyhow::Result<Vec<Interrupted>> {
     let target = target_name(cfg);
-    let mut client = None;
-    let mut found = 0;
-    let mut left = Vec::new();
+    let mut out = Vec::new();
     for digest in runtime.block_on(apply::journal::applied_plans(store, backup_id, &target))? {
         if Some(digest.as_str()) == except {
             continue;
         }
         let mut journals = JournalStore::new(store.clone(), backup_id, &target, &digest);
-        let Some(mut journal) = runtime.block_on(journals.load())? else {
+        let Some(journal) = runtime.block_on(journals.load())? else {
             continue;
         };
         if journal.finished || journal.target.as_deref() != Some(target.as_str()) {
@@ -107,27 +119,51 @@ pub(super) fn interrupted(
         };
         let plan = planfile::read(&bytes)
             .with_context(|| format!("reading `{}`", journals.display("plan.json")))?;
-        let pending = apply::outstanding(&plan, &journal);
-        if pending.is_empty() {
-            continue;
+        let found = Interrupted {
+            journals,
+            journal,
+            plan,
+            short: digest[..digest.len().min(12)].to_owned(),
+        };
+        if !found.pending().is_empty() {
+            out.push(found);
         }
-        found += pending.len();
-        let short = &digest[..digest.len().min(12)];
+    }
+    Ok(out)
+}
+
+/// Puts back what interrupted applies of this backup left temporary in this
+/// target registry (see [`find`]). With `dry_run`, only says so. Returns how
+/// many temporary settings were found, and those still in the target after
+/// the put-back (empty: none is left).
+pub(super) fn interrupted(
+    cfg: &Config,
+    runtime: &tokio::runtime::Runtime,
+    store: &Store,
+    backup_id: &str,
+    except: Option<&str>,
+    dry_run: bool,
+) -> anyhow::Result<(usize, Vec<String>)> {
+    let mut client = None;
+    let mut found = 0;
+    let mut left = Vec::new();
+    for mut run in find(cfg, runtime, store, backup_id, except)? {
+        let pending = run.pending().len();
+        found += pending;
+        let journal_file = run.journals.display("journal.json");
         if dry_run {
             println!(
-                "An interrupted apply (plan {short}, journal `{}`) left {} temporary setting(s) in the target; they would be put back:",
-                journals.display("journal.json"),
-                pending.len()
+                "An interrupted apply (plan {}, journal `{journal_file}`) left {pending} temporary setting(s) in the target; they would be put back:",
+                run.short
             );
-            for step in pending {
+            for step in run.pending() {
                 println!("  {}", apply::describe(step));
             }
             continue;
         }
         eprintln!(
-            "an interrupted apply (plan {short}, journal `{}`) left {} temporary setting(s) in the target; putting them back",
-            journals.display("journal.json"),
-            pending.len()
+            "an interrupted apply (plan {}, journal `{journal_file}`) left {pending} temporary setting(s) in the target; putting them back",
+            run.short
         );
         let client = match &client {
             Some(c) => c,
@@ -136,14 +172,14 @@ pub(super) fn interrupted(
         let mut log = |line: String| eprintln!("{line}");
         let done = runtime.block_on(apply::put_back_interrupted(
             client,
-            &plan,
-            &mut journal,
+            &run.plan,
+            &mut run.journal,
             &mut log,
         ));
         for line in &done.lines {
             eprintln!("  put back: {line}");
         }
-        runtime.block_on(journals.save(&journal))?;
+        runtime.block_on(run.journals.save(&run.journal))?;
         left.extend(done.left);
     }
     Ok((found, left))
