@@ -277,3 +277,24 @@ fn a_bad_secret_value_is_not_echoed_in_the_error() {
         assert!(err.contains("not shown"), "{err}");
     }
 }
+
+#[test]
+fn a_secret_of_the_wrong_type_is_not_echoed_in_the_error() {
+    // TOML has numbers and booleans, which serde's message would quote
+    for toml in [
+        "[enterprise.schema_registry.auth]\ntype = \"basic\"\nusername = \"u\"\npassword = 713371337133\n",
+        "[enterprise.schema_registry.auth]\ntype = \"bearer\"\ntoken = 7133.7133\n",
+        "[source.properties]\n\"sasl.password\" = 713371337133\n",
+        "[storage.options]\naws_secret_access_key = 713371337133\n",
+    ] {
+        let err = error(toml, Format::Toml);
+        assert!(!err.contains("7133"), "{err}");
+        assert!(err.contains("expected a string, found"), "{err}");
+        assert!(err.contains("hint: quote the value"), "{err}");
+    }
+    // a number in YAML is the string it is written as
+    let yaml = "enterprise:\n  schema_registry:\n    auth:\n      type: basic\n      username: u\n      password: 713371337133\n";
+    let loaded = parse_text(yaml, Format::Yaml).unwrap();
+    let auth = loaded.config.enterprise.schema_registry.auth.unwrap();
+    assert_eq!(auth.password.unwrap().expose(), "713371337133");
+}

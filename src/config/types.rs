@@ -132,7 +132,7 @@ pub struct ClientProperty(pub Text);
 
 impl<'de> Deserialize<'de> for ClientProperty {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let raw = String::deserialize(deserializer)?;
+        let raw = super::values::secret_text(deserializer)?;
         super::values::expand_secret(&raw)
             .map(|v| ClientProperty(Text(v)))
             .map_err(serde::de::Error::custom)
