@@ -821,7 +821,7 @@ pub(super) fn check(config: &Config) -> Findings {
     if let Some(url) = &sr.url {
         match url::Url::parse(url.as_str()) {
             Ok(u) if matches!(u.scheme(), "http" | "https") => {
-                if !u.username().is_empty() || u.password().is_some() {
+                if has_userinfo(&u) {
                     f.errors.push(
                         Problem::at(
                             &format!("{SR}.url"),
@@ -955,10 +955,18 @@ fn check_auth(f: &mut Findings, auth: &Auth, tls: Option<&Tls>) {
             ));
         }
     }
-    if let Some(url) = &auth.token_url
-        && url::Url::parse(url.as_str()).is_err()
-    {
-        f.errors.push(Problem::at(&key("token_url"), "not a URL"));
+    if let Some(url) = &auth.token_url {
+        match url::Url::parse(url.as_str()) {
+            Err(_) => f.errors.push(Problem::at(&key("token_url"), "not a URL")),
+            Ok(u) if has_userinfo(&u) => f.errors.push(
+                Problem::at(
+                    &key("token_url"),
+                    "credentials in the URL would be printed and logged",
+                )
+                .hint("the client authenticates with `client_id` and `client_secret`"),
+            ),
+            Ok(_) => {}
+        }
     }
     if auth.kind == AuthKind::Mtls && tls.is_none_or(|t| t.client_cert.is_none()) {
         f.errors.push(
@@ -971,7 +979,23 @@ fn check_auth(f: &mut Findings, auth: &Auth, tls: Option<&Tls>) {
     }
 }
 
+/// Whether a URL carries a user name or password (`https://user:pw@host`).
+fn has_userinfo(url: &url::Url) -> bool {
+    !url.username().is_empty() || url.password().is_some()
+}
+
 fn check_storage(f: &mut Findings, storage: &Storage) {
+    if let Some(endpoint) = &storage.endpoint
+        && url::Url::parse(endpoint.as_str()).is_ok_and(|u| has_userinfo(&u))
+    {
+        f.errors.push(
+            Problem::at(
+                "storage.endpoint",
+                "credentials in the URL would be printed and logged",
+            )
+            .hint("use the usual environment variables or `storage.options`"),
+        );
+    }
     if let Some(url) = &storage.url {
         for (name, set) in [
             ("backend", storage.backend.is_some()),
@@ -1065,7 +1089,12 @@ impl Config {
         for (pointer, safe) in sections {
             if let Some(map) = value.pointer_mut(pointer).and_then(|v| v.as_object_mut()) {
                 for (k, v) in map.iter_mut() {
-                    if !safe(k) {
+                    // a URL is safe to show, unless it carries a password
+                    let userinfo = v
+                        .as_str()
+                        .and_then(|text| url::Url::parse(text).ok())
+                        .is_some_and(|u| has_userinfo(&u));
+                    if !safe(k) || userinfo {
                         *v = serde_json::Value::String(super::REDACTED.into());
                     }
                 }
