@@ -11,7 +11,7 @@ use rdkafka::admin::{AdminClient, AdminOptions, ConfigSource, ResourceSpecifier}
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 
-use crate::config::{ClientProperty, Glob, OneOrMany, Text, TopicSelection};
+use crate::config::{ClientProperty, Glob, OneOrMany, REDACTED, Text, TopicSelection};
 
 /// How long one metadata or admin request may take.
 pub const REQUEST_TIMEOUT: Duration = Duration::from_secs(30);
@@ -41,6 +41,26 @@ pub enum KafkaError {
     },
     #[error("cannot describe the configs of topic `{topic}`: {reason}")]
     DescribeConfigs { topic: String, reason: String },
+}
+
+/// `error` without the value of a client property librdkafka refused, unless
+/// the property is known to hold nothing secret: the refusal
+/// (`ClientConfig`: a misspelled `sasl.pasword`, a property this build of
+/// librdkafka lacks) carries the value, which may be a password.
+pub fn redact_config_error(error: rdkafka::error::KafkaError) -> rdkafka::error::KafkaError {
+    match error {
+        rdkafka::error::KafkaError::ClientConfig(code, description, key, value)
+            if !ClientProperty::is_safe_kafka(&key) =>
+        {
+            let description = if value.is_empty() {
+                description
+            } else {
+                description.replace(&value, REDACTED)
+            };
+            rdkafka::error::KafkaError::ClientConfig(code, description, key, REDACTED.to_owned())
+        }
+        other => other,
+    }
 }
 
 /// Client context that does not report reaching the end of a partition as an
@@ -102,6 +122,15 @@ impl Cluster {
         })
     }
 
+    /// Why a client of this cluster could not be created, with no secret
+    /// property value in it ([`redact_config_error`]).
+    pub fn client_error(&self, source: rdkafka::error::KafkaError) -> KafkaError {
+        KafkaError::Client {
+            servers: self.servers.clone(),
+            source: redact_config_error(source),
+        }
+    }
+
     /// A client configuration with the user's properties on top of ours.
     pub fn client_config(&self, ours: &[(&str, &str)]) -> ClientConfig {
         let mut config = ClientConfig::new();
@@ -125,10 +154,7 @@ impl Cluster {
     pub fn metadata_consumer(&self) -> Result<BaseConsumer, KafkaError> {
         self.client_config(&[("enable.auto.commit", "false")])
             .create()
-            .map_err(|source| KafkaError::Client {
-                servers: self.servers.clone(),
-                source,
-            })
+            .map_err(|source| self.client_error(source))
     }
 
     /// Like [`Cluster::metadata_consumer`], with the isolation level set
@@ -143,19 +169,13 @@ impl Cluster {
             "read_uncommitted"
         };
         config.set("isolation.level", level);
-        config.create().map_err(|source| KafkaError::Client {
-            servers: self.servers.clone(),
-            source,
-        })
+        config.create().map_err(|source| self.client_error(source))
     }
 
     pub fn admin(&self) -> Result<AdminClient<DefaultClientContext>, KafkaError> {
         self.client_config(&[])
             .create()
-            .map_err(|source| KafkaError::Client {
-                servers: self.servers.clone(),
-                source,
-            })
+            .map_err(|source| self.client_error(source))
     }
 }
 
@@ -356,5 +376,40 @@ mod tests {
         let c = Cluster::new("source", &servers, &BTreeMap::new()).unwrap();
         assert_eq!(c.servers, "a:9092,b:9092,c:9092");
         assert!(Cluster::new("source", &OneOrMany(vec![]), &BTreeMap::new()).is_err());
+    }
+
+    /// A cluster whose properties are `props`.
+    fn cluster(props: &[(&str, &str)]) -> Cluster {
+        let properties = props
+            .iter()
+            .map(|(k, v)| (k.to_string(), ClientProperty(Text(v.to_string()))))
+            .collect();
+        Cluster::new(
+            "source",
+            &OneOrMany(vec![Text("a:9092".into())]),
+            &properties,
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn a_refused_property_shows_its_name_but_not_a_secret_value() {
+        // misspelled, and one this build of librdkafka does not have: the
+        // refusal names the property, never its value
+        for key in ["sasl.pasword", "sasl.oauthbearer.client.secret"] {
+            let Err(err) = cluster(&[(key, "hunter2-pw")]).metadata_consumer() else {
+                panic!("librdkafka should refuse `{key}`");
+            };
+            let shown = err.to_string();
+            assert!(shown.contains(key), "{shown}");
+            assert!(!shown.contains("hunter2"), "{shown}");
+            assert!(!format!("{err:?}").contains("hunter2"), "{err:?}");
+        }
+        // the value of a property known to hold nothing secret still helps
+        let Err(err) = cluster(&[("acks", "most")]).admin() else {
+            panic!("librdkafka should refuse `acks: most`");
+        };
+        let shown = err.to_string();
+        assert!(shown.contains("most"), "{shown}");
     }
 }

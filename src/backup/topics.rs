@@ -351,7 +351,7 @@ fn open_consumer(
         // whatever the user's properties say: aborted records are never backed up
         .set("isolation.level", "read_committed")
         .create_with_context(EofIsNormal)
-        .map_err(|e| kafka_err(e.to_string()))?;
+        .map_err(|e| kafka_err(crate::kafka::redact_config_error(e).to_string()))?;
     let mut assignment = TopicPartitionList::new();
     assignment
         .add_partition_offset(&job.topic, job.partition, Offset::Offset(offset))

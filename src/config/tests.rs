@@ -359,3 +359,69 @@ enterprise:
     let auth = basic.config.enterprise.schema_registry.auth.unwrap();
     assert_eq!(auth.token_insecure_skip_verify, None);
 }
+
+#[test]
+fn a_secret_of_the_wrong_type_is_not_echoed_in_the_error() {
+    // TOML has numbers and booleans, which serde's message would quote
+    for toml in [
+        "[enterprise.schema_registry.auth]\ntype = \"basic\"\nusername = \"u\"\npassword = 713371337133\n",
+        "[enterprise.schema_registry.auth]\ntype = \"bearer\"\ntoken = 7133.7133\n",
+        "[source.properties]\n\"sasl.password\" = 713371337133\n",
+        "[storage.options]\naws_secret_access_key = 713371337133\n",
+    ] {
+        let err = error(toml, Format::Toml);
+        assert!(!err.contains("7133"), "{err}");
+        assert!(err.contains("expected a string, found"), "{err}");
+        assert!(err.contains("hint: quote the value"), "{err}");
+    }
+    // a number in YAML is the string it is written as
+    let yaml = "enterprise:\n  schema_registry:\n    auth:\n      type: basic\n      username: u\n      password: 713371337133\n";
+    let loaded = parse_text(yaml, Format::Yaml).unwrap();
+    let auth = loaded.config.enterprise.schema_registry.auth.unwrap();
+    assert_eq!(auth.password.unwrap().expose(), "713371337133");
+}
+
+#[test]
+fn credentials_in_a_url_are_refused_or_not_printed() {
+    // refused where a URL of ours is configured
+    for (yaml, key) in [
+        (
+            "enterprise:\n  schema_registry:\n    url: https://u:S3CR3T-url@r:8081\n",
+            "`enterprise.schema_registry.url`",
+        ),
+        (
+            "enterprise:\n  schema_registry:\n    url: https://r:8081\n    auth:\n      type: oauth\n      token_url: https://cid:S3CR3T-token-url@idp/token\n      client_id: cid\n      client_secret: s\n",
+            "`enterprise.schema_registry.auth.token_url`",
+        ),
+        (
+            "storage:\n  backend: s3\n  bucket: b\n  endpoint: http://ak:S3CR3T-endpoint@127.0.0.1:9000\n",
+            "`storage.endpoint`",
+        ),
+    ] {
+        let err = error(yaml, Format::Yaml);
+        assert!(!err.contains("S3CR3T"), "{err}");
+        assert!(
+            err.contains(&format!(
+                "{key}: credentials in the URL would be printed and logged"
+            )),
+            "{err}"
+        );
+    }
+    // passed on, but not printed, where librdkafka or object_store reads it
+    let yaml = "\
+source:
+  bootstrap_servers: a:9092
+  properties:
+    sasl.oauthbearer.token.endpoint.url: https://cid:S3CR3T-rdkafka@idp/token
+    sasl.oauthbearer.method: oidc
+storage:
+  backend: s3
+  bucket: b
+  options:
+    aws_endpoint: http://ak:S3CR3T-option@127.0.0.1:9000
+    aws_metadata_endpoint: http://169.254.169.254
+";
+    let out = resolved(&parse_text(yaml, Format::Yaml).unwrap());
+    assert!(!out.contains("S3CR3T"), "{out}");
+    assert!(out.contains("http://169.254.169.254"), "{out}");
+}

@@ -132,7 +132,7 @@ pub struct ClientProperty(pub Text);
 
 impl<'de> Deserialize<'de> for ClientProperty {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let raw = String::deserialize(deserializer)?;
+        let raw = super::values::secret_text(deserializer)?;
         super::values::expand_secret(&raw)
             .map(|v| ClientProperty(Text(v)))
             .map_err(serde::de::Error::custom)
@@ -833,7 +833,7 @@ pub(super) fn check(config: &Config) -> Findings {
     if let Some(url) = &sr.url {
         match url::Url::parse(url.as_str()) {
             Ok(u) if matches!(u.scheme(), "http" | "https") => {
-                if !u.username().is_empty() || u.password().is_some() {
+                if has_userinfo(&u) {
                     f.errors.push(
                         Problem::at(
                             &format!("{SR}.url"),
@@ -1025,7 +1025,23 @@ fn check_auth(f: &mut Findings, auth: &Auth, tls: Option<&Tls>) {
     }
 }
 
+/// Whether a URL carries a user name or password (`https://user:pw@host`).
+fn has_userinfo(url: &url::Url) -> bool {
+    !url.username().is_empty() || url.password().is_some()
+}
+
 fn check_storage(f: &mut Findings, storage: &Storage) {
+    if let Some(endpoint) = &storage.endpoint
+        && url::Url::parse(endpoint.as_str()).is_ok_and(|u| has_userinfo(&u))
+    {
+        f.errors.push(
+            Problem::at(
+                "storage.endpoint",
+                "credentials in the URL would be printed and logged",
+            )
+            .hint("use the usual environment variables or `storage.options`"),
+        );
+    }
     if let Some(url) = &storage.url {
         for (name, set) in [
             ("backend", storage.backend.is_some()),
@@ -1124,7 +1140,12 @@ impl Config {
         for (pointer, safe) in sections {
             if let Some(map) = value.pointer_mut(pointer).and_then(|v| v.as_object_mut()) {
                 for (k, v) in map.iter_mut() {
-                    if !safe(k) {
+                    // a URL is safe to show, unless it carries a password
+                    let userinfo = v
+                        .as_str()
+                        .and_then(|text| url::Url::parse(text).ok())
+                        .is_some_and(|u| has_userinfo(&u));
+                    if !safe(k) || userinfo {
                         *v = serde_json::Value::String(super::REDACTED.into());
                     }
                 }

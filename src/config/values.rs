@@ -47,6 +47,52 @@ pub fn expand_secret(raw: &str) -> Result<String, String> {
     expand_inner(raw).map_err(|e| e.message(None))
 }
 
+/// The raw text of a value that may be a credential. A value of another type
+/// (a TOML integer, a boolean) is refused without being quoted, where serde's
+/// own message would show it (``invalid type: integer `123456` ``).
+pub(crate) fn secret_text<'de, D: Deserializer<'de>>(deserializer: D) -> Result<String, D::Error> {
+    struct V;
+    fn refuse<E: de::Error>(found: &str) -> E {
+        E::custom(format!(
+            "expected a string, found {found} (not shown: it may be a secret)\nhint: quote the value"
+        ))
+    }
+    impl Visitor<'_> for V {
+        type Value = String;
+        fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+            f.write_str("a string")
+        }
+        fn visit_str<E: de::Error>(self, v: &str) -> Result<String, E> {
+            Ok(v.to_owned())
+        }
+        fn visit_string<E: de::Error>(self, v: String) -> Result<String, E> {
+            Ok(v)
+        }
+        fn visit_bool<E: de::Error>(self, _: bool) -> Result<String, E> {
+            Err(refuse("a boolean"))
+        }
+        fn visit_i64<E: de::Error>(self, _: i64) -> Result<String, E> {
+            Err(refuse("an integer"))
+        }
+        fn visit_i128<E: de::Error>(self, _: i128) -> Result<String, E> {
+            Err(refuse("an integer"))
+        }
+        fn visit_u64<E: de::Error>(self, _: u64) -> Result<String, E> {
+            Err(refuse("an integer"))
+        }
+        fn visit_u128<E: de::Error>(self, _: u128) -> Result<String, E> {
+            Err(refuse("an integer"))
+        }
+        fn visit_f64<E: de::Error>(self, _: f64) -> Result<String, E> {
+            Err(refuse("a number"))
+        }
+        fn visit_bytes<E: de::Error>(self, _: &[u8]) -> Result<String, E> {
+            Err(refuse("bytes"))
+        }
+    }
+    deserializer.deserialize_string(V)
+}
+
 /// Why `${...}` expansion failed.
 enum ExpandError {
     Unclosed,
@@ -173,7 +219,7 @@ impl fmt::Debug for Secret {
 
 impl<'de> Deserialize<'de> for Secret {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let raw = String::deserialize(deserializer)?;
+        let raw = secret_text(deserializer)?;
         expand_secret(&raw).map(Secret).map_err(de::Error::custom)
     }
 }

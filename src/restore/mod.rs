@@ -942,10 +942,7 @@ impl Worker {
             .set("max.in.flight.requests.per.connection", "5");
         let producer = config
             .create_with_context(Deliveries::default())
-            .map_err(|source| KafkaError::Client {
-                servers: cluster.servers.clone(),
-                source,
-            })?;
+            .map_err(|source| cluster.client_error(source))?;
         Ok(Self {
             producer,
             metadata: cluster.metadata_consumer()?,

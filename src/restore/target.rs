@@ -55,10 +55,7 @@ pub fn consumer(cluster: &Cluster) -> Result<BaseConsumer<EofIsNormal>, KafkaErr
             ("queued.max.messages.kbytes", "65536"),
         ])
         .create_with_context(EofIsNormal)
-        .map_err(|source| KafkaError::Client {
-            servers: cluster.servers.clone(),
-            source,
-        })
+        .map_err(|source| cluster.client_error(source))
 }
 
 /// The records of a target partition from `next` up to `high` (the high

@@ -5,6 +5,7 @@
 pub mod broker;
 pub mod matrix;
 pub mod records;
+pub mod secrets;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -114,14 +115,24 @@ pub async fn create_topic(name: &str, partitions: i32, extra: &[(&str, &str)]) {
 pub struct Registry {
     child: std::process::Child,
     pub url: String,
+    /// The `Authorization` header [`Registry::call`] sends, for a registry
+    /// started with `--basic-auth` or `--bearer-token`.
+    pub authorization: Option<String>,
 }
 
 impl Registry {
     pub fn start() -> Self {
+        Self::start_with(&[])
+    }
+
+    /// A registry started with extra flags (`--basic-auth USER:PASSWORD`,
+    /// `--bearer-token TOKEN`).
+    pub fn start_with(args: &[&str]) -> Self {
         use std::io::BufRead;
         let bin = ground("SR_BIN");
         let mut child = Command::new(&bin)
             .args(["--listen", "127.0.0.1:0"])
+            .args(args)
             .stdout(std::process::Stdio::piped())
             .stderr(std::process::Stdio::null())
             .spawn()
@@ -135,7 +146,11 @@ impl Registry {
             .strip_prefix("listening on ")
             .unwrap_or_else(|| panic!("unexpected first line from the registry: {line:?}"))
             .to_owned();
-        Self { child, url }
+        Self {
+            child,
+            url,
+            authorization: None,
+        }
     }
 
     /// Sends a request and gives the status and the JSON body.
@@ -148,6 +163,9 @@ impl Registry {
         let mut request = reqwest::Client::new()
             .request(method, format!("{}{path}", self.url))
             .header("Content-Type", "application/vnd.schemaregistry.v1+json");
+        if let Some(authorization) = &self.authorization {
+            request = request.header("Authorization", authorization);
+        }
         if let Some(body) = body {
             request = request.body(body.to_string());
         }
