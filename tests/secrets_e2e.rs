@@ -525,6 +525,8 @@ async fn every_command_at_trace_level_leaks_no_credential() {
     // after the restore: a plan with nothing to do, a list with its journal
     leaks.ok(&["plan", "-c", restore_cfg, "--format", "json"], &[]);
     leaks.ok(&["list", "--path", store_path, "--format", "json"], &[]);
+    leaks.ok(&["put-back", "-c", restore_cfg, "--dry-run"], &[]);
+    leaks.ok(&["put-back", "-c", restore_cfg], &[]);
 
     assert!(
         token_requests.load(Ordering::SeqCst) > 0,
