@@ -354,3 +354,44 @@ async fn a_plan_file_edited_and_sealed_again_is_refused_before_any_change() {
     let (cfg, plan_file, _) = plan_into(dir.path(), &target);
     success(&apply(&plan_file, &cfg, &["--registry-only"]));
 }
+
+/// `restore.id_mapping: false` keeps no ID map: the schemas are restored, no
+/// `id-map.json` is written and none is printed.
+#[tokio::test(flavor = "multi_thread")]
+async fn id_mapping_false_writes_no_id_map() {
+    let dir = tempfile::tempdir().unwrap();
+    let _source = backup_of_fixture(dir.path()).await.0;
+    let target = Registry::start();
+    let cfg = write(
+        dir.path(),
+        "no-map.yaml",
+        &format!(
+            "mode: restore\nbackup_id: seed-example\nstorage:\n  path: {}\nenterprise:\n  schema_registry:\n    enabled: true\n    url: {}\n    restore:\n      strategy: preserve\n      rewrite_ids: false\n      id_mapping: false\n",
+            dir.path().join("store").display(),
+            target.url
+        ),
+    );
+    let cfg = cfg.to_str().unwrap();
+    let printed = success(&kafka_backup(&[
+        "apply",
+        "-c",
+        cfg,
+        "--registry-only",
+        "--auto-approve",
+    ]));
+    assert!(printed.contains("No ID map kept"), "{printed}");
+    assert!(
+        !printed.contains("Source -> target schema IDs"),
+        "{printed}"
+    );
+    assert_eq!(id_of(&target, "payments-value", 1).await, 3);
+    let folder = dir
+        .path()
+        .join("store/seed-example/apply")
+        .join(target_key(&target.url));
+    let plans: Vec<_> = std::fs::read_dir(&folder).unwrap().collect();
+    assert_eq!(plans.len(), 1);
+    let plan_folder = plans[0].as_ref().unwrap().path();
+    assert!(plan_folder.join("journal.json").exists());
+    assert!(!plan_folder.join("id-map.json").exists());
+}

@@ -152,3 +152,35 @@ async fn a_diverged_target_is_a_conflict_and_exits_1() {
     assert!(stderr(&out).contains("conflict"), "{}", stderr(&out));
     assert!(stdout(&out).contains("orders-value"), "{}", stdout(&out));
 }
+
+/// The top-level `mode:` is read: a file written for the other job is refused
+/// before anything is read or written.
+#[test]
+fn a_configuration_for_the_other_job_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let backup = write(
+        dir.path(),
+        "backup.yaml",
+        "mode: backup\nbackup_id: b1\nstorage:\n  path: /nonexistent/store\n",
+    );
+    let restore = write(
+        dir.path(),
+        "restore.yaml",
+        "mode: restore\nbackup_id: b1\nstorage:\n  path: /nonexistent/store\n",
+    );
+    for (command, cfg, says) in [
+        ("plan", &backup, "`mode: backup`"),
+        ("apply", &backup, "`mode: backup`"),
+        ("verify", &backup, "`mode: backup`"),
+        ("put-back", &backup, "`mode: backup`"),
+        ("backup", &restore, "`mode: restore`"),
+    ] {
+        let out = kafka_backup(&[command, "-c", cfg.to_str().unwrap()]);
+        let err = stderr(&out);
+        assert_eq!(out.status.code(), Some(1), "{command}: {err}");
+        assert!(
+            err.contains(says) && err.contains(&format!("`kafka-backup {command}` is a")),
+            "{command}: {err}"
+        );
+    }
+}

@@ -100,6 +100,8 @@ pub struct JournalStore {
     conditional: bool,
     /// The next save overwrites the journal there (see [`Self::forget_version`]).
     replace: bool,
+    /// Whether `id-map.json` is written (`restore.id_mapping`).
+    keep_id_map: bool,
 }
 
 impl JournalStore {
@@ -111,7 +113,21 @@ impl JournalStore {
             last: None,
             conditional: true,
             replace: false,
+            keep_id_map: true,
         }
+    }
+
+    /// The same store, writing no `id-map.json` (`restore.id_mapping: false`:
+    /// no source-to-target map is kept; the journal still records the IDs
+    /// the target assigned, so that a rerun goes on).
+    pub fn without_id_map(mut self) -> Self {
+        self.keep_id_map = false;
+        self
+    }
+
+    /// Whether `id-map.json` is written.
+    pub fn keeps_id_map(&self) -> bool {
+        self.keep_id_map
     }
 
     /// `<backup_id>/apply/<target key>/<digest>/<name>`, as shown to people.
@@ -250,8 +266,11 @@ impl JournalStore {
             })
     }
 
-    /// Writes `id-map.json` (see [`id_map_json`]).
+    /// Writes `id-map.json` (see [`id_map_json`]), unless told not to keep one.
     pub async fn save_id_map(&self, map: &IdMap) -> Result<(), JournalError> {
+        if !self.keep_id_map {
+            return Ok(());
+        }
         let bytes = id_map_json(map);
         self.store
             .object_store()

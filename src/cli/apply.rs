@@ -22,7 +22,7 @@ use crate::restore::{self, DataJournalStore, RestoreOptions};
 use crate::storage::{Location, Store};
 
 pub fn run(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
-    let loaded = super::load_config(&args.config)?;
+    let loaded = super::load_config(&args.config, "apply", crate::config::Mode::Restore)?;
     let cfg = &loaded.config;
     let backup_id = super::backup_id(
         cfg,
@@ -348,6 +348,9 @@ fn apply_registry(
 ) -> anyhow::Result<IdMap> {
     let digest = plan.digest.clone().expect("a read plan has its digest");
     let mut journals = JournalStore::new(store.clone(), backup_id, &target_name(cfg), &digest);
+    if !cfg.enterprise.schema_registry.restore.id_mapping {
+        journals = journals.without_id_map();
+    }
     // the plan must come from this backup: its registry state, as planned
     let (backup, schemas) = runtime.block_on(gather::backup_snapshot(cfg))?;
     if schemas.fingerprint != plan.backup_fingerprint {
@@ -368,7 +371,9 @@ fn apply_registry(
                 "Registry: this plan was already applied (journal `{}`); nothing to change.",
                 journals.display("journal.json")
             );
-            print_id_map(&map, &journals.display("id-map.json"), false);
+            if journals.keeps_id_map() {
+                print_id_map(&map, &journals.display("id-map.json"), false);
+            }
             return Ok(map);
         }
         if now != plan.target_fingerprint && !args.force {
@@ -473,7 +478,11 @@ fn apply_registry(
         "Registry applied: {} step(s) changed the target, {} already there, {} done in an earlier run.",
         outcome.changed, outcome.already_there, outcome.skipped
     );
-    print_id_map(&outcome.id_map, &journals.display("id-map.json"), true);
+    if journals.keeps_id_map() {
+        print_id_map(&outcome.id_map, &journals.display("id-map.json"), true);
+    } else {
+        println!("No ID map kept (`restore.id_mapping: false`).");
+    }
     Ok(outcome.id_map)
 }
 

@@ -8,7 +8,7 @@ use super::BackupArgs;
 use crate::backup::{self, BackupOptions};
 
 pub fn run(args: &BackupArgs) -> anyhow::Result<ExitCode> {
-    let loaded = super::load_config(&args.config)?;
+    let loaded = super::load_config(&args.config, "backup", crate::config::Mode::Backup)?;
     let options = BackupOptions {
         progress: crate::progress::enabled(),
         segment_bytes: args.segment_bytes.max(1),

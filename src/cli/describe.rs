@@ -171,13 +171,24 @@ pub fn describe(manifest: &Manifest, schemas: Option<&SchemaManifest>) -> Descri
                         .map(|s| SubjectDescription {
                             name: s.name.clone(),
                             versions: s.versions.len() as u64,
-                            latest_id: s.versions.last().map_or(-1, |v| i64::from(v.id)),
+                            latest_id: latest_live_id(&s.versions),
                         })
                         .collect()
                 })
                 .unwrap_or_default(),
         },
     }
+}
+
+/// The ID of the subject's latest live version, as the registry's `latest`
+/// means it (soft-deleted versions are not it); -1 when every version is
+/// soft-deleted.
+fn latest_live_id(versions: &[crate::backup::registry::VersionEntry]) -> i64 {
+    versions
+        .iter()
+        .filter(|v| !v.deleted)
+        .max_by_key(|v| v.version)
+        .map_or(-1, |v| i64::from(v.id))
 }
 
 fn render_text(d: &Description) -> String {
@@ -244,4 +255,36 @@ fn render_text(d: &Description) -> String {
         );
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::backup::registry::VersionEntry;
+    use crate::model::SchemaType;
+
+    fn version(version: u32, id: u32, deleted: bool) -> VersionEntry {
+        VersionEntry {
+            version,
+            id,
+            schema_type: SchemaType::Avro,
+            schema_file: format!("subjects/s/v{version}.avsc"),
+            references: Vec::new(),
+            deleted,
+        }
+    }
+
+    #[test]
+    fn the_latest_id_is_the_latest_live_versions() {
+        let live = [version(1, 10, false), version(2, 20, false)];
+        assert_eq!(latest_live_id(&live), 20);
+        let newest_deleted = [
+            version(1, 10, false),
+            version(2, 20, false),
+            version(3, 30, true),
+        ];
+        assert_eq!(latest_live_id(&newest_deleted), 20);
+        assert_eq!(latest_live_id(&[version(1, 10, true)]), -1);
+        assert_eq!(latest_live_id(&[]), -1);
+    }
 }

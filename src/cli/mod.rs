@@ -291,9 +291,31 @@ pub fn report(err: &anyhow::Error) {
     }
 }
 
-/// Reads the configuration file and prints its warnings.
-fn load_config(path: &Path) -> anyhow::Result<crate::config::Loaded> {
+/// Reads the configuration file for `command`, which does `job`, and prints
+/// its warnings. A file whose top-level `mode:` names the other job is
+/// refused: it was written for another command.
+fn load_config(
+    path: &Path,
+    command: &str,
+    job: crate::config::Mode,
+) -> anyhow::Result<crate::config::Loaded> {
     let loaded = crate::config::load(path)?;
+    if let Some(mode) = loaded.config.mode
+        && mode != job
+    {
+        let name = |m: crate::config::Mode| match m {
+            crate::config::Mode::Backup => "backup",
+            crate::config::Mode::Restore => "restore",
+        };
+        anyhow::bail!(
+            "`{}` says `mode: {}`, but `kafka-backup {command}` is a {} command\nhint: give `{command}` the {} configuration, or change or remove `mode:` in `{}`",
+            path.display(),
+            name(mode),
+            name(job),
+            name(job),
+            path.display()
+        );
+    }
     for warning in loaded.render_warnings() {
         eprintln!("warning: {warning}");
     }

@@ -54,7 +54,7 @@ pub(crate) fn make(
 }
 
 pub fn run(args: &PlanArgs) -> anyhow::Result<ExitCode> {
-    let loaded = super::load_config(&args.config)?;
+    let loaded = super::load_config(&args.config, "plan", crate::config::Mode::Restore)?;
     let cfg = &loaded.config;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let (plan, target) = make(cfg, &runtime)?;

@@ -19,7 +19,7 @@ use crate::registry::HttpRegistry;
 use crate::storage::{Location, Store};
 
 pub fn run(args: &PutBackArgs) -> anyhow::Result<ExitCode> {
-    let loaded = super::load_config(&args.config)?;
+    let loaded = super::load_config(&args.config, "put-back", crate::config::Mode::Restore)?;
     let cfg = &loaded.config;
     if !cfg.enterprise.schema_registry.enabled {
         anyhow::bail!(

@@ -16,7 +16,7 @@ use crate::storage::Location;
 use crate::verify::{self, Report, report};
 
 pub fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
-    let loaded = super::load_config(&args.config)?;
+    let loaded = super::load_config(&args.config, "verify", crate::config::Mode::Restore)?;
     let cfg = &loaded.config;
     let backup_id = super::backup_id(cfg, "verify", "the backup to compare the target with")?;
     let store = Location::from_config(cfg.storage.as_ref())?.open()?;
