@@ -404,6 +404,32 @@ async fn selection_pulls_in_references_and_says_why() {
     );
 }
 
+/// `include_references: false` with a selection that leaves referenced
+/// versions out: the backup fails naming each reference as left out by the
+/// selection (the registry serves it), and how to take it.
+#[tokio::test(flavor = "multi_thread")]
+async fn references_left_out_by_the_selection_are_named_as_such() {
+    let sr = Registry::start();
+    seed(&sr).await;
+    let dir = tempfile::tempdir().unwrap();
+    let block = "      subjects: [\"d-*\"]\n      include_references: false\n";
+    let cfg = config(dir.path(), "sr-noref", &sr.url, block);
+    let out = kafka_backup(&["backup", "-c", cfg.to_str().unwrap()]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("`d-value` v1 imports")
+            && err.contains("from `a-value` version 1: left out by the selection")
+            && err.contains("include_references: true"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("does not serve") && !err.contains("MissingReference {"),
+        "{err}"
+    );
+    assert!(!dir.path().join("store/sr-noref/manifest.json").exists());
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn an_unreachable_registry_fails_the_backup_and_leaves_no_manifest() {
     let dir = tempfile::tempdir().unwrap();

@@ -79,7 +79,7 @@ pub enum BackupError {
         #[source]
         source: crate::registry::RegistryError,
     },
-    #[error("the registry backup is incomplete: {0}")]
+    #[error("{0}")]
     MissingReferences(String),
     #[error(
         "backup `{backup_id}` is incomplete, so no manifest was written (the folder stays an interrupted backup, which `list` flags and the next run clears):\n{}",
@@ -416,14 +416,8 @@ async fn read_registry(
     .await
     .map_err(|e| registry_error(sr, e))?;
     if !report.missing_references.is_empty() {
-        let list: Vec<String> = report
-            .missing_references
-            .iter()
-            .map(|m| format!("{m:?}"))
-            .collect();
-        return Err(BackupError::MissingReferences(format!(
-            "referenced schemas the registry does not serve: {}",
-            list.join(", ")
+        return Err(BackupError::MissingReferences(missing_references(
+            &report.missing_references,
         )));
     }
     tracing::info!(
@@ -434,6 +428,37 @@ async fn read_registry(
         "registry state read"
     );
     Ok((client, snapshot, report))
+}
+
+/// What a backup without some referenced versions would lack, one line each,
+/// and what to do: a version left out by the selection (`include_references:
+/// false`, a `subjects`/`exclude` pattern) is named as such, one the registry
+/// does not serve as missing there.
+fn missing_references(missing: &[crate::registry::MissingReference]) -> String {
+    let mut out = String::from(
+        "the backup would hold versions whose references it does not hold, so they could not be restored:",
+    );
+    let (mut left_out, mut absent) = (false, false);
+    for m in missing {
+        let why = if m.exists {
+            left_out = true;
+            "left out by the selection"
+        } else {
+            absent = true;
+            "not served by the registry"
+        };
+        out.push_str(&format!(
+            "\n  `{}` v{} imports `{}` from `{}` version {}: {why}",
+            m.from_subject, m.from_version, m.name, m.subject, m.version
+        ));
+    }
+    if left_out {
+        out.push_str("\nhint: set `enterprise.schema_registry.backup.include_references: true` (the default) to take referenced versions whatever the selection, or select their subjects in `backup.subjects`");
+    }
+    if absent {
+        out.push_str("\nhint: a reference the registry does not serve points at a version deleted for good; leave the referencing subject out with `backup.exclude`");
+    }
+    out
 }
 
 /// Writes the registry part in the reference layout under `schema-registry/`.
