@@ -395,3 +395,83 @@ async fn id_mapping_false_writes_no_id_map() {
     assert!(plan_folder.join("journal.json").exists());
     assert!(!plan_folder.join("id-map.json").exists());
 }
+
+/// `restore -c FILE`, as users of the reference product type it, is `apply -c`.
+#[tokio::test(flavor = "multi_thread")]
+async fn restore_is_apply_under_the_reference_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let _source = backup_of_fixture(dir.path()).await.0;
+    let target = Registry::start();
+    let cfg = restore_config(dir.path(), "restore.yaml", &target.url);
+    let printed = success(&kafka_backup(&[
+        "restore",
+        "-c",
+        cfg.to_str().unwrap(),
+        "--registry-only",
+        "--auto-approve",
+    ]));
+    assert!(printed.contains("Plan: 3 to add"), "{printed}");
+    assert!(printed.contains("Registry applied"), "{printed}");
+    assert_eq!(id_of(&target, "payments-value", 1).await, 3);
+}
+
+/// `restore.restore_global_settings: true` restores the global level the
+/// backup recorded; without it the target's is left alone.
+#[tokio::test(flavor = "multi_thread")]
+async fn restore_global_settings_restores_the_global_level_only_when_asked() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = backup_of_fixture(dir.path()).await.0;
+    let (status, body) = source
+        .call(
+            Method::PUT,
+            "/config",
+            Some(json!({"compatibility": "FULL"})),
+        )
+        .await;
+    assert_eq!(status, 200, "{body}");
+    // back up again, with the global level set
+    let backup_cfg = write(
+        dir.path(),
+        "again.yaml",
+        &format!(
+            "backup_id: with-global\nstorage:\n  path: {}\nenterprise:\n  schema_registry:\n    enabled: true\n    url: {}\n",
+            dir.path().join("store").display(),
+            source.url
+        ),
+    );
+    success(&kafka_backup(&[
+        "backup",
+        "-c",
+        backup_cfg.to_str().unwrap(),
+        "--allow-empty",
+    ]));
+    let restore = |name: &str, target: &Registry, global: bool| {
+        write(
+            dir.path(),
+            name,
+            &format!(
+                "mode: restore\nbackup_id: with-global\nstorage:\n  path: {}\nenterprise:\n  schema_registry:\n    enabled: true\n    url: {}\n    restore:\n      rewrite_ids: false\n      restore_global_settings: {global}\n",
+                dir.path().join("store").display(),
+                target.url
+            ),
+        )
+    };
+    for (global, level) in [(false, "BACKWARD"), (true, "FULL")] {
+        let target = Registry::start();
+        let cfg = restore(&format!("global-{global}.yaml"), &target, global);
+        success(&kafka_backup(&[
+            "apply",
+            "-c",
+            cfg.to_str().unwrap(),
+            "--registry-only",
+            "--auto-approve",
+        ]));
+        let (status, body) = target.call(Method::GET, "/config", None).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(
+            body["compatibilityLevel"], level,
+            "restore_global_settings: {global}"
+        );
+        assert_eq!(id_of(&target, "payments-value", 1).await, 3);
+    }
+}

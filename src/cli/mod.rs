@@ -39,6 +39,11 @@ pub enum Command {
     /// Compare a backup with the live target registry and write a plan.
     Plan(PlanArgs),
     /// Run a plan: registry steps first, then the Kafka data with IDs rewritten.
+    ///
+    /// `kafka-backup restore -c FILE` is the same command, as the reference
+    /// product names it: without a plan file it plans, shows the plan, asks,
+    /// and applies.
+    #[command(visible_alias = "restore")]
     Apply(ApplyArgs),
     /// Check a restored target (registry and topics) against its backup.
     Verify(VerifyArgs),

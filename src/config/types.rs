@@ -538,6 +538,11 @@ pub struct RegistryRestore {
     /// loosening the subject's level for the registration.
     #[serde(default)]
     pub force_register: bool,
+    /// Also restore the global (and per-context) compatibility level and
+    /// mode where the backup's differ from the target's. Off by default:
+    /// they govern every subject of the target, not only restored ones.
+    #[serde(default)]
+    pub restore_global_settings: bool,
     /// What a record whose schema ID is not in the map does: `fail`,
     /// `passthrough` (written unchanged) or `skip` (left out).
     #[serde(default)]
@@ -629,6 +634,7 @@ impl Default for RegistryRestore {
             exclude: OneOrMany::default(),
             set_compatibility: None,
             force_register: false,
+            restore_global_settings: false,
             missing_id_policy: MissingIdPolicy::Fail,
             missing_id_policy_topics: BTreeMap::new(),
             rewrite_fields: RewriteFields::default(),

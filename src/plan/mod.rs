@@ -84,8 +84,7 @@ impl Default for PlanOptions {
 impl PlanOptions {
     /// The options of a `restore:` block; `pinned_ids` is the parsed content
     /// of its `id_mapping_file` (see [`parse_id_mapping_file`]), empty when
-    /// there is none. `include_references` starts on and
-    /// `restore_global_settings` off; set them on the result.
+    /// there is none. `include_references` starts on; set it on the result.
     pub fn from_restore(restore: &RegistryRestore, pinned_ids: PinnedIds) -> Self {
         let globs = |list: &crate::config::OneOrMany<crate::config::Glob>| {
             let mut v: Vec<String> = list.iter().map(|g| g.as_str().to_owned()).collect();
@@ -112,7 +111,7 @@ impl PlanOptions {
                 .map(|(k, v)| (k.clone(), v.as_str().to_owned()))
                 .collect(),
             set_compatibility: restore.set_compatibility,
-            restore_global_settings: false,
+            restore_global_settings: restore.restore_global_settings,
             pinned_ids,
         }
     }
