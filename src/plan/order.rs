@@ -34,8 +34,8 @@ use crate::canonical::ContentKey;
 use crate::config::{Compatibility, Strategy};
 use crate::graph::DependencyGraph;
 use crate::model::{
-    DEFAULT_CONTEXT, Mode, Reference, RegistrySnapshot, SchemaType, compatibility_name, context_of,
-    resolve_reference_subject, schema_type_name, split_context,
+    DEFAULT_CONTEXT, Mode, Reference, RegistrySnapshot, SchemaType, SchemaVersion,
+    compatibility_name, context_of, resolve_reference_subject, schema_type_name, split_context,
 };
 
 /// What [`build`] hands back to [`super::plan`].
@@ -158,79 +158,60 @@ fn show_mode(m: Option<Mode>) -> String {
     m.map_or_else(|| "(not set)".to_owned(), |m| m.as_str().to_owned())
 }
 
-#[derive(Default)]
-struct Steps {
-    list: Vec<Step>,
-    by_subject: BTreeMap<String, Vec<u32>>,
+/// Where a setting applies: one subject, one context, or the whole registry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum At<'s> {
+    Subject(&'s str),
+    Context(&'s str),
+    Global,
 }
 
-impl Steps {
-    #[allow(clippy::too_many_arguments)]
-    fn push(
-        &mut self,
-        kind: StepKind,
-        action: Action,
-        subject: Option<&str>,
-        version: Option<u32>,
-        source: Option<SourceVersion>,
-        request: Request,
-        mut depends_on: Vec<u32>,
-        reason: String,
-    ) -> u32 {
-        let id = self.list.len() as u32 + 1;
-        depends_on.sort_unstable();
-        depends_on.dedup();
-        self.list.push(Step {
-            id,
-            kind,
-            action,
-            subject: subject.map(str::to_owned),
-            context: None,
-            version,
-            source,
-            request,
-            depends_on,
-            reason,
-        });
-        if let Some(s) = subject {
-            self.by_subject.entry(s.to_owned()).or_default().push(id);
+impl At<'_> {
+    /// The scope's end of a `/config` or `/mode` path: `/orders-value`,
+    /// `/%3A.ctx%3A`, or nothing for the global scope.
+    fn path(self) -> String {
+        match self {
+            At::Subject(s) => format!("/{}", seg(s)),
+            At::Context(c) => format!("/{}", seg(&format!(":{c}:"))),
+            At::Global => String::new(),
         }
-        id
     }
 
-    /// The temporary level `NONE` on `subject` (now `from`), so that the
-    /// backup's history is not rejected; `why` comes first in the reason.
-    fn temporary_none(
-        &mut self,
-        subject: &str,
-        from: Compatibility,
-        depends_on: Vec<u32>,
-        why: &str,
-    ) -> u32 {
-        self.push(
-            StepKind::SetCompatibility,
-            Action::Update,
-            Some(subject),
-            None,
-            None,
-            request(
-                "PUT",
-                format!("/config/{}", seg(subject)),
-                Some(RequestBody {
-                    compatibility: Some(Compatibility::None),
-                    ..Default::default()
-                }),
-            ),
-            depends_on,
-            format!(
-                "~ set compatibility {subject} {} -> NONE: {why}the backup's history must not be rejected (temporary, put back at the end)",
-                compatibility_name(from)
-            ),
-        )
+    fn subject(self) -> Option<String> {
+        match self {
+            At::Subject(s) => Some(s.to_owned()),
+            At::Context(_) | At::Global => None,
+        }
     }
 
-    fn of(&self, subject: &str) -> Vec<u32> {
-        self.by_subject.get(subject).cloned().unwrap_or_default()
+    fn context(self) -> Option<String> {
+        match self {
+            At::Context(c) => Some(c.to_owned()),
+            At::Subject(_) | At::Global => None,
+        }
+    }
+}
+
+/// A step with no id yet, no subject, version or source; the constructors
+/// of [`Steps`] fill in what their kind of step has.
+fn new_step(
+    kind: StepKind,
+    action: Action,
+    request: Request,
+    depends_on: Vec<u32>,
+    reason: String,
+) -> Step {
+    Step {
+        id: 0,
+        kind,
+        action,
+        subject: None,
+        context: None,
+        version: None,
+        source: None,
+        request,
+        depends_on,
+        reason,
     }
 }
 
@@ -240,6 +221,279 @@ fn request(method: &str, path: String, body: Option<RequestBody>) -> Request {
         path,
         body,
     }
+}
+
+fn mode_body(mode: Mode) -> Option<RequestBody> {
+    Some(RequestBody {
+        mode: Some(mode),
+        ..Default::default()
+    })
+}
+
+fn compatibility_body(level: Compatibility) -> Option<RequestBody> {
+    Some(RequestBody {
+        compatibility: Some(level),
+        ..Default::default()
+    })
+}
+
+fn force_query(force: bool) -> &'static str {
+    if force { "?force=true" } else { "" }
+}
+
+/// The steps so far, in run order. Steps are only made by the constructors
+/// below, one per kind of step: they alone build the requests.
+#[derive(Default)]
+struct Steps {
+    list: Vec<Step>,
+    by_subject: BTreeMap<String, Vec<u32>>,
+}
+
+impl Steps {
+    /// Adds `step` as the next one (its id is its position, from 1), its
+    /// dependencies sorted and without duplicates.
+    fn push(&mut self, mut step: Step) -> u32 {
+        let id = self.list.len() as u32 + 1;
+        step.id = id;
+        step.depends_on.sort_unstable();
+        step.depends_on.dedup();
+        if let Some(s) = &step.subject {
+            self.by_subject.entry(s.clone()).or_default().push(id);
+        }
+        self.list.push(step);
+        id
+    }
+
+    /// [`StepKind::SetMode`]: a temporary `mode` on `subject`.
+    fn set_mode(
+        &mut self,
+        subject: &str,
+        mode: Mode,
+        force: bool,
+        depends_on: Vec<u32>,
+        reason: String,
+    ) -> u32 {
+        let path = format!("/mode/{}{}", seg(subject), force_query(force));
+        self.push(Step {
+            subject: Some(subject.to_owned()),
+            ..new_step(
+                StepKind::SetMode,
+                Action::Update,
+                request("PUT", path, mode_body(mode)),
+                depends_on,
+                reason,
+            )
+        })
+    }
+
+    /// [`StepKind::SetCompatibility`]: the temporary level `NONE` on
+    /// `subject` (now `from`), so that the backup's history is not rejected;
+    /// `why` comes first in the reason.
+    fn temporary_none(
+        &mut self,
+        subject: &str,
+        from: Compatibility,
+        depends_on: Vec<u32>,
+        why: &str,
+    ) -> u32 {
+        let path = format!("/config/{}", seg(subject));
+        self.push(Step {
+            subject: Some(subject.to_owned()),
+            ..new_step(
+                StepKind::SetCompatibility,
+                Action::Update,
+                request("PUT", path, compatibility_body(Compatibility::None)),
+                depends_on,
+                format!(
+                    "~ set compatibility {subject} {} -> NONE: {why}the backup's history must not be rejected (temporary, put back at the end)",
+                    compatibility_name(from)
+                ),
+            )
+        })
+    }
+
+    /// [`StepKind::Register`]: `reg`, the backed-up `version` under its target
+    /// subject, version and (in IMPORT mode) ID.
+    fn register(
+        &mut self,
+        reg: &Registration,
+        version: &SchemaVersion,
+        depends_on: Vec<u32>,
+        reason: String,
+    ) -> u32 {
+        let subject = reg.key.target.as_str();
+        let body = RequestBody {
+            schema: Some(version.schema.clone()),
+            schema_type: (version.schema_type != SchemaType::Avro)
+                .then(|| schema_type_name(version.schema_type).to_owned()),
+            references: reg.references.clone(),
+            id: reg.import_id,
+            version: reg.import_id.map(|_| reg.target_version),
+            ..Default::default()
+        };
+        let action = if reg.replace {
+            Action::Replace
+        } else {
+            Action::Create
+        };
+        self.push(Step {
+            subject: Some(subject.to_owned()),
+            version: Some(reg.target_version),
+            source: Some(SourceVersion {
+                subject: reg.key.source.clone(),
+                version: reg.key.version,
+                id: version.id,
+            }),
+            ..new_step(
+                StepKind::Register,
+                action,
+                request(
+                    "POST",
+                    format!("/subjects/{}/versions", seg(subject)),
+                    Some(body),
+                ),
+                depends_on,
+                reason,
+            )
+        })
+    }
+
+    /// [`StepKind::DeleteVersion`]: `subject` `version`, soft or `permanent`.
+    fn delete_version(
+        &mut self,
+        action: Action,
+        subject: &str,
+        version: u32,
+        permanent: bool,
+        depends_on: Vec<u32>,
+        reason: String,
+    ) -> u32 {
+        let path = format!(
+            "/subjects/{}/versions/{version}{}",
+            seg(subject),
+            permanent_query(permanent)
+        );
+        self.push(Step {
+            subject: Some(subject.to_owned()),
+            version: Some(version),
+            ..new_step(
+                StepKind::DeleteVersion,
+                action,
+                request("DELETE", path, None),
+                depends_on,
+                reason,
+            )
+        })
+    }
+
+    /// [`StepKind::DeleteSubject`]: all of `subject`, soft or `permanent`.
+    fn delete_subject(
+        &mut self,
+        action: Action,
+        subject: &str,
+        permanent: bool,
+        depends_on: Vec<u32>,
+        reason: String,
+    ) -> u32 {
+        let path = format!("/subjects/{}{}", seg(subject), permanent_query(permanent));
+        self.push(Step {
+            subject: Some(subject.to_owned()),
+            ..new_step(
+                StepKind::DeleteSubject,
+                action,
+                request("DELETE", path, None),
+                depends_on,
+                reason,
+            )
+        })
+    }
+
+    /// [`StepKind::RestoreCompatibility`]: the final `level` of a scope;
+    /// `None` removes the scope's own level.
+    fn restore_compatibility(
+        &mut self,
+        at: At<'_>,
+        level: Option<Compatibility>,
+        depends_on: Vec<u32>,
+        reason: String,
+    ) -> u32 {
+        let path = format!("/config{}", at.path());
+        let request = match level {
+            Some(c) => request("PUT", path, compatibility_body(c)),
+            None => request("DELETE", path, None),
+        };
+        self.push(Step {
+            subject: at.subject(),
+            context: at.context(),
+            ..new_step(
+                StepKind::RestoreCompatibility,
+                Action::Update,
+                request,
+                depends_on,
+                reason,
+            )
+        })
+    }
+
+    /// [`StepKind::RestoreMode`]: the final `mode` of a scope; `None` removes
+    /// the scope's own mode.
+    fn restore_mode(
+        &mut self,
+        at: At<'_>,
+        mode: Option<Mode>,
+        force: bool,
+        depends_on: Vec<u32>,
+        reason: String,
+    ) -> u32 {
+        let path = format!("/mode{}{}", at.path(), force_query(force));
+        let request = match mode {
+            Some(m) => request("PUT", path, mode_body(m)),
+            None => request("DELETE", path, None),
+        };
+        self.push(Step {
+            subject: at.subject(),
+            context: at.context(),
+            ..new_step(
+                StepKind::RestoreMode,
+                Action::Update,
+                request,
+                depends_on,
+                reason,
+            )
+        })
+    }
+
+    /// The steps on `subject` so far.
+    fn of(&self, subject: &str) -> Vec<u32> {
+        self.by_subject.get(subject).cloned().unwrap_or_default()
+    }
+}
+
+/// What one delete removes from the target: a whole subject (when every
+/// version of it goes) or one version.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Unit {
+    Subject(String),
+    Version(String, u32),
+}
+
+/// The soft or `permanent` delete of `unit`.
+fn delete_unit(
+    steps: &mut Steps,
+    unit: &Unit,
+    action: Action,
+    permanent: bool,
+    depends_on: Vec<u32>,
+    reason: String,
+) -> u32 {
+    match unit {
+        Unit::Subject(s) => steps.delete_subject(action, s, permanent, depends_on, reason),
+        Unit::Version(s, n) => steps.delete_version(action, s, *n, permanent, depends_on, reason),
+    }
+}
+
+fn permanent_query(permanent: bool) -> &'static str {
+    if permanent { "?permanent=true" } else { "" }
 }
 
 /// Decides target versions and IDs, and lays out the steps.
@@ -641,20 +895,10 @@ pub fn build(
             } else {
                 String::new()
             };
-            let id = steps.push(
-                StepKind::SetMode,
-                Action::Update,
-                Some(s),
-                None,
-                None,
-                request(
-                    "PUT",
-                    format!("/mode/{}{}", seg(s), if force { "?force=true" } else { "" }),
-                    Some(RequestBody {
-                        mode: Some(needed),
-                        ..Default::default()
-                    }),
-                ),
+            let id = steps.set_mode(
+                s,
+                needed,
+                force,
                 Vec::new(),
                 format!(
                     "~ set mode {s} {effective} -> {needed}: {why} (temporary, put back at the end){force_note}"
@@ -673,11 +917,6 @@ pub fn build(
     }
 
     // phase 2: deletions, referrers first
-    #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-    enum Unit {
-        Subject(String),
-        Version(String, u32),
-    }
     let unit_of = |s: &str, n: u32| -> Option<Unit> {
         let d = decisions.deletions.get(s)?;
         if !d.contains_key(&n) {
@@ -748,10 +987,8 @@ pub fn build(
         totals.destroy += versions.len();
         let mut deps: Vec<u32> = prepare.get(s).cloned().unwrap_or_default();
         deps.extend(units.needs(unit).into_iter().map(|u| hard[u]));
-        let (kind, path, what, why) = match unit {
+        let (what, why) = match unit {
             Unit::Subject(_) => (
-                StepKind::DeleteSubject,
-                format!("/subjects/{}", seg(s)),
                 format!("subject {s}"),
                 format!(
                     "all {} target version(s) go ({})",
@@ -764,8 +1001,6 @@ pub fn build(
                 ),
             ),
             Unit::Version(_, n) => (
-                StepKind::DeleteVersion,
-                format!("/subjects/{}/versions/{n}", seg(s)),
                 format!("{s} v{n}"),
                 if replaced {
                     format!("replaced by the backup's v{n}")
@@ -783,31 +1018,21 @@ pub fn build(
         let already_soft = versions.iter().all(|n| tsub.versions[n].deleted);
         let mut hard_deps = deps.clone();
         if !already_soft {
-            let soft = steps.push(
-                kind,
+            let soft = delete_unit(
+                &mut steps,
+                unit,
                 action,
-                Some(s),
-                match unit {
-                    Unit::Version(_, n) => Some(*n),
-                    Unit::Subject(_) => None,
-                },
-                None,
-                request("DELETE", path.clone(), None),
+                false,
                 deps,
                 format!("{} delete {what} (soft): {why}", action.symbol()),
             );
             hard_deps = vec![soft];
         }
-        let id = steps.push(
-            kind,
+        let id = delete_unit(
+            &mut steps,
+            unit,
             action,
-            Some(s),
-            match unit {
-                Unit::Version(_, n) => Some(*n),
-                Unit::Subject(_) => None,
-            },
-            None,
-            request("DELETE", format!("{path}?permanent=true"), None),
+            true,
             hard_deps,
             format!(
                 "{} delete {what} (hard){}: {why}",
@@ -860,20 +1085,10 @@ pub fn build(
         deps.extend(last_of.get(s));
         if current_mode.get(s) != Some(&needed) {
             let from = current_mode[s];
-            let id = steps.push(
-                StepKind::SetMode,
-                Action::Update,
-                Some(s),
-                None,
-                None,
-                request(
-                    "PUT",
-                    format!("/mode/{}", seg(s)),
-                    Some(RequestBody {
-                        mode: Some(needed),
-                        ..Default::default()
-                    }),
-                ),
+            let id = steps.set_mode(
+                s,
+                needed,
+                false,
                 deps.clone(),
                 format!(
                     "~ set mode {s} {from} -> {needed}: the next registration {} (temporary, put back at the end)",
@@ -918,36 +1133,7 @@ pub fn build(
         if bv.deleted {
             reason.push_str("; soft-deleted in the backup: soft-deleted again after registration");
         }
-        let id = steps.push(
-            StepKind::Register,
-            if reg.replace {
-                Action::Replace
-            } else {
-                Action::Create
-            },
-            Some(s),
-            Some(reg.target_version),
-            Some(SourceVersion {
-                subject: key.source.clone(),
-                version: key.version,
-                id: bv.id,
-            }),
-            request(
-                "POST",
-                format!("/subjects/{}/versions", seg(s)),
-                Some(RequestBody {
-                    schema: Some(bv.schema.clone()),
-                    schema_type: (bv.schema_type != SchemaType::Avro)
-                        .then(|| schema_type_name(bv.schema_type).to_owned()),
-                    references: reg.references.clone(),
-                    id: reg.import_id,
-                    version: reg.import_id.map(|_| reg.target_version),
-                    ..Default::default()
-                }),
-            ),
-            deps,
-            reason,
-        );
+        let id = steps.register(reg, bv, deps, reason);
         totals.add += 1;
         reg_step.insert(&reg.key, id);
         last_of.insert(s, id);
@@ -971,17 +1157,11 @@ pub fn build(
             } else {
                 "soft-deleted in the backup, live in the target"
             };
-            steps.push(
-                StepKind::DeleteVersion,
+            steps.delete_version(
                 Action::Update,
-                Some(s),
-                Some(tv),
-                None,
-                request(
-                    "DELETE",
-                    format!("/subjects/{}/versions/{tv}", seg(s)),
-                    None,
-                ),
+                s,
+                tv,
+                false,
                 deps,
                 format!("~ soft-delete {s} v{tv}: {why}"),
             );
@@ -1018,16 +1198,6 @@ pub fn build(
         };
         let mut deps = steps.of(s);
         if temp_compat.contains(s.as_str()) || final_compat != t_compat {
-            let (method, body) = match final_compat {
-                Some(c) => (
-                    "PUT",
-                    Some(RequestBody {
-                        compatibility: Some(c),
-                        ..Default::default()
-                    }),
-                ),
-                None => ("DELETE", None),
-            };
             let why = if final_compat == t_compat {
                 match t_compat {
                     Some(c) => format!("put back the target's level ({})", compatibility_name(c)),
@@ -1047,13 +1217,9 @@ pub fn build(
             } else {
                 show_compat(t_compat)
             };
-            let id = steps.push(
-                StepKind::RestoreCompatibility,
-                Action::Update,
-                Some(s),
-                None,
-                None,
-                request(method, format!("/config/{}", seg(s)), body),
+            let id = steps.restore_compatibility(
+                At::Subject(s),
+                final_compat,
                 deps.clone(),
                 format!(
                     "~ compatibility {s} {from} -> {}: {why}",
@@ -1063,16 +1229,6 @@ pub fn build(
             deps.push(id);
         }
         if temp_mode.contains(s.as_str()) || final_mode != t_mode {
-            let (method, body) = match final_mode {
-                Some(m) => (
-                    "PUT",
-                    Some(RequestBody {
-                        mode: Some(m),
-                        ..Default::default()
-                    }),
-                ),
-                None => ("DELETE", None),
-            };
             let why = if final_mode == t_mode {
                 match t_mode {
                     Some(m) => format!("put back the target's mode ({m})"),
@@ -1089,13 +1245,10 @@ pub fn build(
                 .get(s.as_str())
                 .filter(|_| temp_mode.contains(s.as_str()))
                 .map_or_else(|| show_mode(t_mode), |m| m.as_str().to_owned());
-            steps.push(
-                StepKind::RestoreMode,
-                Action::Update,
-                Some(s),
-                None,
-                None,
-                request(method, format!("/mode/{}", seg(s)), body),
+            steps.restore_mode(
+                At::Subject(s),
+                final_mode,
+                false,
                 deps,
                 format!("~ mode {s} {from} -> {}: {why}", show_mode(final_mode)),
             );
@@ -1148,30 +1301,16 @@ pub fn build(
         };
         let mut last = sinks;
         for (ctx, b_compat, b_mode, t_compat, t_mode) in scopes {
-            let (scope_path, scope_name) = match &ctx {
-                None => (String::new(), "global".to_owned()),
-                Some(c) => (
-                    format!("/{}", seg(&format!(":{c}:"))),
-                    format!("context {c}"),
-                ),
+            let (at, scope_name) = match &ctx {
+                None => (At::Global, "global".to_owned()),
+                Some(c) => (At::Context(c), format!("context {c}")),
             };
             if let Some(c) = b_compat
                 && Some(c) != t_compat
             {
-                let id = steps.push(
-                    StepKind::RestoreCompatibility,
-                    Action::Update,
-                    None,
-                    None,
-                    None,
-                    request(
-                        "PUT",
-                        format!("/config{scope_path}"),
-                        Some(RequestBody {
-                            compatibility: Some(c),
-                            ..Default::default()
-                        }),
-                    ),
+                let id = steps.restore_compatibility(
+                    at,
+                    Some(c),
                     last.clone(),
                     format!(
                         "~ compatibility {scope_name} {} -> {}: the backup's level",
@@ -1179,7 +1318,6 @@ pub fn build(
                         compatibility_name(c)
                     ),
                 );
-                steps.list[id as usize - 1].context = ctx.clone();
                 totals.change += 1;
                 last = vec![id];
             }
@@ -1187,23 +1325,10 @@ pub fn build(
                 && Some(m) != t_mode
             {
                 let force = m == Mode::Import && !target.subjects.is_empty();
-                let id = steps.push(
-                    StepKind::RestoreMode,
-                    Action::Update,
-                    None,
-                    None,
-                    None,
-                    request(
-                        "PUT",
-                        format!(
-                            "/mode{scope_path}{}",
-                            if force { "?force=true" } else { "" }
-                        ),
-                        Some(RequestBody {
-                            mode: Some(m),
-                            ..Default::default()
-                        }),
-                    ),
+                let id = steps.restore_mode(
+                    at,
+                    Some(m),
+                    force,
                     last.clone(),
                     format!(
                         "~ mode {scope_name} {} -> {m}: the backup's mode, set last{}",
@@ -1215,7 +1340,6 @@ pub fn build(
                         }
                     ),
                 );
-                steps.list[id as usize - 1].context = ctx.clone();
                 totals.change += 1;
                 last = vec![id];
             }
