@@ -496,118 +496,173 @@ fn permanent_query(permanent: bool) -> &'static str {
     if permanent { "?permanent=true" } else { "" }
 }
 
-/// Decides target versions and IDs, and lays out the steps.
-pub fn build(
-    selection: &Selection<'_>,
-    decisions: &Decisions,
-    backup: &RegistrySnapshot,
-    target: &RegistrySnapshot,
-    options: &PlanOptions,
-) -> Result<Built, PlanError> {
-    let mut conflicts = decisions.conflicts.clone();
+/// The planner's inputs, as every part of this module reads them.
+#[derive(Clone, Copy)]
+struct Inputs<'a> {
+    selection: &'a Selection<'a>,
+    decisions: &'a Decisions,
+    target: &'a RegistrySnapshot,
+    options: &'a PlanOptions,
+}
 
-    // ---- indexes over the target (lookups only, never iterated) ----
-    let hard_deleted = |subject: &str, version: u32| {
-        decisions
+impl Inputs<'_> {
+    /// Whether the plan deletes target `subject` `version` for good.
+    fn deleted_for_good(&self, subject: &str, version: u32) -> bool {
+        self.decisions
             .deletions
             .get(subject)
             .is_some_and(|d| d.contains_key(&version))
-    };
-    let mut content_ids: HashMap<(String, &ContentKey), u32> = HashMap::new();
-    let mut id_holders: HashMap<(String, u32), Vec<(&str, u32)>> = HashMap::new();
-    let mut target_referrers: BTreeMap<(String, u32), Vec<(String, u32)>> = BTreeMap::new();
-    for subject in target.subjects.values() {
-        let ctx = context_of(&subject.name).to_owned();
-        for v in subject.versions.values() {
-            let ck = &decisions.target_keys[&(subject.name.clone(), v.version)];
-            id_holders
-                .entry((ctx.clone(), v.id))
-                .or_default()
-                .push((subject.name.as_str(), v.version));
-            if !hard_deleted(&subject.name, v.version) {
-                content_ids
-                    .entry((ctx.clone(), ck))
-                    .and_modify(|id| *id = (*id).min(v.id))
-                    .or_insert(v.id);
-            }
-            for r in &v.references {
-                let to = resolve_reference_subject(&subject.name, &r.subject);
-                let version = if r.version >= 1 {
-                    r.version as u32
-                } else {
-                    target
-                        .subjects
-                        .get(&to)
-                        .and_then(|s| s.latest_live())
-                        .map_or(0, |l| l.version)
-                };
-                target_referrers
-                    .entry((to, version))
+    }
+}
+
+/// Lookups over the target's versions (looked up only, never iterated, so
+/// the hash maps' order never shows in a plan).
+struct TargetIndex<'a> {
+    /// Per target context and content, the lowest ID a version that stays
+    /// holds it under.
+    content_ids: HashMap<(String, &'a ContentKey), u32>,
+    /// Per target context and ID, the target versions holding it.
+    id_holders: HashMap<(String, u32), Vec<(&'a str, u32)>>,
+    /// Per target version, the target versions that reference it.
+    referrers: BTreeMap<(String, u32), Vec<(String, u32)>>,
+}
+
+impl<'a> TargetIndex<'a> {
+    fn new(inputs: Inputs<'a>) -> Self {
+        let Inputs {
+            target, decisions, ..
+        } = inputs;
+        let mut index = TargetIndex {
+            content_ids: HashMap::new(),
+            id_holders: HashMap::new(),
+            referrers: BTreeMap::new(),
+        };
+        for subject in target.subjects.values() {
+            let ctx = context_of(&subject.name).to_owned();
+            for v in subject.versions.values() {
+                let ck = &decisions.target_keys[&(subject.name.clone(), v.version)];
+                index
+                    .id_holders
+                    .entry((ctx.clone(), v.id))
                     .or_default()
-                    .push((subject.name.clone(), v.version));
+                    .push((subject.name.as_str(), v.version));
+                if !inputs.deleted_for_good(&subject.name, v.version) {
+                    index
+                        .content_ids
+                        .entry((ctx.clone(), ck))
+                        .and_modify(|id| *id = (*id).min(v.id))
+                        .or_insert(v.id);
+                }
+                for r in &v.references {
+                    let to = resolve_reference_subject(&subject.name, &r.subject);
+                    let version = if r.version >= 1 {
+                        r.version as u32
+                    } else {
+                        target
+                            .subjects
+                            .get(&to)
+                            .and_then(|s| s.latest_live())
+                            .map_or(0, |l| l.version)
+                    };
+                    index
+                        .referrers
+                        .entry((to, version))
+                        .or_default()
+                        .push((subject.name.clone(), v.version));
+                }
             }
         }
+        index
+    }
+}
+
+/// The pass that decides each registration's target version and ID,
+/// visiting them in registration order (a registration's references are
+/// decided before it).
+struct RegistrationPass<'a, 'p> {
+    inputs: Inputs<'a>,
+    index: &'p TargetIndex<'a>,
+    conflicts: &'p mut Vec<Conflict>,
+    /// The registrations decided so far.
+    registrations: BTreeMap<Key, Registration>,
+    /// Per target subject, the version numbers taken: the target's (but
+    /// the ones deleted for good) and the registrations' so far.
+    used_versions: BTreeMap<String, BTreeSet<u32>>,
+    /// Per target context and content, the ID its first registration gets.
+    planned_content: HashMap<(String, ContentKey), (TargetId, IdHow)>,
+    /// Per target context and ID sent in IMPORT mode, the content and the
+    /// version first registered under it.
+    planned_ids: HashMap<(String, u32), (ContentKey, Key)>,
+}
+
+/// Decides the target version and ID of every registration.
+///
+/// An ID is the source one with `force_ids`, the pinned one from
+/// `id_mapping_file`, the ID the target (or an earlier registration in the
+/// same context) already gives the same content, or else one the registry
+/// assigns. A forced or pinned ID held by other content is an
+/// [`ConflictKind::IdTaken`] conflict; two contents forced onto one ID are an
+/// [`ConflictKind::IdClash`]; a reference to a version that stays different
+/// in the target is a [`ConflictKind::ReferenceDiverged`].
+fn decide_registrations(
+    inputs: Inputs<'_>,
+    index: &TargetIndex<'_>,
+    conflicts: &mut Vec<Conflict>,
+) -> BTreeMap<Key, Registration> {
+    let mut pass = RegistrationPass {
+        inputs,
+        index,
+        conflicts,
+        registrations: BTreeMap::new(),
+        used_versions: BTreeMap::new(),
+        planned_content: HashMap::new(),
+        planned_ids: HashMap::new(),
+    };
+    for key in &inputs.selection.order {
+        if let Some(Decision::Register { replace, reason }) = inputs.decisions.by_node.get(key) {
+            pass.decide(key, *replace, reason);
+        }
+    }
+    pass.registrations
+}
+
+impl RegistrationPass<'_, '_> {
+    fn decide(&mut self, key: &Key, replace: bool, reason: &str) {
+        let tctx = context_of(&key.target).to_owned();
+        let (references, ck) = self.target_content(key);
+        let (target_id, how, import_id) = self.choose_id(key, &tctx, &ck);
+        if let Some(id) = import_id {
+            self.check_import_id(key, id, how, &tctx, &ck);
+        }
+        self.planned_content
+            .entry((tctx, ck))
+            .or_insert((target_id, how));
+        let target_version = self.target_version(key, import_id.is_some());
+        self.registrations.insert(
+            key.clone(),
+            Registration {
+                key: key.clone(),
+                target_version,
+                import_id,
+                target_id,
+                how,
+                references,
+                replace,
+                reason: reason.to_owned(),
+            },
+        );
     }
 
-    // ---- pass two: versions and IDs of the registrations, in order ----
-    let mut used_versions: BTreeMap<String, BTreeSet<u32>> = BTreeMap::new();
-    let mut registrations: BTreeMap<Key, Registration> = BTreeMap::new();
-    let mut planned_content: HashMap<(String, ContentKey), (TargetId, IdHow)> = HashMap::new();
-    let mut planned_ids: HashMap<(String, u32), (ContentKey, Key)> = HashMap::new();
-    for key in &selection.order {
-        let Some(Decision::Register { replace, reason }) = decisions.by_node.get(key) else {
-            continue;
-        };
-        let node = &selection.nodes[key];
-        let bv = node.version;
-        let tctx = context_of(&key.target).to_owned();
-        let sctx = context_of(&key.source).to_owned();
-        let used = used_versions.entry(key.target.clone()).or_insert_with(|| {
-            target
-                .subjects
-                .get(&key.target)
-                .map(|s| {
-                    s.versions
-                        .keys()
-                        .copied()
-                        .filter(|&n| !hard_deleted(&key.target, n))
-                        .collect()
-                })
-                .unwrap_or_default()
-        });
-
-        // references in target terms
+    /// The version's references in target terms (renamed, and pointing to
+    /// the target versions that will hold them), and its content key with
+    /// those references.
+    fn target_content(&mut self, key: &Key) -> (Vec<Reference>, ContentKey) {
+        let node = &self.inputs.selection.nodes[key];
         let mut ck_refs = Vec::with_capacity(node.refs.len());
         let mut references = Vec::with_capacity(node.refs.len());
         for r in &node.refs {
             let (subject, version) = match &r.to {
-                RefTo::Node(to) => {
-                    let v = match (decisions.by_node.get(to), registrations.get(to)) {
-                        (_, Some(reg)) => reg.target_version,
-                        (Some(d), None) => match d.kept_target() {
-                            Some((tv, _)) => tv,
-                            None => {
-                                conflicts.push(Conflict {
-                                    kind: ConflictKind::ReferenceDiverged,
-                                    subject: Some(key.target.clone()),
-                                    version: Some(key.version),
-                                    id: None,
-                                    message: format!(
-                                        "`{key}` references `{to}`, which stays different in the target"
-                                    ),
-                                    details: vec![format!(
-                                        "registering `{}` would point it to the target's `{}` v{}",
-                                        key.target, to.target, to.version
-                                    )],
-                                    hint: "settle the referenced version's conflict first (or restore with `strategy: overwrite`)".to_owned(),
-                                });
-                                to.version
-                            }
-                        },
-                        (None, None) => to.version,
-                    };
-                    (to.target.clone(), v)
-                }
+                RefTo::Node(to) => (to.target.clone(), self.referenced_version(key, to)),
                 RefTo::External {
                     subject, version, ..
                 } => (subject.clone(), *version),
@@ -620,212 +675,319 @@ pub fn build(
             });
         }
         let ck = ContentKey {
-            schema_type: bv.schema_type,
-            canonical: decisions.canonical[key].clone(),
+            schema_type: node.version.schema_type,
+            canonical: self.inputs.decisions.canonical[key].clone(),
             references: ck_refs,
         };
+        (references, ck)
+    }
 
+    /// The target version that will hold the restored version `to`, which
+    /// `key` references: its registration's, or the target's version that
+    /// already holds it. When the target's stays different, the reference
+    /// would point to other content: a conflict.
+    fn referenced_version(&mut self, key: &Key, to: &Key) -> u32 {
+        let decision = self.inputs.decisions.by_node.get(to);
+        match (decision, self.registrations.get(to)) {
+            (_, Some(reg)) => reg.target_version,
+            (Some(d), None) => match d.kept_target() {
+                Some((tv, _)) => tv,
+                None => {
+                    self.conflicts.push(Conflict {
+                        kind: ConflictKind::ReferenceDiverged,
+                        subject: Some(key.target.clone()),
+                        version: Some(key.version),
+                        id: None,
+                        message: format!(
+                            "`{key}` references `{to}`, which stays different in the target"
+                        ),
+                        details: vec![format!(
+                            "registering `{}` would point it to the target's `{}` v{}",
+                            key.target, to.target, to.version
+                        )],
+                        hint: "settle the referenced version's conflict first (or restore with `strategy: overwrite`)".to_owned(),
+                    });
+                    to.version
+                }
+            },
+            (None, None) => to.version,
+        }
+    }
+
+    /// The registration's target ID, how it is chosen, and the ID sent in
+    /// IMPORT mode (forced or pinned IDs only).
+    fn choose_id(&self, key: &Key, tctx: &str, ck: &ContentKey) -> (TargetId, IdHow, Option<u32>) {
+        let options = self.inputs.options;
+        let source_id = self.inputs.selection.nodes[key].version.id;
         let pinned = options
             .pinned_ids
-            .get(&sctx)
-            .and_then(|m| m.get(&bv.id))
+            .get(context_of(&key.source))
+            .and_then(|m| m.get(&source_id))
             .copied();
-        let (target_id, how, import_id) = if options.force_ids {
-            (TargetId::Known(bv.id), IdHow::Forced, Some(bv.id))
+        if options.force_ids {
+            (TargetId::Known(source_id), IdHow::Forced, Some(source_id))
         } else if let Some(p) = pinned {
             (TargetId::Known(p), IdHow::Pinned, Some(p))
-        } else if let Some(&id) = content_ids.get(&(tctx.clone(), &ck)) {
+        } else if let Some(&id) = self.index.content_ids.get(&(tctx.to_owned(), ck)) {
             (TargetId::Known(id), IdHow::Existing, None)
-        } else if let Some(&(id, how)) = planned_content.get(&(tctx.clone(), ck.clone())) {
+        } else if let Some(&(id, how)) = self.planned_content.get(&(tctx.to_owned(), ck.clone())) {
             (id, how, None)
         } else {
             (TargetId::AfterApply, IdHow::Assigned, None)
+        }
+    }
+
+    /// Conflicts of an ID sent in IMPORT mode: held in the target by other
+    /// content, or sent earlier in this plan with other content.
+    fn check_import_id(&mut self, key: &Key, id: u32, how: IdHow, tctx: &str, ck: &ContentKey) {
+        let source_id = self.inputs.selection.nodes[key].version.id;
+        let target_keys = &self.inputs.decisions.target_keys;
+        let what = if how == IdHow::Forced {
+            "`force_ids` keeps source ID"
+        } else {
+            "`id_mapping_file` pins ID"
         };
-        if let Some(id) = import_id {
-            let what = if how == IdHow::Forced {
-                "`force_ids` keeps source ID"
-            } else {
-                "`id_mapping_file` pins ID"
-            };
-            let holders: Vec<String> = id_holders
-                .get(&(tctx.clone(), id))
-                .into_iter()
-                .flatten()
-                .filter(|(s, v)| decisions.target_keys[&((*s).to_owned(), *v)] != ck)
-                .map(|(s, v)| format!("target `{s}` v{v} holds id {id} with other content"))
-                .collect();
-            if !holders.is_empty() {
-                conflicts.push(Conflict {
-                    kind: ConflictKind::IdTaken,
-                    subject: Some(key.target.clone()),
-                    version: Some(key.version),
-                    id: Some(id),
-                    message: format!(
-                        "{what} {id} for `{key}`, but the target's context `{tctx}` holds {id} with another schema"
-                    ),
-                    details: holders,
-                    hint: if how == IdHow::Forced {
-                        "restore into an empty registry (or context), or drop `force_ids` and let `rewrite_ids` move the records".to_owned()
-                    } else {
-                        format!("pin source ID {} to a free target ID in `id_mapping_file`", bv.id)
-                    },
-                });
-            }
-            match planned_ids.get(&(tctx.clone(), id)) {
-                Some((other, first)) if *other != ck => conflicts.push(Conflict {
-                    kind: ConflictKind::IdClash,
-                    subject: Some(key.target.clone()),
-                    version: Some(key.version),
-                    id: Some(id),
-                    message: format!(
-                        "`{first}` and `{key}` would both be registered as id {id} in context `{tctx}`, with different schemas"
-                    ),
-                    details: Vec::new(),
-                    hint: "give one of them another target ID (`id_mapping_file`), or restore the contexts apart (`context_mapping`)".to_owned(),
-                }),
-                Some(_) => {}
-                None => {
-                    planned_ids.insert((tctx.clone(), id), (ck.clone(), key.clone()));
-                }
+        let holders: Vec<String> = self
+            .index
+            .id_holders
+            .get(&(tctx.to_owned(), id))
+            .into_iter()
+            .flatten()
+            .filter(|(s, v)| target_keys[&((*s).to_owned(), *v)] != *ck)
+            .map(|(s, v)| format!("target `{s}` v{v} holds id {id} with other content"))
+            .collect();
+        if !holders.is_empty() {
+            self.conflicts.push(Conflict {
+                kind: ConflictKind::IdTaken,
+                subject: Some(key.target.clone()),
+                version: Some(key.version),
+                id: Some(id),
+                message: format!(
+                    "{what} {id} for `{key}`, but the target's context `{tctx}` holds {id} with another schema"
+                ),
+                details: holders,
+                hint: if how == IdHow::Forced {
+                    "restore into an empty registry (or context), or drop `force_ids` and let `rewrite_ids` move the records".to_owned()
+                } else {
+                    format!("pin source ID {source_id} to a free target ID in `id_mapping_file`")
+                },
+            });
+        }
+        match self.planned_ids.get(&(tctx.to_owned(), id)) {
+            Some((other, first)) if other != ck => self.conflicts.push(Conflict {
+                kind: ConflictKind::IdClash,
+                subject: Some(key.target.clone()),
+                version: Some(key.version),
+                id: Some(id),
+                message: format!(
+                    "`{first}` and `{key}` would both be registered as id {id} in context `{tctx}`, with different schemas"
+                ),
+                details: Vec::new(),
+                hint: "give one of them another target ID (`id_mapping_file`), or restore the contexts apart (`context_mapping`)".to_owned(),
+            }),
+            Some(_) => {}
+            None => {
+                self.planned_ids
+                    .insert((tctx.to_owned(), id), (ck.clone(), key.clone()));
             }
         }
-        planned_content
-            .entry((tctx.clone(), ck))
-            .or_insert((target_id, how));
+    }
 
-        let next = used.iter().next_back().map_or(1, |m| m + 1);
-        let target_version = match import_id {
-            Some(_) if !used.contains(&key.version) => key.version,
-            _ => next,
+    /// The version number a registration gets: the registry numbers versions
+    /// itself (the highest taken + 1), except in IMPORT mode, where the
+    /// backup's number is kept when the subject does not hold it.
+    fn target_version(&mut self, key: &Key, import: bool) -> u32 {
+        let inputs = self.inputs;
+        let used = self
+            .used_versions
+            .entry(key.target.clone())
+            .or_insert_with(|| {
+                inputs
+                    .target
+                    .subjects
+                    .get(&key.target)
+                    .map(|s| {
+                        s.versions
+                            .keys()
+                            .copied()
+                            .filter(|&n| !inputs.deleted_for_good(&key.target, n))
+                            .collect()
+                    })
+                    .unwrap_or_default()
+            });
+        let next = used.last().map_or(1, |m| m + 1);
+        let target_version = if import && !used.contains(&key.version) {
+            key.version
+        } else {
+            next
         };
         used.insert(target_version);
-        registrations.insert(
-            key.clone(),
-            Registration {
-                key: key.clone(),
-                target_version,
-                import_id,
-                target_id,
-                how,
-                references,
-                replace: *replace,
-                reason: reason.clone(),
-            },
-        );
+        target_version
     }
+}
 
-    // force_ids without rewriting: a schema the target holds under another ID breaks records
-    if options.force_ids && !options.rewrite_ids {
-        for (key, d) in &decisions.by_node {
-            if let Some((tv, tid)) = d.kept_target()
-                && tid != selection.nodes[key].version.id
-            {
-                conflicts.push(Conflict {
-                    kind: ConflictKind::IdDisagreement,
-                    subject: Some(key.target.clone()),
-                    version: Some(tv),
-                    id: Some(selection.nodes[key].version.id),
-                    message: format!(
-                        "`{key}` is already in the target as `{}` v{tv} under id {tid}, not its source id {}",
-                        key.target,
-                        selection.nodes[key].version.id
-                    ),
-                    details: Vec::new(),
-                    hint: "records keep their IDs (`force_ids` without `rewrite_ids`): set `rewrite_ids: true`, or remove the target's copy".to_owned(),
-                });
-            }
+/// With `force_ids` and without `rewrite_ids`, records keep their source
+/// IDs: a restored version the target already holds under another ID would
+/// leave them pointing to the wrong schema ([`ConflictKind::IdDisagreement`]).
+fn check_kept_ids(inputs: Inputs<'_>, conflicts: &mut Vec<Conflict>) {
+    let Inputs {
+        selection,
+        decisions,
+        options,
+        ..
+    } = inputs;
+    if !options.force_ids || options.rewrite_ids {
+        return;
+    }
+    for (key, d) in &decisions.by_node {
+        let source_id = selection.nodes[key].version.id;
+        if let Some((tv, tid)) = d.kept_target()
+            && tid != source_id
+        {
+            conflicts.push(Conflict {
+                kind: ConflictKind::IdDisagreement,
+                subject: Some(key.target.clone()),
+                version: Some(tv),
+                id: Some(source_id),
+                message: format!(
+                    "`{key}` is already in the target as `{}` v{tv} under id {tid}, not its source id {source_id}",
+                    key.target,
+                ),
+                details: Vec::new(),
+                hint: "records keep their IDs (`force_ids` without `rewrite_ids`): set `rewrite_ids: true`, or remove the target's copy".to_owned(),
+            });
         }
     }
+}
 
-    // ---- the ID map ----
+/// The source-to-target ID map. A record carries only its ID, so every
+/// restored version with one source ID must land on one target ID in one
+/// context; where two would not, an [`ConflictKind::IdDisagreement`]. A
+/// version that is not restored (skipped, in conflict) maps nowhere and
+/// never disagrees.
+fn map_ids(
+    inputs: Inputs<'_>,
+    registrations: &BTreeMap<Key, Registration>,
+    conflicts: &mut Vec<Conflict>,
+) -> BTreeMap<String, BTreeMap<u32, IdMapEntry>> {
     let mut id_mapping: BTreeMap<String, BTreeMap<u32, IdMapEntry>> = BTreeMap::new();
-    for (key, d) in &decisions.by_node {
-        let bv = selection.nodes[key].version;
+    for (key, d) in &inputs.decisions.by_node {
+        let source_id = inputs.selection.nodes[key].version.id;
         let tctx = context_of(&key.target).to_owned();
-        let (target_id, how, used_by) = match d {
-            Decision::Unchanged {
-                target_version,
-                target_id,
-                ..
-            }
-            | Decision::SoftDelete {
-                target_version,
-                target_id,
-            } => (
-                TargetId::Known(*target_id),
-                IdHow::Existing,
-                format!("{} v{target_version}", key.target),
-            ),
-            Decision::Skipped {
-                matched: Some((v, id)),
-            } => (
-                TargetId::Known(*id),
-                IdHow::Existing,
-                format!("{} v{v}", key.target),
-            ),
-            Decision::Skipped { matched: None } => {
-                (TargetId::Unmapped, IdHow::Skipped, key.to_string())
-            }
-            Decision::Conflict => (TargetId::Unmapped, IdHow::Conflict, key.to_string()),
-            Decision::Register { .. } => {
-                let reg = &registrations[key];
-                (
-                    reg.target_id,
-                    reg.how,
-                    format!("{} v{}", key.target, reg.target_version),
-                )
-            }
-        };
+        let (target_id, how, used_by) = id_map_entry(key, d, registrations);
         let entries = id_mapping
             .entry(context_of(&key.source).to_owned())
             .or_default();
-        match entries.get_mut(&bv.id) {
-            None => {
-                entries.insert(
-                    bv.id,
-                    IdMapEntry {
-                        target_context: tctx,
-                        target_id,
-                        how,
-                        used_by: vec![used_by],
-                    },
-                );
-            }
-            Some(entry) => {
-                entry.used_by.push(used_by);
-                entry.used_by.sort();
-                entry.used_by.dedup();
-                if target_id == TargetId::Unmapped {
-                    continue;
-                }
-                if entry.target_id == TargetId::Unmapped {
-                    entry.target_id = target_id;
-                    entry.how = how;
-                    entry.target_context = tctx;
-                    continue;
-                }
-                let agree = entry.target_context == tctx
-                    && (entry.target_id == target_id
-                        || (target_id == TargetId::AfterApply
-                            && how == IdHow::Assigned
-                            && entry.target_id == TargetId::AfterApply));
-                if !agree {
-                    conflicts.push(Conflict {
-                        kind: ConflictKind::IdDisagreement,
-                        subject: Some(key.target.clone()),
-                        version: Some(key.version),
-                        id: Some(bv.id),
-                        message: format!(
-                            "source id {} would point to {} in `{}` and to {} in `{tctx}`",
-                            bv.id, entry.target_id, entry.target_context, target_id
-                        ),
-                        details: entry.used_by.clone(),
-                        hint: "a record carries only the ID: every version with one source ID must land on one target ID".to_owned(),
-                    });
-                }
-            }
+        let Some(entry) = entries.get_mut(&source_id) else {
+            entries.insert(
+                source_id,
+                IdMapEntry {
+                    target_context: tctx,
+                    target_id,
+                    how,
+                    used_by: vec![used_by],
+                },
+            );
+            continue;
+        };
+        entry.used_by.push(used_by);
+        entry.used_by.sort();
+        entry.used_by.dedup();
+        if target_id == TargetId::Unmapped {
+            continue;
+        }
+        if entry.target_id == TargetId::Unmapped {
+            entry.target_id = target_id;
+            entry.how = how;
+            entry.target_context = tctx;
+            continue;
+        }
+        let agree = entry.target_context == tctx
+            && (entry.target_id == target_id
+                || (target_id == TargetId::AfterApply
+                    && how == IdHow::Assigned
+                    && entry.target_id == TargetId::AfterApply));
+        if !agree {
+            conflicts.push(Conflict {
+                kind: ConflictKind::IdDisagreement,
+                subject: Some(key.target.clone()),
+                version: Some(key.version),
+                id: Some(source_id),
+                message: format!(
+                    "source id {source_id} would point to {} in `{}` and to {target_id} in `{tctx}`",
+                    entry.target_id, entry.target_context
+                ),
+                details: entry.used_by.clone(),
+                hint: "a record carries only the ID: every version with one source ID must land on one target ID".to_owned(),
+            });
         }
     }
+    id_mapping
+}
+
+/// Where one restored version's source ID points, how, and the target
+/// version (or backed-up one) that uses it.
+fn id_map_entry(
+    key: &Key,
+    decision: &Decision,
+    registrations: &BTreeMap<Key, Registration>,
+) -> (TargetId, IdHow, String) {
+    match decision {
+        Decision::Unchanged {
+            target_version,
+            target_id,
+            ..
+        }
+        | Decision::SoftDelete {
+            target_version,
+            target_id,
+        } => (
+            TargetId::Known(*target_id),
+            IdHow::Existing,
+            format!("{} v{target_version}", key.target),
+        ),
+        Decision::Skipped {
+            matched: Some((v, id)),
+        } => (
+            TargetId::Known(*id),
+            IdHow::Existing,
+            format!("{} v{v}", key.target),
+        ),
+        Decision::Skipped { matched: None } => {
+            (TargetId::Unmapped, IdHow::Skipped, key.to_string())
+        }
+        Decision::Conflict => (TargetId::Unmapped, IdHow::Conflict, key.to_string()),
+        Decision::Register { .. } => {
+            let reg = &registrations[key];
+            (
+                reg.target_id,
+                reg.how,
+                format!("{} v{}", key.target, reg.target_version),
+            )
+        }
+    }
+}
+
+/// Decides target versions and IDs, and lays out the steps.
+pub fn build(
+    selection: &Selection<'_>,
+    decisions: &Decisions,
+    backup: &RegistrySnapshot,
+    target: &RegistrySnapshot,
+    options: &PlanOptions,
+) -> Result<Built, PlanError> {
+    let inputs = Inputs {
+        selection,
+        decisions,
+        target,
+        options,
+    };
+    let index = TargetIndex::new(inputs);
+    let target_referrers = &index.referrers;
+    let mut conflicts = decisions.conflicts.clone();
+    let registrations = decide_registrations(inputs, &index, &mut conflicts);
+    check_kept_ids(inputs, &mut conflicts);
+    let id_mapping = map_ids(inputs, &registrations, &mut conflicts);
 
     // ---- steps ----
     let mut steps = Steps::default();
