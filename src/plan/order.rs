@@ -1906,3 +1906,6 @@ struct GlobalScope {
     backup: ScopeSettings,
     before: ScopeSettings,
 }
+
+#[cfg(test)]
+mod tests;
