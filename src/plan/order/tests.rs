@@ -3,6 +3,7 @@
 //! at what the phase tells the next ones.
 
 use super::*;
+use crate::model::{Reference, SchemaType};
 use crate::plan::{PinnedIds, diff, select};
 
 /// An Avro record named `name`: same name, same content.
