@@ -1,42 +1,57 @@
 //! Steps 4 to 6 of the planner: target versions and IDs of the
 //! registrations, then the flat, ordered list of steps.
 //!
-//! The list runs in phases, each step after the steps it depends on:
-//! 1. per subject that is written to, a temporary mode (IMPORT for forced or
-//!    pinned IDs, READWRITE when the target's mode would refuse writes) and a
-//!    temporary level `NONE`, so that the backup's history cannot be rejected;
-//! 2. deletions (`overwrite`), referrers before what they reference, each soft
-//!    then hard; a subject deleted for good loses its own level and mode, so
-//!    its temporary level is set again after it;
-//! 3. registrations, references first, then each subject's versions in order,
-//!    ties by target subject and version; a subject that mixes pinned and
-//!    unpinned IDs switches mode between them;
-//! 4. soft deletes (versions soft-deleted in the backup are registered for
-//!    their ID, then soft-deleted again);
-//! 5. per subject, the final level then the final mode: the backup's (or
-//!    `set_compatibility`), or the target's previous one when only a
-//!    temporary value was set. An IMPORT or READONLY mode is therefore always
-//!    the last write to its subject;
-//! 6. with `restore_global_settings`, the global and per-context level and mode.
+//! [`build`] first decides every registration (in `registrations`:
+//! `decide_registrations` gives each its target version, its references in
+//! target terms and its ID; `check_kept_ids` checks the IDs records keep;
+//! `map_ids` makes the ID map). Then it lays the steps out in phases over one
+//! `Build`, each step after the steps it depends on; each phase's doc
+//! comment says what it guarantees:
+//! 1. `set_temporary_settings`: per subject that is written to, a temporary
+//!    mode (IMPORT for forced or pinned IDs, READWRITE when the target's
+//!    mode would refuse writes) and a temporary level `NONE`, so that the
+//!    backup's history cannot be rejected;
+//! 2. `delete_target_versions`: deletions (`overwrite`), referrers before
+//!    what they reference, each soft then hard; a subject deleted for good
+//!    loses its own level and mode, so its temporary level is set again
+//!    after it;
+//! 3. `register_versions`: registrations, references first, then each
+//!    subject's versions in order, ties by target subject and version; a
+//!    subject that mixes pinned and unpinned IDs switches mode between them;
+//! 4. `soft_delete_versions`: versions soft-deleted in the backup are
+//!    registered for their ID, then soft-deleted again;
+//! 5. `put_back_subject_settings`: per subject, the final level then the
+//!    final mode: the backup's (or `set_compatibility`), or the target's
+//!    previous one when only a temporary value was set. An IMPORT or
+//!    READONLY mode is therefore always the last write to its subject;
+//! 6. `restore_global_settings`: with `restore_global_settings`, the global
+//!    and per-context level and mode.
+//!
+//! Steps are made only by the constructors of `Steps` (in `steps`), one per
+//! kind of step.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+mod registrations;
+mod steps;
 
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
+use std::collections::{BTreeMap, BTreeSet};
 
 use super::diff::{Decision, Decisions};
-use super::ids::{IdHow, IdMapEntry, TargetId};
-use super::select::{Key, RefTo, Selection};
+use super::ids::{IdHow, IdMapEntry};
+use super::select::{Key, RefTo, Selection, SubjectInfo};
 use super::{
-    Action, Conflict, ConflictKind, PlanError, PlanOptions, Request, RequestBody, SourceVersion,
-    Step, StepKind, SubjectOutcome, SubjectSummary, Totals,
+    Action, Conflict, ConflictKind, PlanError, PlanOptions, Step, SubjectOutcome, SubjectSummary,
+    Totals,
 };
-use crate::canonical::ContentKey;
 use crate::config::{Compatibility, Strategy};
 use crate::graph::DependencyGraph;
 use crate::model::{
-    DEFAULT_CONTEXT, Mode, Reference, RegistrySnapshot, SchemaType, compatibility_name, context_of,
-    resolve_reference_subject, schema_type_name, split_context,
+    DEFAULT_CONTEXT, Mode, RegistrySnapshot, SchemaVersion, ScopeSettings, SubjectState,
+    compatibility_name, context_of,
 };
+use registrations::{
+    Referrers, Registration, TargetIndex, check_kept_ids, decide_registrations, map_ids,
+};
+use steps::{At, Steps, Unit};
 
 /// What [`build`] hands back to [`super::plan`].
 #[derive(Debug, Clone)]
@@ -51,39 +66,6 @@ pub struct Built {
     pub subjects: Vec<SubjectSummary>,
     /// The ID map.
     pub id_mapping: BTreeMap<String, BTreeMap<u32, IdMapEntry>>,
-}
-
-const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~');
-
-fn seg(name: &str) -> String {
-    utf8_percent_encode(name, SEGMENT).to_string()
-}
-
-/// A scope's final settings: (context, backup level, backup mode, target level, target mode).
-type Scope = (
-    Option<String>,
-    Option<Compatibility>,
-    Option<Mode>,
-    Option<Compatibility>,
-    Option<Mode>,
-);
-
-/// A registration, decided.
-#[derive(Debug, Clone)]
-struct Registration {
-    key: Key,
-    target_version: u32,
-    /// `id` sent in IMPORT mode.
-    import_id: Option<u32>,
-    target_id: TargetId,
-    how: IdHow,
-    references: Vec<Reference>,
-    replace: bool,
-    reason: String,
 }
 
 /// A setting as it applies to `subject` in the target: its own, else its
@@ -137,16 +119,6 @@ fn effective_compat(target: &RegistrySnapshot, subject: &str) -> Compatibility {
         .unwrap_or(Compatibility::Backward)
 }
 
-/// How a reference to `subject` is written from `referrer` in the target.
-fn reference_subject(referrer: &str, subject: &str) -> String {
-    let (ctx, name) = split_context(subject);
-    if ctx == context_of(referrer) {
-        name.to_owned()
-    } else {
-        format!(":{ctx}:{name}")
-    }
-}
-
 fn show_compat(c: Option<Compatibility>) -> String {
     c.map_or_else(
         || "(not set)".to_owned(),
@@ -158,91 +130,45 @@ fn show_mode(m: Option<Mode>) -> String {
     m.map_or_else(|| "(not set)".to_owned(), |m| m.as_str().to_owned())
 }
 
-#[derive(Default)]
-struct Steps {
-    list: Vec<Step>,
-    by_subject: BTreeMap<String, Vec<u32>>,
+/// The planner's inputs, as every part of this module reads them.
+#[derive(Clone, Copy)]
+struct Inputs<'a> {
+    selection: &'a Selection<'a>,
+    decisions: &'a Decisions,
+    backup: &'a RegistrySnapshot,
+    target: &'a RegistrySnapshot,
+    options: &'a PlanOptions,
 }
 
-impl Steps {
-    #[allow(clippy::too_many_arguments)]
-    fn push(
-        &mut self,
-        kind: StepKind,
-        action: Action,
-        subject: Option<&str>,
-        version: Option<u32>,
-        source: Option<SourceVersion>,
-        request: Request,
-        mut depends_on: Vec<u32>,
-        reason: String,
-    ) -> u32 {
-        let id = self.list.len() as u32 + 1;
-        depends_on.sort_unstable();
-        depends_on.dedup();
-        self.list.push(Step {
-            id,
-            kind,
-            action,
-            subject: subject.map(str::to_owned),
-            context: None,
-            version,
-            source,
-            request,
-            depends_on,
-            reason,
-        });
-        if let Some(s) = subject {
-            self.by_subject.entry(s.to_owned()).or_default().push(id);
+impl<'a> Inputs<'a> {
+    /// Whether the plan deletes target `subject` `version` for good.
+    fn deleted_for_good(&self, subject: &str, version: u32) -> bool {
+        self.decisions
+            .deletions
+            .get(subject)
+            .is_some_and(|d| d.contains_key(&version))
+    }
+
+    /// The delete that removes target `subject` `version`, if the plan
+    /// deletes it: the whole subject when all its versions go.
+    fn delete_unit(&self, subject: &str, version: u32) -> Option<Unit<'a>> {
+        let (name, versions) = self.decisions.deletions.get_key_value(subject)?;
+        if !versions.contains_key(&version) {
+            return None;
         }
-        id
-    }
-
-    /// The temporary level `NONE` on `subject` (now `from`), so that the
-    /// backup's history is not rejected; `why` comes first in the reason.
-    fn temporary_none(
-        &mut self,
-        subject: &str,
-        from: Compatibility,
-        depends_on: Vec<u32>,
-        why: &str,
-    ) -> u32 {
-        self.push(
-            StepKind::SetCompatibility,
-            Action::Update,
-            Some(subject),
-            None,
-            None,
-            request(
-                "PUT",
-                format!("/config/{}", seg(subject)),
-                Some(RequestBody {
-                    compatibility: Some(Compatibility::None),
-                    ..Default::default()
-                }),
-            ),
-            depends_on,
-            format!(
-                "~ set compatibility {subject} {} -> NONE: {why}the backup's history must not be rejected (temporary, put back at the end)",
-                compatibility_name(from)
-            ),
-        )
-    }
-
-    fn of(&self, subject: &str) -> Vec<u32> {
-        self.by_subject.get(subject).cloned().unwrap_or_default()
+        let all = self.target.subjects[subject]
+            .versions
+            .keys()
+            .all(|v| versions.contains_key(v));
+        Some(if all {
+            Unit::Subject(name)
+        } else {
+            Unit::Version(name, version)
+        })
     }
 }
 
-fn request(method: &str, path: String, body: Option<RequestBody>) -> Request {
-    Request {
-        method: method.to_owned(),
-        path,
-        body,
-    }
-}
-
-/// Decides target versions and IDs, and lays out the steps.
+/// Decides target versions and IDs, and lays out the steps, phase by phase.
 pub fn build(
     selection: &Selection<'_>,
     decisions: &Decisions,
@@ -250,373 +176,169 @@ pub fn build(
     target: &RegistrySnapshot,
     options: &PlanOptions,
 ) -> Result<Built, PlanError> {
+    let inputs = Inputs {
+        selection,
+        decisions,
+        backup,
+        target,
+        options,
+    };
+    let index = TargetIndex::new(inputs);
     let mut conflicts = decisions.conflicts.clone();
+    let registrations = decide_registrations(inputs, &index, &mut conflicts);
+    check_kept_ids(inputs, &mut conflicts);
+    let id_mapping = map_ids(inputs, &registrations, &mut conflicts);
 
-    // ---- indexes over the target (lookups only, never iterated) ----
-    let hard_deleted = |subject: &str, version: u32| {
-        decisions
-            .deletions
-            .get(subject)
-            .is_some_and(|d| d.contains_key(&version))
-    };
-    let mut content_ids: HashMap<(String, &ContentKey), u32> = HashMap::new();
-    let mut id_holders: HashMap<(String, u32), Vec<(&str, u32)>> = HashMap::new();
-    let mut target_referrers: BTreeMap<(String, u32), Vec<(String, u32)>> = BTreeMap::new();
-    for subject in target.subjects.values() {
-        let ctx = context_of(&subject.name).to_owned();
-        for v in subject.versions.values() {
-            let ck = &decisions.target_keys[&(subject.name.clone(), v.version)];
-            id_holders
-                .entry((ctx.clone(), v.id))
-                .or_default()
-                .push((subject.name.as_str(), v.version));
-            if !hard_deleted(&subject.name, v.version) {
-                content_ids
-                    .entry((ctx.clone(), ck))
-                    .and_modify(|id| *id = (*id).min(v.id))
-                    .or_insert(v.id);
-            }
-            for r in &v.references {
-                let to = resolve_reference_subject(&subject.name, &r.subject);
-                let version = if r.version >= 1 {
-                    r.version as u32
-                } else {
-                    target
-                        .subjects
-                        .get(&to)
-                        .and_then(|s| s.latest_live())
-                        .map_or(0, |l| l.version)
-                };
-                target_referrers
-                    .entry((to, version))
-                    .or_default()
-                    .push((subject.name.clone(), v.version));
-            }
-        }
+    let mut build = Build::new(inputs, &registrations, conflicts);
+    build.set_temporary_settings();
+    build.delete_target_versions(&index.referrers)?;
+    build.register_versions();
+    build.soft_delete_versions();
+    build.put_back_subject_settings();
+    if options.restore_global_settings {
+        build.restore_global_settings();
     }
+    Ok(build.finish(id_mapping))
+}
 
-    // ---- pass two: versions and IDs of the registrations, in order ----
-    let mut used_versions: BTreeMap<String, BTreeSet<u32>> = BTreeMap::new();
-    let mut registrations: BTreeMap<Key, Registration> = BTreeMap::new();
-    let mut planned_content: HashMap<(String, ContentKey), (TargetId, IdHow)> = HashMap::new();
-    let mut planned_ids: HashMap<(String, u32), (ContentKey, Key)> = HashMap::new();
-    for key in &selection.order {
-        let Some(Decision::Register { replace, reason }) = decisions.by_node.get(key) else {
-            continue;
-        };
-        let node = &selection.nodes[key];
-        let bv = node.version;
-        let tctx = context_of(&key.target).to_owned();
-        let sctx = context_of(&key.source).to_owned();
-        let used = used_versions.entry(key.target.clone()).or_insert_with(|| {
-            target
-                .subjects
-                .get(&key.target)
-                .map(|s| {
-                    s.versions
-                        .keys()
-                        .copied()
-                        .filter(|&n| !hard_deleted(&key.target, n))
-                        .collect()
-                })
-                .unwrap_or_default()
-        });
+/// A version the backup holds soft-deleted, to soft-delete in the target.
+#[derive(Debug, Clone, Copy)]
+struct SoftDelete<'a> {
+    key: &'a Key,
+    /// The target version to soft-delete.
+    target_version: u32,
+    /// Registered by this plan first (for its ID); else already live in
+    /// the target.
+    registered: bool,
+}
 
-        // references in target terms
-        let mut ck_refs = Vec::with_capacity(node.refs.len());
-        let mut references = Vec::with_capacity(node.refs.len());
-        for r in &node.refs {
-            let (subject, version) = match &r.to {
-                RefTo::Node(to) => {
-                    let v = match (decisions.by_node.get(to), registrations.get(to)) {
-                        (_, Some(reg)) => reg.target_version,
-                        (Some(d), None) => match d.kept_target() {
-                            Some((tv, _)) => tv,
-                            None => {
-                                conflicts.push(Conflict {
-                                    kind: ConflictKind::ReferenceDiverged,
-                                    subject: Some(key.target.clone()),
-                                    version: Some(key.version),
-                                    id: None,
-                                    message: format!(
-                                        "`{key}` references `{to}`, which stays different in the target"
-                                    ),
-                                    details: vec![format!(
-                                        "registering `{}` would point it to the target's `{}` v{}",
-                                        key.target, to.target, to.version
-                                    )],
-                                    hint: "settle the referenced version's conflict first (or restore with `strategy: overwrite`)".to_owned(),
-                                });
-                                to.version
-                            }
-                        },
-                        (None, None) => to.version,
-                    };
-                    (to.target.clone(), v)
-                }
-                RefTo::External {
-                    subject, version, ..
-                } => (subject.clone(), *version),
-            };
-            ck_refs.push((r.name.clone(), subject.clone(), i64::from(version)));
-            references.push(Reference {
-                name: r.name.clone(),
-                subject: reference_subject(&key.target, &subject),
-                version: version as i32,
-            });
-        }
-        let ck = ContentKey {
-            schema_type: bv.schema_type,
-            canonical: decisions.canonical[key].clone(),
-            references: ck_refs,
-        };
+/// The steps being laid out, phase by phase, and what the phases tell each
+/// other.
+struct Build<'a> {
+    inputs: Inputs<'a>,
+    registrations: &'a BTreeMap<Key, Registration>,
+    /// Per target subject, its registrations in registration order.
+    regs_of: BTreeMap<&'a str, Vec<&'a Registration>>,
+    /// Per target subject, its versions to soft-delete, in registration order.
+    soft_of: BTreeMap<&'a str, Vec<SoftDelete<'a>>>,
+    /// The subjects the plan writes to: registrations, soft and hard deletes.
+    written: BTreeSet<&'a str>,
+    conflicts: Vec<Conflict>,
+    steps: Steps,
+    totals: Totals,
+    /// The mode each written subject is in at this point of the plan.
+    current_mode: BTreeMap<&'a str, Mode>,
+    /// Subjects given a temporary mode; phase 5 puts it back.
+    temp_mode: BTreeSet<&'a str>,
+    /// Subjects given the temporary level `NONE`; phase 5 puts it back.
+    temp_compat: BTreeSet<&'a str>,
+    /// Per subject, its temporary-setting steps: every later write to the
+    /// subject waits for them.
+    prepare: BTreeMap<&'a str, Vec<u32>>,
+    /// Per subject, its hard deletes: its registrations wait for them.
+    hard_deletes: BTreeMap<&'a str, Vec<u32>>,
+    /// The registration step of each registered version.
+    registered: BTreeMap<&'a Key, u32>,
+    /// Per subject, its last registration step so far.
+    last_registration: BTreeMap<&'a str, u32>,
+}
 
-        let pinned = options
-            .pinned_ids
-            .get(&sctx)
-            .and_then(|m| m.get(&bv.id))
-            .copied();
-        let (target_id, how, import_id) = if options.force_ids {
-            (TargetId::Known(bv.id), IdHow::Forced, Some(bv.id))
-        } else if let Some(p) = pinned {
-            (TargetId::Known(p), IdHow::Pinned, Some(p))
-        } else if let Some(&id) = content_ids.get(&(tctx.clone(), &ck)) {
-            (TargetId::Known(id), IdHow::Existing, None)
-        } else if let Some(&(id, how)) = planned_content.get(&(tctx.clone(), ck.clone())) {
-            (id, how, None)
-        } else {
-            (TargetId::AfterApply, IdHow::Assigned, None)
-        };
-        if let Some(id) = import_id {
-            let what = if how == IdHow::Forced {
-                "`force_ids` keeps source ID"
-            } else {
-                "`id_mapping_file` pins ID"
-            };
-            let holders: Vec<String> = id_holders
-                .get(&(tctx.clone(), id))
-                .into_iter()
-                .flatten()
-                .filter(|(s, v)| decisions.target_keys[&((*s).to_owned(), *v)] != ck)
-                .map(|(s, v)| format!("target `{s}` v{v} holds id {id} with other content"))
-                .collect();
-            if !holders.is_empty() {
-                conflicts.push(Conflict {
-                    kind: ConflictKind::IdTaken,
-                    subject: Some(key.target.clone()),
-                    version: Some(key.version),
-                    id: Some(id),
-                    message: format!(
-                        "{what} {id} for `{key}`, but the target's context `{tctx}` holds {id} with another schema"
-                    ),
-                    details: holders,
-                    hint: if how == IdHow::Forced {
-                        "restore into an empty registry (or context), or drop `force_ids` and let `rewrite_ids` move the records".to_owned()
-                    } else {
-                        format!("pin source ID {} to a free target ID in `id_mapping_file`", bv.id)
-                    },
-                });
-            }
-            match planned_ids.get(&(tctx.clone(), id)) {
-                Some((other, first)) if *other != ck => conflicts.push(Conflict {
-                    kind: ConflictKind::IdClash,
-                    subject: Some(key.target.clone()),
-                    version: Some(key.version),
-                    id: Some(id),
-                    message: format!(
-                        "`{first}` and `{key}` would both be registered as id {id} in context `{tctx}`, with different schemas"
-                    ),
-                    details: Vec::new(),
-                    hint: "give one of them another target ID (`id_mapping_file`), or restore the contexts apart (`context_mapping`)".to_owned(),
-                }),
-                Some(_) => {}
-                None => {
-                    planned_ids.insert((tctx.clone(), id), (ck.clone(), key.clone()));
-                }
-            }
-        }
-        planned_content
-            .entry((tctx.clone(), ck))
-            .or_insert((target_id, how));
-
-        let next = used.iter().next_back().map_or(1, |m| m + 1);
-        let target_version = match import_id {
-            Some(_) if !used.contains(&key.version) => key.version,
-            _ => next,
-        };
-        used.insert(target_version);
-        registrations.insert(
-            key.clone(),
-            Registration {
-                key: key.clone(),
-                target_version,
-                import_id,
-                target_id,
-                how,
-                references,
-                replace: *replace,
-                reason: reason.clone(),
-            },
-        );
-    }
-
-    // force_ids without rewriting: a schema the target holds under another ID breaks records
-    if options.force_ids && !options.rewrite_ids {
-        for (key, d) in &decisions.by_node {
-            if let Some((tv, tid)) = d.kept_target()
-                && tid != selection.nodes[key].version.id
-            {
-                conflicts.push(Conflict {
-                    kind: ConflictKind::IdDisagreement,
-                    subject: Some(key.target.clone()),
-                    version: Some(tv),
-                    id: Some(selection.nodes[key].version.id),
-                    message: format!(
-                        "`{key}` is already in the target as `{}` v{tv} under id {tid}, not its source id {}",
-                        key.target,
-                        selection.nodes[key].version.id
-                    ),
-                    details: Vec::new(),
-                    hint: "records keep their IDs (`force_ids` without `rewrite_ids`): set `rewrite_ids: true`, or remove the target's copy".to_owned(),
-                });
-            }
-        }
-    }
-
-    // ---- the ID map ----
-    let mut id_mapping: BTreeMap<String, BTreeMap<u32, IdMapEntry>> = BTreeMap::new();
-    for (key, d) in &decisions.by_node {
-        let bv = selection.nodes[key].version;
-        let tctx = context_of(&key.target).to_owned();
-        let (target_id, how, used_by) = match d {
-            Decision::Unchanged {
-                target_version,
-                target_id,
-                ..
-            }
-            | Decision::SoftDelete {
-                target_version,
-                target_id,
-            } => (
-                TargetId::Known(*target_id),
-                IdHow::Existing,
-                format!("{} v{target_version}", key.target),
-            ),
-            Decision::Skipped {
-                matched: Some((v, id)),
-            } => (
-                TargetId::Known(*id),
-                IdHow::Existing,
-                format!("{} v{v}", key.target),
-            ),
-            Decision::Skipped { matched: None } => {
-                (TargetId::Unmapped, IdHow::Skipped, key.to_string())
-            }
-            Decision::Conflict => (TargetId::Unmapped, IdHow::Conflict, key.to_string()),
-            Decision::Register { .. } => {
-                let reg = &registrations[key];
-                (
-                    reg.target_id,
-                    reg.how,
-                    format!("{} v{}", key.target, reg.target_version),
-                )
-            }
-        };
-        let entries = id_mapping
-            .entry(context_of(&key.source).to_owned())
-            .or_default();
-        match entries.get_mut(&bv.id) {
-            None => {
-                entries.insert(
-                    bv.id,
-                    IdMapEntry {
-                        target_context: tctx,
-                        target_id,
-                        how,
-                        used_by: vec![used_by],
-                    },
-                );
-            }
-            Some(entry) => {
-                entry.used_by.push(used_by);
-                entry.used_by.sort();
-                entry.used_by.dedup();
-                if target_id == TargetId::Unmapped {
-                    continue;
-                }
-                if entry.target_id == TargetId::Unmapped {
-                    entry.target_id = target_id;
-                    entry.how = how;
-                    entry.target_context = tctx;
-                    continue;
-                }
-                let agree = entry.target_context == tctx
-                    && (entry.target_id == target_id
-                        || (target_id == TargetId::AfterApply
-                            && how == IdHow::Assigned
-                            && entry.target_id == TargetId::AfterApply));
-                if !agree {
-                    conflicts.push(Conflict {
-                        kind: ConflictKind::IdDisagreement,
-                        subject: Some(key.target.clone()),
-                        version: Some(key.version),
-                        id: Some(bv.id),
-                        message: format!(
-                            "source id {} would point to {} in `{}` and to {} in `{tctx}`",
-                            bv.id, entry.target_id, entry.target_context, target_id
-                        ),
-                        details: entry.used_by.clone(),
-                        hint: "a record carries only the ID: every version with one source ID must land on one target ID".to_owned(),
-                    });
-                }
-            }
-        }
-    }
-
-    // ---- steps ----
-    let mut steps = Steps::default();
-    let mut totals = Totals::default();
-    let regs_of: BTreeMap<&str, Vec<&Registration>> = {
-        let mut m: BTreeMap<&str, Vec<&Registration>> = BTreeMap::new();
+impl<'a> Build<'a> {
+    fn new(
+        inputs: Inputs<'a>,
+        registrations: &'a BTreeMap<Key, Registration>,
+        conflicts: Vec<Conflict>,
+    ) -> Self {
+        let Inputs {
+            selection,
+            decisions,
+            ..
+        } = inputs;
+        let mut regs_of: BTreeMap<&str, Vec<&Registration>> = BTreeMap::new();
+        let mut soft_of: BTreeMap<&str, Vec<SoftDelete>> = BTreeMap::new();
         for key in &selection.order {
+            let subject = key.target.as_str();
             if let Some(r) = registrations.get(key) {
-                m.entry(key.target.as_str()).or_default().push(r);
+                regs_of.entry(subject).or_default().push(r);
+            }
+            let soft = match decisions.by_node.get(key) {
+                Some(Decision::SoftDelete { target_version, .. }) => Some((*target_version, false)),
+                Some(Decision::Register { .. }) if selection.nodes[key].version.deleted => {
+                    Some((registrations[key].target_version, true))
+                }
+                _ => None,
+            };
+            if let Some((target_version, registered)) = soft {
+                soft_of.entry(subject).or_default().push(SoftDelete {
+                    key,
+                    target_version,
+                    registered,
+                });
             }
         }
-        m
-    };
-    let soft_of: BTreeMap<&str, Vec<(&Key, u32, bool)>> = {
-        // (key, target version, registered here first)
-        let mut m: BTreeMap<&str, Vec<(&Key, u32, bool)>> = BTreeMap::new();
-        for key in &selection.order {
-            match decisions.by_node.get(key) {
-                Some(Decision::SoftDelete { target_version, .. }) => m
-                    .entry(key.target.as_str())
-                    .or_default()
-                    .push((key, *target_version, false)),
-                Some(Decision::Register { .. }) if selection.nodes[key].version.deleted => m
-                    .entry(key.target.as_str())
-                    .or_default()
-                    .push((key, registrations[key].target_version, true)),
-                _ => {}
-            }
+        let written = regs_of
+            .keys()
+            .chain(soft_of.keys())
+            .copied()
+            .chain(decisions.deletions.keys().map(String::as_str))
+            .collect();
+        Build {
+            inputs,
+            registrations,
+            regs_of,
+            soft_of,
+            written,
+            conflicts,
+            steps: Steps::default(),
+            totals: Totals::default(),
+            current_mode: BTreeMap::new(),
+            temp_mode: BTreeSet::new(),
+            temp_compat: BTreeSet::new(),
+            prepare: BTreeMap::new(),
+            hard_deletes: BTreeMap::new(),
+            registered: BTreeMap::new(),
+            last_registration: BTreeMap::new(),
         }
-        m
-    };
-    let written: BTreeSet<&str> = regs_of
-        .keys()
-        .chain(soft_of.keys())
-        .copied()
-        .chain(decisions.deletions.keys().map(String::as_str))
-        .collect();
+    }
 
-    // phase 1: temporary mode and level
-    let mut current_mode: BTreeMap<&str, Mode> = BTreeMap::new();
-    let mut temp_mode: BTreeSet<&str> = BTreeSet::new();
-    let mut temp_compat: BTreeSet<&str> = BTreeSet::new();
-    let mut prepare: BTreeMap<&str, Vec<u32>> = BTreeMap::new();
-    for &s in &written {
-        let regs = regs_of.get(s).map(Vec::as_slice).unwrap_or_default();
+    /// `subject`'s registrations, in registration order.
+    fn regs(&self, subject: &str) -> &[&'a Registration] {
+        self.regs_of
+            .get(subject)
+            .map(Vec::as_slice)
+            .unwrap_or_default()
+    }
+
+    /// `subject`'s temporary-setting steps so far.
+    fn prepared(&self, subject: &str) -> Vec<u32> {
+        self.prepare.get(subject).cloned().unwrap_or_default()
+    }
+
+    /// Phase 1: every subject the plan writes to is made writable before
+    /// its first write.
+    ///
+    /// Afterwards each written subject is in the mode its first
+    /// registration needs: IMPORT when that registration carries its ID
+    /// (with `force=true` when the subject has live versions), READWRITE when
+    /// it gets its ID from the registry. A subject that is only deleted from
+    /// keeps READWRITE or IMPORT and leaves any other mode for READWRITE. A
+    /// subject with a registration the registry checks for compatibility
+    /// (one without an ID of its own) is at level `NONE`. Each temporary
+    /// setting is recorded for phase 5 to put back, and every later write to
+    /// the subject waits for it.
+    fn set_temporary_settings(&mut self) {
+        let written: Vec<&'a str> = self.written.iter().copied().collect();
+        for s in written {
+            self.set_temporary_mode(s);
+            let level = effective_compat(self.inputs.target, s);
+            self.set_temporary_none(s, level, Vec::new(), "");
+        }
+    }
+
+    /// Phase 1's mode on `s`, when its current mode would refuse the first write.
+    fn set_temporary_mode(&mut self, s: &'a str) {
+        let target = self.inputs.target;
+        let regs = self.regs(s);
         let effective = effective_mode(target, s);
         let needed = match regs.first() {
             Some(r) if r.import_id.is_some() => Mode::Import,
@@ -624,134 +346,170 @@ pub fn build(
         };
         let writable = effective == needed
             || (regs.is_empty() && matches!(effective, Mode::ReadWrite | Mode::Import));
-        current_mode.insert(s, effective);
-        if !writable {
-            let live = target
-                .subjects
-                .get(s)
-                .map_or(0, |t| t.versions.values().filter(|v| !v.deleted).count());
-            let force = needed == Mode::Import && live > 0;
-            let why = if needed == Mode::Import {
-                "registrations keep their IDs"
-            } else {
-                "the current mode refuses writes"
-            };
-            let force_note = if force {
-                format!("; `force=true`: the subject has {live} live version(s)")
-            } else {
-                String::new()
-            };
-            let id = steps.push(
-                StepKind::SetMode,
-                Action::Update,
-                Some(s),
-                None,
-                None,
-                request(
-                    "PUT",
-                    format!("/mode/{}{}", seg(s), if force { "?force=true" } else { "" }),
-                    Some(RequestBody {
-                        mode: Some(needed),
-                        ..Default::default()
-                    }),
-                ),
-                Vec::new(),
-                format!(
-                    "~ set mode {s} {effective} -> {needed}: {why} (temporary, put back at the end){force_note}"
-                ),
-            );
-            prepare.entry(s).or_default().push(id);
-            current_mode.insert(s, needed);
-            temp_mode.insert(s);
+        self.current_mode.insert(s, effective);
+        if writable {
+            return;
         }
-        let compat = effective_compat(target, s);
-        if regs.iter().any(|r| r.import_id.is_none()) && compat != Compatibility::None {
-            let id = steps.temporary_none(s, compat, Vec::new(), "");
-            prepare.entry(s).or_default().push(id);
-            temp_compat.insert(s);
+        let live = target
+            .subjects
+            .get(s)
+            .map_or(0, |t| t.versions.values().filter(|v| !v.deleted).count());
+        let force = needed == Mode::Import && live > 0;
+        let why = if needed == Mode::Import {
+            "registrations keep their IDs"
+        } else {
+            "the current mode refuses writes"
+        };
+        let force_note = if force {
+            format!("; `force=true`: the subject has {live} live version(s)")
+        } else {
+            String::new()
+        };
+        let id = self.steps.set_mode(
+            s,
+            needed,
+            force,
+            Vec::new(),
+            format!(
+                "~ set mode {s} {effective} -> {needed}: {why} (temporary, put back at the end){force_note}"
+            ),
+        );
+        self.prepare.entry(s).or_default().push(id);
+        self.current_mode.insert(s, needed);
+        self.temp_mode.insert(s);
+    }
+
+    /// The temporary level `NONE` on `s`, now at `level`, when one of its
+    /// registrations is checked for compatibility and `level` could reject it.
+    fn set_temporary_none(&mut self, s: &'a str, level: Compatibility, after: Vec<u32>, why: &str) {
+        let checked = self.regs(s).iter().any(|r| r.import_id.is_none());
+        if checked && level != Compatibility::None {
+            let id = self.steps.temporary_none(s, level, after, why);
+            self.prepare.entry(s).or_default().push(id);
+            self.temp_compat.insert(s);
         }
     }
 
-    // phase 2: deletions, referrers first
-    #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
-    enum Unit {
-        Subject(String),
-        Version(String, u32),
-    }
-    let unit_of = |s: &str, n: u32| -> Option<Unit> {
-        let d = decisions.deletions.get(s)?;
-        if !d.contains_key(&n) {
-            return None;
+    /// Phase 2 (`overwrite`): deletes the target versions that go, each
+    /// soft then hard (only hard when already soft-deleted).
+    ///
+    /// A subject whose versions all go is deleted as one subject. A referrer
+    /// is deleted before the version it references (the registry refuses to
+    /// delete a referenced version, 42206); a target referrer that stays is a
+    /// [`ConflictKind::DeleteReferenced`] conflict. Every delete waits for its
+    /// subject's temporary settings, and phase 3's registrations wait for
+    /// their subject's deletes.
+    fn delete_target_versions(&mut self, referrers: &Referrers) -> Result<(), PlanError> {
+        let (units, order) = self.deletion_order(referrers)?;
+        let mut hard: BTreeMap<Unit, u32> = BTreeMap::new();
+        for unit in &order {
+            let needs = units.needs(unit).into_iter().map(|u| hard[u]).collect();
+            let id = self.delete(unit, needs);
+            hard.insert(unit.clone(), id);
         }
-        let all = target.subjects[s]
-            .versions
-            .keys()
-            .all(|v| d.contains_key(v));
-        Some(if all {
-            Unit::Subject(s.to_owned())
-        } else {
-            Unit::Version(s.to_owned(), n)
-        })
-    };
-    let mut units: DependencyGraph<Unit> = DependencyGraph::new();
-    for (s, versions) in &decisions.deletions {
-        for &n in versions.keys() {
-            let unit = unit_of(s, n).expect("a planned deletion has a unit");
-            units.add_node(unit.clone());
-            for (rs, rn) in target_referrers.get(&(s.clone(), n)).into_iter().flatten() {
-                match unit_of(rs, *rn) {
-                    Some(other) if other != unit => units.add_edge(unit.clone(), other),
-                    Some(_) => {}
-                    None => conflicts.push(Conflict {
-                        kind: ConflictKind::DeleteReferenced,
-                        subject: Some(s.clone()),
-                        version: Some(n),
-                        id: Some(target.subjects[s].versions[&n].id),
-                        message: format!(
-                            "`{s}` v{n} must be deleted, but target `{rs}` v{rn} references it and stays"
-                        ),
-                        details: Vec::new(),
-                        hint: format!(
-                            "the registry refuses the delete (42206): delete or restore `{rs}` too"
-                        ),
-                    }),
+        Ok(())
+    }
+
+    /// The delete units in run order (every referrer before what it
+    /// references) and the graph between them; a cycle is an error.
+    fn deletion_order(
+        &mut self,
+        referrers: &Referrers,
+    ) -> Result<(DependencyGraph<Unit<'a>>, Vec<Unit<'a>>), PlanError> {
+        let Inputs {
+            decisions, target, ..
+        } = self.inputs;
+        let mut units: DependencyGraph<Unit> = DependencyGraph::new();
+        for (s, versions) in &decisions.deletions {
+            for &n in versions.keys() {
+                let unit = self
+                    .inputs
+                    .delete_unit(s, n)
+                    .expect("a planned deletion has a unit");
+                units.add_node(unit.clone());
+                for (rs, rn) in referrers.get(&(s.clone(), n)).into_iter().flatten() {
+                    match self.inputs.delete_unit(rs, *rn) {
+                        Some(other) if other != unit => units.add_edge(unit.clone(), other),
+                        Some(_) => {}
+                        None => self.conflicts.push(Conflict {
+                            kind: ConflictKind::DeleteReferenced,
+                            subject: Some(s.clone()),
+                            version: Some(n),
+                            id: Some(target.subjects[s].versions[&n].id),
+                            message: format!(
+                                "`{s}` v{n} must be deleted, but target `{rs}` v{rn} references it and stays"
+                            ),
+                            details: Vec::new(),
+                            hint: format!(
+                                "the registry refuses the delete (42206): delete or restore `{rs}` too"
+                            ),
+                        }),
+                    }
                 }
             }
         }
+        // topo order puts what is needed first; a referrer must go first, so
+        // the edge was drawn from the referenced unit to its referrer
+        let order = units.topo_order().map_err(|cycle| PlanError::Cycle {
+            chain: cycle
+                .iter()
+                .map(|u| match u {
+                    Unit::Subject(s) => format!("{s} (target)"),
+                    Unit::Version(s, n) => format!("{s} v{n} (target)"),
+                })
+                .collect::<Vec<_>>()
+                .join(" -> "),
+        })?;
+        Ok((units, order))
     }
-    let unit_order = units.topo_order().map_err(|cycle| PlanError::Cycle {
-        chain: cycle
-            .iter()
-            .map(|u| match u {
-                Unit::Subject(s) => format!("{s} (target)"),
-                Unit::Version(s, n) => format!("{s} v{n} (target)"),
-            })
-            .collect::<Vec<_>>()
-            .join(" -> "),
-    })?;
-    // topo order puts what is needed first; a referrer must go first, so the
-    // edge was drawn from the referenced unit to its referrer
-    let mut hard: BTreeMap<Unit, u32> = BTreeMap::new();
-    let mut hard_of: BTreeMap<&str, Vec<u32>> = BTreeMap::new();
-    for unit in &unit_order {
-        let (s, versions): (&str, Vec<u32>) = match unit {
+
+    /// The soft and hard delete of `unit`, after its subject's temporary
+    /// settings and the hard deletes in `needs`; returns the hard delete.
+    fn delete(&mut self, unit: &Unit<'a>, needs: Vec<u32>) -> u32 {
+        let Inputs {
+            decisions, target, ..
+        } = self.inputs;
+        let (s, versions): (&'a str, Vec<u32>) = match *unit {
             Unit::Subject(s) => (s, decisions.deletions[s].keys().copied().collect()),
-            Unit::Version(s, n) => (s, vec![*n]),
+            Unit::Version(s, n) => (s, vec![n]),
         };
-        let tsub = &target.subjects[s];
         let replaced = versions.iter().all(|n| decisions.deletions[s][n]);
         let action = if replaced {
             Action::Replace
         } else {
             Action::Delete
         };
-        totals.destroy += versions.len();
-        let mut deps: Vec<u32> = prepare.get(s).cloned().unwrap_or_default();
-        deps.extend(units.needs(unit).into_iter().map(|u| hard[u]));
-        let (kind, path, what, why) = match unit {
-            Unit::Subject(_) => (
-                StepKind::DeleteSubject,
-                format!("/subjects/{}", seg(s)),
+        self.totals.destroy += versions.len();
+        let mut deps = self.prepared(s);
+        deps.extend(needs);
+        let (what, why) = self.describe_delete(unit, &versions, replaced);
+        let already_soft = versions
+            .iter()
+            .all(|n| target.subjects[s].versions[n].deleted);
+        let hard_deps = if already_soft {
+            deps
+        } else {
+            let reason = format!("{} delete {what} (soft): {why}", action.symbol());
+            vec![self.steps.delete(unit, action, false, deps, reason)]
+        };
+        let already = if already_soft {
+            ", already soft-deleted"
+        } else {
+            ""
+        };
+        let reason = format!("{} delete {what} (hard){already}: {why}", action.symbol());
+        let id = self.steps.delete(unit, action, true, hard_deps, reason);
+        self.hard_deletes.entry(s).or_default().push(id);
+        if let Unit::Subject(_) = unit {
+            self.after_subject_deleted(s, id);
+        }
+        id
+    }
+
+    /// What a delete removes and why, for its reason line.
+    fn describe_delete(&self, unit: &Unit, versions: &[u32], replaced: bool) -> (String, String) {
+        match *unit {
+            Unit::Subject(s) => (
                 format!("subject {s}"),
                 format!(
                     "all {} target version(s) go ({})",
@@ -763,491 +521,450 @@ pub fn build(
                         .join(", ")
                 ),
             ),
-            Unit::Version(_, n) => (
-                StepKind::DeleteVersion,
-                format!("/subjects/{}/versions/{n}", seg(s)),
+            Unit::Version(s, n) => (
                 format!("{s} v{n}"),
                 if replaced {
                     format!("replaced by the backup's v{n}")
-                } else if selection
+                } else if self
+                    .inputs
+                    .selection
                     .nodes
                     .keys()
-                    .any(|k| k.target == s && k.version == *n)
+                    .any(|k| k.target == s && k.version == n)
                 {
                     "replaced to keep the backup's version numbering".to_owned()
                 } else {
                     "not in the backup".to_owned()
                 },
             ),
-        };
-        let already_soft = versions.iter().all(|n| tsub.versions[n].deleted);
-        let mut hard_deps = deps.clone();
-        if !already_soft {
-            let soft = steps.push(
-                kind,
-                action,
-                Some(s),
-                match unit {
-                    Unit::Version(_, n) => Some(*n),
-                    Unit::Subject(_) => None,
-                },
-                None,
-                request("DELETE", path.clone(), None),
-                deps,
-                format!("{} delete {what} (soft): {why}", action.symbol()),
-            );
-            hard_deps = vec![soft];
         }
-        let id = steps.push(
-            kind,
-            action,
-            Some(s),
-            match unit {
-                Unit::Version(_, n) => Some(*n),
-                Unit::Subject(_) => None,
-            },
-            None,
-            request("DELETE", format!("{path}?permanent=true"), None),
-            hard_deps,
-            format!(
-                "{} delete {what} (hard){}: {why}",
-                action.symbol(),
-                if already_soft {
-                    ", already soft-deleted"
-                } else {
-                    ""
-                }
-            ),
+    }
+
+    /// A subject deleted for good loses its own level and mode: what applies
+    /// now is its context's or the global one. So its mode is taken from
+    /// there (phase 3 switches it when a registration needs another), and
+    /// the temporary level `NONE` is set again after the hard delete.
+    fn after_subject_deleted(&mut self, s: &'a str, hard_delete: u32) {
+        let target = self.inputs.target;
+        self.current_mode.insert(s, scope_mode(target, s));
+        self.set_temporary_none(
+            s,
+            scope_compat(target, s),
+            vec![hard_delete],
+            "the delete took the subject's own level with it; ",
         );
-        hard.insert(unit.clone(), id);
-        hard_of.entry(s).or_default().push(id);
-        if let Unit::Subject(_) = unit {
-            // a subject deleted for good loses its own level and mode: what
-            // applies now is its context's or the global one, and the
-            // temporary level is set again for the registrations that follow
-            current_mode.insert(s, scope_mode(target, s));
-            let regs = regs_of.get(s).map(Vec::as_slice).unwrap_or_default();
-            let compat = scope_compat(target, s);
-            if regs.iter().any(|r| r.import_id.is_none()) && compat != Compatibility::None {
-                let again = steps.temporary_none(
-                    s,
-                    compat,
-                    vec![id],
-                    "the delete took the subject's own level with it; ",
-                );
-                prepare.entry(s).or_default().push(again);
-                temp_compat.insert(s);
+    }
+
+    /// Phase 3: registers the versions that need it, in registration order:
+    /// every reference before its referrer, each subject's versions in
+    /// order, ties by target subject and version.
+    ///
+    /// A registration waits for its subject's temporary settings and hard
+    /// deletes, the subject's previous registration, and the registrations of
+    /// the restored versions it references. When it needs another mode than
+    /// its subject is in (a subject mixing pinned and unpinned IDs, or one
+    /// deleted for good), the mode is switched first.
+    fn register_versions(&mut self) {
+        let Inputs { selection, .. } = self.inputs;
+        let registrations = self.registrations;
+        for key in &selection.order {
+            if let Some(reg) = registrations.get(key) {
+                self.register(key, reg);
             }
         }
     }
 
-    // phase 3: registrations
-    let mut reg_step: BTreeMap<&Key, u32> = BTreeMap::new();
-    let mut last_of: BTreeMap<&str, u32> = BTreeMap::new();
-    for key in &selection.order {
-        let Some(reg) = registrations.get(key) else {
-            continue;
-        };
+    /// The registration of `key`, after a mode switch when it needs one.
+    fn register(&mut self, key: &'a Key, reg: &'a Registration) {
+        let node = &self.inputs.selection.nodes[key];
         let s = key.target.as_str();
-        let bv = selection.nodes[key].version;
         let needed = if reg.import_id.is_some() {
             Mode::Import
         } else {
             Mode::ReadWrite
         };
-        let mut deps: Vec<u32> = prepare.get(s).cloned().unwrap_or_default();
-        deps.extend(hard_of.get(s).into_iter().flatten());
-        deps.extend(last_of.get(s));
-        if current_mode.get(s) != Some(&needed) {
-            let from = current_mode[s];
-            let id = steps.push(
-                StepKind::SetMode,
-                Action::Update,
-                Some(s),
-                None,
-                None,
-                request(
-                    "PUT",
-                    format!("/mode/{}", seg(s)),
-                    Some(RequestBody {
-                        mode: Some(needed),
-                        ..Default::default()
-                    }),
-                ),
-                deps.clone(),
-                format!(
-                    "~ set mode {s} {from} -> {needed}: the next registration {} (temporary, put back at the end)",
-                    if needed == Mode::Import { "carries its own ID" } else { "gets its ID from the registry" }
-                ),
-            );
-            current_mode.insert(s, needed);
-            temp_mode.insert(s);
-            deps = vec![id];
+        let mut deps = self.prepared(s);
+        deps.extend(self.hard_deletes.get(s).into_iter().flatten());
+        deps.extend(self.last_registration.get(s));
+        if self.current_mode.get(s) != Some(&needed) {
+            deps = vec![self.switch_mode(s, needed, deps)];
         }
-        for r in &selection.nodes[key].refs {
+        for r in &node.refs {
             if let RefTo::Node(to) = &r.to
-                && let Some(&id) = reg_step.get(to)
+                && let Some(&id) = self.registered.get(to)
             {
                 deps.push(id);
             }
         }
-        let mut reason = format!(
-            "{} register {s} v{}: {}",
-            if reg.replace { "-/+" } else { "+" },
-            reg.target_version,
-            reg.reason
-        );
-        if reg.target_version != key.version {
-            reason.push_str(&format!(
-                "; backup v{} becomes v{} (the registry numbers versions)",
-                key.version, reg.target_version
-            ));
-        }
-        if key.target != key.source {
-            reason.push_str(&format!("; from `{}`", key.source));
-        }
-        reason.push_str(&match reg.how {
-            IdHow::Forced => format!("; id {} kept (IMPORT)", bv.id),
-            IdHow::Pinned => format!("; id {} -> {} pinned (IMPORT)", bv.id, reg.target_id),
-            IdHow::Existing => format!(
-                "; id {} -> {} (the target already holds this schema)",
-                bv.id, reg.target_id
-            ),
-            _ => format!("; id {} -> {}", bv.id, reg.target_id),
-        });
-        if bv.deleted {
-            reason.push_str("; soft-deleted in the backup: soft-deleted again after registration");
-        }
-        let id = steps.push(
-            StepKind::Register,
-            if reg.replace {
-                Action::Replace
-            } else {
-                Action::Create
-            },
-            Some(s),
-            Some(reg.target_version),
-            Some(SourceVersion {
-                subject: key.source.clone(),
-                version: key.version,
-                id: bv.id,
-            }),
-            request(
-                "POST",
-                format!("/subjects/{}/versions", seg(s)),
-                Some(RequestBody {
-                    schema: Some(bv.schema.clone()),
-                    schema_type: (bv.schema_type != SchemaType::Avro)
-                        .then(|| schema_type_name(bv.schema_type).to_owned()),
-                    references: reg.references.clone(),
-                    id: reg.import_id,
-                    version: reg.import_id.map(|_| reg.target_version),
-                    ..Default::default()
-                }),
-            ),
-            deps,
-            reason,
-        );
-        totals.add += 1;
-        reg_step.insert(&reg.key, id);
-        last_of.insert(s, id);
+        let reason = registration_reason(key, reg, node.version);
+        let id = self.steps.register(reg, node.version, deps, reason);
+        self.totals.add += 1;
+        self.registered.insert(key, id);
+        self.last_registration.insert(s, id);
     }
 
-    // phase 4: soft deletes
-    for (s, list) in &soft_of {
-        for &(key, tv, registered) in list {
-            let mut deps: Vec<u32> = prepare.get(s).cloned().unwrap_or_default();
-            if registered {
-                deps.push(reg_step[key]);
-                for referrer in selection.referrers.get(key).into_iter().flatten() {
-                    deps.extend(reg_step.get(referrer));
+    /// Puts `s` in `mode` for its next registration (temporary: phase 5
+    /// puts the mode back).
+    fn switch_mode(&mut self, s: &'a str, mode: Mode, after: Vec<u32>) -> u32 {
+        let from = self.current_mode[s];
+        let how = if mode == Mode::Import {
+            "carries its own ID"
+        } else {
+            "gets its ID from the registry"
+        };
+        let id = self.steps.set_mode(
+            s,
+            mode,
+            false,
+            after,
+            format!(
+                "~ set mode {s} {from} -> {mode}: the next registration {how} (temporary, put back at the end)"
+            ),
+        );
+        self.current_mode.insert(s, mode);
+        self.temp_mode.insert(s);
+        id
+    }
+
+    /// Phase 4: soft-deletes the versions the backup holds soft-deleted.
+    ///
+    /// A version this plan registers (for its ID) is soft-deleted after its
+    /// registration and after the registrations of the restored versions
+    /// that reference it, which need it live. Every soft delete also waits
+    /// for its subject's temporary settings and last registration.
+    fn soft_delete_versions(&mut self) {
+        let Inputs { selection, .. } = self.inputs;
+        for (&s, list) in &self.soft_of {
+            for soft in list {
+                let mut deps = self.prepared(s);
+                if soft.registered {
+                    deps.push(self.registered[soft.key]);
+                    for referrer in selection.referrers.get(soft.key).into_iter().flatten() {
+                        deps.extend(self.registered.get(referrer));
+                    }
+                } else {
+                    self.totals.change += 1;
                 }
-            } else {
-                totals.change += 1;
+                deps.extend(self.last_registration.get(s));
+                let why = if soft.registered {
+                    "soft-deleted in the backup (registered for its ID, then soft-deleted)"
+                } else {
+                    "soft-deleted in the backup, live in the target"
+                };
+                let tv = soft.target_version;
+                self.steps.delete_version(
+                    Action::Update,
+                    s,
+                    tv,
+                    false,
+                    deps,
+                    format!("~ soft-delete {s} v{tv}: {why}"),
+                );
             }
-            deps.extend(last_of.get(s));
-            let why = if registered {
-                "soft-deleted in the backup (registered for its ID, then soft-deleted)"
-            } else {
-                "soft-deleted in the backup, live in the target"
-            };
-            steps.push(
-                StepKind::DeleteVersion,
-                Action::Update,
-                Some(s),
-                Some(tv),
-                None,
-                request(
-                    "DELETE",
-                    format!("/subjects/{}/versions/{tv}", seg(s)),
-                    None,
-                ),
-                deps,
-                format!("~ soft-delete {s} v{tv}: {why}"),
-            );
         }
     }
 
-    // phase 5: final level and mode per subject
-    for (s, info) in &selection.subjects {
+    /// Phase 5: per restored subject, its final level, then its final mode
+    /// (see [`Build::final_settings`]).
+    ///
+    /// Both come after every other step on the subject, the mode last, so an
+    /// IMPORT or READONLY mode is the last write to its subject. A temporary
+    /// setting is always put back; a final value equal to the target's
+    /// needs no step otherwise.
+    fn put_back_subject_settings(&mut self) {
+        let Inputs { selection, .. } = self.inputs;
+        for (s, info) in &selection.subjects {
+            let settings = self.final_settings(s, info);
+            let mut deps = self.steps.of(s);
+            if let Some(id) = self.put_back_level(s, &settings, deps.clone()) {
+                deps.push(id);
+            }
+            self.put_back_mode(s, &settings, deps);
+        }
+    }
+
+    /// What a restored subject's own level and mode end as. A subject that
+    /// is restored (selected, and not left alone by `skip`) or new to the
+    /// target takes the backup's: under `overwrite` always (a value the
+    /// backup does not set is removed), else only where the target has none
+    /// of its own. `set_compatibility` replaces the level of a restored
+    /// subject. Every other value stays the target's.
+    fn final_settings(&self, s: &str, info: &SubjectInfo) -> SubjectSettings {
+        let Inputs {
+            backup,
+            target,
+            options,
+            ..
+        } = self.inputs;
         let tsub = target.subjects.get(s);
         let present = tsub.is_some_and(|t| !t.versions.is_empty());
-        let backup_subject = backup.subjects.get(&info.source);
-        let (b_compat, b_mode) = backup_subject.map_or((None, None), |b| (b.compatibility, b.mode));
-        let (t_compat, t_mode) = tsub.map_or((None, None), |t| (t.compatibility, t.mode));
+        let backup_settings = backup
+            .subjects
+            .get(&info.source)
+            .map_or_else(ScopeSettings::default, own_settings);
+        let before = tsub.map_or_else(ScopeSettings::default, own_settings);
         let restored = info.selected && !(options.strategy == Strategy::Skip && present);
         let overwrite = info.selected && options.strategy == Strategy::Overwrite;
-        let new = !present;
-        let final_compat = if restored && options.set_compatibility.is_some() {
+        // the backup's value is taken by a restored subject, or one new to
+        // the target: under `overwrite` always (a value the backup does not set
+        // is removed), else where the backup sets one and the target none
+        let from_backup = |backup_sets: bool, target_sets: bool| {
+            (restored || !present) && (overwrite || (backup_sets && !target_sets))
+        };
+        let set_compatibility = restored && options.set_compatibility.is_some();
+        let compatibility = if set_compatibility {
             options.set_compatibility
-        } else if (restored || new)
-            && (overwrite || t_compat.is_none())
-            && (b_compat.is_some() || overwrite)
-        {
-            b_compat
+        } else if from_backup(
+            backup_settings.compatibility.is_some(),
+            before.compatibility.is_some(),
+        ) {
+            backup_settings.compatibility
         } else {
-            t_compat
+            before.compatibility
         };
-        let final_mode = if (restored || new)
-            && (overwrite || t_mode.is_none())
-            && (b_mode.is_some() || overwrite)
-        {
-            b_mode
+        let mode = if from_backup(backup_settings.mode.is_some(), before.mode.is_some()) {
+            backup_settings.mode
         } else {
-            t_mode
+            before.mode
         };
-        let mut deps = steps.of(s);
-        if temp_compat.contains(s.as_str()) || final_compat != t_compat {
-            let (method, body) = match final_compat {
-                Some(c) => (
-                    "PUT",
-                    Some(RequestBody {
-                        compatibility: Some(c),
-                        ..Default::default()
-                    }),
-                ),
-                None => ("DELETE", None),
-            };
-            let why = if final_compat == t_compat {
-                match t_compat {
-                    Some(c) => format!("put back the target's level ({})", compatibility_name(c)),
-                    None => "the subject had no level of its own: the temporary one is removed"
-                        .to_owned(),
-                }
-            } else if restored && options.set_compatibility.is_some() {
-                "`set_compatibility`".to_owned()
-            } else {
-                format!("the backup's level ({})", show_compat(b_compat))
-            };
-            if final_compat != t_compat {
-                totals.change += 1;
-            }
-            let from = if temp_compat.contains(s.as_str()) {
-                "NONE".to_owned()
-            } else {
-                show_compat(t_compat)
-            };
-            let id = steps.push(
-                StepKind::RestoreCompatibility,
-                Action::Update,
-                Some(s),
-                None,
-                None,
-                request(method, format!("/config/{}", seg(s)), body),
-                deps.clone(),
-                format!(
-                    "~ compatibility {s} {from} -> {}: {why}",
-                    show_compat(final_compat)
-                ),
-            );
-            deps.push(id);
-        }
-        if temp_mode.contains(s.as_str()) || final_mode != t_mode {
-            let (method, body) = match final_mode {
-                Some(m) => (
-                    "PUT",
-                    Some(RequestBody {
-                        mode: Some(m),
-                        ..Default::default()
-                    }),
-                ),
-                None => ("DELETE", None),
-            };
-            let why = if final_mode == t_mode {
-                match t_mode {
-                    Some(m) => format!("put back the target's mode ({m})"),
-                    None => "the subject had no mode of its own: the temporary one is removed"
-                        .to_owned(),
-                }
-            } else {
-                format!("the backup's mode ({}), set last", show_mode(b_mode))
-            };
-            if final_mode != t_mode {
-                totals.change += 1;
-            }
-            let from = current_mode
-                .get(s.as_str())
-                .filter(|_| temp_mode.contains(s.as_str()))
-                .map_or_else(|| show_mode(t_mode), |m| m.as_str().to_owned());
-            steps.push(
-                StepKind::RestoreMode,
-                Action::Update,
-                Some(s),
-                None,
-                None,
-                request(method, format!("/mode/{}", seg(s)), body),
-                deps,
-                format!("~ mode {s} {from} -> {}: {why}", show_mode(final_mode)),
-            );
+        SubjectSettings {
+            backup: backup_settings,
+            before,
+            after: ScopeSettings {
+                compatibility,
+                mode,
+            },
+            set_compatibility,
         }
     }
 
-    // phase 6: global and context settings, after everything else
-    if options.restore_global_settings {
-        let mut scopes: Vec<Scope> = Vec::new();
-        scopes.push((
-            None,
-            backup.global.compatibility,
-            backup.global.mode,
-            target.global.compatibility,
-            target.global.mode,
-        ));
-        let mut ctx_scopes: BTreeMap<String, (Option<Compatibility>, Option<Mode>)> =
-            BTreeMap::new();
+    /// The step that sets `s`'s final level, if one is needed.
+    fn put_back_level(
+        &mut self,
+        s: &'a str,
+        settings: &SubjectSettings,
+        after: Vec<u32>,
+    ) -> Option<u32> {
+        let (before, end) = (settings.before.compatibility, settings.after.compatibility);
+        let temporary = self.temp_compat.contains(s);
+        if !temporary && end == before {
+            return None;
+        }
+        let why = if end == before {
+            match before {
+                Some(c) => format!("put back the target's level ({})", compatibility_name(c)),
+                None => {
+                    "the subject had no level of its own: the temporary one is removed".to_owned()
+                }
+            }
+        } else if settings.set_compatibility {
+            "`set_compatibility`".to_owned()
+        } else {
+            format!(
+                "the backup's level ({})",
+                show_compat(settings.backup.compatibility)
+            )
+        };
+        if end != before {
+            self.totals.change += 1;
+        }
+        let from = if temporary {
+            "NONE".to_owned()
+        } else {
+            show_compat(before)
+        };
+        let reason = format!("~ compatibility {s} {from} -> {}: {why}", show_compat(end));
+        Some(
+            self.steps
+                .restore_compatibility(At::Subject(s), end, after, reason),
+        )
+    }
+
+    /// The step that sets `s`'s final mode, if one is needed.
+    fn put_back_mode(&mut self, s: &'a str, settings: &SubjectSettings, after: Vec<u32>) {
+        let (before, end) = (settings.before.mode, settings.after.mode);
+        let temporary = self.temp_mode.contains(s);
+        if !temporary && end == before {
+            return;
+        }
+        let why = if end == before {
+            match before {
+                Some(m) => format!("put back the target's mode ({m})"),
+                None => {
+                    "the subject had no mode of its own: the temporary one is removed".to_owned()
+                }
+            }
+        } else {
+            format!(
+                "the backup's mode ({}), set last",
+                show_mode(settings.backup.mode)
+            )
+        };
+        if end != before {
+            self.totals.change += 1;
+        }
+        let from = self
+            .current_mode
+            .get(s)
+            .filter(|_| temporary)
+            .map_or_else(|| show_mode(before), |m| m.as_str().to_owned());
+        let reason = format!("~ mode {s} {from} -> {}: {why}", show_mode(end));
+        self.steps
+            .restore_mode(At::Subject(s), end, false, after, reason);
+    }
+
+    /// Phase 6 (`restore_global_settings`): the backup's global level and
+    /// mode, then each context's (named as `context_mapping` maps it), where
+    /// they differ from the target's.
+    ///
+    /// They run after every other step, one after the other, and in each
+    /// scope the mode after the level: they govern every subject without
+    /// settings of its own, so set earlier they could refuse or reject this
+    /// plan's writes.
+    fn restore_global_settings(&mut self) {
+        let target = self.inputs.target;
+        let mut last = self.sinks();
+        for scope in self.global_scopes() {
+            let (at, name) = match &scope.context {
+                None => (At::Global, "global".to_owned()),
+                Some(c) => (At::Context(c), format!("context {c}")),
+            };
+            if let Some(c) = scope.backup.compatibility
+                && Some(c) != scope.before.compatibility
+            {
+                let reason = format!(
+                    "~ compatibility {name} {} -> {}: the backup's level",
+                    show_compat(scope.before.compatibility),
+                    compatibility_name(c)
+                );
+                let id = self
+                    .steps
+                    .restore_compatibility(at, Some(c), last.clone(), reason);
+                self.totals.change += 1;
+                last = vec![id];
+            }
+            if let Some(m) = scope.backup.mode
+                && Some(m) != scope.before.mode
+            {
+                let force = m == Mode::Import && !target.subjects.is_empty();
+                let force_note = if force {
+                    " (`force=true`: the target has subjects)"
+                } else {
+                    ""
+                };
+                let reason = format!(
+                    "~ mode {name} {} -> {m}: the backup's mode, set last{force_note}",
+                    show_mode(scope.before.mode),
+                );
+                let id = self
+                    .steps
+                    .restore_mode(at, Some(m), force, last.clone(), reason);
+                self.totals.change += 1;
+                last = vec![id];
+            }
+        }
+    }
+
+    /// The global scope, then every context the backup has settings for
+    /// (as `context_mapping` names it in the target; the default context is
+    /// the global scope's), with the backup's and the target's settings.
+    fn global_scopes(&self) -> Vec<GlobalScope> {
+        let Inputs {
+            backup,
+            target,
+            options,
+            ..
+        } = self.inputs;
+        let mut scopes = vec![GlobalScope {
+            context: None,
+            backup: backup.global.clone(),
+            before: target.global.clone(),
+        }];
+        let mut by_context: BTreeMap<String, ScopeSettings> = BTreeMap::new();
         for (ctx, settings) in &backup.context_settings {
             let mapped = options
                 .context_mapping
                 .get(ctx)
                 .cloned()
                 .unwrap_or_else(|| ctx.clone());
-            ctx_scopes.insert(mapped, (settings.compatibility, settings.mode));
+            by_context.insert(mapped, settings.clone());
         }
-        for (ctx, (c, m)) in ctx_scopes {
-            let t = target
+        for (ctx, settings) in by_context {
+            if ctx == DEFAULT_CONTEXT {
+                continue;
+            }
+            let before = target
                 .context_settings
                 .get(&ctx)
                 .cloned()
                 .unwrap_or_default();
-            if ctx == DEFAULT_CONTEXT {
-                continue;
-            }
-            scopes.push((Some(ctx), c, m, t.compatibility, t.mode));
+            scopes.push(GlobalScope {
+                context: Some(ctx),
+                backup: settings,
+                before,
+            });
         }
-        let sinks: Vec<u32> = {
-            let used: BTreeSet<u32> = steps
-                .list
-                .iter()
-                .flat_map(|s| s.depends_on.iter().copied())
-                .collect();
-            steps
-                .list
-                .iter()
-                .map(|s| s.id)
-                .filter(|id| !used.contains(id))
-                .collect()
-        };
-        let mut last = sinks;
-        for (ctx, b_compat, b_mode, t_compat, t_mode) in scopes {
-            let (scope_path, scope_name) = match &ctx {
-                None => (String::new(), "global".to_owned()),
-                Some(c) => (
-                    format!("/{}", seg(&format!(":{c}:"))),
-                    format!("context {c}"),
-                ),
-            };
-            if let Some(c) = b_compat
-                && Some(c) != t_compat
-            {
-                let id = steps.push(
-                    StepKind::RestoreCompatibility,
-                    Action::Update,
-                    None,
-                    None,
-                    None,
-                    request(
-                        "PUT",
-                        format!("/config{scope_path}"),
-                        Some(RequestBody {
-                            compatibility: Some(c),
-                            ..Default::default()
-                        }),
-                    ),
-                    last.clone(),
-                    format!(
-                        "~ compatibility {scope_name} {} -> {}: the backup's level",
-                        show_compat(t_compat),
-                        compatibility_name(c)
-                    ),
-                );
-                steps.list[id as usize - 1].context = ctx.clone();
-                totals.change += 1;
-                last = vec![id];
-            }
-            if let Some(m) = b_mode
-                && Some(m) != t_mode
-            {
-                let force = m == Mode::Import && !target.subjects.is_empty();
-                let id = steps.push(
-                    StepKind::RestoreMode,
-                    Action::Update,
-                    None,
-                    None,
-                    None,
-                    request(
-                        "PUT",
-                        format!(
-                            "/mode{scope_path}{}",
-                            if force { "?force=true" } else { "" }
-                        ),
-                        Some(RequestBody {
-                            mode: Some(m),
-                            ..Default::default()
-                        }),
-                    ),
-                    last.clone(),
-                    format!(
-                        "~ mode {scope_name} {} -> {m}: the backup's mode, set last{}",
-                        show_mode(t_mode),
-                        if force {
-                            " (`force=true`: the target has subjects)"
-                        } else {
-                            ""
-                        }
-                    ),
-                );
-                steps.list[id as usize - 1].context = ctx.clone();
-                totals.change += 1;
-                last = vec![id];
-            }
-        }
+        scopes
     }
 
-    // ---- per subject summary ----
-    let mut subjects = Vec::with_capacity(selection.subjects.len());
-    for (s, info) in &selection.subjects {
+    /// The steps no other step depends on (the ends of the plan so far).
+    fn sinks(&self) -> Vec<u32> {
+        let used: BTreeSet<u32> = self
+            .steps
+            .list
+            .iter()
+            .flat_map(|s| s.depends_on.iter().copied())
+            .collect();
+        self.steps
+            .list
+            .iter()
+            .map(|s| s.id)
+            .filter(|id| !used.contains(id))
+            .collect()
+    }
+
+    /// One summary per restored subject, in target name order; counts the
+    /// versions that need nothing.
+    fn summarize_subjects(&mut self) -> Vec<SubjectSummary> {
+        let Inputs { selection, .. } = self.inputs;
+        selection
+            .subjects
+            .iter()
+            .map(|(s, info)| self.summarize(s, info))
+            .collect()
+    }
+
+    /// What happens to `s` as a whole, and its versions that need nothing.
+    fn summarize(&mut self, s: &String, info: &SubjectInfo) -> SubjectSummary {
+        let Inputs {
+            selection,
+            decisions,
+            target,
+            options,
+            ..
+        } = self.inputs;
         let present = target
             .subjects
             .get(s)
             .is_some_and(|t| !t.versions.is_empty());
         let mut unchanged = Vec::new();
         let mut conflict = false;
-        for (key, d) in decisions.by_node.range(
-            Key {
-                target: s.clone(),
-                source: String::new(),
-                version: 0,
-            }..,
-        ) {
+        let first = Key {
+            target: s.clone(),
+            source: String::new(),
+            version: 0,
+        };
+        for (key, d) in decisions.by_node.range(first..) {
             if &key.target != s {
                 break;
             }
             match d {
                 Decision::Unchanged { why, .. } => {
-                    totals.unchanged += 1;
+                    self.totals.unchanged += 1;
                     unchanged.push(format!("v{}: {why}", key.version));
                 }
                 Decision::Skipped { matched } => {
-                    totals.unchanged += 1;
+                    self.totals.unchanged += 1;
                     unchanged.push(match matched {
                         Some((_, id)) => {
                             format!("v{}: skipped, identical in target (id {id})", key.version)
@@ -1262,37 +979,107 @@ pub fn build(
                 _ => {}
             }
         }
-        let outcome = if conflict || conflicts.iter().any(|c| c.subject.as_ref() == Some(s)) {
+        let outcome = if conflict || self.conflicts.iter().any(|c| c.subject.as_ref() == Some(s)) {
             SubjectOutcome::Conflict
         } else if !present {
             SubjectOutcome::Created
-        } else if steps.by_subject.contains_key(s) {
+        } else if self.steps.by_subject.contains_key(s) {
             SubjectOutcome::Changed
         } else if info.selected && options.strategy == Strategy::Skip {
             SubjectOutcome::Skipped
         } else {
             SubjectOutcome::Unchanged
         };
-        subjects.push(SubjectSummary {
+        SubjectSummary {
             subject: s.clone(),
             source_subject: info.source.clone(),
             pulled_in: !info.selected,
             outcome,
             unchanged,
             notes: decisions.notes.get(s).cloned().unwrap_or_default(),
-        });
+        }
     }
 
-    conflicts.sort_by(|a, b| {
-        (a.kind, &a.subject, a.version, a.id, &a.message)
-            .cmp(&(b.kind, &b.subject, b.version, b.id, &b.message))
-    });
-    conflicts.dedup();
-    Ok(Built {
-        totals,
-        conflicts,
-        steps: steps.list,
-        subjects,
-        id_mapping,
-    })
+    /// The plan's parts: the steps, the totals, the subject summaries, and
+    /// the conflicts sorted, duplicates removed.
+    fn finish(mut self, id_mapping: BTreeMap<String, BTreeMap<u32, IdMapEntry>>) -> Built {
+        let subjects = self.summarize_subjects();
+        let mut conflicts = self.conflicts;
+        conflicts.sort_by(|a, b| {
+            (a.kind, &a.subject, a.version, a.id, &a.message)
+                .cmp(&(b.kind, &b.subject, b.version, b.id, &b.message))
+        });
+        conflicts.dedup();
+        Built {
+            totals: self.totals,
+            conflicts,
+            steps: self.steps.list,
+            subjects,
+            id_mapping,
+        }
+    }
 }
+
+/// The line a registration shows: what, why, how its version and ID are chosen.
+fn registration_reason(key: &Key, reg: &Registration, bv: &SchemaVersion) -> String {
+    let s = &key.target;
+    let mut reason = format!(
+        "{} register {s} v{}: {}",
+        if reg.replace { "-/+" } else { "+" },
+        reg.target_version,
+        reg.reason
+    );
+    if reg.target_version != key.version {
+        reason.push_str(&format!(
+            "; backup v{} becomes v{} (the registry numbers versions)",
+            key.version, reg.target_version
+        ));
+    }
+    if key.target != key.source {
+        reason.push_str(&format!("; from `{}`", key.source));
+    }
+    reason.push_str(&match reg.how {
+        IdHow::Forced => format!("; id {} kept (IMPORT)", bv.id),
+        IdHow::Pinned => format!("; id {} -> {} pinned (IMPORT)", bv.id, reg.target_id),
+        IdHow::Existing => format!(
+            "; id {} -> {} (the target already holds this schema)",
+            bv.id, reg.target_id
+        ),
+        _ => format!("; id {} -> {}", bv.id, reg.target_id),
+    });
+    if bv.deleted {
+        reason.push_str("; soft-deleted in the backup: soft-deleted again after registration");
+    }
+    reason
+}
+
+/// A subject's own level and mode.
+fn own_settings(subject: &SubjectState) -> ScopeSettings {
+    ScopeSettings {
+        compatibility: subject.compatibility,
+        mode: subject.mode,
+    }
+}
+
+/// A restored subject's own level and mode: in the backup, in the target
+/// before the plan, and after it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct SubjectSettings {
+    backup: ScopeSettings,
+    before: ScopeSettings,
+    after: ScopeSettings,
+    /// The level after is `set_compatibility`'s.
+    set_compatibility: bool,
+}
+
+/// The global scope (`context: None`) or one context: its level and mode in
+/// the backup and in the target.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct GlobalScope {
+    context: Option<String>,
+    backup: ScopeSettings,
+    before: ScopeSettings,
+}
+
+#[cfg(test)]
+mod tests;
