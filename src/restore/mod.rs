@@ -9,6 +9,7 @@
 //!   that shaped them.
 //! - [`resume`]: where a partition goes on, and whether it may (pure).
 //! - [`target`]: reading a target partition back (resuming, `verify`).
+//! - [`topics`]: which topics are restored where and how, and creating them.
 //!
 //! Per topic: create it when missing (the backed-up partition count and
 //! configs), refuse one with fewer partitions, refuse partitions that already
@@ -24,14 +25,13 @@ pub mod fields;
 pub mod journal;
 pub mod resume;
 pub mod target;
+pub mod topics;
 pub mod transform;
 
-use std::collections::HashSet;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::consumer::BaseConsumer;
@@ -42,12 +42,12 @@ use rdkafka::producer::{
 use rdkafka::{ClientContext, Message};
 
 pub use journal::{DataJournal, DataJournalError, DataJournalStore, PartitionProgress};
-use transform::{Transform, Verdict};
+pub use topics::{Evidence, TopicJob, duplicate_targets, jobs};
+use transform::Verdict;
 
-use crate::apply::IdMap;
 use crate::config::Config;
 use crate::kafka::{self, Cluster, KafkaError, REQUEST_TIMEOUT};
-use crate::manifest::{BackupReader, ReadError, TopicManifest};
+use crate::manifest::{BackupReader, ReadError};
 use crate::segment::{Record, SegmentError, SegmentReader};
 use target::TargetReader;
 
@@ -226,121 +226,6 @@ fn nonempty(list: &[(String, i32, i64)]) -> String {
     out
 }
 
-/// One backed-up topic and where it goes.
-#[derive(Debug, Clone)]
-pub struct TopicJob {
-    pub source: String,
-    pub target: String,
-    pub manifest: TopicManifest,
-    pub transform: Transform,
-    /// Whether its keys and values carry schema IDs, and why (when IDs are
-    /// rewritten at all).
-    pub fields: Option<[fields::Decision; 2]>,
-}
-
-/// What the backup says of its schemas, for deciding which record fields
-/// are framed ([`fields`]).
-#[derive(Debug, Clone, Default)]
-pub struct Evidence {
-    /// Subjects of the default context (the one records' IDs come from).
-    pub subjects: std::collections::BTreeSet<String>,
-    /// Schema IDs of the default context.
-    pub ids: std::collections::BTreeSet<i32>,
-}
-
-impl Evidence {
-    /// What `reader`'s backup holds (nothing when it has no registry).
-    pub async fn read(reader: &BackupReader) -> Result<Self, crate::backup::registry::LayoutError> {
-        if reader.manifest.schema_registry.is_none() {
-            return Ok(Self::default());
-        }
-        let (snapshot, _) = crate::backup::registry::restore_snapshot(reader).await?;
-        Ok(Self::of(&snapshot))
-    }
-
-    pub fn of(snapshot: &crate::model::RegistrySnapshot) -> Self {
-        let mut out = Self::default();
-        for (name, subject) in &snapshot.subjects {
-            let (context, bare) = crate::model::split_context(name);
-            if context != crate::model::DEFAULT_CONTEXT {
-                continue;
-            }
-            out.subjects.insert(bare.to_owned());
-            out.ids.extend(
-                subject
-                    .versions
-                    .values()
-                    .filter_map(|v| i32::try_from(v.id).ok()),
-            );
-        }
-        out
-    }
-}
-
-/// The topics of the backup and how each is restored: renamed through
-/// `target.topic_mapping`, records rewritten through `map` when
-/// `rewrite_ids` is on (in the fields `evidence` and the configuration
-/// say are framed), with the topic's missing-ID policy.
-pub fn jobs(
-    config: &Config,
-    manifest: &crate::manifest::Manifest,
-    map: Option<&IdMap>,
-    to_timestamp: Option<i64>,
-    evidence: &Evidence,
-) -> Vec<TopicJob> {
-    let restore = &config.enterprise.schema_registry.restore;
-    let rewrite = config.enterprise.schema_registry.enabled && restore.rewrite_ids();
-    let record_map = map.filter(|_| rewrite).map(transform::record_map);
-    let mapping = config
-        .target
-        .as_ref()
-        .map(|t| &t.topic_mapping)
-        .cloned()
-        .unwrap_or_default();
-    let registered = |id: i32| evidence.ids.contains(&id);
-    manifest
-        .topics
-        .iter()
-        .map(|(name, topic)| {
-            let modes = restore.rewrite_fields_for(name);
-            // backups before format 2 did not record the IDs records carry
-            let seen = (manifest.format_version >= 2).then(|| topic.schema_ids());
-            let decisions = rewrite.then(|| {
-                [
-                    (fields::Field::Key, modes.key),
-                    (fields::Field::Value, modes.value),
-                ]
-                .map(|(field, mode)| {
-                    let ids = seen.as_ref().map(|s| match field {
-                        fields::Field::Key => &s.key,
-                        fields::Field::Value => &s.value,
-                    });
-                    fields::decide(mode, name, field, &evidence.subjects, ids, &registered)
-                })
-            });
-            TopicJob {
-                source: name.clone(),
-                target: mapping
-                    .get(name)
-                    .map_or_else(|| name.clone(), |t| t.as_str().to_owned()),
-                manifest: topic.clone(),
-                transform: Transform {
-                    map: if rewrite {
-                        Some(record_map.clone().unwrap_or_default())
-                    } else {
-                        None
-                    },
-                    policy: transform::policy_for(restore, name),
-                    to_timestamp,
-                    rewrite_key: decisions.as_ref().is_some_and(|d| d[0].rewrite),
-                    rewrite_value: decisions.as_ref().is_some_and(|d| d[1].rewrite),
-                },
-                fields: decisions,
-            }
-        })
-        .collect()
-}
-
 /// What names a target cluster in the restore journal: its cluster ID. A
 /// cluster that answers none is an error (rather than another journal: the
 /// restore would not find what it did already).
@@ -401,34 +286,10 @@ pub async fn restore(
     // topics: what exists, what to create
     let consumer = cluster.metadata_consumer()?;
     let layout = kafka::layout(&consumer, cluster)?;
-    let existing = &layout.topics;
-    let mut to_create = Vec::new();
-    for job in jobs {
-        match existing.get(&job.target) {
-            Some(&found) if found < job.manifest.partition_count as usize => {
-                return Err(RestoreError::TooFewPartitions {
-                    topic: job.target.clone(),
-                    source_topic: job.source.clone(),
-                    found,
-                    expected: job.manifest.partition_count,
-                });
-            }
-            Some(_) => {}
-            None => to_create.push(job),
-        }
-    }
+    let to_create = topics::missing(jobs, &layout.topics)?;
     if options.dry_run {
-        for job in jobs {
-            let records = job.manifest.record_count();
-            let verb = if to_create.iter().any(|j| j.target == job.target) {
-                "create and restore"
-            } else {
-                "restore into"
-            };
-            log(format!(
-                "{verb} topic `{}` ({} partition(s), {records} record(s) from `{}`)",
-                job.target, job.manifest.partition_count, job.source
-            ));
+        for line in topics::preview(jobs, &to_create) {
+            log(line);
         }
         return Ok(outcome);
     }
@@ -459,19 +320,8 @@ pub async fn restore(
     let producers = (0..workers)
         .map(|_| Worker::new(cluster))
         .collect::<Result<Vec<_>, _>>()?;
-    let admin = cluster.admin()?;
-    for job in &to_create {
-        create_topic(&admin, cluster, job, layout.brokers).await?;
-        log(format!(
-            "created topic `{}` ({} partition(s), {} config(s) from the backup)",
-            job.target,
-            job.manifest.partition_count,
-            job.manifest.configs.len()
-        ));
-        outcome.topics_created.push(job.target.clone());
-    }
-    // closing an admin client takes 100 ms: not on the way
-    std::thread::spawn(move || drop(admin));
+    outcome.topics_created =
+        topics::create_topics(cluster, &to_create, layout.brokers, log).await?;
 
     // partitions: where each goes on, or where it starts (saved before writing)
     let mut work = Vec::new();
@@ -784,67 +634,6 @@ impl Finished {
         }
         line.push_str(&format!(" in {:.1} s", self.seconds));
         line
-    }
-}
-
-/// Creates `job.target` with the backup's partition count and configs, and
-/// a replication factor no larger than the target has brokers. A topic that
-/// appeared meanwhile is fine.
-async fn create_topic(
-    admin: &AdminClient<DefaultClientContext>,
-    cluster: &Cluster,
-    job: &TopicJob,
-    brokers: usize,
-) -> Result<(), RestoreError> {
-    let replication = (job.manifest.replication_factor.max(1) as usize).min(brokers) as i32;
-    let mut topic = NewTopic::new(
-        &job.target,
-        job.manifest.partition_count as i32,
-        TopicReplication::Fixed(replication),
-    );
-    for (k, v) in &job.manifest.configs {
-        topic = topic.set(k, v);
-    }
-    let err = |reason: String| RestoreError::CreateTopic {
-        topic: job.target.clone(),
-        partitions: job.manifest.partition_count,
-        configs: if job.manifest.configs.is_empty() {
-            "none".into()
-        } else {
-            job.manifest
-                .configs
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        },
-        reason,
-    };
-    let options = AdminOptions::new().operation_timeout(Some(REQUEST_TIMEOUT));
-    let results = admin
-        .create_topics([&topic], &options)
-        .await
-        .map_err(|e| err(e.to_string()))?;
-    for result in results {
-        match result {
-            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((_, code)) => return Err(err(code.to_string())),
-        }
-    }
-    // wait until the new topic's partitions answer metadata requests
-    let consumer = cluster.metadata_consumer()?;
-    let deadline = Instant::now() + REQUEST_TIMEOUT;
-    loop {
-        let found = kafka::layout(&consumer, cluster)?.topics;
-        if found.get(&job.target).copied().unwrap_or(0) >= job.manifest.partition_count as usize {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            return Err(err(
-                "the topic did not appear in the metadata within 30 s".into()
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(10));
     }
 }
 
@@ -1391,18 +1180,4 @@ fn record_bytes(r: &Record) -> u64 {
         .map(|(n, v)| n.len() + v.as_ref().map_or(0, Vec::len))
         .sum();
     (r.key.as_ref().map_or(0, Vec::len) + r.value.as_ref().map_or(0, Vec::len) + h) as u64
-}
-
-/// Target topics written by more than one backed-up topic (a mapping
-/// mistake the config check should have caught).
-pub fn duplicate_targets(jobs: &[TopicJob]) -> Vec<String> {
-    let mut seen = HashSet::new();
-    let mut dup: Vec<String> = jobs
-        .iter()
-        .filter(|j| !seen.insert(j.target.clone()))
-        .map(|j| j.target.clone())
-        .collect();
-    dup.sort();
-    dup.dedup();
-    dup
 }
