@@ -197,6 +197,46 @@ pub enum RestoreError {
     },
 }
 
+impl RestoreError {
+    /// Why `topic` partition `partition` is refused ([`resume`]); `journal`
+    /// names the restore journal.
+    fn refused(topic: &str, partition: i32, refusal: resume::Refusal, journal: &str) -> Self {
+        let topic = topic.to_owned();
+        match refusal {
+            resume::Refusal::Truncated { high, next_offset } => Self::Truncated {
+                topic,
+                partition,
+                high,
+                start: next_offset,
+            },
+            resume::Refusal::Unreadable { low, next_offset } => Self::Unreadable {
+                topic,
+                partition,
+                low,
+                next_offset,
+                journal: journal.to_owned(),
+            },
+            resume::Refusal::ToTimestampChanged { done, was, now } => Self::ToTimestampChanged {
+                topic,
+                partition,
+                done,
+                was,
+                now,
+            },
+            resume::Refusal::ShapeChanged { done, what } => Self::ShapeChanged {
+                topic,
+                partition,
+                done,
+                what,
+                journal: journal.to_owned(),
+            },
+            resume::Refusal::NotEmpty { records } => {
+                Self::NotEmpty(vec![(topic, partition, records)])
+            }
+        }
+    }
+}
+
 fn show_ts(ts: &Option<i64>) -> String {
     ts.map_or_else(|| "(none)".to_owned(), |t| t.to_string())
 }
@@ -281,14 +321,9 @@ pub async fn restore(
         }
         return Ok(outcome);
     }
-    // a topic this restore wrote to before and that is gone now was deleted
-    // since: its journal entries no longer describe it
-    if let Some(job) = to_create
-        .iter()
-        .find(|job| journal.partitions.contains_key(&job.target))
-    {
+    if let Some(topic) = resume::deleted(&journal, to_create.iter().map(|j| j.target.as_str())) {
         return Err(RestoreError::Deleted {
-            topic: job.target.clone(),
+            topic: topic.to_owned(),
             journal: journals.display(),
         });
     }
@@ -315,72 +350,43 @@ pub async fn restore(
     let mut work = Vec::new();
     let mut nonempty = Vec::new();
     let mut fresh = Vec::new();
+    let journal_path = journals.display();
     for job in jobs {
         let map = job.transform.sorted_map();
         let settings = resume::Settings {
             source_topic: &job.source,
+            to_timestamp: options.to_timestamp,
             missing_id_policy: job.transform.policy,
             map: map.as_ref(),
             rewrite_key: job.transform.rewrite_key,
             rewrite_value: job.transform.rewrite_value,
         };
         for (&partition, p) in &job.manifest.partitions {
-            if let Some(progress) = journal.get(&job.target, partition) {
-                if progress.to_timestamp != options.to_timestamp {
-                    return Err(RestoreError::ToTimestampChanged {
-                        topic: job.target.clone(),
-                        partition,
-                        done: progress.done,
-                        was: progress.to_timestamp,
-                        now: options.to_timestamp,
-                    });
-                }
-                if let Some(what) = resume::shape_change(&journal, progress, &settings) {
-                    return Err(RestoreError::ShapeChanged {
-                        topic: job.target.clone(),
-                        partition,
-                        done: progress.done,
-                        what,
-                        journal: journals.display(),
-                    });
-                }
-                if progress.done {
-                    // done means every record is there: a partition that
-                    // holds fewer than the restore left (truncated, or a
-                    // broker that lost acknowledged records) is not done
+            let refused =
+                |refusal| RestoreError::refused(&job.target, partition, refusal, &journal_path);
+            match resume::recorded(&journal, &job.target, partition, &settings).map_err(refused)? {
+                resume::Recorded::Done(progress) => {
                     let (_, high) = kafka::watermarks(&consumer, &job.target, partition)?;
-                    if high < progress.next_offset {
-                        return Err(RestoreError::Truncated {
-                            topic: job.target.clone(),
-                            partition,
-                            high,
-                            start: progress.next_offset,
-                        });
-                    }
+                    resume::still_done(progress, high).map_err(refused)?;
                     outcome.partitions_done_before += 1;
-                    continue;
                 }
-                work.push((job.clone(), partition, p.clone(), progress.clone()));
-                continue;
+                resume::Recorded::Partly(progress) => {
+                    work.push((job.clone(), partition, p.clone(), progress.clone()));
+                }
+                resume::Recorded::Nothing => {
+                    let (low, high) = kafka::watermarks(&consumer, &job.target, partition)?;
+                    match resume::begin(&mut journal, &settings, options.append, low, high) {
+                        Ok(progress) => {
+                            fresh.push((job.target.clone(), partition, progress.clone()));
+                            work.push((job.clone(), partition, p.clone(), progress));
+                        }
+                        Err(resume::Refusal::NotEmpty { records }) => {
+                            nonempty.push((job.target.clone(), partition, records));
+                        }
+                        Err(other) => return Err(refused(other)),
+                    }
+                }
             }
-            let (low, high) = kafka::watermarks(&consumer, &job.target, partition)?;
-            if high > low && !options.append {
-                nonempty.push((job.target.clone(), partition, high - low));
-            }
-            let progress = PartitionProgress {
-                source_topic: job.source.clone(),
-                target_start: high,
-                done: false,
-                written: 0,
-                next_offset: high,
-                source_offset: None,
-                skipped: 0,
-                to_timestamp: options.to_timestamp,
-                shape: resume::shape(&mut journal, &settings),
-                foreign: Vec::new(),
-            };
-            fresh.push((job.target.clone(), partition, progress.clone()));
-            work.push((job.clone(), partition, p.clone(), progress));
         }
     }
     if !nonempty.is_empty() {
@@ -409,7 +415,8 @@ pub async fn restore(
             stop.clone(),
             event_tx.clone(),
         );
-        let (cluster, append) = (cluster.clone(), options.append);
+        let (cluster, append, journal_path) =
+            (cluster.clone(), options.append, journal_path.clone());
         handles.push(tokio::task::spawn_blocking(
             move || -> Result<(), RestoreError> {
                 while !stop.load(Ordering::Relaxed) {
@@ -427,6 +434,7 @@ pub async fn restore(
                             manifest: &manifest,
                             progress: &progress,
                             append,
+                            journal: &journal_path,
                         },
                         &totals,
                         &event_tx,
@@ -511,35 +519,7 @@ pub async fn restore(
     let mut first_error = None;
     for handle in handles {
         if let Err(e) = handle.await.expect("a restore worker panicked") {
-            first_error.get_or_insert(match e {
-                RestoreError::CountMismatch {
-                    topic,
-                    partition,
-                    found,
-                    expected,
-                    ..
-                } => RestoreError::CountMismatch {
-                    topic,
-                    partition,
-                    found,
-                    expected,
-                    journal: journals.display(),
-                },
-                RestoreError::Unreadable {
-                    topic,
-                    partition,
-                    low,
-                    next_offset,
-                    ..
-                } => RestoreError::Unreadable {
-                    topic,
-                    partition,
-                    low,
-                    next_offset,
-                    journal: journals.display(),
-                },
-                other => other,
-            });
+            first_error.get_or_insert(e);
         }
     }
     if let Some(e) = save_error {

@@ -56,6 +56,8 @@ pub(super) struct Partition<'a> {
     pub(super) manifest: &'a crate::manifest::PartitionManifest,
     pub(super) progress: &'a PartitionProgress,
     pub(super) append: bool,
+    /// The restore journal's name, for errors.
+    pub(super) journal: &'a str,
 }
 
 #[derive(Default)]
@@ -237,23 +239,11 @@ impl Worker {
         let (job, partition, manifest) = (work.job, work.partition, work.manifest);
         let metadata = &self.metadata;
         let (low, high) = kafka::watermarks(metadata, &job.target, partition)?;
-        let resumed = resume::start(work.progress, low, high).map_err(|refusal| match refusal {
-            resume::Refusal::Truncated { high, next_offset } => RestoreError::Truncated {
-                topic: job.target.clone(),
-                partition,
-                high,
-                start: next_offset,
-            },
-            resume::Refusal::Unreadable { low, next_offset } => RestoreError::Unreadable {
-                topic: job.target.clone(),
-                partition,
-                low,
-                next_offset,
-                journal: String::new(),
-            },
+        let resumed = resume::start(work.progress, low, high).map_err(|refusal| {
+            RestoreError::refused(&job.target, partition, refusal, work.journal)
         })?;
         // what the target holds after the confirmed records, read back
-        let readback = if resumed.read_from < resumed.high {
+        let readback = if resumed.has_tail() {
             Some(target::consumer(work.cluster)?)
         } else {
             None
@@ -340,7 +330,7 @@ impl Worker {
                 match job.transform.apply(&mut record) {
                     Verdict::Write { rewritten: n } => {
                         position += 1;
-                        if position <= resumed.written {
+                        if resumed.confirmed(position) {
                             continue;
                         }
                         if let Some(t) = tail.as_mut() {
@@ -357,7 +347,7 @@ impl Worker {
                         if sent == 0 {
                             deliveries
                                 .base
-                                .store(resumed.high - position as i64, Ordering::Relaxed);
+                                .store(resumed.base(position), Ordering::Relaxed);
                         }
                         rewritten += u64::from(n);
                         bytes += record_bytes(&record);
@@ -434,14 +424,14 @@ impl Worker {
             source_offset = Some(deliveries.last_source.load(Ordering::Relaxed));
         }
         let (_, high) = kafka::watermarks(metadata, &job.target, partition)?;
-        let expected = resumed.high + sent as i64;
+        let expected = resumed.expected_high(sent);
         if high != expected {
             return Err(RestoreError::CountMismatch {
                 topic: job.target.clone(),
                 partition,
                 found: high,
                 expected,
-                journal: String::new(),
+                journal: work.journal.to_owned(),
             });
         }
         if let Some(consumer) = readback {
@@ -458,7 +448,7 @@ impl Worker {
             next_offset: high,
             source_offset,
             foreign,
-            resumed_after: resumed.written.min(position) + matched,
+            resumed_after: resumed.by_earlier_runs(position, matched),
             skipped,
             rewritten,
             seconds: started.elapsed().as_secs_f64(),
@@ -548,6 +538,9 @@ pub(super) struct Tail<'c> {
     last_source: Option<i64>,
 }
 
+/// What an offset of the tail without a record is, in errors.
+const NO_RECORD: &str = "it holds no record (a transaction marker or an aborted record)";
+
 impl Tail<'_> {
     /// Whether `record`, the restore's next, is already in the target.
     /// Records of other clients before it are passed over (`--append`) or
@@ -559,13 +552,8 @@ impl Tail<'_> {
         partition: i32,
     ) -> Result<bool, RestoreError> {
         while let Some(got) = self.reader.next_record()? {
-            if got.offset > self.expected {
-                self.other(
-                    [self.expected, got.offset],
-                    "it holds no record (a transaction marker or an aborted record)".into(),
-                    topic,
-                    partition,
-                )?;
+            if let Some(range) = resume::gap(self.expected, got.offset) {
+                self.other(range, NO_RECORD.into(), topic, partition)?;
             }
             self.expected = got.offset + 1;
             match target::record_difference(record, &got) {
@@ -600,18 +588,15 @@ impl Tail<'_> {
             )?;
             self.expected = got.offset + 1;
         }
-        if self.expected < self.reader.high {
-            self.other(
-                [self.expected, self.reader.high],
-                "it holds no record (a transaction marker or an aborted record)".into(),
-                topic,
-                partition,
-            )?;
+        if let Some(range) = resume::gap(self.expected, self.reader.high) {
+            self.other(range, NO_RECORD.into(), topic, partition)?;
             self.expected = self.reader.high;
         }
         Ok(())
     }
 
+    /// Target offsets `range` are not the restore's: refused, or noted when
+    /// appending.
     fn other(
         &mut self,
         range: [i64; 2],
@@ -628,10 +613,7 @@ impl Tail<'_> {
                 since: self.reader.start,
             });
         }
-        match self.foreign.last_mut() {
-            Some(last) if last[1] == range[0] => last[1] = range[1],
-            _ => self.foreign.push(range),
-        }
+        resume::add_foreign(&mut self.foreign, range);
         Ok(())
     }
 }
