@@ -12,6 +12,9 @@
 //! - [`topics`]: which topics are restored where and how, and creating them.
 //! - `worker`: restoring one partition after another with one producer.
 //!
+//! This file holds the flow: the options, the errors, [`restore`] and its
+//! phases, and what it did ([`RestoreOutcome`]).
+//!
 //! Per topic: create it when missing (the backed-up partition count and
 //! configs), refuse one with fewer partitions, refuse partitions that already
 //! hold records unless appending is asked for. Per partition: read its
@@ -30,13 +33,15 @@ pub mod topics;
 pub mod transform;
 mod worker;
 
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 pub use journal::{DataJournal, DataJournalError, DataJournalStore, PartitionProgress};
+use rdkafka::consumer::BaseConsumer;
+use tokio::sync::mpsc::UnboundedReceiver;
 pub use topics::{Evidence, TopicJob, duplicate_targets, jobs};
-use worker::{Event, Partition, Totals, Worker};
+use worker::{Event, Shared, Totals, Work, Worker};
 
 use crate::config::Config;
 use crate::kafka::{self, Cluster, KafkaError, REQUEST_TIMEOUT};
@@ -297,6 +302,12 @@ pub struct RestoreOutcome {
 
 /// Restores every job's partitions. `log` receives one line per topic
 /// created and per partition finished.
+///
+/// First the target's topics: those it lacks are created, those it has
+/// must have every partition. Then each partition is decided from the
+/// journal and the target (`plan_partitions`) and the journal saved before
+/// anything is written. Then workers restore the partitions while the
+/// journal keeps up with them (`run_workers`).
 pub async fn restore(
     cluster: &Cluster,
     reader: Arc<BackupReader>,
@@ -305,7 +316,6 @@ pub async fn restore(
     options: &RestoreOptions,
     log: &(dyn Fn(String) + Sync),
 ) -> Result<RestoreOutcome, RestoreError> {
-    let mut outcome = RestoreOutcome::default();
     let mut journal = journals
         .load()
         .await?
@@ -319,7 +329,7 @@ pub async fn restore(
         for line in topics::preview(jobs, &to_create) {
             log(line);
         }
-        return Ok(outcome);
+        return Ok(RestoreOutcome::default());
     }
     if let Some(topic) = resume::deleted(&journal, to_create.iter().map(|j| j.target.as_str())) {
         return Err(RestoreError::Deleted {
@@ -329,6 +339,38 @@ pub async fn restore(
     }
     // the producers first: an idempotent producer waits for its producer ID
     // before its first send, which overlaps the topic creation this way
+    let workers = (0..worker_count(jobs, &journal, options))
+        .map(|_| Worker::new(cluster))
+        .collect::<Result<Vec<_>, _>>()?;
+    let topics_created = topics::create_topics(cluster, &to_create, layout.brokers, log).await?;
+
+    // partitions: where each goes on, or where it starts (saved before writing)
+    let journal_path = journals.display();
+    let planned = plan_partitions(&consumer, jobs, &mut journal, options, &journal_path)?;
+    journals.save(&journal).await?;
+    drop(consumer);
+
+    let shared = Shared {
+        cluster: cluster.clone(),
+        reader,
+        runtime: tokio::runtime::Handle::current(),
+        append: options.append,
+        journal: journal_path,
+        queue: Mutex::new(planned.work.into_iter()),
+        stop: AtomicBool::new(false),
+        totals: Totals::default(),
+    };
+    let ran = run_workers(workers, shared, journal, journals, log).await?;
+    Ok(RestoreOutcome {
+        topics_created,
+        partitions_done_before: planned.done_before,
+        ..ran
+    })
+}
+
+/// How many workers (one producer each) restore at once:
+/// `partition_concurrency` (1 to 64), no more than partitions are left.
+fn worker_count(jobs: &[TopicJob], journal: &DataJournal, options: &RestoreOptions) -> usize {
     let pending = jobs
         .iter()
         .flat_map(|job| {
@@ -339,18 +381,34 @@ pub async fn restore(
         })
         .filter(|(topic, p)| !journal.get(topic, *p).is_some_and(|progress| progress.done))
         .count();
-    let workers = options.partition_concurrency.clamp(1, 64).min(pending);
-    let producers = (0..workers)
-        .map(|_| Worker::new(cluster))
-        .collect::<Result<Vec<_>, _>>()?;
-    outcome.topics_created =
-        topics::create_topics(cluster, &to_create, layout.brokers, log).await?;
+    options.partition_concurrency.clamp(1, 64).min(pending)
+}
 
-    // partitions: where each goes on, or where it starts (saved before writing)
-    let mut work = Vec::new();
+/// The partitions a restore writes to, and how many it had finished before.
+struct Planned {
+    work: Vec<Work>,
+    done_before: u64,
+}
+
+/// Decides every partition from its journal entry and the target's
+/// watermarks ([`resume`]): one restored before is left out once its
+/// records are found still there, one partly restored goes on from its
+/// entry, one not written to yet gets an entry in `journal` (to be saved
+/// before anything is written). Partitions that hold records already are
+/// refused together, unless appending; any other refusal stops at once.
+fn plan_partitions(
+    consumer: &BaseConsumer,
+    jobs: &[TopicJob],
+    journal: &mut DataJournal,
+    options: &RestoreOptions,
+    journal_path: &str,
+) -> Result<Planned, RestoreError> {
+    let mut planned = Planned {
+        work: Vec::new(),
+        done_before: 0,
+    };
     let mut nonempty = Vec::new();
     let mut fresh = Vec::new();
-    let journal_path = journals.display();
     for job in jobs {
         let map = job.transform.sorted_map();
         let settings = resume::Settings {
@@ -361,24 +419,28 @@ pub async fn restore(
             rewrite_key: job.transform.rewrite_key,
             rewrite_value: job.transform.rewrite_value,
         };
-        for (&partition, p) in &job.manifest.partitions {
+        for (&partition, manifest) in &job.manifest.partitions {
             let refused =
-                |refusal| RestoreError::refused(&job.target, partition, refusal, &journal_path);
-            match resume::recorded(&journal, &job.target, partition, &settings).map_err(refused)? {
+                |refusal| RestoreError::refused(&job.target, partition, refusal, journal_path);
+            let work = |progress| Work {
+                job: job.clone(),
+                partition,
+                manifest: manifest.clone(),
+                progress,
+            };
+            match resume::recorded(journal, &job.target, partition, &settings).map_err(refused)? {
                 resume::Recorded::Done(progress) => {
-                    let (_, high) = kafka::watermarks(&consumer, &job.target, partition)?;
+                    let (_, high) = kafka::watermarks(consumer, &job.target, partition)?;
                     resume::still_done(progress, high).map_err(refused)?;
-                    outcome.partitions_done_before += 1;
+                    planned.done_before += 1;
                 }
-                resume::Recorded::Partly(progress) => {
-                    work.push((job.clone(), partition, p.clone(), progress.clone()));
-                }
+                resume::Recorded::Partly(progress) => planned.work.push(work(progress.clone())),
                 resume::Recorded::Nothing => {
-                    let (low, high) = kafka::watermarks(&consumer, &job.target, partition)?;
-                    match resume::begin(&mut journal, &settings, options.append, low, high) {
+                    let (low, high) = kafka::watermarks(consumer, &job.target, partition)?;
+                    match resume::begin(journal, &settings, options.append, low, high) {
                         Ok(progress) => {
                             fresh.push((job.target.clone(), partition, progress.clone()));
-                            work.push((job.clone(), partition, p.clone(), progress));
+                            planned.work.push(work(progress));
                         }
                         Err(resume::Refusal::NotEmpty { records }) => {
                             nonempty.push((job.target.clone(), partition, records));
@@ -395,85 +457,79 @@ pub async fn restore(
     for (topic, partition, progress) in fresh {
         journal.set(&topic, partition, progress);
     }
-    journals.save(&journal).await?;
-    drop(consumer);
+    Ok(planned)
+}
 
-    // restore the partitions, `partition_concurrency` at once; progress is
-    // journalled as records are acknowledged, and each partition when done
-    let queue = Arc::new(Mutex::new(work.into_iter()));
-    let runtime = tokio::runtime::Handle::current();
-    let totals = Arc::new(Totals::default());
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let (event_tx, mut events) = tokio::sync::mpsc::unbounded_channel::<Event>();
-    let mut handles = Vec::new();
-    for worker in producers {
-        let (queue, reader, runtime, totals, stop, event_tx) = (
-            queue.clone(),
-            reader.clone(),
-            runtime.clone(),
-            totals.clone(),
-            stop.clone(),
-            event_tx.clone(),
-        );
-        let (cluster, append, journal_path) =
-            (cluster.clone(), options.append, journal_path.clone());
-        handles.push(tokio::task::spawn_blocking(
-            move || -> Result<(), RestoreError> {
-                while !stop.load(Ordering::Relaxed) {
-                    let next = queue.lock().expect("queue lock").next();
-                    let Some((job, partition, manifest, progress)) = next else {
-                        break;
-                    };
-                    let result = worker.restore_partition(
-                        &runtime,
-                        &reader,
-                        &Partition {
-                            cluster: &cluster,
-                            job: &job,
-                            partition,
-                            manifest: &manifest,
-                            progress: &progress,
-                            append,
-                            journal: &journal_path,
-                        },
-                        &totals,
-                        &event_tx,
-                    );
-                    match result {
-                        Ok(done) => {
-                            let _ = event_tx.send(Event::Finished(done));
-                        }
-                        Err(e) => {
-                            stop.store(true, Ordering::Relaxed);
-                            return Err(e);
-                        }
-                    }
-                }
-                // closing an idempotent producer takes 100 ms; all it sent
-                // is acknowledged by now
-                std::thread::spawn(move || drop(worker));
-                Ok(())
-            },
-        ));
-    }
+/// Runs `workers` over the partitions of `shared`'s queue, keeping the
+/// journal as they go ([`keep_journal`]), and says what they did. A journal
+/// that cannot be saved is the error, before any worker's.
+async fn run_workers(
+    workers: Vec<Worker>,
+    shared: Shared,
+    mut journal: DataJournal,
+    journals: &DataJournalStore,
+    log: &(dyn Fn(String) + Sync),
+) -> Result<RestoreOutcome, RestoreError> {
+    let shared = Arc::new(shared);
+    let (event_tx, events) = tokio::sync::mpsc::unbounded_channel::<Event>();
+    let handles: Vec<_> = workers
+        .into_iter()
+        .map(|worker| {
+            let (shared, event_tx) = (shared.clone(), event_tx.clone());
+            tokio::task::spawn_blocking(move || worker.run(&shared, &event_tx))
+        })
+        .collect();
     drop(event_tx);
+    let mut outcome = RestoreOutcome::default();
+    let kept = keep_journal(
+        events,
+        &mut journal,
+        journals,
+        &shared.stop,
+        log,
+        &mut outcome,
+    )
+    .await;
+    let mut first_error = None;
+    for handle in handles {
+        if let Err(e) = handle.await.expect("a restore worker panicked") {
+            first_error.get_or_insert(e);
+        }
+    }
+    kept?;
+    if let Some(e) = first_error {
+        return Err(e);
+    }
+    outcome.ids_rewritten = shared.totals.ids.load(Ordering::Relaxed);
+    outcome.bytes = shared.totals.bytes.load(Ordering::Relaxed);
+    Ok(outcome)
+}
+
+/// How often, at most, progress within partitions is saved to the journal.
+/// What was acknowledged after the last save is read back on a rerun.
+const PROGRESS_SAVE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Keeps the journal while the workers run, until the last one is done:
+/// progress within partitions is saved at most every
+/// [`PROGRESS_SAVE_INTERVAL`] (and once more at the end), a finished
+/// partition at once, and counted in `outcome`. When a save fails no worker
+/// takes another partition; the ones under way finish, and the failure is
+/// returned.
+async fn keep_journal(
+    mut events: UnboundedReceiver<Event>,
+    journal: &mut DataJournal,
+    journals: &DataJournalStore,
+    stop: &AtomicBool,
+    log: &(dyn Fn(String) + Sync),
+    outcome: &mut RestoreOutcome,
+) -> Result<(), DataJournalError> {
     let mut save_error = None;
     let mut saved = Instant::now();
     let mut unsaved = false;
     while let Some(event) = events.recv().await {
         match event {
             Event::Progress(p) => {
-                if let Some(entry) = journal
-                    .partitions
-                    .get_mut(&p.topic)
-                    .and_then(|t| t.get_mut(&p.partition))
-                {
-                    entry.written = p.written;
-                    entry.next_offset = p.next_offset;
-                    entry.source_offset = p.source_offset;
-                    entry.foreign = p.foreign;
-                    unsaved = true;
-                }
+                unsaved |= p.record(journal);
                 if saved.elapsed() < PROGRESS_SAVE_INTERVAL {
                     continue;
                 }
@@ -483,24 +539,13 @@ pub async fn restore(
                 outcome.partitions_restored += 1;
                 outcome.records_written += f.written_total;
                 outcome.records_skipped += f.skipped;
-                if let Some(entry) = journal
-                    .partitions
-                    .get_mut(&f.topic)
-                    .and_then(|t| t.get_mut(&f.partition))
-                {
-                    entry.done = true;
-                    entry.written = f.written_total;
-                    entry.next_offset = f.next_offset;
-                    entry.source_offset = f.source_offset;
-                    entry.skipped = f.skipped;
-                    entry.foreign = f.foreign;
-                }
+                f.record(journal);
             }
         }
         if save_error.is_some() {
             continue;
         }
-        match journals.save(&journal).await {
+        match journals.save(journal).await {
             Ok(()) => {
                 saved = Instant::now();
                 unsaved = false;
@@ -512,27 +557,109 @@ pub async fn restore(
             }
         }
     }
-    if unsaved && save_error.is_none() {
-        // progress of partitions that stopped: a rerun reads back less
-        journals.save(&journal).await?;
-    }
-    let mut first_error = None;
-    for handle in handles {
-        if let Err(e) = handle.await.expect("a restore worker panicked") {
-            first_error.get_or_insert(e);
-        }
-    }
     if let Some(e) = save_error {
-        return Err(e.into());
-    }
-    if let Some(e) = first_error {
         return Err(e);
     }
-    outcome.ids_rewritten = totals.ids.load(Ordering::Relaxed);
-    outcome.bytes = totals.bytes.load(Ordering::Relaxed);
-    Ok(outcome)
+    if unsaved {
+        // progress of partitions that stopped: a rerun reads back less
+        journals.save(journal).await?;
+    }
+    Ok(())
 }
 
-/// How often, at most, progress within partitions is saved to the journal.
-/// What was acknowledged after the last save is read back on a rerun.
-const PROGRESS_SAVE_INTERVAL: Duration = Duration::from_secs(1);
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
+
+    use super::*;
+    use crate::config::MissingIdPolicy;
+    use crate::manifest::{PartitionManifest, TopicManifest};
+
+    fn job(target: &str, partitions: i32) -> TopicJob {
+        let partition = PartitionManifest {
+            low_watermark: 0,
+            high_watermark: 0,
+            last_stable_offset: None,
+            left_out_from: None,
+            record_count: 0,
+            segments: Vec::new(),
+            schema_ids: Default::default(),
+        };
+        TopicJob {
+            source: target.into(),
+            target: target.into(),
+            manifest: TopicManifest {
+                partition_count: partitions as u32,
+                replication_factor: 1,
+                configs: BTreeMap::new(),
+                partitions: (0..partitions).map(|p| (p, partition.clone())).collect(),
+            },
+            transform: transform::Transform {
+                map: None,
+                policy: MissingIdPolicy::Fail,
+                to_timestamp: None,
+                rewrite_key: false,
+                rewrite_value: false,
+            },
+            fields: None,
+        }
+    }
+
+    #[test]
+    fn no_more_workers_than_partitions_left() {
+        let jobs = [job("a", 3), job("b", 2)];
+        let options = |n| RestoreOptions {
+            partition_concurrency: n,
+            ..RestoreOptions::default()
+        };
+        let mut journal = DataJournal::new("c");
+        assert_eq!(worker_count(&jobs, &journal, &options(4)), 4);
+        assert_eq!(worker_count(&jobs, &journal, &options(10)), 5);
+        assert_eq!(worker_count(&jobs, &journal, &options(0)), 1);
+        // partitions done before need none; partly restored ones do
+        let settings = resume::Settings {
+            source_topic: "a",
+            to_timestamp: None,
+            missing_id_policy: MissingIdPolicy::Fail,
+            map: None,
+            rewrite_key: false,
+            rewrite_value: false,
+        };
+        let entry = resume::begin(&mut journal, &settings, false, 0, 0).unwrap();
+        for p in 0..3 {
+            journal.set(
+                "a",
+                p,
+                PartitionProgress {
+                    done: p != 1,
+                    ..entry.clone()
+                },
+            );
+        }
+        assert_eq!(worker_count(&jobs, &journal, &options(10)), 3);
+        for p in 0..2 {
+            journal.set(
+                "b",
+                p,
+                PartitionProgress {
+                    done: true,
+                    ..entry.clone()
+                },
+            );
+        }
+        journal.set(
+            "a",
+            1,
+            PartitionProgress {
+                done: true,
+                ..entry
+            },
+        );
+        assert_eq!(worker_count(&jobs, &journal, &options(10)), 0);
+        let many: Vec<TopicJob> = (0..100).map(|i| job(&format!("t{i}"), 1)).collect();
+        assert_eq!(
+            worker_count(&many, &DataJournal::new("c"), &options(1000)),
+            64
+        );
+    }
+}

@@ -6,9 +6,8 @@
 //! produces the rest, and checks the high watermark at the end. Progress and
 //! each finished partition go to the journal keeper as [`Event`]s.
 
-use std::sync::Arc;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use rdkafka::client::DefaultClientContext;
@@ -20,12 +19,14 @@ use rdkafka::producer::{
 };
 use rdkafka::{ClientContext, Message};
 
-use super::journal::PartitionProgress;
+use tokio::sync::mpsc::UnboundedSender;
+
+use super::journal::{DataJournal, PartitionProgress};
 use super::target::{self, TargetReader};
 use super::transform::Verdict;
 use super::{RestoreError, TopicJob, resume};
 use crate::kafka::{self, Cluster, KafkaError};
-use crate::manifest::BackupReader;
+use crate::manifest::{BackupReader, PartitionManifest};
 use crate::segment::{Record, SegmentReader};
 
 /// How long records may wait for their acknowledgement (a little longer
@@ -39,34 +40,76 @@ pub(super) enum Event {
 }
 
 /// Records of a partition confirmed in the target so far.
+#[derive(Debug)]
 pub(super) struct Progress {
-    pub(super) topic: String,
-    pub(super) partition: i32,
-    pub(super) written: u64,
-    pub(super) next_offset: i64,
-    pub(super) source_offset: Option<i64>,
-    pub(super) foreign: Vec<[i64; 2]>,
+    topic: String,
+    partition: i32,
+    written: u64,
+    next_offset: i64,
+    source_offset: Option<i64>,
+    foreign: Vec<[i64; 2]>,
+}
+
+impl Progress {
+    /// Writes this progress into the partition's journal entry; `false`
+    /// when the journal has none.
+    pub(super) fn record(self, journal: &mut DataJournal) -> bool {
+        let Some(entry) = entry(journal, &self.topic, self.partition) else {
+            return false;
+        };
+        entry.written = self.written;
+        entry.next_offset = self.next_offset;
+        entry.source_offset = self.source_offset;
+        entry.foreign = self.foreign;
+        true
+    }
+}
+
+fn entry<'j>(
+    journal: &'j mut DataJournal,
+    topic: &str,
+    partition: i32,
+) -> Option<&'j mut PartitionProgress> {
+    journal.partitions.get_mut(topic)?.get_mut(&partition)
 }
 
 /// One partition to restore and what the journal says of it.
-pub(super) struct Partition<'a> {
-    pub(super) cluster: &'a Cluster,
-    pub(super) job: &'a TopicJob,
+pub(super) struct Work {
+    pub(super) job: TopicJob,
     pub(super) partition: i32,
-    pub(super) manifest: &'a crate::manifest::PartitionManifest,
-    pub(super) progress: &'a PartitionProgress,
-    pub(super) append: bool,
-    /// The restore journal's name, for errors.
-    pub(super) journal: &'a str,
+    pub(super) manifest: PartitionManifest,
+    pub(super) progress: PartitionProgress,
 }
 
+/// What the workers of one restore share.
+pub(super) struct Shared {
+    pub(super) cluster: Cluster,
+    pub(super) reader: std::sync::Arc<BackupReader>,
+    /// For fetching segments ahead.
+    pub(super) runtime: tokio::runtime::Handle,
+    /// Write after records of other clients (`--append`).
+    pub(super) append: bool,
+    /// The restore journal's name, for errors.
+    pub(super) journal: String,
+    /// The partitions left to restore.
+    pub(super) queue: Mutex<std::vec::IntoIter<Work>>,
+    /// Set when a worker failed or the journal cannot be saved: no worker
+    /// takes another partition.
+    pub(super) stop: AtomicBool,
+    pub(super) totals: Totals,
+}
+
+/// What the workers did in all.
 #[derive(Default)]
 pub(super) struct Totals {
+    /// Schema IDs rewritten.
     pub(super) ids: AtomicU64,
+    /// Bytes of keys, values and headers written.
     pub(super) bytes: AtomicU64,
 }
 
 /// A partition finished.
+#[derive(Debug)]
 pub(super) struct Finished {
     pub(super) source_topic: String,
     pub(super) topic: String,
@@ -85,6 +128,19 @@ pub(super) struct Finished {
 }
 
 impl Finished {
+    /// Marks the partition's journal entry done, with its final counts.
+    pub(super) fn record(self, journal: &mut DataJournal) {
+        if let Some(entry) = entry(journal, &self.topic, self.partition) {
+            entry.done = true;
+            entry.written = self.written_total;
+            entry.next_offset = self.next_offset;
+            entry.source_offset = self.source_offset;
+            entry.skipped = self.skipped;
+            entry.foreign = self.foreign;
+        }
+    }
+
+    /// The line the restore logs for it.
     pub(super) fn line(&self) -> String {
         let mut line = format!(
             "restored {}[{}] -> {}[{}]: {} record(s) written",
@@ -223,28 +279,55 @@ impl Worker {
         }
     }
 
+    /// Restores partitions of the queue one after the other until it is
+    /// empty or the restore stops; the first failure stops the others.
+    pub(super) fn run(
+        self,
+        shared: &Shared,
+        events: &UnboundedSender<Event>,
+    ) -> Result<(), RestoreError> {
+        while !shared.stop.load(Ordering::Relaxed) {
+            let next = shared.queue.lock().expect("queue lock").next();
+            let Some(work) = next else {
+                break;
+            };
+            match self.restore_partition(shared, &work, events) {
+                Ok(done) => {
+                    let _ = events.send(Event::Finished(done));
+                }
+                Err(e) => {
+                    shared.stop.store(true, Ordering::Relaxed);
+                    return Err(e);
+                }
+            }
+        }
+        // closing an idempotent producer takes 100 ms; all it sent is
+        // acknowledged by now
+        std::thread::spawn(move || drop(self));
+        Ok(())
+    }
+
     /// Restores one partition from where its journal entry says: the
     /// target's records after the confirmed ones are read back and matched
     /// with the records the restore writes next (an interrupted run's), then
     /// the rest is produced. Progress goes to `events` as it is acknowledged.
-    pub(super) fn restore_partition(
+    fn restore_partition(
         &self,
-        runtime: &tokio::runtime::Handle,
-        reader: &Arc<BackupReader>,
-        work: &Partition<'_>,
-        totals: &Totals,
-        events: &tokio::sync::mpsc::UnboundedSender<Event>,
+        shared: &Shared,
+        work: &Work,
+        events: &UnboundedSender<Event>,
     ) -> Result<Finished, RestoreError> {
         let started = Instant::now();
-        let (job, partition, manifest) = (work.job, work.partition, work.manifest);
+        let (job, partition, manifest) = (&work.job, work.partition, &work.manifest);
+        let (reader, runtime, totals) = (&shared.reader, &shared.runtime, &shared.totals);
         let metadata = &self.metadata;
         let (low, high) = kafka::watermarks(metadata, &job.target, partition)?;
-        let resumed = resume::start(work.progress, low, high).map_err(|refusal| {
-            RestoreError::refused(&job.target, partition, refusal, work.journal)
+        let resumed = resume::start(&work.progress, low, high).map_err(|refusal| {
+            RestoreError::refused(&job.target, partition, refusal, &shared.journal)
         })?;
         // what the target holds after the confirmed records, read back
         let readback = if resumed.has_tail() {
-            Some(target::consumer(work.cluster)?)
+            Some(target::consumer(&shared.cluster)?)
         } else {
             None
         };
@@ -258,7 +341,7 @@ impl Worker {
                     resumed.high,
                 )?,
                 expected: resumed.read_from,
-                append: work.append,
+                append: shared.append,
                 foreign: work.progress.foreign.clone(),
                 matched: 0,
                 last_source: None,
@@ -431,7 +514,7 @@ impl Worker {
                 partition,
                 found: high,
                 expected,
-                journal: work.journal.to_owned(),
+                journal: shared.journal.clone(),
             });
         }
         if let Some(consumer) = readback {
@@ -625,4 +708,128 @@ fn record_bytes(r: &Record) -> u64 {
         .map(|(n, v)| n.len() + v.as_ref().map_or(0, Vec::len))
         .sum();
     (r.key.as_ref().map_or(0, Vec::len) + r.value.as_ref().map_or(0, Vec::len) + h) as u64
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::MissingIdPolicy;
+    use crate::restore::journal::Shape;
+
+    fn finished(resumed_after: u64, skipped: u64) -> Finished {
+        Finished {
+            source_topic: "orders".into(),
+            topic: "orders-restored".into(),
+            partition: 2,
+            written_total: 100,
+            next_offset: 160,
+            source_offset: Some(99),
+            foreign: vec![[140, 150]],
+            resumed_after,
+            skipped,
+            rewritten: 80,
+            seconds: 1.5,
+        }
+    }
+
+    #[test]
+    fn a_finished_partition_says_what_earlier_runs_wrote_and_what_was_left_out() {
+        assert_eq!(
+            finished(0, 0).line(),
+            "restored orders[2] -> orders-restored[2]: 100 record(s) written, 80 schema ID(s) rewritten in 1.5 s"
+        );
+        assert_eq!(
+            finished(40, 3).line(),
+            "restored orders[2] -> orders-restored[2]: 100 record(s) written (40 by an earlier run), 80 schema ID(s) rewritten, 3 left out in 1.5 s"
+        );
+    }
+
+    fn journal() -> DataJournal {
+        let mut journal = DataJournal::new("c");
+        journal.set(
+            "orders-restored",
+            2,
+            PartitionProgress {
+                source_topic: "orders".into(),
+                target_start: 60,
+                done: false,
+                written: 0,
+                next_offset: 60,
+                source_offset: None,
+                skipped: 0,
+                to_timestamp: None,
+                shape: Shape {
+                    map: None,
+                    missing_id_policy: MissingIdPolicy::Fail,
+                    rewrite_key: false,
+                    rewrite_value: true,
+                },
+                foreign: vec![],
+            },
+        );
+        journal
+    }
+
+    #[test]
+    fn progress_and_the_finish_go_into_the_partitions_journal_entry() {
+        let mut journal = journal();
+        let progress = |partition| Progress {
+            topic: "orders-restored".into(),
+            partition,
+            written: 40,
+            next_offset: 100,
+            source_offset: Some(39),
+            foreign: vec![],
+        };
+        assert!(progress(2).record(&mut journal));
+        let entry = journal.get("orders-restored", 2).unwrap();
+        assert_eq!(
+            (
+                entry.done,
+                entry.written,
+                entry.next_offset,
+                entry.source_offset
+            ),
+            (false, 40, 100, Some(39))
+        );
+        // a partition without an entry changes nothing
+        let before = journal.clone();
+        assert!(!progress(3).record(&mut journal));
+        assert_eq!(journal, before);
+
+        finished(40, 3).record(&mut journal);
+        let entry = journal.get("orders-restored", 2).unwrap();
+        assert_eq!(
+            (
+                entry.done,
+                entry.written,
+                entry.next_offset,
+                entry.source_offset,
+                entry.skipped,
+                entry.foreign.as_slice()
+            ),
+            (true, 100, 160, Some(99), 3, &[[140, 150]][..])
+        );
+        assert_eq!(entry.target_start, 60);
+    }
+
+    #[test]
+    fn record_bytes_count_key_value_and_headers() {
+        let record = Record {
+            offset: 7,
+            timestamp: Some(1),
+            timestamp_type: crate::segment::TimestampType::CreateTime,
+            key: Some(vec![0; 3]),
+            value: Some(vec![0; 10]),
+            headers: vec![("trace".into(), Some(vec![1, 2])), ("flag".into(), None)],
+        };
+        assert_eq!(record_bytes(&record), 3 + 10 + 5 + 2 + 4);
+        let empty = Record {
+            key: None,
+            value: None,
+            headers: vec![],
+            ..record
+        };
+        assert_eq!(record_bytes(&empty), 0);
+    }
 }
