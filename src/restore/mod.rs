@@ -9,6 +9,11 @@
 //!   that shaped them.
 //! - [`resume`]: where a partition goes on, and whether it may (pure).
 //! - [`target`]: reading a target partition back (resuming, `verify`).
+//! - [`topics`]: which topics are restored where and how, and creating them.
+//! - `worker`: restoring one partition after another with one producer.
+//!
+//! This file holds the flow: the options, the errors, [`restore`] and its
+//! phases, and what it did ([`RestoreOutcome`]).
 //!
 //! Per topic: create it when missing (the backed-up partition count and
 //! configs), refuse one with fewer partitions, refuse partitions that already
@@ -24,36 +29,24 @@ pub mod fields;
 pub mod journal;
 pub mod resume;
 pub mod target;
+pub mod topics;
 pub mod transform;
+mod worker;
 
-use std::collections::HashSet;
-use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::config::RDKafkaLogLevel;
-use rdkafka::consumer::BaseConsumer;
-use rdkafka::error::{KafkaError as RdKafkaError, RDKafkaErrorCode};
-use rdkafka::producer::{
-    BaseProducer, BaseRecord, DeliveryResult, NoCustomPartitioner, Producer, ProducerContext,
-};
-use rdkafka::{ClientContext, Message};
-
 pub use journal::{DataJournal, DataJournalError, DataJournalStore, PartitionProgress};
-use transform::{Transform, Verdict};
+use rdkafka::consumer::BaseConsumer;
+use tokio::sync::mpsc::UnboundedReceiver;
+pub use topics::{Evidence, TopicJob, duplicate_targets, jobs};
+use worker::{Event, Shared, Totals, Work, Worker};
 
-use crate::apply::IdMap;
 use crate::config::Config;
 use crate::kafka::{self, Cluster, KafkaError, REQUEST_TIMEOUT};
-use crate::manifest::{BackupReader, ReadError, TopicManifest};
-use crate::segment::{Record, SegmentError, SegmentReader};
-use target::TargetReader;
-
-/// How long records may wait for their acknowledgement (a little longer
-/// than the producer's own `message.timeout.ms`, which reports first).
-const DELIVERY_TIMEOUT: Duration = Duration::from_secs(310);
+use crate::manifest::{BackupReader, ReadError};
+use crate::segment::SegmentError;
 
 /// How a restore runs.
 #[derive(Debug, Clone)]
@@ -209,6 +202,46 @@ pub enum RestoreError {
     },
 }
 
+impl RestoreError {
+    /// Why `topic` partition `partition` is refused ([`resume`]); `journal`
+    /// names the restore journal.
+    fn refused(topic: &str, partition: i32, refusal: resume::Refusal, journal: &str) -> Self {
+        let topic = topic.to_owned();
+        match refusal {
+            resume::Refusal::Truncated { high, next_offset } => Self::Truncated {
+                topic,
+                partition,
+                high,
+                start: next_offset,
+            },
+            resume::Refusal::Unreadable { low, next_offset } => Self::Unreadable {
+                topic,
+                partition,
+                low,
+                next_offset,
+                journal: journal.to_owned(),
+            },
+            resume::Refusal::ToTimestampChanged { done, was, now } => Self::ToTimestampChanged {
+                topic,
+                partition,
+                done,
+                was,
+                now,
+            },
+            resume::Refusal::ShapeChanged { done, what } => Self::ShapeChanged {
+                topic,
+                partition,
+                done,
+                what,
+                journal: journal.to_owned(),
+            },
+            resume::Refusal::NotEmpty { records } => {
+                Self::NotEmpty(vec![(topic, partition, records)])
+            }
+        }
+    }
+}
+
 fn show_ts(ts: &Option<i64>) -> String {
     ts.map_or_else(|| "(none)".to_owned(), |t| t.to_string())
 }
@@ -224,121 +257,6 @@ fn nonempty(list: &[(String, i32, i64)]) -> String {
     }
     out.push_str("\nhint: restore into new names with `target.topic_mapping`, delete the topics, or pass `--append` to write after what they hold");
     out
-}
-
-/// One backed-up topic and where it goes.
-#[derive(Debug, Clone)]
-pub struct TopicJob {
-    pub source: String,
-    pub target: String,
-    pub manifest: TopicManifest,
-    pub transform: Transform,
-    /// Whether its keys and values carry schema IDs, and why (when IDs are
-    /// rewritten at all).
-    pub fields: Option<[fields::Decision; 2]>,
-}
-
-/// What the backup says of its schemas, for deciding which record fields
-/// are framed ([`fields`]).
-#[derive(Debug, Clone, Default)]
-pub struct Evidence {
-    /// Subjects of the default context (the one records' IDs come from).
-    pub subjects: std::collections::BTreeSet<String>,
-    /// Schema IDs of the default context.
-    pub ids: std::collections::BTreeSet<i32>,
-}
-
-impl Evidence {
-    /// What `reader`'s backup holds (nothing when it has no registry).
-    pub async fn read(reader: &BackupReader) -> Result<Self, crate::backup::registry::LayoutError> {
-        if reader.manifest.schema_registry.is_none() {
-            return Ok(Self::default());
-        }
-        let (snapshot, _) = crate::backup::registry::restore_snapshot(reader).await?;
-        Ok(Self::of(&snapshot))
-    }
-
-    pub fn of(snapshot: &crate::model::RegistrySnapshot) -> Self {
-        let mut out = Self::default();
-        for (name, subject) in &snapshot.subjects {
-            let (context, bare) = crate::model::split_context(name);
-            if context != crate::model::DEFAULT_CONTEXT {
-                continue;
-            }
-            out.subjects.insert(bare.to_owned());
-            out.ids.extend(
-                subject
-                    .versions
-                    .values()
-                    .filter_map(|v| i32::try_from(v.id).ok()),
-            );
-        }
-        out
-    }
-}
-
-/// The topics of the backup and how each is restored: renamed through
-/// `target.topic_mapping`, records rewritten through `map` when
-/// `rewrite_ids` is on (in the fields `evidence` and the configuration
-/// say are framed), with the topic's missing-ID policy.
-pub fn jobs(
-    config: &Config,
-    manifest: &crate::manifest::Manifest,
-    map: Option<&IdMap>,
-    to_timestamp: Option<i64>,
-    evidence: &Evidence,
-) -> Vec<TopicJob> {
-    let restore = &config.enterprise.schema_registry.restore;
-    let rewrite = config.enterprise.schema_registry.enabled && restore.rewrite_ids();
-    let record_map = map.filter(|_| rewrite).map(transform::record_map);
-    let mapping = config
-        .target
-        .as_ref()
-        .map(|t| &t.topic_mapping)
-        .cloned()
-        .unwrap_or_default();
-    let registered = |id: i32| evidence.ids.contains(&id);
-    manifest
-        .topics
-        .iter()
-        .map(|(name, topic)| {
-            let modes = restore.rewrite_fields_for(name);
-            // backups before format 2 did not record the IDs records carry
-            let seen = (manifest.format_version >= 2).then(|| topic.schema_ids());
-            let decisions = rewrite.then(|| {
-                [
-                    (fields::Field::Key, modes.key),
-                    (fields::Field::Value, modes.value),
-                ]
-                .map(|(field, mode)| {
-                    let ids = seen.as_ref().map(|s| match field {
-                        fields::Field::Key => &s.key,
-                        fields::Field::Value => &s.value,
-                    });
-                    fields::decide(mode, name, field, &evidence.subjects, ids, &registered)
-                })
-            });
-            TopicJob {
-                source: name.clone(),
-                target: mapping
-                    .get(name)
-                    .map_or_else(|| name.clone(), |t| t.as_str().to_owned()),
-                manifest: topic.clone(),
-                transform: Transform {
-                    map: if rewrite {
-                        Some(record_map.clone().unwrap_or_default())
-                    } else {
-                        None
-                    },
-                    policy: transform::policy_for(restore, name),
-                    to_timestamp,
-                    rewrite_key: decisions.as_ref().is_some_and(|d| d[0].rewrite),
-                    rewrite_value: decisions.as_ref().is_some_and(|d| d[1].rewrite),
-                },
-                fields: decisions,
-            }
-        })
-        .collect()
 }
 
 /// What names a target cluster in the restore journal: its cluster ID. A
@@ -384,6 +302,12 @@ pub struct RestoreOutcome {
 
 /// Restores every job's partitions. `log` receives one line per topic
 /// created and per partition finished.
+///
+/// First the target's topics: those it lacks are created, those it has
+/// must have every partition. Then each partition is decided from the
+/// journal and the target (`plan_partitions`) and the journal saved before
+/// anything is written. Then workers restore the partitions while the
+/// journal keeps up with them (`run_workers`).
 pub async fn restore(
     cluster: &Cluster,
     reader: Arc<BackupReader>,
@@ -392,7 +316,6 @@ pub async fn restore(
     options: &RestoreOptions,
     log: &(dyn Fn(String) + Sync),
 ) -> Result<RestoreOutcome, RestoreError> {
-    let mut outcome = RestoreOutcome::default();
     let mut journal = journals
         .load()
         .await?
@@ -401,50 +324,53 @@ pub async fn restore(
     // topics: what exists, what to create
     let consumer = cluster.metadata_consumer()?;
     let layout = kafka::layout(&consumer, cluster)?;
-    let existing = &layout.topics;
-    let mut to_create = Vec::new();
-    for job in jobs {
-        match existing.get(&job.target) {
-            Some(&found) if found < job.manifest.partition_count as usize => {
-                return Err(RestoreError::TooFewPartitions {
-                    topic: job.target.clone(),
-                    source_topic: job.source.clone(),
-                    found,
-                    expected: job.manifest.partition_count,
-                });
-            }
-            Some(_) => {}
-            None => to_create.push(job),
-        }
-    }
+    let to_create = topics::missing(jobs, &layout.topics)?;
     if options.dry_run {
-        for job in jobs {
-            let records = job.manifest.record_count();
-            let verb = if to_create.iter().any(|j| j.target == job.target) {
-                "create and restore"
-            } else {
-                "restore into"
-            };
-            log(format!(
-                "{verb} topic `{}` ({} partition(s), {records} record(s) from `{}`)",
-                job.target, job.manifest.partition_count, job.source
-            ));
+        for line in topics::preview(jobs, &to_create) {
+            log(line);
         }
-        return Ok(outcome);
+        return Ok(RestoreOutcome::default());
     }
-    // a topic this restore wrote to before and that is gone now was deleted
-    // since: its journal entries no longer describe it
-    if let Some(job) = to_create
-        .iter()
-        .find(|job| journal.partitions.contains_key(&job.target))
-    {
+    if let Some(topic) = resume::deleted(&journal, to_create.iter().map(|j| j.target.as_str())) {
         return Err(RestoreError::Deleted {
-            topic: job.target.clone(),
+            topic: topic.to_owned(),
             journal: journals.display(),
         });
     }
     // the producers first: an idempotent producer waits for its producer ID
     // before its first send, which overlaps the topic creation this way
+    let workers = (0..worker_count(jobs, &journal, options))
+        .map(|_| Worker::new(cluster))
+        .collect::<Result<Vec<_>, _>>()?;
+    let topics_created = topics::create_topics(cluster, &to_create, layout.brokers, log).await?;
+
+    // partitions: where each goes on, or where it starts (saved before writing)
+    let journal_path = journals.display();
+    let planned = plan_partitions(&consumer, jobs, &mut journal, options, &journal_path)?;
+    journals.save(&journal).await?;
+    drop(consumer);
+
+    let shared = Shared {
+        cluster: cluster.clone(),
+        reader,
+        runtime: tokio::runtime::Handle::current(),
+        append: options.append,
+        journal: journal_path,
+        queue: Mutex::new(planned.work.into_iter()),
+        stop: AtomicBool::new(false),
+        totals: Totals::default(),
+    };
+    let ran = run_workers(workers, shared, journal, journals, log).await?;
+    Ok(RestoreOutcome {
+        topics_created,
+        partitions_done_before: planned.done_before,
+        ..ran
+    })
+}
+
+/// How many workers (one producer each) restore at once:
+/// `partition_concurrency` (1 to 64), no more than partitions are left.
+fn worker_count(jobs: &[TopicJob], journal: &DataJournal, options: &RestoreOptions) -> usize {
     let pending = jobs
         .iter()
         .flat_map(|job| {
@@ -455,94 +381,74 @@ pub async fn restore(
         })
         .filter(|(topic, p)| !journal.get(topic, *p).is_some_and(|progress| progress.done))
         .count();
-    let workers = options.partition_concurrency.clamp(1, 64).min(pending);
-    let producers = (0..workers)
-        .map(|_| Worker::new(cluster))
-        .collect::<Result<Vec<_>, _>>()?;
-    let admin = cluster.admin()?;
-    for job in &to_create {
-        create_topic(&admin, cluster, job, layout.brokers).await?;
-        log(format!(
-            "created topic `{}` ({} partition(s), {} config(s) from the backup)",
-            job.target,
-            job.manifest.partition_count,
-            job.manifest.configs.len()
-        ));
-        outcome.topics_created.push(job.target.clone());
-    }
-    // closing an admin client takes 100 ms: not on the way
-    std::thread::spawn(move || drop(admin));
+    options.partition_concurrency.clamp(1, 64).min(pending)
+}
 
-    // partitions: where each goes on, or where it starts (saved before writing)
-    let mut work = Vec::new();
+/// The partitions a restore writes to, and how many it had finished before.
+struct Planned {
+    work: Vec<Work>,
+    done_before: u64,
+}
+
+/// Decides every partition from its journal entry and the target's
+/// watermarks ([`resume`]): one restored before is left out once its
+/// records are found still there, one partly restored goes on from its
+/// entry, one not written to yet gets an entry in `journal` (to be saved
+/// before anything is written). Partitions that hold records already are
+/// refused together, unless appending; any other refusal stops at once.
+fn plan_partitions(
+    consumer: &BaseConsumer,
+    jobs: &[TopicJob],
+    journal: &mut DataJournal,
+    options: &RestoreOptions,
+    journal_path: &str,
+) -> Result<Planned, RestoreError> {
+    let mut planned = Planned {
+        work: Vec::new(),
+        done_before: 0,
+    };
     let mut nonempty = Vec::new();
     let mut fresh = Vec::new();
     for job in jobs {
         let map = job.transform.sorted_map();
         let settings = resume::Settings {
             source_topic: &job.source,
+            to_timestamp: options.to_timestamp,
             missing_id_policy: job.transform.policy,
             map: map.as_ref(),
             rewrite_key: job.transform.rewrite_key,
             rewrite_value: job.transform.rewrite_value,
         };
-        for (&partition, p) in &job.manifest.partitions {
-            if let Some(progress) = journal.get(&job.target, partition) {
-                if progress.to_timestamp != options.to_timestamp {
-                    return Err(RestoreError::ToTimestampChanged {
-                        topic: job.target.clone(),
-                        partition,
-                        done: progress.done,
-                        was: progress.to_timestamp,
-                        now: options.to_timestamp,
-                    });
-                }
-                if let Some(what) = resume::shape_change(&journal, progress, &settings) {
-                    return Err(RestoreError::ShapeChanged {
-                        topic: job.target.clone(),
-                        partition,
-                        done: progress.done,
-                        what,
-                        journal: journals.display(),
-                    });
-                }
-                if progress.done {
-                    // done means every record is there: a partition that
-                    // holds fewer than the restore left (truncated, or a
-                    // broker that lost acknowledged records) is not done
-                    let (_, high) = kafka::watermarks(&consumer, &job.target, partition)?;
-                    if high < progress.next_offset {
-                        return Err(RestoreError::Truncated {
-                            topic: job.target.clone(),
-                            partition,
-                            high,
-                            start: progress.next_offset,
-                        });
-                    }
-                    outcome.partitions_done_before += 1;
-                    continue;
-                }
-                work.push((job.clone(), partition, p.clone(), progress.clone()));
-                continue;
-            }
-            let (low, high) = kafka::watermarks(&consumer, &job.target, partition)?;
-            if high > low && !options.append {
-                nonempty.push((job.target.clone(), partition, high - low));
-            }
-            let progress = PartitionProgress {
-                source_topic: job.source.clone(),
-                target_start: high,
-                done: false,
-                written: 0,
-                next_offset: high,
-                source_offset: None,
-                skipped: 0,
-                to_timestamp: options.to_timestamp,
-                shape: resume::shape(&mut journal, &settings),
-                foreign: Vec::new(),
+        for (&partition, manifest) in &job.manifest.partitions {
+            let refused =
+                |refusal| RestoreError::refused(&job.target, partition, refusal, journal_path);
+            let work = |progress| Work {
+                job: job.clone(),
+                partition,
+                manifest: manifest.clone(),
+                progress,
             };
-            fresh.push((job.target.clone(), partition, progress.clone()));
-            work.push((job.clone(), partition, p.clone(), progress));
+            match resume::recorded(journal, &job.target, partition, &settings).map_err(refused)? {
+                resume::Recorded::Done(progress) => {
+                    let (_, high) = kafka::watermarks(consumer, &job.target, partition)?;
+                    resume::still_done(progress, high).map_err(refused)?;
+                    planned.done_before += 1;
+                }
+                resume::Recorded::Partly(progress) => planned.work.push(work(progress.clone())),
+                resume::Recorded::Nothing => {
+                    let (low, high) = kafka::watermarks(consumer, &job.target, partition)?;
+                    match resume::begin(journal, &settings, options.append, low, high) {
+                        Ok(progress) => {
+                            fresh.push((job.target.clone(), partition, progress.clone()));
+                            planned.work.push(work(progress));
+                        }
+                        Err(resume::Refusal::NotEmpty { records }) => {
+                            nonempty.push((job.target.clone(), partition, records));
+                        }
+                        Err(other) => return Err(refused(other)),
+                    }
+                }
+            }
         }
     }
     if !nonempty.is_empty() {
@@ -551,83 +457,79 @@ pub async fn restore(
     for (topic, partition, progress) in fresh {
         journal.set(&topic, partition, progress);
     }
-    journals.save(&journal).await?;
-    drop(consumer);
+    Ok(planned)
+}
 
-    // restore the partitions, `partition_concurrency` at once; progress is
-    // journalled as records are acknowledged, and each partition when done
-    let queue = Arc::new(Mutex::new(work.into_iter()));
-    let runtime = tokio::runtime::Handle::current();
-    let totals = Arc::new(Totals::default());
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let (event_tx, mut events) = tokio::sync::mpsc::unbounded_channel::<Event>();
-    let mut handles = Vec::new();
-    for worker in producers {
-        let (queue, reader, runtime, totals, stop, event_tx) = (
-            queue.clone(),
-            reader.clone(),
-            runtime.clone(),
-            totals.clone(),
-            stop.clone(),
-            event_tx.clone(),
-        );
-        let (cluster, append) = (cluster.clone(), options.append);
-        handles.push(tokio::task::spawn_blocking(
-            move || -> Result<(), RestoreError> {
-                while !stop.load(Ordering::Relaxed) {
-                    let next = queue.lock().expect("queue lock").next();
-                    let Some((job, partition, manifest, progress)) = next else {
-                        break;
-                    };
-                    let result = worker.restore_partition(
-                        &runtime,
-                        &reader,
-                        &Partition {
-                            cluster: &cluster,
-                            job: &job,
-                            partition,
-                            manifest: &manifest,
-                            progress: &progress,
-                            append,
-                        },
-                        &totals,
-                        &event_tx,
-                    );
-                    match result {
-                        Ok(done) => {
-                            let _ = event_tx.send(Event::Finished(done));
-                        }
-                        Err(e) => {
-                            stop.store(true, Ordering::Relaxed);
-                            return Err(e);
-                        }
-                    }
-                }
-                // closing an idempotent producer takes 100 ms; all it sent
-                // is acknowledged by now
-                std::thread::spawn(move || drop(worker));
-                Ok(())
-            },
-        ));
-    }
+/// Runs `workers` over the partitions of `shared`'s queue, keeping the
+/// journal as they go ([`keep_journal`]), and says what they did. A journal
+/// that cannot be saved is the error, before any worker's.
+async fn run_workers(
+    workers: Vec<Worker>,
+    shared: Shared,
+    mut journal: DataJournal,
+    journals: &DataJournalStore,
+    log: &(dyn Fn(String) + Sync),
+) -> Result<RestoreOutcome, RestoreError> {
+    let shared = Arc::new(shared);
+    let (event_tx, events) = tokio::sync::mpsc::unbounded_channel::<Event>();
+    let handles: Vec<_> = workers
+        .into_iter()
+        .map(|worker| {
+            let (shared, event_tx) = (shared.clone(), event_tx.clone());
+            tokio::task::spawn_blocking(move || worker.run(&shared, &event_tx))
+        })
+        .collect();
     drop(event_tx);
+    let mut outcome = RestoreOutcome::default();
+    let kept = keep_journal(
+        events,
+        &mut journal,
+        journals,
+        &shared.stop,
+        log,
+        &mut outcome,
+    )
+    .await;
+    let mut first_error = None;
+    for handle in handles {
+        if let Err(e) = handle.await.expect("a restore worker panicked") {
+            first_error.get_or_insert(e);
+        }
+    }
+    kept?;
+    if let Some(e) = first_error {
+        return Err(e);
+    }
+    outcome.ids_rewritten = shared.totals.ids.load(Ordering::Relaxed);
+    outcome.bytes = shared.totals.bytes.load(Ordering::Relaxed);
+    Ok(outcome)
+}
+
+/// How often, at most, progress within partitions is saved to the journal.
+/// What was acknowledged after the last save is read back on a rerun.
+const PROGRESS_SAVE_INTERVAL: Duration = Duration::from_secs(1);
+
+/// Keeps the journal while the workers run, until the last one is done:
+/// progress within partitions is saved at most every
+/// [`PROGRESS_SAVE_INTERVAL`] (and once more at the end), a finished
+/// partition at once, and counted in `outcome`. When a save fails no worker
+/// takes another partition; the ones under way finish, and the failure is
+/// returned.
+async fn keep_journal(
+    mut events: UnboundedReceiver<Event>,
+    journal: &mut DataJournal,
+    journals: &DataJournalStore,
+    stop: &AtomicBool,
+    log: &(dyn Fn(String) + Sync),
+    outcome: &mut RestoreOutcome,
+) -> Result<(), DataJournalError> {
     let mut save_error = None;
     let mut saved = Instant::now();
     let mut unsaved = false;
     while let Some(event) = events.recv().await {
         match event {
             Event::Progress(p) => {
-                if let Some(entry) = journal
-                    .partitions
-                    .get_mut(&p.topic)
-                    .and_then(|t| t.get_mut(&p.partition))
-                {
-                    entry.written = p.written;
-                    entry.next_offset = p.next_offset;
-                    entry.source_offset = p.source_offset;
-                    entry.foreign = p.foreign;
-                    unsaved = true;
-                }
+                unsaved |= p.record(journal);
                 if saved.elapsed() < PROGRESS_SAVE_INTERVAL {
                     continue;
                 }
@@ -637,24 +539,13 @@ pub async fn restore(
                 outcome.partitions_restored += 1;
                 outcome.records_written += f.written_total;
                 outcome.records_skipped += f.skipped;
-                if let Some(entry) = journal
-                    .partitions
-                    .get_mut(&f.topic)
-                    .and_then(|t| t.get_mut(&f.partition))
-                {
-                    entry.done = true;
-                    entry.written = f.written_total;
-                    entry.next_offset = f.next_offset;
-                    entry.source_offset = f.source_offset;
-                    entry.skipped = f.skipped;
-                    entry.foreign = f.foreign;
-                }
+                f.record(journal);
             }
         }
         if save_error.is_some() {
             continue;
         }
-        match journals.save(&journal).await {
+        match journals.save(journal).await {
             Ok(()) => {
                 saved = Instant::now();
                 unsaved = false;
@@ -666,740 +557,109 @@ pub async fn restore(
             }
         }
     }
-    if unsaved && save_error.is_none() {
-        // progress of partitions that stopped: a rerun reads back less
-        journals.save(&journal).await?;
-    }
-    let mut first_error = None;
-    for handle in handles {
-        if let Err(e) = handle.await.expect("a restore worker panicked") {
-            first_error.get_or_insert(match e {
-                RestoreError::CountMismatch {
-                    topic,
-                    partition,
-                    found,
-                    expected,
-                    ..
-                } => RestoreError::CountMismatch {
-                    topic,
-                    partition,
-                    found,
-                    expected,
-                    journal: journals.display(),
-                },
-                RestoreError::Unreadable {
-                    topic,
-                    partition,
-                    low,
-                    next_offset,
-                    ..
-                } => RestoreError::Unreadable {
-                    topic,
-                    partition,
-                    low,
-                    next_offset,
-                    journal: journals.display(),
-                },
-                other => other,
-            });
-        }
-    }
     if let Some(e) = save_error {
-        return Err(e.into());
-    }
-    if let Some(e) = first_error {
         return Err(e);
     }
-    outcome.ids_rewritten = totals.ids.load(Ordering::Relaxed);
-    outcome.bytes = totals.bytes.load(Ordering::Relaxed);
-    Ok(outcome)
-}
-
-/// How often, at most, progress within partitions is saved to the journal.
-/// What was acknowledged after the last save is read back on a rerun.
-const PROGRESS_SAVE_INTERVAL: Duration = Duration::from_secs(1);
-
-/// What a worker tells the journal keeper.
-enum Event {
-    Progress(Progress),
-    Finished(Finished),
-}
-
-/// Records of a partition confirmed in the target so far.
-struct Progress {
-    topic: String,
-    partition: i32,
-    written: u64,
-    next_offset: i64,
-    source_offset: Option<i64>,
-    foreign: Vec<[i64; 2]>,
-}
-
-/// One partition to restore and what the journal says of it.
-struct Partition<'a> {
-    cluster: &'a Cluster,
-    job: &'a TopicJob,
-    partition: i32,
-    manifest: &'a crate::manifest::PartitionManifest,
-    progress: &'a PartitionProgress,
-    append: bool,
-}
-
-#[derive(Default)]
-struct Totals {
-    ids: AtomicU64,
-    bytes: AtomicU64,
-}
-
-/// A partition finished.
-struct Finished {
-    source_topic: String,
-    topic: String,
-    partition: i32,
-    /// Records of the restore in the target, from this run and earlier ones.
-    written_total: u64,
-    /// The high watermark after the last one.
-    next_offset: i64,
-    source_offset: Option<i64>,
-    foreign: Vec<[i64; 2]>,
-    /// Of those, written by an earlier run (skipped here).
-    resumed_after: u64,
-    skipped: u64,
-    rewritten: u64,
-    seconds: f64,
-}
-
-impl Finished {
-    fn line(&self) -> String {
-        let mut line = format!(
-            "restored {}[{}] -> {}[{}]: {} record(s) written",
-            self.source_topic, self.partition, self.topic, self.partition, self.written_total
-        );
-        if self.resumed_after > 0 {
-            line.push_str(&format!(" ({} by an earlier run)", self.resumed_after));
-        }
-        line.push_str(&format!(", {} schema ID(s) rewritten", self.rewritten));
-        if self.skipped > 0 {
-            line.push_str(&format!(", {} left out", self.skipped));
-        }
-        line.push_str(&format!(" in {:.1} s", self.seconds));
-        line
+    if unsaved {
+        // progress of partitions that stopped: a rerun reads back less
+        journals.save(journal).await?;
     }
+    Ok(())
 }
 
-/// Creates `job.target` with the backup's partition count and configs, and
-/// a replication factor no larger than the target has brokers. A topic that
-/// appeared meanwhile is fine.
-async fn create_topic(
-    admin: &AdminClient<DefaultClientContext>,
-    cluster: &Cluster,
-    job: &TopicJob,
-    brokers: usize,
-) -> Result<(), RestoreError> {
-    let replication = (job.manifest.replication_factor.max(1) as usize).min(brokers) as i32;
-    let mut topic = NewTopic::new(
-        &job.target,
-        job.manifest.partition_count as i32,
-        TopicReplication::Fixed(replication),
-    );
-    for (k, v) in &job.manifest.configs {
-        topic = topic.set(k, v);
-    }
-    let err = |reason: String| RestoreError::CreateTopic {
-        topic: job.target.clone(),
-        partitions: job.manifest.partition_count,
-        configs: if job.manifest.configs.is_empty() {
-            "none".into()
-        } else {
-            job.manifest
-                .configs
-                .iter()
-                .map(|(k, v)| format!("{k}={v}"))
-                .collect::<Vec<_>>()
-                .join(", ")
-        },
-        reason,
-    };
-    let options = AdminOptions::new().operation_timeout(Some(REQUEST_TIMEOUT));
-    let results = admin
-        .create_topics([&topic], &options)
-        .await
-        .map_err(|e| err(e.to_string()))?;
-    for result in results {
-        match result {
-            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((_, code)) => return Err(err(code.to_string())),
-        }
-    }
-    // wait until the new topic's partitions answer metadata requests
-    let consumer = cluster.metadata_consumer()?;
-    let deadline = Instant::now() + REQUEST_TIMEOUT;
-    loop {
-        let found = kafka::layout(&consumer, cluster)?.topics;
-        if found.get(&job.target).copied().unwrap_or(0) >= job.manifest.partition_count as usize {
-            return Ok(());
-        }
-        if Instant::now() > deadline {
-            return Err(err(
-                "the topic did not appear in the metadata within 30 s".into()
-            ));
-        }
-        std::thread::sleep(Duration::from_millis(10));
-    }
-}
+#[cfg(test)]
+mod tests {
+    use std::collections::BTreeMap;
 
-/// Delivery reports of one producer: the first failure, and how many records
-/// were acknowledged or failed.
-#[derive(Default)]
-struct Deliveries {
-    failed: Mutex<Option<(String, i32, i64, String)>>,
-    acked: AtomicU64,
-    errors: AtomicU64,
-    /// Record `n` of the restore must land at target offset `base + n`.
-    base: AtomicI64,
-    /// The last record acknowledged where it belongs: its position, its
-    /// target offset and its backup offset (delivery reports of one
-    /// partition come in order).
-    last_position: AtomicU64,
-    last_offset: AtomicI64,
-    last_source: AtomicI64,
-}
+    use super::*;
+    use crate::config::MissingIdPolicy;
+    use crate::manifest::{PartitionManifest, TopicManifest};
 
-impl ClientContext for Deliveries {
-    fn log(&self, level: RDKafkaLogLevel, fac: &str, log_message: &str) {
-        // librdkafka warns that the gapless guarantee is "experimental" once per
-        // producer; the restore sets it on purpose (docs/restore.md), so the
-        // warning would only alarm whoever reads the output
-        if fac == "CONFWARN" && log_message.contains("enable.gapless.guarantee") {
-            tracing::debug!(target: "librdkafka", "librdkafka: {fac} {log_message}");
-            return;
-        }
-        DefaultClientContext.log(level, fac, log_message);
-    }
-}
-
-impl ProducerContext for Deliveries {
-    /// The record's position in the restore of its partition (1-based) and
-    /// its offset in the backup.
-    type DeliveryOpaque = Box<(u64, i64)>;
-
-    fn delivery(&self, result: &DeliveryResult<'_>, opaque: Box<(u64, i64)>) {
-        let (position, offset) = *opaque;
-        let failure = match result {
-            Ok(m) => {
-                let expected = self.base.load(Ordering::Relaxed) + position as i64;
-                if m.offset() == expected {
-                    self.acked.fetch_add(1, Ordering::Relaxed);
-                    self.last_position.store(position, Ordering::Relaxed);
-                    self.last_offset.store(m.offset(), Ordering::Relaxed);
-                    self.last_source.store(offset, Ordering::Relaxed);
-                    return;
-                }
-                // a record landed elsewhere than right after the one before
-                // it: resuming from the watermark would no longer be exact
-                (
-                    m.topic().to_owned(),
-                    m.partition(),
-                    format!(
-                        "acknowledged at offset {}, expected {expected}: the partition has a gap or another producer wrote to it",
-                        m.offset()
-                    ),
-                )
-            }
-            Err((e, m)) => (m.topic().to_owned(), m.partition(), e.to_string()),
+    fn job(target: &str, partitions: i32) -> TopicJob {
+        let partition = PartitionManifest {
+            low_watermark: 0,
+            high_watermark: 0,
+            last_stable_offset: None,
+            left_out_from: None,
+            record_count: 0,
+            segments: Vec::new(),
+            schema_ids: Default::default(),
         };
-        self.errors.fetch_add(1, Ordering::Relaxed);
-        let mut failed = self.failed.lock().expect("deliveries lock");
-        failed.get_or_insert((failure.0, failure.1, offset, failure.2));
-    }
-}
-
-/// One restore worker: an idempotent producer it polls itself (a threaded
-/// producer's `flush` takes 100 ms at the least), used for one partition
-/// after another, and a client for watermarks.
-struct Worker {
-    producer: BaseProducer<Deliveries, NoCustomPartitioner>,
-    metadata: BaseConsumer,
-}
-
-impl Worker {
-    fn new(cluster: &Cluster) -> Result<Self, KafkaError> {
-        let mut config = cluster.client_config(&[
-            ("linger.ms", "20"),
-            ("batch.size", "1000000"),
-            ("queue.buffering.max.kbytes", "65536"),
-            ("message.timeout.ms", "300000"),
-            // records as large as the source topic allowed (the broker
-            // still applies its own limit)
-            ("message.max.bytes", "1000000000"),
-        ]);
-        // what resuming from the watermark rests on; `target.properties`
-        // cannot turn it off
-        config
-            .set("enable.idempotence", "true")
-            .set("enable.gapless.guarantee", "true")
-            .set("acks", "all")
-            .set("max.in.flight.requests.per.connection", "5");
-        let producer = config
-            .create_with_context(Deliveries::default())
-            .map_err(|source| cluster.client_error(source))?;
-        Ok(Self {
-            producer,
-            metadata: cluster.metadata_consumer()?,
-        })
-    }
-
-    /// Polls for delivery reports until every one of the `sent` records since
-    /// the counters were reset is acknowledged or failed.
-    fn settle(&self, sent: u64) -> Result<(), u64> {
-        let d = self.producer.context();
-        let until = Instant::now() + DELIVERY_TIMEOUT;
-        loop {
-            let acked = d.acked.load(Ordering::Relaxed);
-            if acked + d.errors.load(Ordering::Relaxed) >= sent {
-                return Ok(());
-            }
-            if Instant::now() > until {
-                return Err(acked);
-            }
-            self.producer.poll(Duration::from_millis(5));
-        }
-    }
-
-    /// Restores one partition from where its journal entry says: the
-    /// target's records after the confirmed ones are read back and matched
-    /// with the records the restore writes next (an interrupted run's), then
-    /// the rest is produced. Progress goes to `events` as it is acknowledged.
-    fn restore_partition(
-        &self,
-        runtime: &tokio::runtime::Handle,
-        reader: &Arc<BackupReader>,
-        work: &Partition<'_>,
-        totals: &Totals,
-        events: &tokio::sync::mpsc::UnboundedSender<Event>,
-    ) -> Result<Finished, RestoreError> {
-        let started = Instant::now();
-        let (job, partition, manifest) = (work.job, work.partition, work.manifest);
-        let metadata = &self.metadata;
-        let (low, high) = kafka::watermarks(metadata, &job.target, partition)?;
-        let resumed = resume::start(work.progress, low, high).map_err(|refusal| match refusal {
-            resume::Refusal::Truncated { high, next_offset } => RestoreError::Truncated {
-                topic: job.target.clone(),
-                partition,
-                high,
-                start: next_offset,
+        TopicJob {
+            source: target.into(),
+            target: target.into(),
+            manifest: TopicManifest {
+                partition_count: partitions as u32,
+                replication_factor: 1,
+                configs: BTreeMap::new(),
+                partitions: (0..partitions).map(|p| (p, partition.clone())).collect(),
             },
-            resume::Refusal::Unreadable { low, next_offset } => RestoreError::Unreadable {
-                topic: job.target.clone(),
-                partition,
-                low,
-                next_offset,
-                journal: String::new(),
+            transform: transform::Transform {
+                map: None,
+                policy: MissingIdPolicy::Fail,
+                to_timestamp: None,
+                rewrite_key: false,
+                rewrite_value: false,
             },
-        })?;
-        // what the target holds after the confirmed records, read back
-        let readback = if resumed.read_from < resumed.high {
-            Some(target::consumer(work.cluster)?)
-        } else {
-            None
-        };
-        let mut tail = match &readback {
-            Some(consumer) => Some(Tail {
-                reader: TargetReader::new(
-                    consumer,
-                    &job.target,
-                    partition,
-                    resumed.read_from,
-                    resumed.high,
-                )?,
-                expected: resumed.read_from,
-                append: work.append,
-                foreign: work.progress.foreign.clone(),
-                matched: 0,
-                last_source: None,
-            }),
-            None => None,
-        };
-
-        // fetch segments ahead: the next one is read and checked while this one is produced
-        let (tx, mut rx) = tokio::sync::mpsc::channel(1);
-        let paths: Vec<String> = manifest.segments.iter().map(|s| s.path.clone()).collect();
-        let fetcher_reader = reader.clone();
-        let fetcher = runtime.spawn(async move {
-            for path in paths {
-                let got = fetcher_reader.read(&path).await;
-                let failed = got.is_err();
-                if tx.send((path, got)).await.is_err() || failed {
-                    return;
-                }
-            }
-        });
-
-        let deliveries = self.producer.context();
-        deliveries.acked.store(0, Ordering::Relaxed);
-        deliveries.errors.store(0, Ordering::Relaxed);
-        deliveries.last_position.store(0, Ordering::Relaxed);
-        let mut foreign = work.progress.foreign.clone();
-        let mut source_offset = work.progress.source_offset;
-        let mut matched = 0u64; // records of an interrupted run found in the tail
-        let mut position = 0u64; // records this restore writes, counted from the start
-        let mut sent = 0u64;
-        let mut skipped = 0u64;
-        let mut rewritten = 0u64;
-        let mut bytes = 0u64;
-        let check_failed = || -> Result<(), RestoreError> {
-            let failed = deliveries.failed.lock().expect("deliveries lock").take();
-            match failed {
-                Some((topic, partition, offset, reason)) => Err(RestoreError::Produce {
-                    topic,
-                    partition,
-                    offset,
-                    reason,
-                }),
-                None => Ok(()),
-            }
-        };
-        // the journal's view: confirmed records and where the next lands
-        let report = |written: u64, next_offset: i64, source: Option<i64>, foreign: &[[i64; 2]]| {
-            let _ = events.send(Event::Progress(Progress {
-                topic: job.target.clone(),
-                partition,
-                written,
-                next_offset,
-                source_offset: source,
-                foreign: foreign.to_vec(),
-            }));
-        };
-        let mut segments = 0usize;
-        while let Some((path, got)) = rx.blocking_recv() {
-            segments += 1;
-            let segment_err = |source| RestoreError::Segment {
-                path: path.clone(),
-                topic: job.source.clone(),
-                partition,
-                source,
-            };
-            let data = got?;
-            let mut records = SegmentReader::new(&data[..]).map_err(segment_err)?;
-            while let Some(mut record) = records.next_record().map_err(segment_err)? {
-                match job.transform.apply(&mut record) {
-                    Verdict::Write { rewritten: n } => {
-                        position += 1;
-                        if position <= resumed.written {
-                            continue;
-                        }
-                        if let Some(t) = tail.as_mut() {
-                            if t.holds(&record, &job.target, partition)? {
-                                continue;
-                            }
-                            // the tail is read: what follows lands after it
-                            let t = tail.take().expect("tail");
-                            matched = t.matched;
-                            foreign = t.foreign;
-                            source_offset = t.last_source.or(source_offset);
-                            report(position - 1, resumed.high, source_offset, &foreign);
-                        }
-                        if sent == 0 {
-                            deliveries
-                                .base
-                                .store(resumed.high - position as i64, Ordering::Relaxed);
-                        }
-                        rewritten += u64::from(n);
-                        bytes += record_bytes(&record);
-                        self.send(&job.target, partition, position, record)?;
-                        sent += 1;
-                        // stop at the first failure: nothing may land after a gap
-                        if deliveries.errors.load(Ordering::Relaxed) > 0 {
-                            let _ = self.settle(sent);
-                            fetcher.abort();
-                            check_failed()?;
-                        }
-                    }
-                    Verdict::SkipMissing { .. } | Verdict::SkipLater => skipped += 1,
-                    Verdict::Missing { id } => {
-                        // what was sent before it lands, so that a rerun resumes after it
-                        let settled = self.settle(sent);
-                        fetcher.abort();
-                        check_failed()?;
-                        self.report_acked(&report, &foreign);
-                        if let Err(acked) = settled {
-                            return Err(RestoreError::Produce {
-                                topic: job.target.clone(),
-                                partition,
-                                offset: record.offset,
-                                reason: format!(
-                                    "{acked} of {sent} record(s) acknowledged before the record with the missing schema ID {id}"
-                                ),
-                            });
-                        }
-                        return Err(RestoreError::MissingId {
-                            id,
-                            topic: job.source.clone(),
-                            partition,
-                            offset: record.offset,
-                        });
-                    }
-                }
-            }
-            check_failed()?;
-            self.report_acked(&report, &foreign);
+            fields: None,
         }
-        if segments != manifest.segments.len() {
-            // the fetcher stopped without an error to report (a panic)
-            return Err(RestoreError::Produce {
-                topic: job.target.clone(),
-                partition,
-                offset: position as i64,
-                reason: format!(
-                    "{segments} of {} segment(s) were read",
-                    manifest.segments.len()
-                ),
-            });
-        }
-        // every record of the restore was in the tail: what is left of it
-        // follows the restore's last record
-        if let Some(mut t) = tail.take() {
-            t.rest(&job.target, partition)?;
-            matched = t.matched;
-            foreign = t.foreign;
-            source_offset = t.last_source.or(source_offset);
-        }
-        let settled = self.settle(sent);
-        check_failed()?;
-        let acked = deliveries.acked.load(Ordering::Relaxed);
-        if settled.is_err() || acked != sent {
-            return Err(RestoreError::Produce {
-                topic: job.target.clone(),
-                partition,
-                offset: manifest.segments.last().map_or(0, |s| s.meta.last_offset),
-                reason: format!("{acked} of {sent} record(s) acknowledged"),
-            });
-        }
-        if sent > 0 {
-            source_offset = Some(deliveries.last_source.load(Ordering::Relaxed));
-        }
-        let (_, high) = kafka::watermarks(metadata, &job.target, partition)?;
-        let expected = resumed.high + sent as i64;
-        if high != expected {
-            return Err(RestoreError::CountMismatch {
-                topic: job.target.clone(),
-                partition,
-                found: high,
-                expected,
-                journal: String::new(),
-            });
-        }
-        if let Some(consumer) = readback {
-            // a consumer with a group takes up to a second to close
-            std::thread::spawn(move || drop(consumer));
-        }
-        totals.ids.fetch_add(rewritten, Ordering::Relaxed);
-        totals.bytes.fetch_add(bytes, Ordering::Relaxed);
-        Ok(Finished {
-            source_topic: job.source.clone(),
-            topic: job.target.clone(),
-            partition,
-            written_total: position,
-            next_offset: high,
-            source_offset,
-            foreign,
-            resumed_after: resumed.written.min(position) + matched,
-            skipped,
-            rewritten,
-            seconds: started.elapsed().as_secs_f64(),
-        })
     }
 
-    /// Reports the records acknowledged so far (if any were, this run).
-    fn report_acked(
-        &self,
-        report: &impl Fn(u64, i64, Option<i64>, &[[i64; 2]]),
-        foreign: &[[i64; 2]],
-    ) {
-        let d = self.producer.context();
-        let position = d.last_position.load(Ordering::Relaxed);
-        if position > 0 {
-            report(
-                position,
-                d.last_offset.load(Ordering::Relaxed) + 1,
-                Some(d.last_source.load(Ordering::Relaxed)),
-                foreign,
+    #[test]
+    fn no_more_workers_than_partitions_left() {
+        let jobs = [job("a", 3), job("b", 2)];
+        let options = |n| RestoreOptions {
+            partition_concurrency: n,
+            ..RestoreOptions::default()
+        };
+        let mut journal = DataJournal::new("c");
+        assert_eq!(worker_count(&jobs, &journal, &options(4)), 4);
+        assert_eq!(worker_count(&jobs, &journal, &options(10)), 5);
+        assert_eq!(worker_count(&jobs, &journal, &options(0)), 1);
+        // partitions done before need none; partly restored ones do
+        let settings = resume::Settings {
+            source_topic: "a",
+            to_timestamp: None,
+            missing_id_policy: MissingIdPolicy::Fail,
+            map: None,
+            rewrite_key: false,
+            rewrite_value: false,
+        };
+        let entry = resume::begin(&mut journal, &settings, false, 0, 0).unwrap();
+        for p in 0..3 {
+            journal.set(
+                "a",
+                p,
+                PartitionProgress {
+                    done: p != 1,
+                    ..entry.clone()
+                },
             );
         }
+        assert_eq!(worker_count(&jobs, &journal, &options(10)), 3);
+        for p in 0..2 {
+            journal.set(
+                "b",
+                p,
+                PartitionProgress {
+                    done: true,
+                    ..entry.clone()
+                },
+            );
+        }
+        journal.set(
+            "a",
+            1,
+            PartitionProgress {
+                done: true,
+                ..entry
+            },
+        );
+        assert_eq!(worker_count(&jobs, &journal, &options(10)), 0);
+        let many: Vec<TopicJob> = (0..100).map(|i| job(&format!("t{i}"), 1)).collect();
+        assert_eq!(
+            worker_count(&many, &DataJournal::new("c"), &options(1000)),
+            64
+        );
     }
-
-    /// Produces one record, waiting while the producer's queue is full.
-    fn send(
-        &self,
-        topic: &str,
-        partition: i32,
-        position: u64,
-        record: Record,
-    ) -> Result<(), RestoreError> {
-        let mut base: BaseRecord<'_, [u8], [u8], Box<(u64, i64)>> =
-            BaseRecord::with_opaque_to(topic, Box::new((position, record.offset)))
-                .partition(partition);
-        if !record.headers.is_empty() {
-            // names byte for byte, UTF-8 or not
-            base = base.headers(kafka::headers::owned(&record.headers));
-        }
-        if let Some(k) = record.key.as_deref() {
-            base = base.key(k);
-        }
-        if let Some(v) = record.value.as_deref() {
-            base = base.payload(v);
-        }
-        if let Some(ts) = record.timestamp {
-            base = base.timestamp(ts);
-        }
-        loop {
-            match self.producer.send(base) {
-                Ok(()) => {
-                    // serve delivery reports as they come, without waiting
-                    self.producer.poll(Duration::ZERO);
-                    return Ok(());
-                }
-                Err((RdKafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
-                    base = back;
-                    self.producer.poll(Duration::from_millis(2));
-                }
-                Err((e, _)) => {
-                    return Err(RestoreError::Produce {
-                        topic: topic.to_owned(),
-                        partition,
-                        offset: record.offset,
-                        reason: e.to_string(),
-                    });
-                }
-            }
-        }
-    }
-}
-
-/// The target's records after the restore's confirmed ones, matched in
-/// order with the records the restore writes next: those that match were
-/// written by an interrupted run; any other record (or an offset without
-/// one) is another client's, refused unless appending.
-struct Tail<'c> {
-    reader: TargetReader<'c>,
-    /// The offset the restore's next record would be at.
-    expected: i64,
-    append: bool,
-    /// Target offset ranges of other clients' records.
-    foreign: Vec<[i64; 2]>,
-    /// Records found to be the restore's own.
-    matched: u64,
-    /// The backup offset of the last of them.
-    last_source: Option<i64>,
-}
-
-impl Tail<'_> {
-    /// Whether `record`, the restore's next, is already in the target.
-    /// Records of other clients before it are passed over (`--append`) or
-    /// refused. `false` once the tail is read to its end.
-    fn holds(
-        &mut self,
-        record: &Record,
-        topic: &str,
-        partition: i32,
-    ) -> Result<bool, RestoreError> {
-        while let Some(got) = self.reader.next_record()? {
-            if got.offset > self.expected {
-                self.other(
-                    [self.expected, got.offset],
-                    "it holds no record (a transaction marker or an aborted record)".into(),
-                    topic,
-                    partition,
-                )?;
-            }
-            self.expected = got.offset + 1;
-            match target::record_difference(record, &got) {
-                None => {
-                    self.matched += 1;
-                    self.last_source = Some(record.offset);
-                    return Ok(true);
-                }
-                Some(what) => self.other(
-                    [got.offset, got.offset + 1],
-                    format!(
-                        "the restore's next record is the backup's offset {}, and this one differs from it: {what}",
-                        record.offset
-                    ),
-                    topic,
-                    partition,
-                )?,
-            }
-        }
-        self.rest(topic, partition)?;
-        Ok(false)
-    }
-
-    /// The tail after the restore's last record: all of it is other clients'.
-    fn rest(&mut self, topic: &str, partition: i32) -> Result<(), RestoreError> {
-        while let Some(got) = self.reader.next_record()? {
-            self.other(
-                [got.offset, got.offset + 1],
-                "it follows the restore's last record".into(),
-                topic,
-                partition,
-            )?;
-            self.expected = got.offset + 1;
-        }
-        if self.expected < self.reader.high {
-            self.other(
-                [self.expected, self.reader.high],
-                "it holds no record (a transaction marker or an aborted record)".into(),
-                topic,
-                partition,
-            )?;
-            self.expected = self.reader.high;
-        }
-        Ok(())
-    }
-
-    fn other(
-        &mut self,
-        range: [i64; 2],
-        what: String,
-        topic: &str,
-        partition: i32,
-    ) -> Result<(), RestoreError> {
-        if !self.append {
-            return Err(RestoreError::Foreign {
-                topic: topic.to_owned(),
-                partition,
-                offset: range[0],
-                what,
-                since: self.reader.start,
-            });
-        }
-        match self.foreign.last_mut() {
-            Some(last) if last[1] == range[0] => last[1] = range[1],
-            _ => self.foreign.push(range),
-        }
-        Ok(())
-    }
-}
-
-fn record_bytes(r: &Record) -> u64 {
-    let h: usize = r
-        .headers
-        .iter()
-        .map(|(n, v)| n.len() + v.as_ref().map_or(0, Vec::len))
-        .sum();
-    (r.key.as_ref().map_or(0, Vec::len) + r.value.as_ref().map_or(0, Vec::len) + h) as u64
-}
-
-/// Target topics written by more than one backed-up topic (a mapping
-/// mistake the config check should have caught).
-pub fn duplicate_targets(jobs: &[TopicJob]) -> Vec<String> {
-    let mut seen = HashSet::new();
-    let mut dup: Vec<String> = jobs
-        .iter()
-        .filter(|j| !seen.insert(j.target.clone()))
-        .map(|j| j.target.clone())
-        .collect();
-    dup.sort();
-    dup.dedup();
-    dup
 }
