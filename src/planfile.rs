@@ -10,7 +10,7 @@
 
 use sha2::{Digest, Sha256};
 
-use crate::plan::{PLAN_FORMAT, Plan};
+use crate::plan::{PLAN_FORMAT, Plan, Totals};
 
 /// A plan file that cannot be used.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -32,6 +32,16 @@ pub enum PlanFileError {
     /// No `digest` field.
     #[error("the plan file has no `digest`\nhint: make the plan again with `kafka-backup plan`")]
     MissingDigest,
+    /// The totals are not what the steps and subjects make.
+    #[error(
+        "the plan file's totals ({recorded}) are not what its steps make ({derived})\nhint: make the plan again with `kafka-backup plan` and review that one"
+    )]
+    Totals {
+        /// As the file says them.
+        recorded: String,
+        /// As the steps make them.
+        derived: String,
+    },
     /// The digest does not match the content.
     #[error(
         "the plan file was edited after it was made (`digest` is `{recorded}`, the content hashes to `{computed}`)\nhint: make the plan again with `kafka-backup plan` and review that one"
@@ -96,6 +106,19 @@ pub fn read(bytes: &[u8]) -> Result<Plan, PlanFileError> {
     if recorded != computed {
         return Err(PlanFileError::Edited { recorded, computed });
     }
+    let derived = Totals::of(&plan.steps, &plan.subjects);
+    if plan.totals != derived {
+        let show = |t: &Totals| {
+            format!(
+                "{} to add, {} to change, {} to destroy, {} unchanged",
+                t.add, t.change, t.destroy, t.unchanged
+            )
+        };
+        return Err(PlanFileError::Totals {
+            recorded: show(&plan.totals),
+            derived: show(&derived),
+        });
+    }
     Ok(plan)
 }
 
@@ -152,6 +175,19 @@ mod tests {
         // whitespace alone is not an edit of the plan
         let reflowed = bytes.replace("\n  ", "\n    ");
         assert!(read(reflowed.as_bytes()).is_ok());
+    }
+
+    #[test]
+    fn totals_that_are_not_the_steps_are_refused_even_when_sealed() {
+        let mut p = sample();
+        p.totals.destroy = 0;
+        p.totals.add += 1;
+        let err = read(&write(&p)).unwrap_err();
+        assert!(matches!(err, PlanFileError::Totals { .. }), "{err}");
+        assert!(
+            err.to_string().contains("are not what its steps make"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -330,17 +330,24 @@ async fn a_plan_file_edited_and_sealed_again_is_refused_before_any_change() {
     let step = plan
         .steps
         .iter_mut()
-        .find(|s| s.kind == kafka_backup::plan::StepKind::RestoreCompatibility)
+        .find(|s| s.kind() == kafka_backup::plan::StepKind::RestoreCompatibility)
         .expect("the plan puts a level back");
-    step.kind = kafka_backup::plan::StepKind::DeleteSubject;
-    step.subject = Some("other-value".into());
-    step.request.method = "DELETE".into();
-    step.request.path = "/subjects/other-value?permanent=true".into();
-    step.request.body = None;
+    step.change = kafka_backup::plan::Change::DeleteSubject {
+        subject: "other-value".into(),
+        versions: vec![1],
+        permanent: true,
+        replace: false,
+    };
+    // the totals must be the steps' too, or the file is refused as edited
+    plan.totals = kafka_backup::plan::Totals::of(&plan.steps, &plan.subjects);
     plan.digest = None;
     std::fs::write(&plan_file, kafka_backup::planfile::write(&plan)).unwrap();
-    // the file reads as a sealed plan
-    success(&kafka_backup(&["show", plan_file.to_str().unwrap()]));
+    // the file reads as a sealed plan, and shows what it would do
+    let shown = success(&kafka_backup(&["show", plan_file.to_str().unwrap()]));
+    assert!(
+        shown.contains("- delete subject other-value (hard)") && shown.contains("1 to destroy"),
+        "{shown}"
+    );
 
     let out = apply(&plan_file, &cfg, &["--registry-only"]);
     let err = stderr(&out);

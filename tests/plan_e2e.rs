@@ -16,16 +16,17 @@ fn shape(plan: &Plan) -> serde_json::Value {
         .steps
         .iter()
         .map(|s| {
+            let request = s.request();
             json!([
                 s.id,
-                s.kind,
-                s.action,
-                s.subject,
-                s.version,
-                s.source,
+                s.kind(),
+                s.action(),
+                s.subject(),
+                s.version(),
+                s.source(),
                 s.depends_on,
-                s.request.method,
-                s.request.path
+                request.method,
+                request.path
             ])
         })
         .collect();

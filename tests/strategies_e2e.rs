@@ -433,13 +433,12 @@ async fn overwrite_a_diverged_subject(global_level: &str) {
     );
     assert!(planned.contains("+ register orders-value v2"), "{planned}");
     assert!(!planned.contains("CONFLICT"), "{planned}");
-    let plan: Value = serde_json::from_slice(&std::fs::read(&plan_file).unwrap()).unwrap();
-    let deletes: Vec<&str> = plan["steps"]
-        .as_array()
-        .unwrap()
+    let plan = kafka_backup::planfile::read(&std::fs::read(&plan_file).unwrap()).unwrap();
+    let deletes: Vec<String> = plan
+        .steps
         .iter()
-        .filter(|step| step["kind"] == "delete_subject")
-        .map(|step| step["request"]["path"].as_str().unwrap())
+        .filter(|step| step.kind() == kafka_backup::plan::StepKind::DeleteSubject)
+        .map(|step| step.request().path)
         .collect();
     assert_eq!(
         deletes,
@@ -448,7 +447,7 @@ async fn overwrite_a_diverged_subject(global_level: &str) {
             "/subjects/orders-value?permanent=true"
         ]
     );
-    assert_eq!(plan["totals"]["destroy"], 1, "{}", plan["totals"]);
+    assert_eq!(plan.totals.destroy, 1, "{:?}", plan.totals);
 
     let printed = success(&apply_c(&cfg));
     eprintln!("{printed}");

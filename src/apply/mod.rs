@@ -27,7 +27,7 @@ use futures::stream::FuturesUnordered;
 
 use crate::interrupt::Interrupt;
 use crate::model::RegistrySnapshot;
-use crate::plan::{IdMapEntry, Plan, Step, StepKind, TargetId};
+use crate::plan::{Change, IdMapEntry, Plan, Step, StepKind, TargetId};
 use crate::registry::{RegistryApi, RegistryError};
 pub use executor::{Registration, StepDone, StepError, run_step, scope};
 pub use journal::{IdMap, Journal, JournalError, JournalStore, id_map_json};
@@ -126,17 +126,12 @@ fn step_failure(
 
 /// `register orders-value v3`, `set_mode orders-value`, `restore_mode global`.
 pub fn describe(step: &Step) -> String {
-    let kind = serde_json::to_value(step.kind)
+    let kind = serde_json::to_value(step.kind())
         .ok()
         .and_then(|v| v.as_str().map(str::to_owned))
         .unwrap_or_default();
-    let mut out = format!("{kind} ");
-    match (&step.subject, &step.context) {
-        (Some(s), _) => out.push_str(s),
-        (None, Some(c)) => out.push_str(&format!("context {c}")),
-        (None, None) => out.push_str("global"),
-    }
-    if let Some(v) = step.version {
+    let mut out = format!("{kind} {}", step.scope().name());
+    if let Some(v) = step.version() {
         out.push_str(&format!(" v{v}"));
     }
     out
@@ -147,7 +142,10 @@ fn hint_for(step: &Step, err: &StepError) -> Option<String> {
     let StepError::Registry(e) = err else {
         return None;
     };
-    let forced_id = step.request.body.as_ref().and_then(|b| b.id);
+    let forced_id = match &step.change {
+        Change::Register { import_id, .. } => *import_id,
+        _ => None,
+    };
     match (e, forced_id) {
         (RegistryError::Incompatible(_), _) => Some(
             "the subject's compatibility level refuses this version: set `set_compatibility: NONE` under `restore:` and plan again".into(),
@@ -201,7 +199,7 @@ pub fn check_rederived(
     };
     let fresh = crate::plan::plan(backup, target, &plan.options)
         .map_err(|e| not_derived(format!("the planner refuses its options: {e}")))?;
-    let shown = |s: &Step| format!("step {}: {}", s.id, s.reason);
+    let shown = |s: &Step| format!("step {}: {}", s.id, s.line());
     let longest = plan.steps.len().max(fresh.steps.len());
     for i in 0..longest {
         match (plan.steps.get(i), fresh.steps.get(i)) {
@@ -270,27 +268,27 @@ pub fn done_but_absent(plan: &Plan, journal: &Journal, target: &RegistrySnapshot
     let deleted: BTreeSet<(&str, Option<u32>)> = plan
         .steps
         .iter()
-        .filter(|s| matches!(s.kind, StepKind::DeleteVersion | StepKind::DeleteSubject))
-        .filter_map(|s| Some((s.subject.as_deref()?, s.version)))
+        .filter(|s| matches!(s.kind(), StepKind::DeleteVersion | StepKind::DeleteSubject))
+        .filter_map(|s| Some((s.subject()?, s.version())))
         .collect();
     let mut absent = Vec::new();
     for step in &plan.steps {
-        if step.kind != StepKind::Register || !journal.done.contains(&step.id) {
+        if step.kind() != StepKind::Register || !journal.done.contains(&step.id) {
             continue;
         }
-        let Some(subject) = step.subject.as_deref() else {
+        let Some(subject) = step.subject() else {
             continue;
         };
-        if deleted.contains(&(subject, None)) || deleted.contains(&(subject, step.version)) {
+        if deleted.contains(&(subject, None)) || deleted.contains(&(subject, step.version())) {
             continue;
         }
-        let id = step.source.as_ref().and_then(|src| {
+        let id = step.source().and_then(|src| {
             ids.get(crate::model::context_of(&src.subject))?
                 .get(&src.id)
                 .copied()
         });
         let versions = target.subjects.get(subject).map(|s| &s.versions);
-        let held = versions.is_some_and(|vs| match (id, step.version) {
+        let held = versions.is_some_and(|vs| match (id, step.version()) {
             (Some(id), _) => vs.values().any(|v| v.id == id),
             (None, Some(version)) => vs.contains_key(&version),
             (None, None) => !vs.is_empty(),
@@ -382,18 +380,18 @@ pub async fn apply_registry_concurrent(
         for step in &plan.steps {
             if journal.done.contains(&step.id) {
                 outcome.skipped += 1;
-                log(format!("step {} (done already): {}", step.id, step.reason));
+                log(format!("step {} (done already): {}", step.id, step.line()));
                 continue;
             }
-            let body = step
-                .request
+            let request = step.request();
+            let body = request
                 .body
                 .as_ref()
-                .map(|b| format!(" {}", serde_json::to_string(b).expect("a body serializes")))
+                .map(|b| format!(" {b}"))
                 .unwrap_or_default();
             log(format!(
                 "step {}: {} {}{body}",
-                step.id, step.request.method, step.request.path
+                step.id, request.method, request.path
             ));
         }
         outcome.id_map = final_id_map(plan, &journal.assigned_ids);
@@ -454,7 +452,7 @@ pub async fn apply_registry_concurrent(
                 } else {
                     outcome.changed += 1;
                 }
-                log(format!("[{}/{total}] {}: {what}", step.id, step.reason));
+                log(format!("[{}/{total}] {}: {what}", step.id, step.line()));
                 journal.done.insert(step.id);
                 scheduler.finish(j);
                 if let Some(s) = store.as_deref_mut().filter(|_| unsaved.is_none()) {
@@ -484,7 +482,7 @@ pub async fn apply_registry_concurrent(
                     log(format!(
                         "[{}/{total}] {}: failed too: {}",
                         step.id,
-                        step.reason,
+                        step.line(),
                         source.to_string().replace('\n', " ")
                     ));
                 }
@@ -546,11 +544,12 @@ async fn run_step_resuming(
     let first = run_step(api, step).await;
     if let Err(StepError::Registry(RegistryError::NotPermitted(_))) = &first
         && resuming
-        && step.kind == StepKind::SetMode
-        && !step.request.path.contains("force=true")
+        && let Change::SetMode { force: false, .. } = &step.change
     {
         let mut forced = step.clone();
-        forced.request.path.push_str("?force=true");
+        if let Change::SetMode { force, .. } = &mut forced.change {
+            *force = true;
+        }
         return run_step(api, &forced).await;
     }
     first
@@ -563,7 +562,7 @@ pub fn outstanding<'p>(plan: &'p Plan, journal: &Journal) -> Vec<&'p Step> {
     let touched = |kind: StepKind| -> BTreeSet<Option<String>> {
         plan.steps
             .iter()
-            .filter(|s| s.kind == kind && journal.done.contains(&s.id))
+            .filter(|s| s.kind() == kind && journal.done.contains(&s.id))
             .map(scope)
             .collect()
     };
@@ -571,7 +570,7 @@ pub fn outstanding<'p>(plan: &'p Plan, journal: &Journal) -> Vec<&'p Step> {
     let levels = touched(StepKind::SetCompatibility);
     plan.steps
         .iter()
-        .filter(|step| match step.kind {
+        .filter(|step| match step.kind() {
             StepKind::RestoreMode => modes.contains(&scope(step)),
             StepKind::RestoreCompatibility => levels.contains(&scope(step)),
             _ => false,
@@ -667,7 +666,7 @@ async fn put_back(
     }
     let mut restored: Vec<(StepKind, Option<String>)> = Vec::new();
     for (i, step) in pending.iter().enumerate() {
-        let temp_kind = match step.kind {
+        let temp_kind = match step.kind() {
             StepKind::RestoreMode => StepKind::SetMode,
             _ => StepKind::SetCompatibility,
         };
@@ -677,7 +676,7 @@ async fn put_back(
         }
         match run_step(api, step).await {
             Ok(_) => {
-                out.lines.push(format!("step {}: {}", step.id, step.reason));
+                out.lines.push(format!("step {}: {}", step.id, step.line()));
                 restored.push((temp_kind, scope(step)));
             }
             Err(e) => {
@@ -703,7 +702,7 @@ async fn put_back(
         for s in plan
             .steps
             .iter()
-            .filter(|s| s.kind == kind && scope(s) == sc)
+            .filter(|s| s.kind() == kind && scope(s) == sc)
         {
             journal.done.remove(&s.id);
         }
@@ -711,11 +710,9 @@ async fn put_back(
     out
 }
 
-/// The change a put-back step makes, as its reason's first part says it:
-/// `compatibility orders-value NONE -> (not set)`.
+/// The change a put-back step makes: `compatibility orders-value NONE -> (not set)`.
 fn change(step: &Step) -> String {
-    let said = step.reason.split(": ").next().unwrap_or(&step.reason);
-    said.trim_start_matches(['~', '+', '-', ' ']).to_owned()
+    step.summary()
 }
 
 /// Saves the journal after a put-back, when it can: if it cannot, the next
@@ -788,35 +785,32 @@ mod tests {
 
     /// What [`Fake`] calls a step's requests in `events`.
     fn key_of(step: &Step) -> String {
-        let body = step.request.body.as_ref();
-        let delete = step.request.method == "DELETE";
         let scope = scope(step);
-        match step.kind {
-            StepKind::Register => format!(
-                "register {} {}",
-                step.subject.as_deref().unwrap(),
-                body.unwrap().schema.as_deref().unwrap()
-            ),
-            StepKind::SetMode | StepKind::RestoreMode if delete => format!("delete_mode {scope:?}"),
-            StepKind::SetMode | StepKind::RestoreMode => {
-                format!("set_mode {scope:?} {:?}", body.unwrap().mode.unwrap())
+        match &step.change {
+            Change::Register {
+                subject, schema, ..
+            } => format!("register {subject} {schema}"),
+            Change::RestoreMode { after: None, .. } => format!("delete_mode {scope:?}"),
+            Change::SetMode { to: m, .. } | Change::RestoreMode { after: Some(m), .. } => {
+                format!("set_mode {scope:?} {m:?}")
             }
-            StepKind::SetCompatibility | StepKind::RestoreCompatibility if delete => {
-                format!("delete_config {scope:?}")
+            Change::RestoreCompatibility { after: None, .. } => format!("delete_config {scope:?}"),
+            Change::SetCompatibility { .. } => format!("set_config {scope:?} None"),
+            Change::RestoreCompatibility { after: Some(c), .. } => {
+                format!("set_config {scope:?} {c:?}")
             }
-            StepKind::SetCompatibility | StepKind::RestoreCompatibility => {
-                format!(
-                    "set_config {scope:?} {:?}",
-                    body.unwrap().compatibility.unwrap()
-                )
-            }
-            StepKind::DeleteVersion | StepKind::DeleteSubject => format!(
-                "delete {} {:?} {}",
-                step.subject.as_deref().unwrap(),
-                step.version
-                    .filter(|_| step.kind == StepKind::DeleteVersion),
-                step.request.path.contains("permanent=true")
-            ),
+            Change::DeleteVersion {
+                subject,
+                version,
+                permanent,
+                ..
+            } => format!("delete {subject} {:?} {permanent}", Some(version)),
+            Change::SoftDeleteVersion {
+                subject, version, ..
+            } => format!("delete {subject} {:?} false", Some(version)),
+            Change::DeleteSubject {
+                subject, permanent, ..
+            } => format!("delete {subject} None {permanent}"),
         }
     }
 
@@ -1021,12 +1015,14 @@ mod tests {
         let step = edited
             .steps
             .iter_mut()
-            .find(|s| s.kind == StepKind::RestoreCompatibility)
+            .find(|s| s.kind() == StepKind::RestoreCompatibility)
             .unwrap();
-        step.kind = StepKind::DeleteSubject;
-        step.request.method = "DELETE".into();
-        step.request.path = "/subjects/orders-value?permanent=true".into();
-        step.request.body = None;
+        step.change = Change::DeleteSubject {
+            subject: "orders-value".into(),
+            versions: vec![1, 2],
+            permanent: true,
+            replace: false,
+        };
         let id = step.id;
         let err = check_rederived(&edited, &backup, &target).unwrap_err();
         assert!(
@@ -1124,7 +1120,7 @@ mod tests {
     #[test]
     fn a_failed_step_puts_temporary_settings_back_and_names_the_collision() {
         let plan = shifted(true);
-        assert!(plan.steps.iter().any(|s| s.kind == StepKind::SetMode));
+        assert!(plan.steps.iter().any(|s| s.kind() == StepKind::SetMode));
         let fake = Fake {
             fail: Some(("register orders-value Some(5)", 42205)),
             ..Fake::default()
@@ -1320,12 +1316,11 @@ mod tests {
     fn deletes_already_done_count_as_success() {
         let mut plan = shifted(false);
         let mut step = plan.steps[0].clone();
-        step.kind = StepKind::DeleteVersion;
-        step.version = Some(1);
-        step.request = crate::plan::Request {
-            method: "DELETE".into(),
-            path: "/subjects/orders-value/versions/1".into(),
-            body: None,
+        step.change = Change::DeleteVersion {
+            subject: "orders-value".into(),
+            version: 1,
+            permanent: false,
+            replace: false,
         };
         plan.steps = vec![step];
         plan.id_mapping.clear();
@@ -1439,9 +1434,9 @@ mod tests {
                 checked.insert(name.clone());
                 for (j, b) in plan.steps.iter().enumerate() {
                     for (i, a) in plan.steps[..j].iter().enumerate() {
-                        let same_subject_registrations = a.kind == StepKind::Register
-                            && b.kind == StepKind::Register
-                            && a.subject == b.subject;
+                        let same_subject_registrations = a.kind() == StepKind::Register
+                            && b.kind() == StepKind::Register
+                            && a.subject() == b.subject();
                         if b.depends_on.contains(&a.id) || same_subject_registrations {
                             assert!(
                                 spans[i].1 < spans[j].0,
@@ -1477,8 +1472,8 @@ mod tests {
         let Err(ApplyError::StepFailed { step, cleanup, .. }) = result else {
             panic!("{result:?}");
         };
-        assert_eq!(step.kind, StepKind::Register);
-        assert_eq!(step.version, Some(2));
+        assert_eq!(step.kind(), StepKind::Register);
+        assert_eq!(step.version(), Some(2));
 
         let rt = tokio::runtime::Builder::new_current_thread()
             .build()
@@ -1510,7 +1505,7 @@ mod tests {
             .copied()
             .filter(|&id| {
                 let s = by_id(id);
-                !(s.kind == StepKind::SetMode && restored.contains(&scope(s)))
+                !(s.kind() == StepKind::SetMode && restored.contains(&scope(s)))
             })
             .collect();
         assert_eq!(
@@ -1520,14 +1515,14 @@ mod tests {
         assert!(!journal.done.contains(&step.id));
         assert!(!journal.finished);
         // every scope whose temporary IMPORT mode was set has its mode back
-        for s in plan.steps.iter().filter(|s| s.kind == StepKind::SetMode) {
+        for s in plan.steps.iter().filter(|s| s.kind() == StepKind::SetMode) {
             if !succeeded.contains(&s.id) {
                 continue;
             }
             let restore = plan
                 .steps
                 .iter()
-                .find(|r| r.kind == StepKind::RestoreMode && scope(r) == scope(s))
+                .find(|r| r.kind() == StepKind::RestoreMode && scope(r) == scope(s))
                 .unwrap();
             assert!(
                 journal.done.contains(&restore.id) || put_back.contains(&restore.id),

@@ -25,7 +25,7 @@
 use std::collections::{BTreeSet, HashMap};
 
 use crate::model::{context_of, resolve_reference_subject};
-use crate::plan::{Step, StepKind};
+use crate::plan::{Change, Step};
 
 /// The static part: what every step (by its position in the plan) must follow.
 #[derive(Debug, Clone)]
@@ -66,24 +66,29 @@ impl Schedule {
             if let Some(i) = last_in_scope.insert(super::scope(step), j) {
                 p.push(i);
             }
-            match step.kind {
-                StepKind::DeleteVersion | StepKind::DeleteSubject => {
+            match &step.change {
+                Change::DeleteVersion { .. }
+                | Change::DeleteSubject { .. }
+                | Change::SoftDeleteVersion { .. } => {
                     p.extend(last_delete.replace(j));
-                    if let Some(s) = step.subject.as_deref() {
+                    if let Some(s) = step.subject() {
                         p.extend(referrers_since_delete.remove(s).unwrap_or_default());
                         last_delete_of.insert(s, j);
                     }
                 }
-                StepKind::Register => {
-                    let subject = step.subject.as_deref().unwrap_or_default();
-                    let body = step.request.body.as_ref();
-                    for r in body.map(|b| b.references.as_slice()).unwrap_or_default() {
+                Change::Register {
+                    subject,
+                    references,
+                    import_id,
+                    ..
+                } => {
+                    for r in references {
                         let to = resolve_reference_subject(subject, &r.subject);
                         p.extend(last_delete_of.get(to.as_str()));
                         referrers_since_delete.entry(to).or_default().push(j);
                     }
                     let ctx = context_of(subject).to_owned();
-                    let with_id = body.is_some_and(|b| b.id.is_some());
+                    let with_id = import_id.is_some();
                     let mut class = |with_id: bool| {
                         let next = class_of.len();
                         *class_of.entry((ctx.clone(), with_id)).or_insert(next)
@@ -97,13 +102,13 @@ impl Schedule {
 
         // global and context-level steps: barriers over their scope
         let context = |s: &Step| -> Option<String> {
-            match (&s.subject, &s.context) {
+            match (s.subject(), s.context()) {
                 (Some(subject), _) => Some(context_of(subject).to_owned()),
-                (None, c) => c.clone(),
+                (None, c) => c.map(str::to_owned),
             }
         };
         for (b, barrier) in steps.iter().enumerate() {
-            if barrier.subject.is_some() {
+            if barrier.subject().is_some() {
                 continue;
             }
             let scope = context(barrier);
@@ -302,7 +307,7 @@ pub(super) mod tests {
     use super::*;
     use crate::config::RegistryRestore;
     use crate::model::RegistrySnapshot;
-    use crate::plan::{PinnedIds, Plan, PlanOptions, parse_id_mapping_file, plan};
+    use crate::plan::{PinnedIds, Plan, PlanOptions, StepKind, parse_id_mapping_file, plan};
 
     #[derive(Deserialize)]
     struct FixtureOptions {
@@ -428,14 +433,13 @@ pub(super) mod tests {
                         for (i, a) in steps[..j].iter().enumerate() {
                             let ordered = times[i].1 < times[j].0;
                             let same_scope = super::super::scope(a) == super::super::scope(b);
-                            let global = |s: &Step| s.subject.is_none() && s.context.is_none();
+                            let global = |s: &Step| s.subject().is_none() && s.context().is_none();
                             let ctx = |s: &Step| {
-                                s.subject
-                                    .as_deref()
+                                s.subject()
                                     .map(|n| context_of(n).to_owned())
-                                    .or_else(|| s.context.clone())
+                                    .or_else(|| s.context().map(str::to_owned))
                             };
-                            let barrier = (a.subject.is_none() || b.subject.is_none())
+                            let barrier = (a.subject().is_none() || b.subject().is_none())
                                 && (global(a) || global(b) || ctx(a) == ctx(b));
                             if same_scope || barrier {
                                 assert!(ordered, "{at}: step {} before {}", a.id, b.id);
@@ -447,13 +451,13 @@ pub(super) mod tests {
                     }
                     // the registration order of each subject is the plan's
                     let mut regs: Vec<usize> = (0..steps.len())
-                        .filter(|&j| steps[j].kind == StepKind::Register)
+                        .filter(|&j| steps[j].kind() == StepKind::Register)
                         .collect();
                     regs.sort_by_key(|&j| times[j].0);
                     let mut per_subject: HashMap<&str, Vec<u32>> = HashMap::new();
                     for j in regs {
                         per_subject
-                            .entry(steps[j].subject.as_deref().unwrap())
+                            .entry(steps[j].subject().unwrap())
                             .or_default()
                             .push(steps[j].id);
                     }
@@ -482,8 +486,10 @@ pub(super) mod tests {
         let mut steps = without_depends_on(plan);
         // payments-value v1 (step 5) carries its ID, the others do not
         let five = steps.iter().position(|s| s.id == 5).unwrap();
-        assert_eq!(steps[five].kind, StepKind::Register);
-        steps[five].request.body.as_mut().unwrap().id = Some(2);
+        let Change::Register { import_id, .. } = &mut steps[five].change else {
+            panic!("step 5 registers");
+        };
+        *import_id = Some(2);
         let schedule = Schedule::new(&steps);
         let reg = |id: u32| steps.iter().position(|s| s.id == id).unwrap();
         assert!(schedule.must_follow(reg(5), reg(3)));
@@ -511,16 +517,18 @@ pub(super) mod tests {
         // restored-payments-value v1 references restored-orders-value v1
         let mut delete = steps[0].clone();
         delete.id = steps.len() as u32 + 1;
-        delete.kind = StepKind::DeleteVersion;
-        delete.subject = Some("restored-orders-value".into());
-        delete.version = Some(1);
+        delete.change = Change::DeleteVersion {
+            subject: "restored-orders-value".into(),
+            version: 1,
+            permanent: false,
+            replace: false,
+        };
         steps.push(delete);
         let schedule = Schedule::new(&steps);
         let referrer = steps
             .iter()
             .position(|s| {
-                s.kind == StepKind::Register
-                    && !s.request.body.as_ref().unwrap().references.is_empty()
+                matches!(&s.change, Change::Register { references, .. } if !references.is_empty())
             })
             .unwrap();
         assert!(schedule.must_follow(steps.len() - 1, referrer));

@@ -10,8 +10,8 @@ use anyhow::Context;
 use super::{PlanArgs, PlanFormat, ShowArgs};
 use crate::config;
 use crate::gather;
-use crate::model::{SchemaType, SubjectState};
-use crate::plan::{self, Plan, PlanOptions, StepKind, render};
+use crate::model::SubjectState;
+use crate::plan::{self, Change, Plan, PlanOptions, render};
 use crate::planfile;
 use crate::registry::{HttpRegistry, RegistryApi, SchemaInput, VersionRef};
 
@@ -170,8 +170,15 @@ async fn check_compatibility(
 ) -> anyhow::Result<usize> {
     let mut refused = 0;
     let mut checked = 0;
-    for step in plan.steps.iter().filter(|s| s.kind == StepKind::Register) {
-        let (Some(subject), Some(body)) = (&step.subject, &step.request.body) else {
+    for step in &plan.steps {
+        let Change::Register {
+            subject,
+            schema,
+            schema_type,
+            references,
+            ..
+        } = &step.change
+        else {
             continue;
         };
         if target
@@ -181,15 +188,10 @@ async fn check_compatibility(
         {
             continue;
         }
-        let schema_type = match body.schema_type.as_deref() {
-            Some("JSON") => SchemaType::Json,
-            Some("PROTOBUF") => SchemaType::Protobuf,
-            _ => SchemaType::Avro,
-        };
         let input = SchemaInput {
-            schema: body.schema.clone().unwrap_or_default(),
-            schema_type,
-            references: body.references.clone(),
+            schema: schema.clone(),
+            schema_type: *schema_type,
+            references: references.clone(),
         };
         checked += 1;
         let result = client

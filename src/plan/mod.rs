@@ -19,6 +19,7 @@ pub mod ids;
 pub mod order;
 pub mod render;
 pub mod select;
+pub mod step;
 pub mod topics;
 
 #[cfg(test)]
@@ -29,13 +30,14 @@ use std::collections::BTreeMap;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Compatibility, MissingIdPolicy, RegistryRestore, Strategy};
-use crate::model::{Mode, Reference, RegistrySnapshot};
+use crate::model::RegistrySnapshot;
 
 pub use error::{IdMappingFileError, PlanError};
 pub use ids::{IdHow, IdMapEntry, PinnedIds, TargetId, parse_id_mapping_file};
+pub use step::{Action, Change, Counts, Request, Scope, SourceVersion, Step, StepKind};
 
-/// The `format` value of every plan this version writes.
-pub const PLAN_FORMAT: &str = "kafka-backup/plan/v1";
+/// The `format` value of every plan this version writes (v2: typed steps).
+pub const PLAN_FORMAT: &str = "kafka-backup/plan/v2";
 
 /// The planner's inputs besides the two snapshots, and the part of the
 /// configuration a plan records (it is what the plan was made with).
@@ -132,7 +134,9 @@ pub struct Plan {
     pub target_fingerprint: String,
     /// The options the plan was made with.
     pub options: PlanOptions,
-    /// What the steps add, change and destroy.
+    /// What the steps add, change and destroy: derived from the steps and
+    /// the subject summaries ([`Totals::of`]), and checked to be so when a
+    /// plan file is read.
     pub totals: Totals,
     /// Everything that must be settled by a person first; `apply` refuses a
     /// plan that has any.
@@ -186,133 +190,22 @@ pub struct Totals {
     pub unchanged: usize,
 }
 
-/// What a step is shown as (Terraform's symbols).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Action {
-    /// `+`
-    Create,
-    /// `~`
-    Update,
-    /// `-`
-    Delete,
-    /// `-/+`: deleted, then registered again from the backup.
-    Replace,
-}
-
-impl Action {
-    /// `+`, `~`, `-` or `-/+`.
-    pub fn symbol(self) -> &'static str {
-        match self {
-            Action::Create => "+",
-            Action::Update => "~",
-            Action::Delete => "-",
-            Action::Replace => "-/+",
+impl Totals {
+    /// The totals `steps` and `subjects` make: each step's [`Step::counts`],
+    /// and the backed-up versions the subjects leave as they are.
+    pub fn of(steps: &[Step], subjects: &[SubjectSummary]) -> Self {
+        let mut t = Totals {
+            unchanged: subjects.iter().map(|s| s.unchanged.len()).sum(),
+            ..Totals::default()
+        };
+        for step in steps {
+            let c = step.counts();
+            t.add += c.add;
+            t.change += c.change;
+            t.destroy += c.destroy;
         }
+        t
     }
-}
-
-/// The registry operation a step performs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum StepKind {
-    /// A temporary mode, so that the writes that follow are accepted.
-    SetMode,
-    /// A temporary compatibility level (`NONE`), so that history is not rejected.
-    SetCompatibility,
-    /// `POST /subjects/{s}/versions` (with `id` and `version` in IMPORT mode).
-    Register,
-    /// `DELETE /subjects/{s}/versions/{v}`, soft or `permanent=true`.
-    DeleteVersion,
-    /// `DELETE /subjects/{s}`, soft or `permanent=true`.
-    DeleteSubject,
-    /// The final mode of a scope (the backup's, or the target's previous one).
-    RestoreMode,
-    /// The final level of a scope (the backup's, `set_compatibility`, or the
-    /// target's previous one).
-    RestoreCompatibility,
-}
-
-/// The backed-up version a step comes from.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct SourceVersion {
-    /// Subject as named in the backup.
-    pub subject: String,
-    /// Version in the backup.
-    pub version: u32,
-    /// Schema ID in the backup.
-    pub id: u32,
-}
-
-/// The HTTP request a step implies (no host, no credentials).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Request {
-    /// `POST`, `PUT` or `DELETE`.
-    pub method: String,
-    /// Path and query, subject names percent-encoded as one segment.
-    pub path: String,
-    /// JSON body, when the request has one.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub body: Option<RequestBody>,
-}
-
-/// The fields a registry request body may carry, named as the REST API names them.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields, rename_all = "camelCase")]
-pub struct RequestBody {
-    /// Schema text, exactly as backed up.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub schema: Option<String>,
-    /// `AVRO` is left out, as the registry does.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub schema_type: Option<String>,
-    /// References, renamed to target subjects and versions, order kept.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub references: Vec<Reference>,
-    /// Schema ID (IMPORT mode only).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub id: Option<u32>,
-    /// Version (IMPORT mode only).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub version: Option<u32>,
-    /// For `PUT /mode`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub mode: Option<Mode>,
-    /// For `PUT /config`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub compatibility: Option<Compatibility>,
-}
-
-/// One change to the target registry.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct Step {
-    /// 1-based, in run order; dependencies refer to it.
-    pub id: u32,
-    /// The registry operation.
-    pub kind: StepKind,
-    /// How it is shown and counted.
-    pub action: Action,
-    /// Target subject; `None` for a global or context scope.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub subject: Option<String>,
-    /// Context scope (`.ctx`) of a context-level setting.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub context: Option<String>,
-    /// Target version (registered, or deleted).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub version: Option<u32>,
-    /// Where a registration comes from in the backup.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub source: Option<SourceVersion>,
-    /// The request the step sends.
-    pub request: Request,
-    /// Steps that must have succeeded first.
-    pub depends_on: Vec<u32>,
-    /// One line for people: `+ register orders-value v3: missing in target`.
-    pub reason: String,
 }
 
 /// What kind of problem a conflict is.
@@ -413,7 +306,7 @@ pub fn plan(
         backup_fingerprint: backup.fingerprint(),
         target_fingerprint: target.fingerprint(),
         options: options.clone(),
-        totals: built.totals,
+        totals: Totals::of(&built.steps, &built.subjects),
         conflicts: built.conflicts,
         steps: built.steps,
         subjects: built.subjects,

@@ -39,8 +39,7 @@ use super::diff::{Decision, Decisions};
 use super::ids::{IdHow, IdMapEntry};
 use super::select::{Key, RefTo, Selection, SubjectInfo};
 use super::{
-    Action, Conflict, ConflictKind, PlanError, PlanOptions, Step, SubjectOutcome, SubjectSummary,
-    Totals,
+    Conflict, ConflictKind, PlanError, PlanOptions, Step, SubjectOutcome, SubjectSummary, Totals,
 };
 use crate::config::{Compatibility, Strategy};
 use crate::graph::DependencyGraph;
@@ -225,7 +224,6 @@ struct Build<'a> {
     written: BTreeSet<&'a str>,
     conflicts: Vec<Conflict>,
     steps: Steps,
-    totals: Totals,
     /// The mode each written subject is in at this point of the plan.
     current_mode: BTreeMap<&'a str, Mode>,
     /// Subjects given a temporary mode; phase 5 puts it back.
@@ -290,7 +288,6 @@ impl<'a> Build<'a> {
             written,
             conflicts,
             steps: Steps::default(),
-            totals: Totals::default(),
             current_mode: BTreeMap::new(),
             temp_mode: BTreeSet::new(),
             temp_compat: BTreeSet::new(),
@@ -367,12 +364,11 @@ impl<'a> Build<'a> {
         };
         let id = self.steps.set_mode(
             s,
+            effective,
             needed,
             force,
             Vec::new(),
-            format!(
-                "~ set mode {s} {effective} -> {needed}: {why} (temporary, put back at the end){force_note}"
-            ),
+            format!("{why} (temporary, put back at the end){force_note}"),
         );
         self.prepare.entry(s).or_default().push(id);
         self.current_mode.insert(s, needed);
@@ -474,31 +470,28 @@ impl<'a> Build<'a> {
             Unit::Version(s, n) => (s, vec![n]),
         };
         let replaced = versions.iter().all(|n| decisions.deletions[s][n]);
-        let action = if replaced {
-            Action::Replace
-        } else {
-            Action::Delete
-        };
-        self.totals.destroy += versions.len();
         let mut deps = self.prepared(s);
         deps.extend(needs);
-        let (what, why) = self.describe_delete(unit, &versions, replaced);
+        let why = self.describe_delete(unit, &versions, replaced);
         let already_soft = versions
             .iter()
             .all(|n| target.subjects[s].versions[n].deleted);
         let hard_deps = if already_soft {
             deps
         } else {
-            let reason = format!("{} delete {what} (soft): {why}", action.symbol());
-            vec![self.steps.delete(unit, action, false, deps, reason)]
+            vec![
+                self.steps
+                    .delete(unit, &versions, replaced, false, deps, why.clone()),
+            ]
         };
-        let already = if already_soft {
-            ", already soft-deleted"
+        let why = if already_soft {
+            format!("already soft-deleted; {why}")
         } else {
-            ""
+            why
         };
-        let reason = format!("{} delete {what} (hard){already}: {why}", action.symbol());
-        let id = self.steps.delete(unit, action, true, hard_deps, reason);
+        let id = self
+            .steps
+            .delete(unit, &versions, replaced, true, hard_deps, why);
         self.hard_deletes.entry(s).or_default().push(id);
         if let Unit::Subject(_) = unit {
             self.after_subject_deleted(s, id);
@@ -506,23 +499,19 @@ impl<'a> Build<'a> {
         id
     }
 
-    /// What a delete removes and why, for its reason line.
-    fn describe_delete(&self, unit: &Unit, versions: &[u32], replaced: bool) -> (String, String) {
+    /// Why a delete removes what it does, for its line.
+    fn describe_delete(&self, unit: &Unit, versions: &[u32], replaced: bool) -> String {
         match *unit {
-            Unit::Subject(s) => (
-                format!("subject {s}"),
-                format!(
-                    "all {} target version(s) go ({})",
-                    versions.len(),
-                    versions
-                        .iter()
-                        .map(|n| format!("v{n}"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                ),
+            Unit::Subject(_) => format!(
+                "all {} target version(s) go ({})",
+                versions.len(),
+                versions
+                    .iter()
+                    .map(|n| format!("v{n}"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
             ),
-            Unit::Version(s, n) => (
-                format!("{s} v{n}"),
+            Unit::Version(s, n) => {
                 if replaced {
                     format!("replaced by the backup's v{n}")
                 } else if self
@@ -535,8 +524,8 @@ impl<'a> Build<'a> {
                     "replaced to keep the backup's version numbering".to_owned()
                 } else {
                     "not in the backup".to_owned()
-                },
-            ),
+                }
+            }
         }
     }
 
@@ -596,9 +585,8 @@ impl<'a> Build<'a> {
                 deps.push(id);
             }
         }
-        let reason = registration_reason(key, reg, node.version);
-        let id = self.steps.register(reg, node.version, deps, reason);
-        self.totals.add += 1;
+        let why = registration_reason(key, reg, node.version);
+        let id = self.steps.register(reg, node.version, deps, why);
         self.registered.insert(key, id);
         self.last_registration.insert(s, id);
     }
@@ -614,12 +602,11 @@ impl<'a> Build<'a> {
         };
         let id = self.steps.set_mode(
             s,
+            from,
             mode,
             false,
             after,
-            format!(
-                "~ set mode {s} {from} -> {mode}: the next registration {how} (temporary, put back at the end)"
-            ),
+            format!("the next registration {how} (temporary, put back at the end)"),
         );
         self.current_mode.insert(s, mode);
         self.temp_mode.insert(s);
@@ -642,8 +629,6 @@ impl<'a> Build<'a> {
                     for referrer in selection.referrers.get(soft.key).into_iter().flatten() {
                         deps.extend(self.registered.get(referrer));
                     }
-                } else {
-                    self.totals.change += 1;
                 }
                 deps.extend(self.last_registration.get(s));
                 let why = if soft.registered {
@@ -651,14 +636,12 @@ impl<'a> Build<'a> {
                 } else {
                     "soft-deleted in the backup, live in the target"
                 };
-                let tv = soft.target_version;
-                self.steps.delete_version(
-                    Action::Update,
+                self.steps.soft_delete(
                     s,
-                    tv,
-                    false,
+                    soft.target_version,
+                    soft.registered,
                     deps,
-                    format!("~ soft-delete {s} v{tv}: {why}"),
+                    why.to_owned(),
                 );
             }
         }
@@ -765,18 +748,9 @@ impl<'a> Build<'a> {
                 show_compat(settings.backup.compatibility)
             )
         };
-        if end != before {
-            self.totals.change += 1;
-        }
-        let from = if temporary {
-            "NONE".to_owned()
-        } else {
-            show_compat(before)
-        };
-        let reason = format!("~ compatibility {s} {from} -> {}: {why}", show_compat(end));
         Some(
             self.steps
-                .restore_compatibility(At::Subject(s), end, after, reason),
+                .restore_compatibility(At::Subject(s), before, end, temporary, after, why),
         )
     }
 
@@ -800,17 +774,9 @@ impl<'a> Build<'a> {
                 show_mode(settings.backup.mode)
             )
         };
-        if end != before {
-            self.totals.change += 1;
-        }
-        let from = self
-            .current_mode
-            .get(s)
-            .filter(|_| temporary)
-            .map_or_else(|| show_mode(before), |m| m.as_str().to_owned());
-        let reason = format!("~ mode {s} {from} -> {}: {why}", show_mode(end));
+        let set = self.current_mode.get(s).copied().filter(|_| temporary);
         self.steps
-            .restore_mode(At::Subject(s), end, false, after, reason);
+            .restore_mode(At::Subject(s), before, end, set, false, after, why);
     }
 
     /// Phase 6 (`restore_global_settings`): the backup's global level and
@@ -825,22 +791,21 @@ impl<'a> Build<'a> {
         let target = self.inputs.target;
         let mut last = self.sinks();
         for scope in self.global_scopes() {
-            let (at, name) = match &scope.context {
-                None => (At::Global, "global".to_owned()),
-                Some(c) => (At::Context(c), format!("context {c}")),
+            let at = match &scope.context {
+                None => At::Global,
+                Some(c) => At::Context(c),
             };
             if let Some(c) = scope.backup.compatibility
                 && Some(c) != scope.before.compatibility
             {
-                let reason = format!(
-                    "~ compatibility {name} {} -> {}: the backup's level",
-                    show_compat(scope.before.compatibility),
-                    compatibility_name(c)
+                let id = self.steps.restore_compatibility(
+                    at,
+                    scope.before.compatibility,
+                    Some(c),
+                    false,
+                    last.clone(),
+                    "the backup's level".to_owned(),
                 );
-                let id = self
-                    .steps
-                    .restore_compatibility(at, Some(c), last.clone(), reason);
-                self.totals.change += 1;
                 last = vec![id];
             }
             if let Some(m) = scope.backup.mode
@@ -852,14 +817,15 @@ impl<'a> Build<'a> {
                 } else {
                     ""
                 };
-                let reason = format!(
-                    "~ mode {name} {} -> {m}: the backup's mode, set last{force_note}",
-                    show_mode(scope.before.mode),
+                let id = self.steps.restore_mode(
+                    at,
+                    scope.before.mode,
+                    Some(m),
+                    None,
+                    force,
+                    last.clone(),
+                    format!("the backup's mode, set last{force_note}"),
                 );
-                let id = self
-                    .steps
-                    .restore_mode(at, Some(m), force, last.clone(), reason);
-                self.totals.change += 1;
                 last = vec![id];
             }
         }
@@ -960,11 +926,9 @@ impl<'a> Build<'a> {
             }
             match d {
                 Decision::Unchanged { why, .. } => {
-                    self.totals.unchanged += 1;
                     unchanged.push(format!("v{}: {why}", key.version));
                 }
                 Decision::Skipped { matched } => {
-                    self.totals.unchanged += 1;
                     unchanged.push(match matched {
                         Some((_, id)) => {
                             format!("v{}: skipped, identical in target (id {id})", key.version)
@@ -1011,7 +975,7 @@ impl<'a> Build<'a> {
         });
         conflicts.dedup();
         Built {
-            totals: self.totals,
+            totals: Totals::of(&self.steps.list, &subjects),
             conflicts,
             steps: self.steps.list,
             subjects,
@@ -1020,15 +984,9 @@ impl<'a> Build<'a> {
     }
 }
 
-/// The line a registration shows: what, why, how its version and ID are chosen.
+/// Why a registration is made, and how its version and ID are chosen.
 fn registration_reason(key: &Key, reg: &Registration, bv: &SchemaVersion) -> String {
-    let s = &key.target;
-    let mut reason = format!(
-        "{} register {s} v{}: {}",
-        if reg.replace { "-/+" } else { "+" },
-        reg.target_version,
-        reg.reason
-    );
+    let mut reason = reg.reason.clone();
     if reg.target_version != key.version {
         reason.push_str(&format!(
             "; backup v{} becomes v{} (the registry numbers versions)",

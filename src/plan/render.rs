@@ -118,8 +118,8 @@ pub fn text(plan: &Plan) -> String {
     let mut by_subject: std::collections::BTreeMap<&str, Vec<&super::Step>> =
         std::collections::BTreeMap::new();
     for st in &plan.steps {
-        if let Some(s) = &st.subject {
-            by_subject.entry(s.as_str()).or_default().push(st);
+        if let Some(s) = st.subject() {
+            by_subject.entry(s).or_default().push(st);
         }
     }
     for s in &plan.subjects {
@@ -133,7 +133,7 @@ pub fn text(plan: &Plan) -> String {
         }
         let _ = writeln!(out, "{title}");
         for st in steps {
-            let _ = writeln!(out, "    {}  [step {}]", clean(&st.reason), st.id);
+            let _ = writeln!(out, "    {}  [step {}]", clean(&st.line()), st.id);
         }
         for u in &s.unchanged {
             let _ = writeln!(out, "    = {}", clean(u));
@@ -143,11 +143,24 @@ pub fn text(plan: &Plan) -> String {
         }
         out.push('\n');
     }
-    let scoped: Vec<_> = plan.steps.iter().filter(|s| s.subject.is_none()).collect();
+    // steps on subjects no summary names (the planner makes none; a file
+    // that has them is shown whole all the same)
+    for (subject, steps) in by_subject {
+        let _ = writeln!(out, "  # {}: not a restored subject", clean(subject));
+        for st in steps {
+            let _ = writeln!(out, "    {}  [step {}]", clean(&st.line()), st.id);
+        }
+        out.push('\n');
+    }
+    let scoped: Vec<_> = plan
+        .steps
+        .iter()
+        .filter(|s| s.subject().is_none())
+        .collect();
     if !scoped.is_empty() {
         let _ = writeln!(out, "  # global and context settings");
         for st in scoped {
-            let _ = writeln!(out, "    {}  [step {}]", clean(&st.reason), st.id);
+            let _ = writeln!(out, "    {}  [step {}]", clean(&st.line()), st.id);
         }
         out.push('\n');
     }
@@ -285,16 +298,12 @@ pub fn markdown(plan: &Plan) -> String {
     } else {
         out.push_str("| # | | Subject | Change | Needs |\n|---:|:---:|---|---|---|\n");
         for st in &plan.steps {
-            let scope = match (&st.subject, &st.context) {
+            let scope = match (st.subject(), st.context()) {
                 (Some(s), _) => format!("`{}`", md(s).replace('`', "'")),
                 (None, Some(c)) => format!("context `{}`", md(c)),
                 (None, None) => "global".to_owned(),
             };
-            let reason = st
-                .reason
-                .strip_prefix(st.action.symbol())
-                .unwrap_or(&st.reason)
-                .trim_start();
+            let reason = format!("{}: {}", st.summary(), st.why);
             let needs = st
                 .depends_on
                 .iter()
@@ -305,8 +314,8 @@ pub fn markdown(plan: &Plan) -> String {
                 out,
                 "| {} | `{}` | {scope} | {} | {needs} |",
                 st.id,
-                st.action.symbol(),
-                md(reason)
+                st.action().symbol(),
+                md(&reason)
             );
         }
         out.push('\n');

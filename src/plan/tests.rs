@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use serde::Deserialize;
 
 use super::*;
-use crate::model::{RegistrySnapshot, SubjectState};
+use crate::model::{Mode, RegistrySnapshot, SubjectState};
 use crate::planfile;
 
 /// `options.yaml`: a `restore:` block in the configuration's syntax, plus
@@ -249,17 +249,12 @@ fn reference_order_is_meaning() {
     let register = after
         .steps
         .iter()
-        .find(|st| st.subject.as_deref() == Some("top-value") && st.kind == StepKind::Register)
+        .find(|st| st.subject() == Some("top-value") && st.kind() == StepKind::Register)
         .unwrap();
-    let names: Vec<_> = register
-        .request
-        .body
-        .as_ref()
-        .unwrap()
-        .references
-        .iter()
-        .map(|r| r.name.as_str())
-        .collect();
+    let Change::Register { references, .. } = &register.change else {
+        unreachable!("a registration")
+    };
+    let names: Vec<_> = references.iter().map(|r| r.name.as_str()).collect();
     assert_eq!(names, ["com.acme.Right", "com.acme.Left"]);
 }
 
@@ -279,16 +274,16 @@ fn every_plan_keeps_the_ordering_rules() {
                 st.id
             );
             assert!(
-                st.reason.starts_with(st.action.symbol()),
+                st.line().starts_with(st.action().symbol()),
                 "{}: {}",
                 s.name,
-                st.reason
+                st.line()
             );
-            assert!(!st.request.path.contains("://"), "no URL in a plan");
+            assert!(!st.request().path.contains("://"), "no URL in a plan");
         }
         // every temporary mode or level is followed by a final step on the same subject
         for st in &p.steps {
-            let (temp, fin) = match st.kind {
+            let (temp, fin) = match st.kind() {
                 StepKind::SetMode => (st, StepKind::RestoreMode),
                 StepKind::SetCompatibility => (st, StepKind::RestoreCompatibility),
                 _ => continue,
@@ -296,7 +291,7 @@ fn every_plan_keeps_the_ordering_rules() {
             assert!(
                 p.steps
                     .iter()
-                    .any(|f| f.kind == fin && f.subject == temp.subject && f.id > temp.id),
+                    .any(|f| f.kind() == fin && f.subject() == temp.subject() && f.id > temp.id),
                 "{}: step {} is never put back",
                 s.name,
                 temp.id
@@ -305,14 +300,17 @@ fn every_plan_keeps_the_ordering_rules() {
         // a READONLY or IMPORT mode is the last write to its subject
         for st in &p.steps {
             let sets_blocking = matches!(
-                st.request.body.as_ref().and_then(|b| b.mode),
-                Some(Mode::ReadOnly | Mode::Import)
-            ) && st.kind == StepKind::RestoreMode;
+                st.change,
+                Change::RestoreMode {
+                    after: Some(Mode::ReadOnly | Mode::Import),
+                    ..
+                }
+            );
             if sets_blocking {
                 assert!(
                     p.steps
                         .iter()
-                        .all(|o| o.subject != st.subject || o.id <= st.id),
+                        .all(|o| o.subject() != st.subject() || o.id <= st.id),
                     "{}: a write follows step {}",
                     s.name,
                     st.id
@@ -322,7 +320,7 @@ fn every_plan_keeps_the_ordering_rules() {
         let registered = p
             .steps
             .iter()
-            .filter(|s| s.kind == StepKind::Register)
+            .filter(|s| s.kind() == StepKind::Register)
             .count();
         assert_eq!(p.totals.add, registered, "{}", s.name);
     }

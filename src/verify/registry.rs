@@ -140,20 +140,20 @@ pub fn check(
         }
     }
     for step in &plan.steps {
-        let area = match step.kind {
+        let area = match step.kind() {
             StepKind::Register | StepKind::DeleteVersion | StepKind::DeleteSubject => {
                 Area::Versions
             }
             // scopes above subjects; a subject's own settings are compared below
-            StepKind::RestoreMode | StepKind::RestoreCompatibility if step.subject.is_none() => {
+            StepKind::RestoreMode | StepKind::RestoreCompatibility if step.subject().is_none() => {
                 Area::Settings
             }
             _ => continue,
         };
         out.differences.push(
-            Difference::new(area, step.reason.clone())
-                .subject(step.subject.as_deref())
-                .version(step.version),
+            Difference::new(area, step.line())
+                .subject(step.subject())
+                .version(step.version()),
         );
     }
     for c in &plan.conflicts {

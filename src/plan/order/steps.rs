@@ -1,25 +1,14 @@
 //! The steps of a plan as they are made: [`Steps`] has one constructor per
-//! kind of step, and they are the only place where a step's request (method,
-//! path, body) is built.
+//! kind of step, and they are the only place where a step's [`Change`] is
+//! built. The request, the line shown and the totals derive from it
+//! ([`crate::plan::step`]).
 
 use std::collections::BTreeMap;
 
-use percent_encoding::{AsciiSet, NON_ALPHANUMERIC, utf8_percent_encode};
-
 use super::registrations::Registration;
 use crate::config::Compatibility;
-use crate::model::{Mode, SchemaType, SchemaVersion, compatibility_name, schema_type_name};
-use crate::plan::{Action, Request, RequestBody, SourceVersion, Step, StepKind};
-
-const SEGMENT: &AsciiSet = &NON_ALPHANUMERIC
-    .remove(b'-')
-    .remove(b'.')
-    .remove(b'_')
-    .remove(b'~');
-
-fn seg(name: &str) -> String {
-    utf8_percent_encode(name, SEGMENT).to_string()
-}
+use crate::model::{Mode, SchemaVersion};
+use crate::plan::{Change, Scope, SourceVersion, Step};
 
 /// Where a setting applies: one subject, one context, or the whole registry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -30,78 +19,13 @@ pub(super) enum At<'s> {
 }
 
 impl At<'_> {
-    /// The scope's end of a `/config` or `/mode` path: `/orders-value`,
-    /// `/%3A.ctx%3A`, or nothing for the global scope.
-    fn path(self) -> String {
+    fn scope(self) -> Scope {
         match self {
-            At::Subject(s) => format!("/{}", seg(s)),
-            At::Context(c) => format!("/{}", seg(&format!(":{c}:"))),
-            At::Global => String::new(),
+            At::Subject(s) => Scope::Subject(s.to_owned()),
+            At::Context(c) => Scope::Context(c.to_owned()),
+            At::Global => Scope::Global,
         }
     }
-
-    fn subject(self) -> Option<String> {
-        match self {
-            At::Subject(s) => Some(s.to_owned()),
-            At::Context(_) | At::Global => None,
-        }
-    }
-
-    fn context(self) -> Option<String> {
-        match self {
-            At::Context(c) => Some(c.to_owned()),
-            At::Subject(_) | At::Global => None,
-        }
-    }
-}
-
-/// A step with no id yet, no subject, version or source; the constructors
-/// of [`Steps`] fill in what their kind of step has.
-fn new_step(
-    kind: StepKind,
-    action: Action,
-    request: Request,
-    depends_on: Vec<u32>,
-    reason: String,
-) -> Step {
-    Step {
-        id: 0,
-        kind,
-        action,
-        subject: None,
-        context: None,
-        version: None,
-        source: None,
-        request,
-        depends_on,
-        reason,
-    }
-}
-
-fn request(method: &str, path: String, body: Option<RequestBody>) -> Request {
-    Request {
-        method: method.to_owned(),
-        path,
-        body,
-    }
-}
-
-fn mode_body(mode: Mode) -> Option<RequestBody> {
-    Some(RequestBody {
-        mode: Some(mode),
-        ..Default::default()
-    })
-}
-
-fn compatibility_body(level: Compatibility) -> Option<RequestBody> {
-    Some(RequestBody {
-        compatibility: Some(level),
-        ..Default::default()
-    })
-}
-
-fn force_query(force: bool) -> &'static str {
-    if force { "?force=true" } else { "" }
 }
 
 /// The steps so far, in run order. Steps are only made by the constructors
@@ -114,45 +38,47 @@ pub(super) struct Steps {
 }
 
 impl Steps {
-    /// Adds `step` as the next one (its id is its position, from 1), its
-    /// dependencies sorted and without duplicates.
-    fn push(&mut self, mut step: Step) -> u32 {
+    /// Adds a step doing `change` as the next one (its id is its position,
+    /// from 1), its dependencies sorted and without duplicates.
+    fn push(&mut self, change: Change, mut depends_on: Vec<u32>, why: String) -> u32 {
         let id = self.list.len() as u32 + 1;
-        step.id = id;
-        step.depends_on.sort_unstable();
-        step.depends_on.dedup();
-        if let Some(s) = &step.subject {
-            self.by_subject.entry(s.clone()).or_default().push(id);
+        depends_on.sort_unstable();
+        depends_on.dedup();
+        let step = Step {
+            id,
+            change,
+            depends_on,
+            why,
+        };
+        if let Some(s) = step.subject() {
+            self.by_subject.entry(s.to_owned()).or_default().push(id);
         }
         self.list.push(step);
         id
     }
 
-    /// [`StepKind::SetMode`]: a temporary `mode` on `subject`.
+    /// [`Change::SetMode`]: a temporary `to` on `subject`, now in `from`.
     pub(super) fn set_mode(
         &mut self,
         subject: &str,
-        mode: Mode,
+        from: Mode,
+        to: Mode,
         force: bool,
         depends_on: Vec<u32>,
-        reason: String,
+        why: String,
     ) -> u32 {
-        let path = format!("/mode/{}{}", seg(subject), force_query(force));
-        self.push(Step {
-            subject: Some(subject.to_owned()),
-            ..new_step(
-                StepKind::SetMode,
-                Action::Update,
-                request("PUT", path, mode_body(mode)),
-                depends_on,
-                reason,
-            )
-        })
+        let change = Change::SetMode {
+            subject: subject.to_owned(),
+            from,
+            to,
+            force,
+        };
+        self.push(change, depends_on, why)
     }
 
-    /// [`StepKind::SetCompatibility`]: the temporary level `NONE` on
+    /// [`Change::SetCompatibility`]: the temporary level `NONE` on
     /// `subject` (now `from`), so that the backup's history is not rejected;
-    /// `why` comes first in the reason.
+    /// `why` comes first in the explanation.
     pub(super) fn temporary_none(
         &mut self,
         subject: &str,
@@ -160,187 +86,133 @@ impl Steps {
         depends_on: Vec<u32>,
         why: &str,
     ) -> u32 {
-        let path = format!("/config/{}", seg(subject));
-        self.push(Step {
-            subject: Some(subject.to_owned()),
-            ..new_step(
-                StepKind::SetCompatibility,
-                Action::Update,
-                request("PUT", path, compatibility_body(Compatibility::None)),
-                depends_on,
-                format!(
-                    "~ set compatibility {subject} {} -> NONE: {why}the backup's history must not be rejected (temporary, put back at the end)",
-                    compatibility_name(from)
-                ),
-            )
-        })
+        let change = Change::SetCompatibility {
+            subject: subject.to_owned(),
+            from,
+        };
+        self.push(
+            change,
+            depends_on,
+            format!(
+                "{why}the backup's history must not be rejected (temporary, put back at the end)"
+            ),
+        )
     }
 
-    /// [`StepKind::Register`]: `reg`, the backed-up `version` under its target
+    /// [`Change::Register`]: `reg`, the backed-up `version` under its target
     /// subject, version and (in IMPORT mode) ID.
     pub(super) fn register(
         &mut self,
         reg: &Registration,
         version: &SchemaVersion,
         depends_on: Vec<u32>,
-        reason: String,
+        why: String,
     ) -> u32 {
-        let subject = reg.key.target.as_str();
-        let body = RequestBody {
-            schema: Some(version.schema.clone()),
-            schema_type: (version.schema_type != SchemaType::Avro)
-                .then(|| schema_type_name(version.schema_type).to_owned()),
-            references: reg.references.clone(),
-            id: reg.import_id,
-            version: reg.import_id.map(|_| reg.target_version),
-            ..Default::default()
-        };
-        let action = if reg.replace {
-            Action::Replace
-        } else {
-            Action::Create
-        };
-        self.push(Step {
-            subject: Some(subject.to_owned()),
-            version: Some(reg.target_version),
-            source: Some(SourceVersion {
+        let change = Change::Register {
+            subject: reg.key.target.clone(),
+            version: reg.target_version,
+            source: SourceVersion {
                 subject: reg.key.source.clone(),
                 version: reg.key.version,
                 id: version.id,
-            }),
-            ..new_step(
-                StepKind::Register,
-                action,
-                request(
-                    "POST",
-                    format!("/subjects/{}/versions", seg(subject)),
-                    Some(body),
-                ),
-                depends_on,
-                reason,
-            )
-        })
+            },
+            schema: version.schema.clone(),
+            schema_type: version.schema_type,
+            references: reg.references.clone(),
+            import_id: reg.import_id,
+            replace: reg.replace,
+        };
+        self.push(change, depends_on, why)
     }
 
-    /// [`StepKind::DeleteVersion`]: `subject` `version`, soft or `permanent`.
-    pub(super) fn delete_version(
+    /// [`Change::SoftDeleteVersion`]: `subject` `version` soft-deleted as in
+    /// the backup (`registered`: by this plan, for its ID).
+    pub(super) fn soft_delete(
         &mut self,
-        action: Action,
         subject: &str,
         version: u32,
-        permanent: bool,
+        registered: bool,
         depends_on: Vec<u32>,
-        reason: String,
+        why: String,
     ) -> u32 {
-        let path = format!(
-            "/subjects/{}/versions/{version}{}",
-            seg(subject),
-            permanent_query(permanent)
-        );
-        self.push(Step {
-            subject: Some(subject.to_owned()),
-            version: Some(version),
-            ..new_step(
-                StepKind::DeleteVersion,
-                action,
-                request("DELETE", path, None),
-                depends_on,
-                reason,
-            )
-        })
+        let change = Change::SoftDeleteVersion {
+            subject: subject.to_owned(),
+            version,
+            registered,
+        };
+        self.push(change, depends_on, why)
     }
 
-    /// [`StepKind::DeleteSubject`]: all of `subject`, soft or `permanent`.
-    fn delete_subject(
-        &mut self,
-        action: Action,
-        subject: &str,
-        permanent: bool,
-        depends_on: Vec<u32>,
-        reason: String,
-    ) -> u32 {
-        let path = format!("/subjects/{}{}", seg(subject), permanent_query(permanent));
-        self.push(Step {
-            subject: Some(subject.to_owned()),
-            ..new_step(
-                StepKind::DeleteSubject,
-                action,
-                request("DELETE", path, None),
-                depends_on,
-                reason,
-            )
-        })
-    }
-
-    /// [`StepKind::RestoreCompatibility`]: the final `level` of a scope;
-    /// `None` removes the scope's own level.
+    /// [`Change::RestoreCompatibility`]: the final `after` level of a scope
+    /// whose own level was `before`; `None` removes the scope's own level.
     pub(super) fn restore_compatibility(
         &mut self,
         at: At<'_>,
-        level: Option<Compatibility>,
+        before: Option<Compatibility>,
+        after: Option<Compatibility>,
+        temporary: bool,
         depends_on: Vec<u32>,
-        reason: String,
+        why: String,
     ) -> u32 {
-        let path = format!("/config{}", at.path());
-        let request = match level {
-            Some(c) => request("PUT", path, compatibility_body(c)),
-            None => request("DELETE", path, None),
+        let change = Change::RestoreCompatibility {
+            scope: at.scope(),
+            before,
+            after,
+            temporary,
         };
-        self.push(Step {
-            subject: at.subject(),
-            context: at.context(),
-            ..new_step(
-                StepKind::RestoreCompatibility,
-                Action::Update,
-                request,
-                depends_on,
-                reason,
-            )
-        })
+        self.push(change, depends_on, why)
     }
 
-    /// [`StepKind::RestoreMode`]: the final `mode` of a scope; `None` removes
-    /// the scope's own mode.
+    /// [`Change::RestoreMode`]: the final `after` mode of a scope whose own
+    /// mode was `before` (`temporary`: the one this plan set); `None`
+    /// removes the scope's own mode.
+    #[allow(clippy::too_many_arguments)]
     pub(super) fn restore_mode(
         &mut self,
         at: At<'_>,
-        mode: Option<Mode>,
+        before: Option<Mode>,
+        after: Option<Mode>,
+        temporary: Option<Mode>,
         force: bool,
         depends_on: Vec<u32>,
-        reason: String,
+        why: String,
     ) -> u32 {
-        let path = format!("/mode{}{}", at.path(), force_query(force));
-        let request = match mode {
-            Some(m) => request("PUT", path, mode_body(m)),
-            None => request("DELETE", path, None),
+        let change = Change::RestoreMode {
+            scope: at.scope(),
+            before,
+            after,
+            temporary,
+            force,
         };
-        self.push(Step {
-            subject: at.subject(),
-            context: at.context(),
-            ..new_step(
-                StepKind::RestoreMode,
-                Action::Update,
-                request,
-                depends_on,
-                reason,
-            )
-        })
+        self.push(change, depends_on, why)
     }
 
-    /// [`StepKind::DeleteSubject`] or [`StepKind::DeleteVersion`]: the soft
-    /// or `permanent` delete of `unit`.
+    /// [`Change::DeleteSubject`] (of `versions`) or [`Change::DeleteVersion`]:
+    /// the soft or `permanent` delete of `unit`, `replace`d or not.
     pub(super) fn delete(
         &mut self,
         unit: &Unit<'_>,
-        action: Action,
+        versions: &[u32],
+        replace: bool,
         permanent: bool,
         depends_on: Vec<u32>,
-        reason: String,
+        why: String,
     ) -> u32 {
-        match *unit {
-            Unit::Subject(s) => self.delete_subject(action, s, permanent, depends_on, reason),
-            Unit::Version(s, n) => self.delete_version(action, s, n, permanent, depends_on, reason),
-        }
+        let change = match *unit {
+            Unit::Subject(s) => Change::DeleteSubject {
+                subject: s.to_owned(),
+                versions: versions.to_vec(),
+                permanent,
+                replace,
+            },
+            Unit::Version(s, n) => Change::DeleteVersion {
+                subject: s.to_owned(),
+                version: n,
+                permanent,
+                replace,
+            },
+        };
+        self.push(change, depends_on, why)
     }
 
     /// The steps on `subject` so far.
@@ -355,8 +227,4 @@ impl Steps {
 pub(super) enum Unit<'a> {
     Subject(&'a str),
     Version(&'a str, u32),
-}
-
-fn permanent_query(permanent: bool) -> &'static str {
-    if permanent { "?permanent=true" } else { "" }
 }
