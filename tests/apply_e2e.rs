@@ -373,7 +373,7 @@ async fn id_mapping_false_writes_no_id_map() {
         dir.path(),
         "no-map.yaml",
         &format!(
-            "mode: restore\nbackup_id: seed-example\nstorage:\n  path: {}\nenterprise:\n  schema_registry:\n    enabled: true\n    url: {}\n    restore:\n      strategy: preserve\n      rewrite_ids: false\n      id_mapping: false\n",
+            "mode: restore\nbackup_id: seed-example\nstorage:\n  path: {}\nenterprise:\n  schema_registry:\n    enabled: true\n    url: {}\n    restore:\n      force_register: true\n      strategy: preserve\n      rewrite_ids: false\n      id_mapping: false\n",
             dir.path().join("store").display(),
             target.url
         ),
@@ -457,7 +457,7 @@ async fn restore_global_settings_restores_the_global_level_only_when_asked() {
             dir.path(),
             name,
             &format!(
-                "mode: restore\nbackup_id: with-global\nstorage:\n  path: {}\nenterprise:\n  schema_registry:\n    enabled: true\n    url: {}\n    restore:\n      rewrite_ids: false\n      restore_global_settings: {global}\n",
+                "mode: restore\nbackup_id: with-global\nstorage:\n  path: {}\nenterprise:\n  schema_registry:\n    enabled: true\n    url: {}\n    restore:\n      force_register: true\n      rewrite_ids: false\n      restore_global_settings: {global}\n",
                 dir.path().join("store").display(),
                 target.url
             ),

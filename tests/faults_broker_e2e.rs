@@ -294,7 +294,7 @@ async fn fault_target_broker_restarted_during_restore_never_reports_done_with_re
             b.dir.path(),
             "restore.yaml",
             &format!(
-                "mode: restore\nbackup_id: b1\ntarget:\n  bootstrap_servers: [{}]\n  topic_mapping:\n    {}: {restored}\nstorage:\n  path: {}\nenterprise:\n  schema_registry:\n    enabled: true\n    url: {}\n    restore:\n      rewrite_ids: true\n      rewrite_fields: {{key: always, value: always}}\n",
+                "mode: restore\nbackup_id: b1\ntarget:\n  bootstrap_servers: [{}]\n  topic_mapping:\n    {}: {restored}\nstorage:\n  path: {}\nenterprise:\n  schema_registry:\n    enabled: true\n    url: {}\n    restore:\n      force_register: true\n      rewrite_ids: true\n      rewrite_fields: {{key: always, value: always}}\n",
                 broker.bootstrap,
                 b.topic,
                 b.dir.path().join("store").display(),

@@ -404,7 +404,7 @@ fn restore_config_at(dir: &Path, name: &str, topic: &str, into: &str, url: &str)
         dir,
         name,
         &format!(
-            "mode: restore\nbackup_id: b1\ntarget:\n  bootstrap_servers: [{}]\n  topic_mapping:\n    {topic}: {into}\nstorage:\n  path: {}\nenterprise:\n  schema_registry:\n    enabled: true\n    url: {url}\n    request_timeout_secs: 1\n    restore:\n      strategy: preserve\n      rewrite_ids: true\n",
+            "mode: restore\nbackup_id: b1\ntarget:\n  bootstrap_servers: [{}]\n  topic_mapping:\n    {topic}: {into}\nstorage:\n  path: {}\nenterprise:\n  schema_registry:\n    enabled: true\n    url: {url}\n    request_timeout_secs: 1\n    restore:\n      force_register: true\n      strategy: preserve\n      rewrite_ids: true\n",
             bootstrap(),
             dir.join("store").display(),
         ),
@@ -671,7 +671,7 @@ async fn writes_whose_answers_are_lost_are_retried_as_done() {
                 dir.path(),
                 name,
                 &format!(
-                    "mode: restore\nbackup_id: lost\nstorage:\n  path: {}\nenterprise:\n  schema_registry:\n    enabled: true\n    url: {url}\n    request_timeout_secs: 1\n    restore:\n      strategy: preserve\n",
+                    "mode: restore\nbackup_id: lost\nstorage:\n  path: {}\nenterprise:\n  schema_registry:\n    enabled: true\n    url: {url}\n    request_timeout_secs: 1\n    restore:\n      force_register: true\n      strategy: preserve\n",
                     dir.path().join("store").display()
                 ),
             )

@@ -37,7 +37,8 @@ fn shape(plan: &Plan) -> serde_json::Value {
 async fn plan_against_live_registries_matches_the_fixture() {
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
     let expected = kafka_backup::planfile::read(
-        &std::fs::read(root.join("plans/shifted-ids.plan.json")).unwrap(),
+        // `restore_config` says `force_register: true`, as this fixture does
+        &std::fs::read(root.join("plans/force-register.plan.json")).unwrap(),
     )
     .unwrap();
     let dir = tempfile::tempdir().unwrap();

@@ -459,7 +459,7 @@ async fn every_command_at_trace_level_leaks_no_credential() {
         configs.path(),
         "restore.yaml",
         &format!(
-            "mode: restore\nbackup_id: b1\ntarget:\n  bootstrap_servers: [{}]\n  topic_mapping:\n    {topic}: {restored}\n  properties:\n{target_properties}{storage}enterprise:\n  schema_registry:\n    enabled: true\n    url: {}\n    auth:\n      type: oauth\n      token_url: {token_url}\n      client_id: kafka-backup\n      client_secret: {}\n      scope: schema-registry\n    restore:\n      strategy: preserve\n      rewrite_ids: true\n      rewrite_fields: {{key: always, value: always}}\n",
+            "mode: restore\nbackup_id: b1\ntarget:\n  bootstrap_servers: [{}]\n  topic_mapping:\n    {topic}: {restored}\n  properties:\n{target_properties}{storage}enterprise:\n  schema_registry:\n    enabled: true\n    url: {}\n    auth:\n      type: oauth\n      token_url: {token_url}\n      client_id: kafka-backup\n      client_secret: {}\n      scope: schema-registry\n    restore:\n      force_register: true\n      strategy: preserve\n      rewrite_ids: true\n      rewrite_fields: {{key: always, value: always}}\n",
             bootstrap(),
             target.url,
             q(&client_secret),

@@ -148,7 +148,7 @@ fn hint_for(step: &Step, err: &StepError) -> Option<String> {
     };
     match (e, forced_id) {
         (RegistryError::Incompatible(_), _) => Some(
-            "the subject's compatibility level refuses this version: set `set_compatibility: NONE` under `restore:` and plan again".into(),
+            "the subject's compatibility level refuses this version of the backup's history: versions are registered under the level each subject is restored with (`force_register: false`); set `force_register: true` under `restore:` to register the history under a temporary `NONE` level (put back at the end), or `set_compatibility` to choose the level, and plan again".into(),
         ),
         (RegistryError::NotPermitted(f), Some(id))
             if !f.message.to_lowercase().contains("not in import mode") =>

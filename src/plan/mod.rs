@@ -69,6 +69,12 @@ pub struct PlanOptions {
     pub context_mapping: BTreeMap<String, String>,
     /// Level set on every restored subject instead of the backed-up one.
     pub set_compatibility: Option<Compatibility>,
+    /// Register the backup's history under a temporary level `NONE` (put
+    /// back at the end). Off: registrations are checked against the level
+    /// each subject is restored with, set before them, so that no level the
+    /// backup did not have is ever loosened; a version that level refuses
+    /// fails the apply.
+    pub force_register: bool,
     /// Also restore the global (and per-context) level and mode when the
     /// backup's differ from the target's. Off by default: they govern
     /// subjects this restore does not touch.
@@ -113,6 +119,7 @@ impl PlanOptions {
                 .map(|(k, v)| (k.clone(), v.as_str().to_owned()))
                 .collect(),
             set_compatibility: restore.set_compatibility,
+            force_register: restore.force_register,
             restore_global_settings: restore.restore_global_settings,
             pinned_ids,
         }

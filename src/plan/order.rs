@@ -230,6 +230,9 @@ struct Build<'a> {
     temp_mode: BTreeSet<&'a str>,
     /// Subjects given the temporary level `NONE`; phase 5 puts it back.
     temp_compat: BTreeSet<&'a str>,
+    /// Subjects whose final level phase 1 (or a subject delete) set before
+    /// their registrations (no `force_register`); phase 5 leaves their level.
+    early_level: BTreeSet<&'a str>,
     /// Per subject, its temporary-setting steps: every later write to the
     /// subject waits for them.
     prepare: BTreeMap<&'a str, Vec<u32>>,
@@ -291,6 +294,7 @@ impl<'a> Build<'a> {
             current_mode: BTreeMap::new(),
             temp_mode: BTreeSet::new(),
             temp_compat: BTreeSet::new(),
+            early_level: BTreeSet::new(),
             prepare: BTreeMap::new(),
             hard_deletes: BTreeMap::new(),
             registered: BTreeMap::new(),
@@ -323,13 +327,81 @@ impl<'a> Build<'a> {
     /// (one without an ID of its own) is at level `NONE`. Each temporary
     /// setting is recorded for phase 5 to put back, and every later write to
     /// the subject waits for it.
+    ///
+    /// Without `force_register`, no level is loosened: a subject whose
+    /// registrations the registry checks gets the level it is restored with
+    /// (phase 5's) before them instead, so that they are checked against it
+    /// (a subject deleted for good gets it after its delete, which takes its
+    /// own level with it).
     fn set_temporary_settings(&mut self) {
         let written: Vec<&'a str> = self.written.iter().copied().collect();
         for s in written {
             self.set_temporary_mode(s);
-            let level = effective_compat(self.inputs.target, s);
-            self.set_temporary_none(s, level, Vec::new(), "");
+            if self.inputs.options.force_register {
+                let level = effective_compat(self.inputs.target, s);
+                self.set_temporary_none(s, level, Vec::new(), "");
+            } else if !self.deleted_whole(s) {
+                self.set_level_first(s, Vec::new(), false);
+            }
         }
+    }
+
+    /// Whether the plan deletes every target version of `s`, so the subject
+    /// as a whole (and its own settings with it).
+    fn deleted_whole(&self, s: &str) -> bool {
+        let target = self.inputs.target;
+        target.subjects.get(s).is_some_and(|t| {
+            t.versions
+                .keys()
+                .next()
+                .is_some_and(|&v| matches!(self.inputs.delete_unit(s, v), Some(Unit::Subject(_))))
+        })
+    }
+
+    /// Without `force_register`: the level `s` is restored with, set before
+    /// its checked registrations when it differs from the one it has
+    /// (`own_level_gone`: none, its delete took it). Phase 5 then sets no
+    /// level on `s`.
+    fn set_level_first(&mut self, s: &'a str, after: Vec<u32>, own_level_gone: bool) {
+        let checked = self.regs(s).iter().any(|r| r.import_id.is_none());
+        let Some(info) = self.inputs.selection.subjects.get(s) else {
+            return;
+        };
+        if !checked {
+            return;
+        }
+        let settings = self.final_settings(s, info);
+        let before = if own_level_gone {
+            None
+        } else {
+            settings.before.compatibility
+        };
+        self.early_level.insert(s);
+        if settings.after.compatibility == before {
+            return;
+        }
+        let what = if settings.set_compatibility {
+            "`set_compatibility`".to_owned()
+        } else if settings.after.compatibility == settings.backup.compatibility {
+            format!(
+                "the backup's level ({})",
+                show_compat(settings.backup.compatibility)
+            )
+        } else {
+            format!(
+                "the target's level ({})",
+                show_compat(settings.after.compatibility)
+            )
+        };
+        let id = self.steps.restore_compatibility(
+            At::Subject(s),
+            before,
+            settings.after.compatibility,
+            false,
+            after,
+            format!("{what}, set before the registrations: they are checked against it (`force_register: false`)"),
+        );
+        self.prepare.entry(s).or_default().push(id);
     }
 
     /// Phase 1's mode on `s`, when its current mode would refuse the first write.
@@ -536,12 +608,16 @@ impl<'a> Build<'a> {
     fn after_subject_deleted(&mut self, s: &'a str, hard_delete: u32) {
         let target = self.inputs.target;
         self.current_mode.insert(s, scope_mode(target, s));
-        self.set_temporary_none(
-            s,
-            scope_compat(target, s),
-            vec![hard_delete],
-            "the delete took the subject's own level with it; ",
-        );
+        if self.inputs.options.force_register {
+            self.set_temporary_none(
+                s,
+                scope_compat(target, s),
+                vec![hard_delete],
+                "the delete took the subject's own level with it; ",
+            );
+        } else {
+            self.set_level_first(s, vec![hard_delete], true);
+        }
     }
 
     /// Phase 3: registers the versions that need it, in registration order:
@@ -730,7 +806,7 @@ impl<'a> Build<'a> {
     ) -> Option<u32> {
         let (before, end) = (settings.before.compatibility, settings.after.compatibility);
         let temporary = self.temp_compat.contains(s);
-        if !temporary && end == before {
+        if (!temporary && end == before) || self.early_level.contains(s) {
             return None;
         }
         let why = if end == before {

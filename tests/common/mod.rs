@@ -268,13 +268,15 @@ pub async fn backup_of_fixture(dir: &Path) -> (Registry, kafka_backup::model::Re
     (source, fixture)
 }
 
-/// A restore configuration for the `seed-example` backup into `target`.
+/// A restore configuration for the `seed-example` backup into `target`, with
+/// `force_register: true` (the temporary level `NONE` these tests check; the
+/// default is tested in `tests/force_register_e2e.rs`).
 pub fn restore_config(dir: &Path, name: &str, target: &str) -> PathBuf {
     write(
         dir,
         name,
         &format!(
-            "mode: restore\nbackup_id: seed-example\nstorage:\n  path: {}\nenterprise:\n  schema_registry:\n    enabled: true\n    url: {target}\n    restore:\n      strategy: preserve\n      rewrite_ids: true\n",
+            "mode: restore\nbackup_id: seed-example\nstorage:\n  path: {}\nenterprise:\n  schema_registry:\n    enabled: true\n    url: {target}\n    restore:\n      strategy: preserve\n      rewrite_ids: true\n      force_register: true\n",
             dir.join("store").display()
         ),
     )

@@ -249,7 +249,9 @@ pub async fn seeded_backup(topic: String, records: Vec<Rec>) -> SeededBackup {
 
 /// A restore configuration of backup `b1` under `dir/store`: `topic` restored
 /// as `into`, the registry into `target_url`; `restore` is the body of the
-/// `restore:` block, one option per line, indented by 6.
+/// `restore:` block, one option per line, indented by 6, after
+/// `force_register: true` (the temporary level `NONE` these tests were
+/// written for; the default is tested in `tests/force_register_e2e.rs`).
 pub fn topic_restore_config(
     dir: &std::path::Path,
     name: &str,
@@ -262,7 +264,7 @@ pub fn topic_restore_config(
         dir,
         name,
         &format!(
-            "mode: restore\nbackup_id: b1\ntarget:\n  bootstrap_servers: [{}]\n  topic_mapping:\n    {topic}: {into}\nstorage:\n  path: {}\nenterprise:\n  schema_registry:\n    enabled: true\n    url: {target_url}\n    restore:\n{restore}",
+            "mode: restore\nbackup_id: b1\ntarget:\n  bootstrap_servers: [{}]\n  topic_mapping:\n    {topic}: {into}\nstorage:\n  path: {}\nenterprise:\n  schema_registry:\n    enabled: true\n    url: {target_url}\n    restore:\n      force_register: true\n{restore}",
             super::bootstrap(),
             dir.join("store").display(),
         ),

@@ -59,6 +59,15 @@ fn set_own(
     state.mode = mode;
 }
 
+/// The default options with `force_register: true`: the step builder's
+/// tests below predate its default, and test the temporary level `NONE`.
+fn registering_by_force() -> PlanOptions {
+    PlanOptions {
+        force_register: true,
+        ..PlanOptions::default()
+    }
+}
+
 /// Runs selection and diff for restoring `backup` into `target`, and hands
 /// the planner's inputs to `then`.
 fn with_inputs<T>(
@@ -182,7 +191,7 @@ fn temporary_settings_make_each_written_subject_writable() {
     set_own(&mut target, "b-value", None, Some(Mode::ReadOnly));
     let options = PlanOptions {
         pinned_ids: pinned(&[(2, 200), (5, 500)]),
-        ..PlanOptions::default()
+        ..registering_by_force()
     };
     with_build(&backup, &target, &options, |b, _| {
         b.set_temporary_settings();
@@ -225,6 +234,49 @@ fn temporary_settings_make_each_written_subject_writable() {
     });
 }
 
+/// Without `force_register` no level is loosened: a subject gets the level
+/// it is restored with before its registrations, which are checked against
+/// it, and phase 5 sets no level again; one already at it gets no step.
+#[test]
+fn without_force_register_registrations_run_under_the_restored_level() {
+    let mut backup = RegistrySnapshot::default();
+    put(&mut backup, "loose-value", 1, 1, "L1");
+    put(&mut backup, "same-value", 1, 2, "S1");
+    put(&mut backup, "pinned-value", 1, 3, "P1");
+    set_own(&mut backup, "loose-value", Some(Compatibility::None), None);
+    let target = RegistrySnapshot::default();
+    let options = PlanOptions {
+        pinned_ids: pinned(&[(3, 300)]),
+        ..PlanOptions::default()
+    };
+    assert!(!options.force_register, "the default");
+    with_build(&backup, &target, &options, |b, _| {
+        b.set_temporary_settings();
+        b.register_versions();
+        b.put_back_subject_settings();
+        // loose: the backup's NONE first; same: no level of its own in
+        // either, nothing; pinned: IMPORT registrations are not checked
+        assert_eq!(
+            lines(&b.steps),
+            [
+                "1 PUT /config/loose-value NONE after []",
+                "2 PUT /mode/pinned-value IMPORT after []",
+                "3 POST /subjects/loose-value/versions after [1]",
+                "4 POST /subjects/pinned-value/versions id 300 v1 after [2]",
+                "5 POST /subjects/same-value/versions after []",
+                "6 DELETE /mode/pinned-value after [2, 4]",
+            ]
+        );
+        assert!(b.temp_compat.is_empty());
+        assert_eq!(
+            b.steps.list[0].line(),
+            "~ compatibility loose-value (not set) -> NONE: the backup's level (NONE), set before the registrations: they are checked against it (`force_register: false`)"
+        );
+        // the level is the subject's for good: a change, counted once
+        assert_eq!(totals(b).change, 1);
+    });
+}
+
 #[test]
 fn a_subject_only_deleted_from_needs_only_a_mode_that_accepts_deletes() {
     let mut backup = RegistrySnapshot::default();
@@ -237,7 +289,7 @@ fn a_subject_only_deleted_from_needs_only_a_mode_that_accepts_deletes() {
     set_own(&mut target, "f-value", None, Some(Mode::ReadOnly));
     let options = PlanOptions {
         strategy: Strategy::Overwrite,
-        ..PlanOptions::default()
+        ..registering_by_force()
     };
     with_build(&backup, &target, &options, |b, _| {
         b.set_temporary_settings();
@@ -260,7 +312,7 @@ fn referrers_are_deleted_before_what_they_reference() {
         vec![reference("Base", "base-value", 1)];
     let options = PlanOptions {
         strategy: Strategy::Overwrite,
-        ..PlanOptions::default()
+        ..registering_by_force()
     };
     with_build(&backup, &target, &options, |b, referrers| {
         b.set_temporary_settings();
@@ -302,7 +354,7 @@ fn a_target_referrer_that_stays_makes_the_delete_a_conflict() {
     let options = PlanOptions {
         strategy: Strategy::Overwrite,
         subjects: vec!["base-value".to_owned()],
-        ..PlanOptions::default()
+        ..registering_by_force()
     };
     with_build(&backup, &target, &options, |b, referrers| {
         b.set_temporary_settings();
@@ -342,7 +394,7 @@ fn a_registration_waits_for_its_references_and_its_previous_version() {
     with_build(
         &backup,
         &RegistrySnapshot::default(),
-        &PlanOptions::default(),
+        &registering_by_force(),
         |b, _| {
             b.set_temporary_settings();
             b.register_versions();
@@ -369,7 +421,7 @@ fn a_subject_mixing_pinned_and_unpinned_ids_switches_mode_between_them() {
     put(&mut backup, "mix-value", 3, 3, "M3");
     let options = PlanOptions {
         pinned_ids: pinned(&[(1, 100), (3, 300)]),
-        ..PlanOptions::default()
+        ..registering_by_force()
     };
     with_build(&backup, &RegistrySnapshot::default(), &options, |b, _| {
         b.set_temporary_settings();
@@ -404,7 +456,7 @@ fn a_version_registered_for_its_id_is_soft_deleted_after_its_referrers() {
     put(&mut target, "gone-value", 1, 3, "Gone");
     let options = PlanOptions {
         strategy: Strategy::Overwrite,
-        ..PlanOptions::default()
+        ..registering_by_force()
     };
     with_build(&backup, &target, &options, |b, referrers| {
         b.set_temporary_settings();
@@ -469,12 +521,12 @@ fn final_settings_follow_the_strategy() {
     use Compatibility::{Backward, Forward, Full};
     let strategy = |strategy| PlanOptions {
         strategy,
-        ..PlanOptions::default()
+        ..registering_by_force()
     };
     let with_level = |strategy, level| PlanOptions {
         strategy,
         set_compatibility: Some(level),
-        ..PlanOptions::default()
+        ..registering_by_force()
     };
     let backed_up = settings(Some(Backward), Some(Mode::ReadOnly));
     let own_level = settings(Some(Full), None);
@@ -542,7 +594,7 @@ fn a_subject_pulled_in_by_a_reference_is_never_overwritten() {
     let options = PlanOptions {
         strategy: Strategy::Overwrite,
         subjects: vec!["top-value".to_owned()],
-        ..PlanOptions::default()
+        ..registering_by_force()
     };
     with_build(&backup, &target, &options, |b, _| {
         let info = &b.inputs.selection.subjects["base-value"];
@@ -560,7 +612,7 @@ fn temporary_settings_are_put_back_after_every_other_step_mode_last() {
     set_own(&mut backup, "mix-value", Some(Compatibility::Full), None);
     let options = PlanOptions {
         pinned_ids: pinned(&[(1, 100)]),
-        ..PlanOptions::default()
+        ..registering_by_force()
     };
     with_build(&backup, &RegistrySnapshot::default(), &options, |b, _| {
         b.set_temporary_settings();
@@ -611,7 +663,7 @@ fn global_settings_run_last_level_then_mode_per_scope() {
             (".flat".to_owned(), DEFAULT_CONTEXT.to_owned()),
         ]
         .into(),
-        ..PlanOptions::default()
+        ..registering_by_force()
     };
     with_build(&backup, &target, &options, |b, _| {
         b.set_temporary_settings();
