@@ -75,8 +75,14 @@ pub async fn target_snapshot(config: &Config) -> Result<(RegistrySnapshot, u64),
         include_references: true,
         allow_unknown_ids: false,
     };
-    let (snapshot, _) = crate::registry::fetch(&client, &everything, None, sr.max_concurrency)
-        .await
-        .map_err(target_err)?;
+    let (snapshot, _) = crate::registry::fetch(
+        &client,
+        &everything,
+        &crate::config::Protobuf::default(),
+        None,
+        sr.max_concurrency,
+    )
+    .await
+    .map_err(target_err)?;
     Ok((snapshot, client.request_count()))
 }

@@ -430,6 +430,101 @@ async fn references_left_out_by_the_selection_are_named_as_such() {
     assert!(!dir.path().join("store/sr-noref/manifest.json").exists());
 }
 
+/// The subjects a registry-only backup holds, from its `_schemas.json`.
+fn backed_up_subjects(dir: &std::path::Path, backup_id: &str) -> Vec<String> {
+    let manifest = read_json(
+        &dir.join("store")
+            .join(backup_id)
+            .join("schema-registry/_schemas.json"),
+    );
+    manifest["subjects"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["name"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// `protobuf.include_dependencies` decides whether the imports of Protobuf
+/// schemas are taken (`events-value` imports `money.proto`), whatever
+/// `include_references` says; the references of Avro schemas (`d-value`)
+/// still follow `include_references`.
+#[tokio::test(flavor = "multi_thread")]
+async fn protobuf_include_dependencies_decides_for_protobuf_imports() {
+    let sr = Registry::start();
+    seed(&sr).await;
+    let dir = tempfile::tempdir().unwrap();
+    let protobuf = |on: bool| format!("    protobuf:\n      include_dependencies: {on}\n");
+
+    // off: the import is left out, and the backup fails naming it and the key
+    let block = format!(
+        "      subjects: [\"events-*\", \"d-*\"]\n{}",
+        protobuf(false)
+    );
+    let cfg = config(dir.path(), "pb-off", &sr.url, &block);
+    let out = kafka_backup(&["backup", "-c", cfg.to_str().unwrap()]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(
+            "`events-value` v1 imports `money.proto` from `money.proto` version 1: left out by the selection"
+        ),
+        "{err}"
+    );
+    assert!(err.contains("protobuf.include_dependencies: true"), "{err}");
+    // the Avro references were taken (`include_references` is on)
+    assert!(!err.contains("`d-value` v1 imports"), "{err}");
+    assert!(!err.contains("backup.include_references: true"), "{err}");
+    assert!(!dir.path().join("store/pb-off/manifest.json").exists());
+
+    // off, with the imported subject selected anyway: nothing is missing
+    let block = format!(
+        "      subjects: [\"events-*\", \"money.proto\"]\n{}",
+        protobuf(false)
+    );
+    let cfg = config(dir.path(), "pb-off-sel", &sr.url, &block);
+    success(&kafka_backup(&["backup", "-c", cfg.to_str().unwrap()]));
+    assert_eq!(
+        backed_up_subjects(dir.path(), "pb-off-sel"),
+        ["events-value", "money.proto"]
+    );
+
+    // on, with `include_references: false`: the import is pulled in; the
+    // Avro references are not (and fail the backup as such)
+    let block = format!(
+        "      subjects: [\"events-*\"]\n      include_references: false\n{}",
+        protobuf(true)
+    );
+    let cfg = config(dir.path(), "pb-on", &sr.url, &block);
+    success(&kafka_backup(&["backup", "-c", cfg.to_str().unwrap()]));
+    assert_eq!(
+        backed_up_subjects(dir.path(), "pb-on"),
+        ["events-value", "money.proto"]
+    );
+    let block = format!(
+        "      subjects: [\"events-*\", \"d-*\"]\n      include_references: false\n{}",
+        protobuf(true)
+    );
+    let cfg = config(dir.path(), "pb-on-avro", &sr.url, &block);
+    let out = kafka_backup(&["backup", "-c", cfg.to_str().unwrap()]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("`d-value` v1 imports"), "{err}");
+    assert!(!err.contains("`events-value` v1 imports"), "{err}");
+    assert!(!err.contains("protobuf.include_dependencies"), "{err}");
+
+    // unset, with `include_references: false`: the import is left out too
+    let block = "      subjects: [\"events-*\"]\n      include_references: false\n";
+    let cfg = config(dir.path(), "pb-unset", &sr.url, block);
+    let out = kafka_backup(&["backup", "-c", cfg.to_str().unwrap()]);
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("`events-value` v1 imports `money.proto`"),
+        "{err}"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn an_unreachable_registry_fails_the_backup_and_leaves_no_manifest() {
     let dir = tempfile::tempdir().unwrap();

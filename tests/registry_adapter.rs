@@ -8,8 +8,8 @@ use std::io::{BufRead, BufReader};
 use std::process::{Child, Command, Stdio};
 
 use kafka_backup::config::{
-    self, Auth, AuthKind, Compatibility, IncludeVersions, RegistryBackup, SchemaType, Secret, Text,
-    Tls,
+    self, Auth, AuthKind, Compatibility, IncludeVersions, Protobuf, RegistryBackup, SchemaType,
+    Secret, Text, Tls,
 };
 use kafka_backup::model::{Mode, Reference, RegistrySnapshot, SchemaVersion, ScopeSettings};
 use kafka_backup::registry::snapshot::{FetchOptions, fetch_with};
@@ -349,9 +349,15 @@ async fn snapshot_equals_what_the_registry_serves() {
     let api = sr.client();
     seed(&api).await;
     let before = api.request_count();
-    let (snap, report) = fetch_with(&api, &everything(), None, options(1000))
-        .await
-        .unwrap();
+    let (snap, report) = fetch_with(
+        &api,
+        &everything(),
+        &Protobuf::default(),
+        None,
+        options(1000),
+    )
+    .await
+    .unwrap();
     let used = api.request_count() - before;
 
     assert_eq!(snapshot_state(&snap), served_state(&sr.url).await);
@@ -413,7 +419,7 @@ async fn snapshot_equals_what_the_registry_serves() {
     );
 
     // paging through small pages reads the same state
-    let (paged, report) = fetch_with(&api, &everything(), None, options(3))
+    let (paged, report) = fetch_with(&api, &everything(), &Protobuf::default(), None, options(3))
         .await
         .unwrap();
     assert_eq!(paged, snap);
@@ -426,9 +432,15 @@ async fn default_selection_leaves_soft_deleted_versions_out() {
     let sr = Sr::start(&[]);
     let api = sr.client();
     seed(&api).await;
-    let (snap, report) = registry::fetch(&api, &RegistryBackup::default(), None, 8)
-        .await
-        .unwrap();
+    let (snap, report) = registry::fetch(
+        &api,
+        &RegistryBackup::default(),
+        &Protobuf::default(),
+        None,
+        8,
+    )
+    .await
+    .unwrap();
     assert!(!snap.subjects.contains_key("gone"));
     assert_eq!(
         snap.subjects["orders-value"]
@@ -450,7 +462,9 @@ async fn default_selection_leaves_soft_deleted_versions_out() {
         include_versions: IncludeVersions::Latest,
         ..RegistryBackup::default()
     };
-    let (snap, _) = registry::fetch(&api, &latest, None, 8).await.unwrap();
+    let (snap, _) = registry::fetch(&api, &latest, &Protobuf::default(), None, 8)
+        .await
+        .unwrap();
     assert_eq!(
         snap.subjects["orders-value"]
             .versions
@@ -473,7 +487,9 @@ async fn references_are_pulled_in_with_their_reason() {
         ]),
         ..RegistryBackup::default()
     };
-    let (snap, report) = registry::fetch(&api, &backup, None, 4).await.unwrap();
+    let (snap, report) = registry::fetch(&api, &backup, &Protobuf::default(), None, 4)
+        .await
+        .unwrap();
     assert_eq!(
         snap.subjects.keys().map(String::as_str).collect::<Vec<_>>(),
         [
@@ -515,9 +531,15 @@ async fn references_are_pulled_in_with_their_reason() {
     );
 
     // only Protobuf: the Avro diamond goes, the Protobuf reference stays
-    let (snap, _) = registry::fetch(&api, &backup, Some(&[SchemaType::Protobuf]), 4)
-        .await
-        .unwrap();
+    let (snap, _) = registry::fetch(
+        &api,
+        &backup,
+        &Protobuf::default(),
+        Some(&[SchemaType::Protobuf]),
+        4,
+    )
+    .await
+    .unwrap();
     assert_eq!(
         snap.subjects.keys().map(String::as_str).collect::<Vec<_>>(),
         ["money", "payment"]
@@ -634,18 +656,30 @@ async fn reading_one_by_one_gives_the_same_snapshot() {
     let sr = Sr::start(&[]);
     let api = sr.client();
     seed(&api).await;
-    let (bulk, _) = fetch_with(&api, &everything(), None, options(1000))
-        .await
-        .unwrap();
+    let (bulk, _) = fetch_with(
+        &api,
+        &everything(),
+        &Protobuf::default(),
+        None,
+        options(1000),
+    )
+    .await
+    .unwrap();
 
     let no_bulk = NoBulk {
         inner: &api,
         hide: None,
     };
     let before = api.request_count();
-    let (one_by_one, report) = fetch_with(&no_bulk, &everything(), None, options(1000))
-        .await
-        .unwrap();
+    let (one_by_one, report) = fetch_with(
+        &no_bulk,
+        &everything(),
+        &Protobuf::default(),
+        None,
+        options(1000),
+    )
+    .await
+    .unwrap();
     assert_eq!(report.method, FetchMethod::PerSubject);
     assert_eq!(one_by_one.fingerprint(), bulk.fingerprint());
     assert_eq!(one_by_one, bulk);
@@ -664,9 +698,15 @@ async fn reading_one_by_one_gives_the_same_snapshot() {
         inner: &api,
         hide: Some(|s| s.starts_with(":.") || s.contains('/')),
     };
-    let (mixed, report) = fetch_with(&partial, &everything(), None, options(1000))
-        .await
-        .unwrap();
+    let (mixed, report) = fetch_with(
+        &partial,
+        &everything(),
+        &Protobuf::default(),
+        None,
+        options(1000),
+    )
+    .await
+    .unwrap();
     assert_eq!(report.method, FetchMethod::Mixed);
     assert_eq!(
         report.fallback_subjects,
@@ -936,9 +976,15 @@ async fn oauth_client_credentials_against_the_registry() {
         },
     );
     register(&api, "o", avro(&record("O", ""), &[])).await;
-    let (snap, _) = registry::fetch(&api, &RegistryBackup::default(), None, 4)
-        .await
-        .unwrap();
+    let (snap, _) = registry::fetch(
+        &api,
+        &RegistryBackup::default(),
+        &Protobuf::default(),
+        None,
+        4,
+    )
+    .await
+    .unwrap();
     assert_eq!(snap.subjects.len(), 1);
     assert_eq!(
         hits.load(std::sync::atomic::Ordering::SeqCst),
@@ -1383,9 +1429,15 @@ async fn request_count_grows_with_subjects_not_versions() {
         }
     }
     let before = api.request_count();
-    let (snap, report) = registry::fetch(&api, &RegistryBackup::default(), None, 8)
-        .await
-        .unwrap();
+    let (snap, report) = registry::fetch(
+        &api,
+        &RegistryBackup::default(),
+        &Protobuf::default(),
+        None,
+        8,
+    )
+    .await
+    .unwrap();
     let used = api.request_count() - before;
     assert_eq!(snap.version_count() as u64, 3 * n);
     // 5 fixed + 2 pages (120 entries, then an empty page) + 1 version list per

@@ -1,10 +1,12 @@
 //! End to end: the restore options that decide what the target registry ends
-//! up holding (`force_ids`, `subject_mapping`, `strategy`), through
-//! `kafka-backup apply -c` and `verify` against the live broker and live
-//! registries. The source registry holds the reference page's example
-//! (orders-value v1 id 1, v2 id 5, payments-value v1 id 2); each test gives
-//! the target its own starting state and checks the IDs it serves, its
-//! levels, and the restored records byte for byte.
+//! up holding (`force_ids`, `subject_mapping`, `strategy`, `set_compatibility`,
+//! `id_mapping_file`, `context_mapping`), through `kafka-backup plan`,
+//! `apply -c` and `verify` against the live broker and live registries. The
+//! source registry holds the reference page's example (orders-value v1 id 1,
+//! v2 id 5, payments-value v1 id 2), or the `contexts` fixture for
+//! `context_mapping`; each test gives the target its own starting state and
+//! checks the IDs it serves, its levels, and the restored records byte for
+//! byte.
 
 mod common;
 
@@ -629,6 +631,202 @@ async fn preserve_keeps_an_identical_version_under_the_targets_id() {
     assert_eq!(
         restored,
         s.expected(&[(1, 40), (5, v2 as u32), (2, payments as u32)])
+    );
+    verified(&cfg);
+}
+
+/// `set_compatibility: FULL`: every restored subject ends with level FULL of
+/// its own, whatever the backup's (none) or the target's global level; the
+/// registrations themselves pass (orders-value v2 adds a field without a
+/// default, which FULL would refuse), and the records carry the target's IDs.
+#[tokio::test(flavor = "multi_thread")]
+async fn set_compatibility_leaves_every_restored_subject_at_that_level() {
+    let s = setup().await;
+    let cfg = s.config("full.yaml", "      set_compatibility: FULL\n");
+    let planned = success(&kafka_backup(&["plan", "-c", cfg.to_str().unwrap()]));
+    eprintln!("{planned}");
+    assert!(!planned.contains("CONFLICT"), "{planned}");
+    let printed = success(&apply_c(&cfg));
+    eprintln!("{printed}");
+
+    assert_eq!(
+        s.subjects().await,
+        json!(["orders-value", "payments-value"])
+    );
+    for subject in ["orders-value", "payments-value"] {
+        let (status, body) = s.get(&format!("/config/{subject}")).await;
+        assert_eq!(status, 200, "{subject}: {body}");
+        assert_eq!(
+            body["compatibilityLevel"],
+            json!("FULL"),
+            "{subject}: {body}"
+        );
+        // no temporary mode left behind
+        let (status, body) = s.get(&format!("/mode/{subject}")).await;
+        assert_eq!(status, 404, "{subject} keeps a mode of its own: {body}");
+    }
+    // the target's global level is its own still
+    let (status, body) = s.get("/config").await;
+    assert_eq!(status, 200, "{body}");
+    assert_eq!(body["compatibilityLevel"], json!("BACKWARD"), "{body}");
+
+    // an empty target hands out 1, 2, 3 in registration order
+    assert_eq!(s.found("orders-value", ORDER_V1).await, Some((1, 1)));
+    assert_eq!(s.found("orders-value", ORDER_V2).await, Some((2, 2)));
+    assert_eq!(s.found("payments-value", PAYMENT_V1).await, Some((1, 3)));
+    assert_eq!(s.id_map(), map_of(&[("1", 1), ("5", 2), ("2", 3)]));
+    let restored = consume_all(&s.restored, 3);
+    assert_eq!(restored, s.expected(&[(1, 1), (5, 2), (2, 3)]));
+    verified(&cfg);
+}
+
+/// `id_mapping_file` (the reference page's example: 1 -> 100, 5 -> 101,
+/// 2 -> 102): the target serves the pinned IDs (registered in IMPORT mode,
+/// the mode put back afterwards), the ID map is the file's, and the records
+/// carry the pinned IDs.
+#[tokio::test(flavor = "multi_thread")]
+async fn id_mapping_file_pins_the_target_ids_and_the_records_carry_them() {
+    let s = setup().await;
+    let pins = write(
+        s.dir.path(),
+        "id-mapping.json",
+        r#"{"1": 100, "5": 101, "2": 102}"#,
+    );
+    let cfg = s.config(
+        "pinned.yaml",
+        &format!("      id_mapping_file: {}\n", pins.display()),
+    );
+    let planned = success(&kafka_backup(&["plan", "-c", cfg.to_str().unwrap()]));
+    eprintln!("{planned}");
+    assert!(planned.contains("id 1 -> 100 pinned (IMPORT)"), "{planned}");
+    let printed = success(&apply_c(&cfg));
+    eprintln!("{printed}");
+
+    assert_eq!(s.found("orders-value", ORDER_V1).await, Some((1, 100)));
+    assert_eq!(s.found("orders-value", ORDER_V2).await, Some((2, 101)));
+    assert_eq!(s.found("payments-value", PAYMENT_V1).await, Some((1, 102)));
+    assert_eq!(s.id_of("orders-value", 2).await, 101);
+    assert_eq!(s.id_map(), map_of(&[("1", 100), ("5", 101), ("2", 102)]));
+    for subject in ["orders-value", "payments-value"] {
+        s.assert_no_own_settings(subject).await;
+    }
+    let restored = consume_all(&s.restored, 3);
+    assert_eq!(restored, s.expected(&[(1, 100), (5, 101), (2, 102)]));
+    assert_ne!(restored, s.originals());
+    verified(&cfg);
+}
+
+/// `context_mapping: {".prod": ".dr"}` over the `contexts` fixture (context
+/// `.prod` holds orders-value id 1 and payments-value id 2, which references
+/// the context's own orders-value; the default context an orders-value id 1):
+/// the target holds `.prod`'s subjects under `.dr` and nothing under `.prod`,
+/// the reference resolves inside `.dr`, and the ID map is keyed by the
+/// source context.
+#[tokio::test(flavor = "multi_thread")]
+async fn context_mapping_restores_a_context_under_another_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let fixture: kafka_backup::model::RegistrySnapshot = serde_json::from_slice(
+        &std::fs::read(root.join("fixtures/plan/contexts/backup.json")).unwrap(),
+    )
+    .unwrap();
+    let source = Registry::start();
+    seed_from_fixture(&source, &fixture).await;
+    let store = dir.path().join("store");
+    let backup_cfg = write(
+        dir.path(),
+        "backup.yaml",
+        &format!(
+            "backup_id: ctx\nstorage:\n  path: {}\nenterprise:\n  schema_registry:\n    enabled: true\n    url: {}\n",
+            store.display(),
+            source.url
+        ),
+    );
+    success(&kafka_backup(&[
+        "backup",
+        "-c",
+        backup_cfg.to_str().unwrap(),
+    ]));
+
+    let target = Registry::start();
+    let cfg = write(
+        dir.path(),
+        "restore.yaml",
+        &format!(
+            "mode: restore\nbackup_id: ctx\nstorage:\n  path: {}\nenterprise:\n  schema_registry:\n    enabled: true\n    url: {}\n    restore:\n      context_mapping:\n        \".prod\": \".dr\"\n",
+            store.display(),
+            target.url
+        ),
+    );
+    let planned = success(&kafka_backup(&["plan", "-c", cfg.to_str().unwrap()]));
+    eprintln!("{planned}");
+    assert!(
+        planned
+            .contains("register :.dr:payments-value v1: new subject; from `:.prod:payments-value`"),
+        "{planned}"
+    );
+    let printed = success(&kafka_backup(&[
+        "apply",
+        "-c",
+        cfg.to_str().unwrap(),
+        "--auto-approve",
+        "--registry-only",
+    ]));
+    eprintln!("{printed}");
+
+    let (status, subjects) = target
+        .call(Method::GET, "/subjects?subjectPrefix=:*:", None)
+        .await;
+    assert_eq!(status, 200, "{subjects}");
+    assert_eq!(
+        subjects,
+        // the registry lists the default context first
+        json!(["orders-value", ":.dr:orders-value", ":.dr:payments-value"])
+    );
+    let version = |subject: &'static str| {
+        let target = &target;
+        async move {
+            let (status, body) = target
+                .call(
+                    Method::GET,
+                    &format!("/subjects/{}/versions/1", encode(subject)),
+                    None,
+                )
+                .await;
+            assert_eq!(status, 200, "{subject}: {body}");
+            body
+        }
+    };
+    let orders = version(":.dr:orders-value").await;
+    let payments = version(":.dr:payments-value").await;
+    let default_orders = version("orders-value").await;
+    assert_eq!(
+        payments["references"],
+        json!([{"name": "com.acme.Order", "subject": "orders-value", "version": 1}]),
+        "{payments}"
+    );
+    // IDs are counted per context: `.dr` starts at 1 like the default one
+    let ids = (
+        orders["id"].as_u64().unwrap(),
+        payments["id"].as_u64().unwrap(),
+        default_orders["id"].as_u64().unwrap(),
+    );
+    assert_eq!(ids, (1, 2, 1));
+
+    // the map beside the journal: keyed by the source context, as the seed's
+    // format writes other contexts (`":.ctx:5"`)
+    let apply = store
+        .join("ctx/apply")
+        .join(kafka_backup::apply::journal::target_key(&target.url));
+    let maps: Vec<BTreeMap<String, u64>> = std::fs::read_dir(&apply)
+        .unwrap()
+        .map(|d| d.unwrap().path().join("id-map.json"))
+        .filter(|p| p.exists())
+        .map(|p| serde_json::from_slice(&std::fs::read(p).unwrap()).unwrap())
+        .collect();
+    assert_eq!(
+        maps,
+        [map_of(&[("1", 1), (":.prod:1", 1), (":.prod:2", 2)])]
     );
     verified(&cfg);
 }

@@ -410,6 +410,7 @@ async fn read_registry(
     let (snapshot, report) = crate::registry::fetch(
         &client,
         &sr.backup,
+        &sr.protobuf,
         sr.schema_types.as_deref(),
         sr.max_concurrency,
     )
@@ -432,16 +433,20 @@ async fn read_registry(
 
 /// What a backup without some referenced versions would lack, one line each,
 /// and what to do: a version left out by the selection (`include_references:
-/// false`, a `subjects`/`exclude` pattern) is named as such, one the registry
+/// false`, `protobuf.include_dependencies: false` for a Protobuf import, a
+/// `subjects`/`exclude` pattern) is named as such, one the registry
 /// does not serve as missing there.
 fn missing_references(missing: &[crate::registry::MissingReference]) -> String {
     let mut out = String::from(
         "the backup would hold versions whose references it does not hold, so they could not be restored:",
     );
-    let (mut left_out, mut absent) = (false, false);
+    let (mut left_out, mut imports_left_out, mut absent) = (false, false, false);
     for m in missing {
         let why = if m.exists {
-            left_out = true;
+            match m.from_type {
+                crate::model::SchemaType::Protobuf => imports_left_out = true,
+                _ => left_out = true,
+            }
             "left out by the selection"
         } else {
             absent = true;
@@ -454,6 +459,9 @@ fn missing_references(missing: &[crate::registry::MissingReference]) -> String {
     }
     if left_out {
         out.push_str("\nhint: set `enterprise.schema_registry.backup.include_references: true` (the default) to take referenced versions whatever the selection, or select their subjects in `backup.subjects`");
+    }
+    if imports_left_out {
+        out.push_str("\nhint: set `enterprise.schema_registry.protobuf.include_dependencies: true` to take the imports of Protobuf schemas whatever the selection (unset, it follows `backup.include_references`), or select their subjects in `backup.subjects`");
     }
     if absent {
         out.push_str("\nhint: a reference the registry does not serve points at a version deleted for good; leave the referencing subject out with `backup.exclude`");

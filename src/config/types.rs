@@ -464,6 +464,8 @@ pub struct RegistryBackup {
     #[serde(default)]
     pub include_versions: IncludeVersions,
     /// Also take every subject a selected schema references, transitively.
+    /// For the imports of Protobuf schemas, `protobuf.include_dependencies`
+    /// decides when it is set.
     #[serde(default = "yes")]
     pub include_references: bool,
     /// Finish a backup whose records carry schema IDs the registry does not
@@ -694,19 +696,23 @@ pub enum SchemaType {
 }
 
 /// `enterprise.schema_registry.protobuf:`
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Protobuf {
-    /// Take the `.proto` files a Protobuf schema imports (its references).
-    #[serde(default = "yes")]
-    pub include_dependencies: bool,
+    /// Take the `.proto` files a Protobuf schema imports (its references),
+    /// transitively, whatever the selection says of their subjects. Decides
+    /// for the imports of Protobuf schemas only; the references of Avro and
+    /// JSON schemas follow `backup.include_references`. Unset, it follows
+    /// `backup.include_references` too (so `true` unless that is off).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub include_dependencies: Option<bool>,
 }
 
-impl Default for Protobuf {
-    fn default() -> Self {
-        Self {
-            include_dependencies: true,
-        }
+impl Protobuf {
+    /// Whether a backup pulls in the imports of Protobuf schemas.
+    pub fn takes_imports(&self, backup: &RegistryBackup) -> bool {
+        self.include_dependencies
+            .unwrap_or(backup.include_references)
     }
 }
 

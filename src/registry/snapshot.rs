@@ -20,7 +20,7 @@ use futures::{StreamExt, TryStreamExt, stream};
 use serde::Serialize;
 
 use super::{RegistryApi, RegistryError, Result, SchemaRecord, SchemasQuery, VersionRef};
-use crate::config::{IncludeVersions, RegistryBackup};
+use crate::config::{IncludeVersions, Protobuf, RegistryBackup};
 use crate::model::{
     self, DEFAULT_CONTEXT, RegistrySnapshot, SchemaType, SchemaVersion, ScopeSettings, SubjectState,
 };
@@ -74,14 +74,19 @@ pub struct MissingReference {
     pub from_subject: String,
     /// Referencing version.
     pub from_version: u32,
+    /// Type of the referencing schema: which key decides whether its
+    /// references are taken (`protobuf.include_dependencies` for Protobuf).
+    pub from_type: SchemaType,
     /// Import name.
     pub name: String,
     /// Referenced subject (resolved in the referrer's context).
     pub subject: String,
     /// Referenced version as written.
     pub version: i32,
-    /// `true`: the registry has it, but `include_references: false` left it
-    /// out; `false`: the registry does not have it at all.
+    /// `true`: the registry has it, but the selection left it out
+    /// (`include_references: false`, or `protobuf.include_dependencies:
+    /// false` for a Protobuf import); `false`: the registry does not have it
+    /// at all.
     pub exists: bool,
 }
 
@@ -158,11 +163,15 @@ fn resolve_version(inventory: &Inventory, subject: &str, version: i32) -> Option
 /// Chooses the versions a backup keeps: `subjects`/`exclude` globs over the
 /// qualified name, soft-deleted ones only with `include_soft_deleted`, the
 /// latest live one only with `include_versions: latest`, `schema_types`,
-/// then, with `include_references`, every referenced version, transitively,
-/// whatever the rules above say of it. Pure and deterministic.
+/// then every version a taken one references, transitively, whatever the
+/// rules above say of it: the imports of a Protobuf schema when
+/// `protobuf.include_dependencies` says so (unset: `include_references`),
+/// the references of the other types with `include_references`. Pure and
+/// deterministic.
 pub fn select(
     inventory: &Inventory,
     backup: &RegistryBackup,
+    protobuf: &Protobuf,
     schema_types: Option<&[SchemaType]>,
 ) -> Selection {
     let mut report = SelectionReport {
@@ -218,11 +227,20 @@ pub fn select(
         .iter()
         .flat_map(|(s, vs)| vs.keys().map(move |v| (s.clone(), *v)))
         .collect();
+    let protobuf_imports = protobuf.takes_imports(backup);
+    let follows = |referrer: &SchemaVersion| match referrer.schema_type {
+        SchemaType::Protobuf => protobuf_imports,
+        SchemaType::Avro | SchemaType::Json => backup.include_references,
+    };
     let mut to_read = BTreeSet::new();
-    if backup.include_references {
+    {
         let mut queue: VecDeque<(String, u32)> = chosen_by_rules.iter().cloned().collect();
         while let Some((subject, version)) = queue.pop_front() {
-            let references = taken[&subject][&version].references.clone();
+            let referrer = &taken[&subject][&version];
+            if !follows(referrer) {
+                continue;
+            }
+            let references = referrer.references.clone();
             for r in references {
                 let target = model::resolve_reference_subject(&subject, &r.subject);
                 let Some(v) = resolve_version(inventory, &target, r.version) else {
@@ -277,6 +295,7 @@ pub fn select(
                         report.missing_references.push(MissingReference {
                             from_subject: subject.clone(),
                             from_version: *version,
+                            from_type: sv.schema_type,
                             name: r.name.clone(),
                             subject: target,
                             version: r.version,
@@ -531,6 +550,7 @@ async fn read_settings<A: RegistryApi + ?Sized>(
 pub async fn fetch<A: RegistryApi + ?Sized>(
     api: &A,
     backup: &RegistryBackup,
+    protobuf: &Protobuf,
     schema_types: Option<&[SchemaType]>,
     concurrency: usize,
 ) -> Result<(RegistrySnapshot, SelectionReport)> {
@@ -538,10 +558,10 @@ pub async fn fetch<A: RegistryApi + ?Sized>(
         concurrency,
         page_size: DEFAULT_PAGE_SIZE,
     };
-    fetch_with(api, backup, schema_types, options).await
+    fetch_with(api, backup, protobuf, schema_types, options).await
 }
 
-/// Reads the registry and keeps what `backup` and `schema_types` select
+/// Reads the registry and keeps what `backup`, `protobuf` and `schema_types` select
 /// (see [`select`]), with each taken subject's own compatibility and mode,
 /// the global ones, the contexts and their own settings.
 ///
@@ -553,6 +573,7 @@ pub async fn fetch<A: RegistryApi + ?Sized>(
 pub async fn fetch_with<A: RegistryApi + ?Sized>(
     api: &A,
     backup: &RegistryBackup,
+    protobuf: &Protobuf,
     schema_types: Option<&[SchemaType]>,
     options: FetchOptions,
 ) -> Result<(RegistrySnapshot, SelectionReport)> {
@@ -653,7 +674,7 @@ pub async fn fetch_with<A: RegistryApi + ?Sized>(
     // selection, reading referenced versions the listings did not hold
     let mut tried = BTreeSet::new();
     let selection = loop {
-        let selection = select(&inventory, backup, schema_types);
+        let selection = select(&inventory, backup, protobuf, schema_types);
         let new: Vec<(String, u32)> = selection.to_read.difference(&tried).cloned().collect();
         if new.is_empty() {
             break selection;
@@ -695,10 +716,10 @@ pub async fn fetch_with<A: RegistryApi + ?Sized>(
             m.subject,
             m.version,
             m.name,
-            if m.exists {
-                ": set `include_references: true`"
-            } else {
-                ""
+            match (m.exists, m.from_type) {
+                (false, _) => "",
+                (true, SchemaType::Protobuf) => ": set `protobuf.include_dependencies: true`",
+                (true, _) => ": set `include_references: true`",
             }
         );
     }
@@ -809,6 +830,11 @@ mod tests {
         inv
     }
 
+    /// [`select`] with the Protobuf defaults (imports follow `include_references`).
+    fn sel(inv: &Inventory, b: &RegistryBackup, types: Option<&[SchemaType]>) -> Selection {
+        select(inv, b, &Protobuf::default(), types)
+    }
+
     fn globs(list: &[&str]) -> OneOrMany<Glob> {
         OneOrMany(list.iter().map(|g| Glob::new(g).unwrap()).collect())
     }
@@ -829,7 +855,7 @@ mod tests {
 
     #[test]
     fn everything_live_by_default() {
-        let s = select(&inventory(), &RegistryBackup::default(), None);
+        let s = sel(&inventory(), &RegistryBackup::default(), None);
         assert_eq!(
             keys(&s.versions),
             [
@@ -858,7 +884,7 @@ mod tests {
             include_soft_deleted: true,
             ..RegistryBackup::default()
         };
-        let s = select(&inventory(), &b, None);
+        let s = sel(&inventory(), &b, None);
         assert!(s.versions["old"][&1].deleted);
         assert!(s.versions["ghost"][&1].deleted);
         assert_eq!(s.versions.values().map(|v| v.len()).sum::<usize>(), 13);
@@ -866,7 +892,7 @@ mod tests {
 
     #[test]
     fn references_are_closed_over_transitively_with_reasons() {
-        let s = select(&inventory(), &backup(&["app"], &[]), None);
+        let s = sel(&inventory(), &backup(&["app"], &[]), None);
         assert_eq!(
             keys(&s.versions),
             ["app@1", "base@1", "base@2", "left@1", "right@1"]
@@ -902,7 +928,7 @@ mod tests {
 
     #[test]
     fn excluded_or_wrong_type_references_are_still_pulled_in() {
-        let s = select(
+        let s = sel(
             &inventory(),
             &backup(&[":.ctx:*"], &[":.ctx:common"]),
             Some(&[SchemaType::Protobuf]),
@@ -924,7 +950,7 @@ mod tests {
                 subject: "json-only".into(),
                 version: 1,
             });
-        let s = select(&inv, &backup(&["app"], &[]), Some(&[SchemaType::Avro]));
+        let s = sel(&inv, &backup(&["app"], &[]), Some(&[SchemaType::Avro]));
         assert!(s.versions.contains_key("json-only"));
     }
 
@@ -934,7 +960,7 @@ mod tests {
             include_references: false,
             ..backup(&["app"], &[])
         };
-        let s = select(&inventory(), &b, None);
+        let s = sel(&inventory(), &b, None);
         assert_eq!(keys(&s.versions), ["app@1"]);
         let missing: Vec<(String, bool)> = s
             .report
@@ -948,6 +974,83 @@ mod tests {
         );
     }
 
+    /// The Protobuf `:.ctx:orders` imports `:.ctx:common`; the Avro `app`
+    /// references `left` and `right`.
+    fn missing(s: &Selection) -> Vec<(String, SchemaType, bool)> {
+        s.report
+            .missing_references
+            .iter()
+            .map(|m| (m.subject.clone(), m.from_type, m.exists))
+            .collect()
+    }
+
+    #[test]
+    fn protobuf_include_dependencies_decides_for_protobuf_imports_only() {
+        let b = backup(&["app", ":.ctx:orders"], &[]);
+        let no_imports = Protobuf {
+            include_dependencies: Some(false),
+        };
+        let s = select(&inventory(), &b, &no_imports, None);
+        assert_eq!(
+            keys(&s.versions),
+            [
+                ":.ctx:orders@1",
+                "app@1",
+                "base@1",
+                "base@2",
+                "left@1",
+                "right@1"
+            ]
+        );
+        assert_eq!(
+            missing(&s),
+            [(":.ctx:common".to_owned(), SchemaType::Protobuf, true)]
+        );
+
+        // an import selected anyway is in the backup: nothing missing
+        let b_common = backup(&["app", ":.ctx:*"], &[]);
+        let s = select(&inventory(), &b_common, &no_imports, None);
+        assert!(s.versions.contains_key(":.ctx:common"));
+        assert!(s.report.missing_references.is_empty());
+        assert_eq!(
+            s.report.pulled_in_subjects(),
+            BTreeSet::from(["base", "left", "right"])
+        );
+
+        // set to true, it takes the imports even with `include_references: false`
+        let no_refs = RegistryBackup {
+            include_references: false,
+            ..b.clone()
+        };
+        let imports = Protobuf {
+            include_dependencies: Some(true),
+        };
+        let s = select(&inventory(), &no_refs, &imports, None);
+        assert_eq!(
+            keys(&s.versions),
+            [":.ctx:common@1", ":.ctx:orders@1", "app@1"]
+        );
+        assert_eq!(
+            s.report.pulled_in_subjects(),
+            BTreeSet::from([":.ctx:common"])
+        );
+        assert_eq!(
+            missing(&s),
+            [
+                ("left".to_owned(), SchemaType::Avro, true),
+                ("right".to_owned(), SchemaType::Avro, true)
+            ]
+        );
+
+        // unset, it follows `include_references`
+        let s = select(&inventory(), &no_refs, &Protobuf::default(), None);
+        assert_eq!(keys(&s.versions), [":.ctx:orders@1", "app@1"]);
+        assert_eq!(s.report.missing_references.len(), 3);
+        let s = select(&inventory(), &b, &Protobuf::default(), None);
+        assert!(s.versions.contains_key(":.ctx:common"));
+        assert!(s.report.missing_references.is_empty());
+    }
+
     #[test]
     fn latest_keeps_the_latest_live_version_only() {
         let b = RegistryBackup {
@@ -956,7 +1059,7 @@ mod tests {
             include_references: false,
             ..RegistryBackup::default()
         };
-        let s = select(&inventory(), &b, None);
+        let s = sel(&inventory(), &b, None);
         assert_eq!(s.versions["base"].keys().collect::<Vec<_>>(), [&2]);
         assert_eq!(s.versions["old"].keys().collect::<Vec<_>>(), [&2]);
         assert!(!s.versions.contains_key("ghost"));
@@ -965,13 +1068,13 @@ mod tests {
             include_versions: IncludeVersions::Latest,
             ..backup(&["left"], &[])
         };
-        let s = select(&inventory(), &b, None);
+        let s = sel(&inventory(), &b, None);
         assert_eq!(keys(&s.versions), ["base@1", "left@1"]);
     }
 
     #[test]
     fn schema_types_filter_versions_and_report_them() {
-        let s = select(
+        let s = sel(
             &inventory(),
             &backup(&["mixed", "json-only"], &[]),
             Some(&[SchemaType::Avro]),
@@ -996,7 +1099,7 @@ mod tests {
             include_soft_deleted: true,
             ..backup(&["ghost"], &[])
         };
-        let s = select(&inv, &b, None);
+        let s = sel(&inv, &b, None);
         assert_eq!(s.to_read, BTreeSet::from([("old".to_owned(), 1)]));
         assert_eq!(s.report.missing_references.len(), 1);
         assert!(!s.report.missing_references[0].exists);
@@ -1010,7 +1113,7 @@ mod tests {
             subject: "base".into(),
             version: -1,
         }];
-        let s = select(&inv, &backup(&["app"], &[]), None);
+        let s = sel(&inv, &backup(&["app"], &[]), None);
         assert_eq!(keys(&s.versions), ["app@1", "base@2"]);
     }
 
@@ -1056,8 +1159,8 @@ mod tests {
 
     #[test]
     fn selection_is_deterministic() {
-        let a = select(&inventory(), &backup(&["app", ":.ctx:*"], &[]), None);
-        let b = select(&inventory(), &backup(&[":.ctx:*", "app"], &[]), None);
+        let a = sel(&inventory(), &backup(&["app", ":.ctx:*"], &[]), None);
+        let b = sel(&inventory(), &backup(&[":.ctx:*", "app"], &[]), None);
         assert_eq!(a, b);
     }
 }
