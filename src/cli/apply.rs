@@ -240,7 +240,7 @@ fn plan_and_confirm(
     backup_id: &str,
     args: &ApplyArgs,
 ) -> anyhow::Result<Option<Plan>> {
-    let (plan, _) = super::plan::make(cfg, runtime)?;
+    let (plan, _) = super::plan::make(cfg, runtime, args.registry_only)?;
     print!("{}", render::text(&plan));
     if !plan.is_applicable() {
         return Err(apply::ApplyError::Conflicts(plan.blocking()).into());
@@ -285,7 +285,7 @@ fn print_topics(
 ) -> anyhow::Result<()> {
     let reader = runtime.block_on(BackupReader::open(store, backup_id))?;
     let evidence = runtime.block_on(restore::Evidence::read(&reader))?;
-    let jobs = restore::jobs(cfg, &reader.manifest, None, args.to_timestamp, &evidence);
+    let jobs = restore::jobs(cfg, &reader.manifest, None, args.to_timestamp, &evidence)?;
     println!("\n{title}");
     for job in &jobs {
         let records = job.manifest.record_count();
@@ -497,7 +497,7 @@ fn restore_data(
 ) -> anyhow::Result<()> {
     let reader = Arc::new(runtime.block_on(BackupReader::open(store, backup_id))?);
     let evidence = runtime.block_on(restore::Evidence::read(&reader))?;
-    let jobs = restore::jobs(cfg, &reader.manifest, id_map, args.to_timestamp, &evidence);
+    let jobs = restore::jobs(cfg, &reader.manifest, id_map, args.to_timestamp, &evidence)?;
     let duplicates = restore::duplicate_targets(&jobs);
     if !duplicates.is_empty() {
         anyhow::bail!(

@@ -25,7 +25,7 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
     // the registry: the restore planned again against the live target
     let sr = &cfg.enterprise.schema_registry;
     let (registry, id_map) = if sr.enabled {
-        let (plan, target) = super::plan::make(cfg, &runtime)?;
+        let (plan, target) = super::plan::make(cfg, &runtime, false)?;
         let (backup, _) = runtime.block_on(gather::backup_snapshot(cfg))?;
         let client = HttpRegistry::new(sr)?;
         let served = runtime
@@ -62,7 +62,7 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
         id_map.as_ref(),
         to_timestamp,
         &evidence,
-    );
+    )?;
     let duplicates = restore::duplicate_targets(&jobs);
     if !duplicates.is_empty() {
         anyhow::bail!(
