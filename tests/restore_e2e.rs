@@ -907,3 +907,89 @@ async fn ids_of_an_excluded_subject_are_named_at_plan_time_with_the_cause() {
     );
     assert_eq!(consume_count(&s.restored, 0), 0, "a dry run writes nothing");
 }
+
+/// Topics of the cluster, by name.
+fn cluster_topics() -> std::collections::BTreeSet<String> {
+    let consumer: BaseConsumer = client_config().create().unwrap();
+    consumer
+        .fetch_metadata(None, Duration::from_secs(10))
+        .unwrap()
+        .topics()
+        .iter()
+        .map(|t| t.name().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn target_topics_restore_only_the_selected_backed_up_topics() {
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = unique("sel");
+    let (kept, left) = (format!("{prefix}-orders"), format!("{prefix}-clicks"));
+    let records: Vec<Rec> = (0..12).map(|i| record(i, 3, None)).collect();
+    for topic in [&kept, &left] {
+        create_topic(topic, 3, &[]).await;
+        produce(topic, &records).await;
+    }
+    let store = dir.path().join("store");
+    let backup = write(
+        dir.path(),
+        "backup.yaml",
+        &format!(
+            "backup_id: b1\nsource:\n  bootstrap_servers: [{}]\n  topics:\n    include: [\"{prefix}-*\"]\nstorage:\n  path: {}\n",
+            bootstrap(),
+            store.display()
+        ),
+    );
+    success(&kafka_backup(&["backup", "-c", backup.to_str().unwrap()]));
+    let restore = |name: &str, include: &str| {
+        write(
+            dir.path(),
+            name,
+            &format!(
+                "mode: restore\nbackup_id: b1\ntarget:\n  bootstrap_servers: [{}]\n  topics:\n    include: [\"{include}\"]\n  topic_mapping:\n    {kept}: {kept}-restored\n    {left}: {left}-restored\nstorage:\n  path: {}\n",
+                bootstrap(),
+                store.display()
+            ),
+        )
+    };
+
+    // a selection that takes nothing is refused before anything is written
+    let none = restore("none.yaml", &format!("{kept}-restored"));
+    let out = apply_c(&none, &[]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "`target.topics` selects none of the backup's topics (include `{kept}-restored`, exclude none); the backup holds `{left}`, `{kept}`"
+        )),
+        "{err}"
+    );
+
+    let cfg = restore("restore.yaml", &kept);
+    let dry = success(&apply_c(&cfg, &["--dry-run"]));
+    assert!(dry.contains(&format!("`{kept}-restored`")), "{dry}");
+    assert!(
+        !dry.contains(&left),
+        "the dry run lists only the selection: {dry}"
+    );
+    let printed = success(&apply_c(&cfg, &[]));
+    assert!(!printed.contains(&left), "{printed}");
+    assert_eq!(
+        consume_all(&format!("{kept}-restored"), 3),
+        by_partition(&records)
+    );
+    let topics = cluster_topics();
+    assert!(topics.contains(&format!("{kept}-restored")));
+    assert!(
+        !topics.contains(&format!("{left}-restored")),
+        "the topic left out is not created"
+    );
+
+    let out = kafka_backup(&["verify", "-c", cfg.to_str().unwrap()]);
+    let report = success(&out);
+    assert!(report.contains(&format!("{kept}-restored")), "{report}");
+    assert!(
+        !report.contains(&left),
+        "verify checks only the selection: {report}"
+    );
+}
