@@ -64,7 +64,8 @@ pub fn run(args: &PlanArgs) -> anyhow::Result<ExitCode> {
     let cfg = &loaded.config;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let (plan, target) = make(cfg, &runtime, false)?;
-    if cfg.enterprise.schema_registry.enabled && refuse_temporary_target(cfg, &runtime, args)? {
+    let sr = &cfg.enterprise.schema_registry;
+    if sr.enabled && sr.restore.enabled && refuse_temporary_target(cfg, &runtime, args)? {
         return Ok(ExitCode::FAILURE);
     }
 
