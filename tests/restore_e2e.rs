@@ -907,3 +907,191 @@ async fn ids_of_an_excluded_subject_are_named_at_plan_time_with_the_cause() {
     );
     assert_eq!(consume_count(&s.restored, 0), 0, "a dry run writes nothing");
 }
+
+/// Topics of the cluster, by name.
+fn cluster_topics() -> std::collections::BTreeSet<String> {
+    let consumer: BaseConsumer = client_config().create().unwrap();
+    consumer
+        .fetch_metadata(None, Duration::from_secs(10))
+        .unwrap()
+        .topics()
+        .iter()
+        .map(|t| t.name().to_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn target_topics_restore_only_the_selected_backed_up_topics() {
+    let dir = tempfile::tempdir().unwrap();
+    let prefix = unique("sel");
+    let (kept, left) = (format!("{prefix}-orders"), format!("{prefix}-clicks"));
+    let records: Vec<Rec> = (0..12).map(|i| record(i, 3, None)).collect();
+    for topic in [&kept, &left] {
+        create_topic(topic, 3, &[]).await;
+        produce(topic, &records).await;
+    }
+    let store = dir.path().join("store");
+    let backup = write(
+        dir.path(),
+        "backup.yaml",
+        &format!(
+            "backup_id: b1\nsource:\n  bootstrap_servers: [{}]\n  topics:\n    include: [\"{prefix}-*\"]\nstorage:\n  path: {}\n",
+            bootstrap(),
+            store.display()
+        ),
+    );
+    success(&kafka_backup(&["backup", "-c", backup.to_str().unwrap()]));
+    let restore = |name: &str, include: &str| {
+        write(
+            dir.path(),
+            name,
+            &format!(
+                "mode: restore\nbackup_id: b1\ntarget:\n  bootstrap_servers: [{}]\n  topics:\n    include: [\"{include}\"]\n  topic_mapping:\n    {kept}: {kept}-restored\n    {left}: {left}-restored\nstorage:\n  path: {}\n",
+                bootstrap(),
+                store.display()
+            ),
+        )
+    };
+
+    // a selection that takes nothing is refused before anything is written
+    let none = restore("none.yaml", &format!("{kept}-restored"));
+    let out = apply_c(&none, &[]);
+    assert!(!out.status.success());
+    let err = stderr(&out);
+    assert!(
+        err.contains(&format!(
+            "`target.topics` selects none of the backup's topics (include `{kept}-restored`, exclude none); the backup holds `{left}`, `{kept}`"
+        )),
+        "{err}"
+    );
+
+    let cfg = restore("restore.yaml", &kept);
+    let dry = success(&apply_c(&cfg, &["--dry-run"]));
+    assert!(dry.contains(&format!("`{kept}-restored`")), "{dry}");
+    assert!(
+        !dry.contains(&left),
+        "the dry run lists only the selection: {dry}"
+    );
+    let printed = success(&apply_c(&cfg, &[]));
+    assert!(!printed.contains(&left), "{printed}");
+    assert_eq!(
+        consume_all(&format!("{kept}-restored"), 3),
+        by_partition(&records)
+    );
+    let topics = cluster_topics();
+    assert!(topics.contains(&format!("{kept}-restored")));
+    assert!(
+        !topics.contains(&format!("{left}-restored")),
+        "the topic left out is not created"
+    );
+
+    let out = kafka_backup(&["verify", "-c", cfg.to_str().unwrap()]);
+    let report = success(&out);
+    assert!(report.contains(&format!("{kept}-restored")), "{report}");
+    assert!(
+        !report.contains(&left),
+        "verify checks only the selection: {report}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn restore_enabled_false_writes_no_registry_and_maps_only_what_the_target_holds() {
+    let s = setup(20, None).await;
+    // the target holds orders-value v1 (source ID 1), identical, under ID 2
+    let v1 = serde_json::json!({
+        "schema": r#"{"type":"record","name":"Order","namespace":"com.acme","fields":[{"name":"id","type":"string"}]}"#
+    });
+    let other = serde_json::json!({"schema": r#"{"type":"string"}"#});
+    assert_eq!(s.target.register("other-value", other).await, 1);
+    assert_eq!(s.target.register("orders-value", v1).await, 2);
+    let subjects = |reg: &Registry| {
+        let reg = reg.url.clone();
+        async move {
+            let body = reqwest::get(format!("{reg}/subjects"))
+                .await
+                .unwrap()
+                .text()
+                .await
+                .unwrap();
+            serde_json::from_str::<serde_json::Value>(&body).unwrap()
+        }
+    };
+    let before = subjects(&s.target).await;
+    let cfg = s.config(
+        "off.yaml",
+        "      enabled: false\n      missing_id_policy: skip\n",
+    );
+
+    let planned = success(&kafka_backup(&["plan", "-c", cfg.to_str().unwrap()]));
+    assert!(
+        planned.contains("Registry half off (`enterprise.schema_registry.restore.enabled: false`)"),
+        "{planned}"
+    );
+    assert!(planned.contains(".: 1 -> 2 (existing)"), "{planned}");
+    assert!(
+        planned.contains(".: 5 -> unmapped (not_restored)"),
+        "{planned}"
+    );
+    assert!(
+        planned.contains("Plan: 0 to add, 0 to change, 0 to destroy."),
+        "{planned}"
+    );
+
+    let printed = success(&apply_c(&cfg, &[]));
+    assert!(printed.contains("Registry half off"), "{printed}");
+    assert_eq!(
+        subjects(&s.target).await,
+        before,
+        "the registry is unchanged"
+    );
+    assert!(
+        !s.dir.path().join("store/b1/apply").exists(),
+        "no registry journal"
+    );
+
+    // a record keeps only if every ID it carries is mapped (1 -> 2)
+    let map: BTreeMap<u32, u32> = [(1, 2)].into_iter().collect();
+    let ids = |r: &Rec| {
+        let framed_id = |b: &Option<Vec<u8>>| {
+            b.as_ref()
+                .filter(|b| b.len() >= 5 && b[0] == 0)
+                .map(|b| u32::from_be_bytes([b[1], b[2], b[3], b[4]]))
+        };
+        let mut out: Vec<u32> = [framed_id(&r.key), framed_id(&r.value)]
+            .into_iter()
+            .flatten()
+            .collect();
+        out.extend(
+            r.headers
+                .iter()
+                .filter(|(n, _)| n == "__value_schema_id")
+                .filter_map(|(_, v)| framed_id(v)),
+        );
+        out
+    };
+    // every partition, emptied or not
+    let mut expected: BTreeMap<i32, Vec<Rec>> = (0..3).map(|p| (p, Vec::new())).collect();
+    for r in &s.records {
+        if ids(r).iter().all(|id| map.contains_key(id)) {
+            expected
+                .entry(r.partition)
+                .or_default()
+                .push(rewritten(r.clone(), &map));
+        }
+    }
+    assert!(
+        expected.values().flatten().any(|r| ids(r) == [2]),
+        "some record is rewritten"
+    );
+    assert_eq!(consume_all(&s.restored, 3), expected);
+
+    let verified = success(&kafka_backup(&["verify", "-c", cfg.to_str().unwrap()]));
+    assert!(
+        verified.contains("not checked: `enterprise.schema_registry.restore.enabled` is off"),
+        "{verified}"
+    );
+    assert!(
+        verified.contains("the target matches the backup"),
+        "{verified}"
+    );
+}

@@ -101,7 +101,8 @@ fn take_leases(
     args: &ApplyArgs,
 ) -> anyhow::Result<Vec<crate::lease::Lease>> {
     let mut leases = Vec::new();
-    if cfg.enterprise.schema_registry.enabled {
+    // with `restore.enabled: false` the registry is only read
+    if cfg.enterprise.schema_registry.enabled && cfg.enterprise.schema_registry.restore.enabled {
         leases.push(registry_lease(
             cfg,
             runtime,
@@ -161,7 +162,12 @@ fn apply_leased(
     interrupt: &Interrupt,
 ) -> anyhow::Result<ExitCode> {
     let registry_on = cfg.enterprise.schema_registry.enabled;
-    let id_map = if registry_on {
+    let id_map = if registry_on && !cfg.enterprise.schema_registry.restore.enabled {
+        match registry_off(cfg, runtime, store, backup_id, args)? {
+            Some(map) => Some(map),
+            None => return Ok(ExitCode::FAILURE),
+        }
+    } else if registry_on {
         // what interrupted applies left temporary goes back before anything
         // is planned against (or applied to) the target
         let own = match &args.plan {
@@ -220,6 +226,42 @@ fn apply_leased(
     Ok(ExitCode::SUCCESS)
 }
 
+/// `restore.enabled: false`: no registry step, no journal, no put-back.
+/// The plan (made the same way `plan` makes it) only reads the target: its
+/// ID map holds the source IDs whose identical schema the target already
+/// has, which the data half rewrites records through. `None`: the answer
+/// was not `yes`.
+fn registry_off(
+    cfg: &Config,
+    runtime: &tokio::runtime::Runtime,
+    store: &Store,
+    backup_id: &str,
+    args: &ApplyArgs,
+) -> anyhow::Result<Option<IdMap>> {
+    if args.plan.is_some() {
+        anyhow::bail!(
+            "a plan file is applied to the registry, but `enterprise.schema_registry.restore.enabled` is off in `{}`\nhint: run `apply -c {}` without a plan file: it restores the topics through the IDs the target already holds",
+            args.config.display(),
+            args.config.display()
+        );
+    }
+    if args.registry_only {
+        anyhow::bail!(
+            "`--registry-only` with `restore.enabled: false`: the registry is not restored, nothing to do"
+        );
+    }
+    let (plan, _) = super::plan::make(cfg, runtime, false)?;
+    print!("{}", render::text(&plan));
+    if !plan.is_applicable() {
+        return Err(apply::ApplyError::Conflicts(plan.blocking()).into());
+    }
+    print_topics(cfg, runtime, store, backup_id, args, "Topics to restore:")?;
+    if !args.auto_approve && !args.dry_run && !confirmed("Restore these topics?")? {
+        return Ok(None);
+    }
+    Ok(Some(apply::final_id_map(&plan, &IdMap::new())))
+}
+
 fn read_plan(path: &std::path::Path) -> anyhow::Result<Plan> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read `{}`", path.display()))?;
     let plan = planfile::read(&bytes)
@@ -240,7 +282,7 @@ fn plan_and_confirm(
     backup_id: &str,
     args: &ApplyArgs,
 ) -> anyhow::Result<Option<Plan>> {
-    let (plan, _) = super::plan::make(cfg, runtime)?;
+    let (plan, _) = super::plan::make(cfg, runtime, args.registry_only)?;
     print!("{}", render::text(&plan));
     if !plan.is_applicable() {
         return Err(apply::ApplyError::Conflicts(plan.blocking()).into());
@@ -285,7 +327,7 @@ fn print_topics(
 ) -> anyhow::Result<()> {
     let reader = runtime.block_on(BackupReader::open(store, backup_id))?;
     let evidence = runtime.block_on(restore::Evidence::read(&reader))?;
-    let jobs = restore::jobs(cfg, &reader.manifest, None, args.to_timestamp, &evidence);
+    let jobs = restore::jobs(cfg, &reader.manifest, None, args.to_timestamp, &evidence)?;
     println!("\n{title}");
     for job in &jobs {
         let records = job.manifest.record_count();
@@ -497,7 +539,7 @@ fn restore_data(
 ) -> anyhow::Result<()> {
     let reader = Arc::new(runtime.block_on(BackupReader::open(store, backup_id))?);
     let evidence = runtime.block_on(restore::Evidence::read(&reader))?;
-    let jobs = restore::jobs(cfg, &reader.manifest, id_map, args.to_timestamp, &evidence);
+    let jobs = restore::jobs(cfg, &reader.manifest, id_map, args.to_timestamp, &evidence)?;
     let duplicates = restore::duplicate_targets(&jobs);
     if !duplicates.is_empty() {
         anyhow::bail!(

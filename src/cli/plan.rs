@@ -19,10 +19,13 @@ use crate::registry::{HttpRegistry, RegistryApi, SchemaInput, VersionRef};
 const CHANGES: u8 = 2;
 
 /// Plans the restore the configuration describes: the backup's registry
-/// snapshot against the live target. Returns the plan and the target snapshot.
+/// snapshot against the live target. Returns the plan and the target
+/// snapshot. With `registry_only` the topics are not restored, so a
+/// `target.topics` selecting none of them is no error.
 pub(crate) fn make(
     cfg: &config::Config,
     runtime: &tokio::runtime::Runtime,
+    registry_only: bool,
 ) -> anyhow::Result<(Plan, crate::model::RegistrySnapshot)> {
     let restore = &cfg.enterprise.schema_registry.restore;
     let pinned = match &restore.id_mapping_file {
@@ -48,7 +51,10 @@ pub(crate) fn make(
     let backup_id = super::backup_id(cfg, "plan", "the backup to restore")?;
     let reader = runtime.block_on(crate::manifest::BackupReader::open(&store, &backup_id))?;
     let evidence = crate::restore::Evidence::of(&backup);
-    let jobs = crate::restore::jobs(cfg, &reader.manifest, None, None, &evidence);
+    let jobs = match crate::restore::jobs(cfg, &reader.manifest, None, None, &evidence) {
+        Err(crate::restore::RestoreError::NoTopicSelected { .. }) if registry_only => Vec::new(),
+        other => other?,
+    };
     plan.topics = plan::topics::check(&plan, &jobs, &backup, &reader.manifest, restore);
     Ok((plan, target))
 }
@@ -57,8 +63,9 @@ pub fn run(args: &PlanArgs) -> anyhow::Result<ExitCode> {
     let loaded = super::load_config(&args.config, "plan", crate::config::Mode::Restore)?;
     let cfg = &loaded.config;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    let (plan, target) = make(cfg, &runtime)?;
-    if cfg.enterprise.schema_registry.enabled && refuse_temporary_target(cfg, &runtime, args)? {
+    let (plan, target) = make(cfg, &runtime, false)?;
+    let sr = &cfg.enterprise.schema_registry;
+    if sr.enabled && sr.restore.enabled && refuse_temporary_target(cfg, &runtime, args)? {
         return Ok(ExitCode::FAILURE);
     }
 

@@ -24,8 +24,13 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
 
     // the registry: the restore planned again against the live target
     let sr = &cfg.enterprise.schema_registry;
-    let (registry, id_map) = if sr.enabled {
-        let (plan, target) = super::plan::make(cfg, &runtime)?;
+    let (registry, id_map) = if sr.enabled && !sr.restore.enabled {
+        // the restore left the registry alone: only the record IDs, through
+        // the IDs the target holds for identical schemas
+        let (plan, _) = super::plan::make(cfg, &runtime, false)?;
+        (None, Some(apply::final_id_map(&plan, &IdMap::new())))
+    } else if sr.enabled {
+        let (plan, target) = super::plan::make(cfg, &runtime, false)?;
         let (backup, _) = runtime.block_on(gather::backup_snapshot(cfg))?;
         let client = HttpRegistry::new(sr)?;
         let served = runtime
@@ -62,7 +67,7 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
         id_map.as_ref(),
         to_timestamp,
         &evidence,
-    );
+    )?;
     let duplicates = restore::duplicate_targets(&jobs);
     if !duplicates.is_empty() {
         anyhow::bail!(
@@ -85,7 +90,16 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
         )?
     };
 
-    let report = Report { registry, topics };
+    let registry_not_checked = match (sr.enabled, sr.restore.enabled) {
+        (false, _) => Some(verify::NotChecked::RegistryOff),
+        (true, false) => Some(verify::NotChecked::RestoreOff),
+        (true, true) => None,
+    };
+    let report = Report {
+        registry,
+        registry_not_checked,
+        topics,
+    };
     match args.format {
         OutputFormat::Text => print!("{}", report::text(&report)),
         OutputFormat::Json => print!("{}", report::json(&report)),

@@ -116,11 +116,49 @@ fn all() -> OneOrMany<Glob> {
 pub struct KafkaTarget {
     #[serde(default)]
     pub bootstrap_servers: OneOrMany<Text>,
+    /// Which backed-up topics are restored (all of them unless narrowed),
+    /// chosen by their backed-up names, before `topic_mapping` renames them.
+    #[serde(default)]
+    pub topics: RestoreTopics,
     /// Backed-up topic name to the name it is restored under.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub topic_mapping: BTreeMap<String, Text>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub properties: BTreeMap<String, ClientProperty>,
+}
+
+/// `target.topics`: which backed-up topics a restore writes, by their
+/// backed-up names. Unlike `source.topics` there is no internal-topic rule:
+/// a backup holds only what its own selection took.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct RestoreTopics {
+    #[serde(default = "all")]
+    pub include: OneOrMany<Glob>,
+    #[serde(default)]
+    pub exclude: OneOrMany<Glob>,
+}
+
+impl Default for RestoreTopics {
+    fn default() -> Self {
+        Self {
+            include: all(),
+            exclude: OneOrMany::default(),
+        }
+    }
+}
+
+impl RestoreTopics {
+    /// Whether the backed-up topic `name` is restored.
+    pub fn is_selected(&self, name: &str) -> bool {
+        self.include.iter().any(|g| g.is_match(name))
+            && !self.exclude.iter().any(|g| g.is_match(name))
+    }
+
+    /// Whether this is the default (every backed-up topic).
+    pub fn is_all(&self) -> bool {
+        *self == Self::default()
+    }
 }
 
 /// A librdkafka property or `object_store` option value. Printed only when

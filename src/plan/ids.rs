@@ -155,6 +155,9 @@ pub enum IdHow {
     Skipped,
     /// The version is in conflict.
     Conflict,
+    /// `restore.enabled: false`: the target does not hold the identical
+    /// schema, and nothing registers it.
+    NotRestored,
 }
 
 /// One entry of the ID map.

@@ -81,6 +81,19 @@ pub struct PlanOptions {
     pub restore_global_settings: bool,
     /// IDs pinned by hand (`id_mapping_file`, already parsed).
     pub pinned_ids: PinnedIds,
+    /// `restore.enabled`: off, the plan changes nothing in the registry (no
+    /// step) and maps a source ID only where the target already holds the
+    /// identical schema ([`plan`]). Written in a plan file only when off.
+    #[serde(default = "yes", skip_serializing_if = "is_yes")]
+    pub restore_registry: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+fn is_yes(b: &bool) -> bool {
+    *b
 }
 
 impl Default for PlanOptions {
@@ -122,6 +135,7 @@ impl PlanOptions {
             force_register: restore.force_register,
             restore_global_settings: restore.restore_global_settings,
             pinned_ids,
+            restore_registry: restore.enabled,
         }
     }
 }
@@ -299,11 +313,30 @@ pub struct SubjectSummary {
 /// Errors are what makes any plan impossible (a reference cycle, a reference
 /// that resolves nowhere, a schema that cannot be read, two subjects restored
 /// under one name). Conflicts a person must settle are in [`Plan::conflicts`].
+///
+/// With `restore_registry` off the plan has no step: its ID map is what a
+/// `preserve` restore would find already in the target (a source ID maps
+/// to the target ID of the identical schema, in the restored subject),
+/// every other source ID is unmapped ([`IdHow::NotRestored`]) and left to
+/// the missing-ID policy. Forced and pinned IDs do not apply: nothing is
+/// registered under them.
 pub fn plan(
     backup: &RegistrySnapshot,
     target: &RegistrySnapshot,
     options: &PlanOptions,
 ) -> Result<Plan, PlanError> {
+    if !options.restore_registry {
+        let looking = PlanOptions {
+            strategy: Strategy::Preserve,
+            force_ids: false,
+            pinned_ids: PinnedIds::new(),
+            restore_global_settings: false,
+            restore_registry: true,
+            ..options.clone()
+        };
+        let full = plan(backup, target, &looking)?;
+        return Ok(read_only(full, options));
+    }
     let selection = select::select(backup, target, options)?;
     let decisions = diff::decide(&selection, target, options)?;
     let built = order::build(&selection, &decisions, backup, target, options)?;
@@ -321,4 +354,42 @@ pub fn plan(
         topics: Vec::new(),
         digest: None,
     })
+}
+
+/// `full`, a `preserve` plan, reduced to what a restore that leaves the
+/// registry alone can use: no step, no subject to change, the ID map's
+/// entries the target already holds; the rest unmapped. Of the conflicts
+/// only ID disagreements stay (one source ID held under two target IDs):
+/// the others are about changes this restore does not make.
+fn read_only(full: Plan, options: &PlanOptions) -> Plan {
+    let id_mapping = full
+        .id_mapping
+        .into_iter()
+        .map(|(ctx, ids)| {
+            let ids = ids
+                .into_iter()
+                .map(|(id, mut entry)| {
+                    if entry.how != IdHow::Existing {
+                        entry.target_id = TargetId::Unmapped;
+                        entry.how = IdHow::NotRestored;
+                    }
+                    (id, entry)
+                })
+                .collect();
+            (ctx, ids)
+        })
+        .collect();
+    Plan {
+        options: options.clone(),
+        totals: Totals::default(),
+        conflicts: full
+            .conflicts
+            .into_iter()
+            .filter(|c| c.kind == ConflictKind::IdDisagreement)
+            .collect(),
+        steps: Vec::new(),
+        subjects: Vec::new(),
+        id_mapping,
+        ..full
+    }
 }

@@ -8,6 +8,9 @@ use std::fmt::Write as _;
 use super::{Plan, SubjectOutcome};
 use crate::model::compatibility_name;
 
+/// What a plan with `restore.enabled: false` says first.
+pub const REGISTRY_OFF: &str = "Registry half off (`enterprise.schema_registry.restore.enabled: false`): nothing is registered or changed in the target registry, and the plan has no step. Record IDs are rewritten only to the IDs the target already holds for identical schemas; records carrying any other ID follow `missing_id_policy`.";
+
 /// The totals line: `Plan: 5 to add, 1 to change, 0 to destroy. 3 unchanged.`
 pub fn totals_line(plan: &Plan) -> String {
     let t = plan.totals;
@@ -43,6 +46,14 @@ fn outcome_words(o: SubjectOutcome) -> &'static str {
 
 fn options_line(plan: &Plan) -> String {
     let o = &plan.options;
+    if !o.restore_registry {
+        let ids = if o.rewrite_ids {
+            "record IDs rewritten to the target's own"
+        } else {
+            "record IDs kept"
+        };
+        return format!("registry not restored, {ids}");
+    }
     let mut parts = vec![format!(
         "strategy {}",
         match o.strategy {
@@ -89,6 +100,9 @@ pub fn text(plan: &Plan) -> String {
     let _ = writeln!(out, "  target snapshot {}", plan.target_fingerprint);
     let _ = writeln!(out, "  {}", options_line(plan));
     out.push('\n');
+    if !plan.options.restore_registry {
+        let _ = writeln!(out, "{REGISTRY_OFF}\n");
+    }
 
     if !plan.conflicts.is_empty() {
         let _ = writeln!(
@@ -111,7 +125,7 @@ pub fn text(plan: &Plan) -> String {
         out.push('\n');
     }
 
-    if plan.steps.is_empty() && plan.conflicts.is_empty() {
+    if plan.steps.is_empty() && plan.conflicts.is_empty() && plan.options.restore_registry {
         out.push_str("No changes. The target registry already matches the backup.\n\n");
     }
 
@@ -277,6 +291,9 @@ fn md(text: &str) -> String {
 pub fn markdown(plan: &Plan) -> String {
     let mut out = String::new();
     out.push_str("### Schema Registry plan\n\n");
+    if !plan.options.restore_registry {
+        let _ = writeln!(out, "> [!NOTE]\n> {REGISTRY_OFF}\n");
+    }
     let _ = writeln!(out, "**{}**\n", totals_line(plan));
     if !plan.conflicts.is_empty() {
         let _ = writeln!(

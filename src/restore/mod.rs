@@ -79,6 +79,14 @@ pub enum RestoreError {
         "the configuration has no `target.bootstrap_servers`, which restoring topic data needs\nhint: add a `target:` block, or run `apply --registry-only`"
     )]
     NoTarget,
+    #[error(
+        "`target.topics` selects none of the backup's topics (include {include}, exclude {exclude}); the backup holds {backed_up}\nhint: the patterns match backed-up names, before `topic_mapping`; to restore only the registry, run `apply --registry-only`"
+    )]
+    NoTopicSelected {
+        include: String,
+        exclude: String,
+        backed_up: String,
+    },
     #[error(transparent)]
     Kafka(#[from] KafkaError),
     #[error(

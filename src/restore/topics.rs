@@ -71,17 +71,58 @@ impl Evidence {
     }
 }
 
-/// The topics of the backup and how each is restored: renamed through
-/// `target.topic_mapping`, records rewritten through `map` when
-/// `rewrite_ids` is on (in the fields `evidence` and the configuration
-/// say are framed), with the topic's missing-ID policy.
+/// The backed-up topics `target.topics` selects, by backed-up name, in
+/// name order. A selection that takes none of them is an error when the
+/// backup holds topics or the selection was narrowed (a backup without
+/// topics under the default selection has simply nothing to restore).
+pub fn selected<'m>(
+    config: &Config,
+    manifest: &'m crate::manifest::Manifest,
+) -> Result<Vec<&'m str>, RestoreError> {
+    let selection = config
+        .target
+        .as_ref()
+        .map(|t| t.topics.clone())
+        .unwrap_or_default();
+    let names: Vec<&str> = manifest
+        .topics
+        .keys()
+        .map(String::as_str)
+        .filter(|name| selection.is_selected(name))
+        .collect();
+    if names.is_empty() && (!manifest.topics.is_empty() || !selection.is_all()) {
+        let list = |items: Vec<String>| match items.is_empty() {
+            true => "none".to_owned(),
+            false => items.join(", "),
+        };
+        let globs = |g: &crate::config::OneOrMany<crate::config::Glob>| {
+            list(g.iter().map(|g| format!("`{}`", g.as_str())).collect())
+        };
+        return Err(RestoreError::NoTopicSelected {
+            include: globs(&selection.include),
+            exclude: globs(&selection.exclude),
+            backed_up: match manifest.topics.is_empty() {
+                true => "no topic".to_owned(),
+                false => list(manifest.topics.keys().map(|t| format!("`{t}`")).collect()),
+            },
+        });
+    }
+    Ok(names)
+}
+
+/// The topics of the backup `target.topics` selects ([`selected`]) and how
+/// each is restored: renamed through `target.topic_mapping`, records
+/// rewritten through `map` when `rewrite_ids` is on (in the fields
+/// `evidence` and the configuration say are framed), with the topic's
+/// missing-ID policy.
 pub fn jobs(
     config: &Config,
     manifest: &crate::manifest::Manifest,
     map: Option<&IdMap>,
     to_timestamp: Option<i64>,
     evidence: &Evidence,
-) -> Vec<TopicJob> {
+) -> Result<Vec<TopicJob>, RestoreError> {
+    let selected = selected(config, manifest)?;
     let restore = &config.enterprise.schema_registry.restore;
     let rewrite = config.enterprise.schema_registry.enabled && restore.rewrite_ids();
     let record_map = map.filter(|_| rewrite).map(transform::record_map);
@@ -92,9 +133,10 @@ pub fn jobs(
         .cloned()
         .unwrap_or_default();
     let registered = |id: i32| evidence.ids.contains(&id);
-    manifest
+    Ok(manifest
         .topics
         .iter()
+        .filter(|(name, _)| selected.contains(&name.as_str()))
         .map(|(name, topic)| {
             let modes = restore.rewrite_fields_for(name);
             // backups before format 2 did not record the IDs records carry
@@ -132,7 +174,7 @@ pub fn jobs(
                 fields: decisions,
             }
         })
-        .collect()
+        .collect())
 }
 
 /// Target topics written by more than one backed-up topic (a mapping
@@ -437,7 +479,8 @@ enterprise:
             Some(&id_map()),
             Some(1_700_000_000_000),
             &evidence(),
-        );
+        )
+        .unwrap();
         insta::assert_snapshot!(render(&jobs), @r"
         clicks -> clicks: map Some({1: 101, 2: 102, 3: 103}), policy Fail, to_timestamp Some(1700000000000)
           key: kept (no record has a key)
@@ -460,7 +503,8 @@ enterprise:
             Some(&id_map()),
             None,
             &evidence(),
-        );
+        )
+        .unwrap();
         insta::assert_snapshot!(render(&jobs), @r"
         clicks -> clicks: map Some({1: 101, 2: 102, 3: 103}), policy Fail, to_timestamp None
           key: kept (no subject `clicks-key` in the backup, and the backup did not record which IDs its records carry)
@@ -489,7 +533,7 @@ enterprise:
       missing_id_policy: passthrough
 "#,
         );
-        let kept = jobs(&config, &manifest(2), Some(&id_map()), None, &evidence());
+        let kept = jobs(&config, &manifest(2), Some(&id_map()), None, &evidence()).unwrap();
         insta::assert_snapshot!(render(&kept), @r"
         clicks -> clicks: map None, policy Passthrough, to_timestamp None
           fields: written as backed up
@@ -505,7 +549,8 @@ enterprise:
             Some(&id_map()),
             None,
             &evidence(),
-        );
+        )
+        .unwrap();
         assert!(
             jobs.iter()
                 .all(|j| j.transform.map.is_none() && j.fields.is_none())
@@ -523,10 +568,61 @@ enterprise:
     #[test]
     fn without_an_id_map_ids_are_rewritten_through_an_empty_one() {
         // `plan` builds the jobs before any map exists
-        let jobs = jobs(&config(REWRITING), &manifest(2), None, None, &evidence());
+        let jobs = jobs(&config(REWRITING), &manifest(2), None, None, &evidence()).unwrap();
         assert!(
             jobs.iter()
                 .all(|j| j.transform.map.as_ref().is_some_and(|m| m.is_empty()))
+        );
+    }
+
+    #[test]
+    fn target_topics_select_by_backed_up_name_before_the_mapping() {
+        let config = config(
+            r#"
+target:
+  bootstrap_servers: target:9092
+  topics:
+    include: ["orders", "pay*"]
+    exclude: payments
+  topic_mapping:
+    orders: orders-restored
+"#,
+        );
+        let jobs = jobs(&config, &manifest(2), None, None, &evidence()).unwrap();
+        let names: Vec<(&str, &str)> = jobs
+            .iter()
+            .map(|j| (j.source.as_str(), j.target.as_str()))
+            .collect();
+        assert_eq!(names, [("orders", "orders-restored")]);
+        // the default takes every backed-up topic
+        assert_eq!(
+            selected(&config_without_registry(), &manifest(2)).unwrap(),
+            ["clicks", "orders", "payments"]
+        );
+    }
+
+    #[test]
+    fn a_selection_that_takes_nothing_names_its_patterns_and_the_backed_up_topics() {
+        let config = config(
+            "target:\n  bootstrap_servers: target:9092\n  topics:\n    include: [\"orders-restored\", \"x*\"]\n",
+        );
+        let err = jobs(&config, &manifest(2), None, None, &evidence()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "`target.topics` selects none of the backup's topics (include `orders-restored`, `x*`, exclude none); the backup holds `clicks`, `orders`, `payments`\nhint: the patterns match backed-up names, before `topic_mapping`; to restore only the registry, run `apply --registry-only`"
+        );
+        // a backup without topics: nothing to select, and nothing asked for
+        let mut empty = manifest(2);
+        empty.topics.clear();
+        assert!(
+            selected(&config_without_registry(), &empty)
+                .unwrap()
+                .is_empty()
+        );
+        let err = selected(&config, &empty).unwrap_err();
+        assert!(
+            err.to_string().contains("the backup holds no topic"),
+            "{err}"
         );
     }
 

@@ -117,11 +117,36 @@ impl Difference {
     }
 }
 
+/// Why `verify` leaves the registry out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NotChecked {
+    /// `enterprise.schema_registry.enabled` is off.
+    RegistryOff,
+    /// `restore.enabled` is off: the restore did not write the registry;
+    /// only the record IDs were checked, against the IDs the target held.
+    RestoreOff,
+}
+
+impl NotChecked {
+    /// The line the table shows.
+    pub fn line(self) -> &'static str {
+        match self {
+            NotChecked::RegistryOff => "`enterprise.schema_registry.enabled` is off",
+            NotChecked::RestoreOff => {
+                "`enterprise.schema_registry.restore.enabled` is off: the restore does not write the registry, so its subjects are not compared; record IDs are checked against the IDs the target holds for identical schemas"
+            }
+        }
+    }
+}
+
 /// Everything `verify` found.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Report {
     /// `None` when the configuration leaves the registry out.
     pub registry: Option<RegistryCheck>,
+    /// Why the registry was not checked, when it was not.
+    pub registry_not_checked: Option<NotChecked>,
     /// Topics and partitions.
     pub topics: TopicsCheck,
 }

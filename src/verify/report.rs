@@ -11,7 +11,12 @@ const SHORT: usize = 12;
 pub fn text(report: &Report) -> String {
     let mut out = String::from("Registry\n");
     match &report.registry {
-        None => out.push_str("  not checked: `enterprise.schema_registry.enabled` is off\n"),
+        None => {
+            let why = report
+                .registry_not_checked
+                .unwrap_or(super::NotChecked::RegistryOff);
+            out.push_str(&format!("  not checked: {}\n", why.line()));
+        }
         Some(r) => {
             let rows = [
                 (
@@ -152,6 +157,8 @@ pub fn json(report: &Report) -> String {
         result: &'static str,
         differences: usize,
         registry: Option<&'a super::RegistryCheck>,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        registry_not_checked: Option<super::NotChecked>,
         topics: &'a super::TopicsCheck,
     }
     let differences = report.differences().len();
@@ -159,6 +166,7 @@ pub fn json(report: &Report) -> String {
         result: if differences == 0 { "match" } else { "differs" },
         differences,
         registry: report.registry.as_ref(),
+        registry_not_checked: report.registry_not_checked,
         topics: &report.topics,
     })
     .expect("a report serializes");
@@ -209,6 +217,7 @@ mod tests {
     fn a_match_is_a_table_and_one_result_line() {
         let report = Report {
             registry: Some(registry()),
+            registry_not_checked: None,
             topics: TopicsCheck {
                 partitions: vec![
                     partition(0, Some(30), vec![]),
@@ -244,6 +253,7 @@ mod tests {
         );
         let report = Report {
             registry: Some(r),
+            registry_not_checked: None,
             topics: TopicsCheck {
                 partitions: vec![
                     partition(
@@ -302,6 +312,7 @@ mod tests {
     fn without_the_registry_or_topics_the_table_says_so() {
         let report = Report {
             registry: None,
+            registry_not_checked: Some(super::super::NotChecked::RegistryOff),
             topics: TopicsCheck::default(),
         };
         insta::assert_snapshot!(text(&report), @r"
@@ -311,5 +322,17 @@ mod tests {
           the backup holds none
         Result: the target matches the backup.
         ");
+        let report = Report {
+            registry_not_checked: Some(super::super::NotChecked::RestoreOff),
+            ..report
+        };
+        insta::assert_snapshot!(text(&report), @r"
+        Registry
+          not checked: `enterprise.schema_registry.restore.enabled` is off: the restore does not write the registry, so its subjects are not compared; record IDs are checked against the IDs the target holds for identical schemas
+        Topics
+          the backup holds none
+        Result: the target matches the backup.
+        ");
+        assert!(json(&report).contains("\"registry_not_checked\": \"restore_off\""));
     }
 }
