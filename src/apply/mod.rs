@@ -992,8 +992,10 @@ mod tests {
         let backup: RegistrySnapshot =
             serde_json::from_str(include_str!("../../fixtures/plan/shifted-ids/backup.json"))
                 .unwrap();
+        // the temporary settings these tests put back
         let options = PlanOptions {
             force_ids,
+            force_register: true,
             ..PlanOptions::default()
         };
         plan(&backup, &RegistrySnapshot::default(), &options).unwrap()

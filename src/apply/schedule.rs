@@ -472,7 +472,8 @@ pub(super) mod tests {
     #[test]
     fn independent_subjects_may_overlap() {
         let plans = fixture_plans();
-        let (_, plan) = plans.iter().find(|(n, _)| n == "shifted-ids").unwrap();
+        // the example with `force_register: true`: a temporary level per subject
+        let (_, plan) = plans.iter().find(|(n, _)| n == "force-register").unwrap();
         let schedule = Schedule::new(&plan.steps);
         let sched = Scheduler::new(&schedule, |_| false);
         // both temporary levels may go at once
@@ -482,7 +483,7 @@ pub(super) mod tests {
     #[test]
     fn forced_and_assigned_ids_keep_their_order_in_a_context() {
         let plans = fixture_plans();
-        let (_, plan) = plans.iter().find(|(n, _)| n == "shifted-ids").unwrap();
+        let (_, plan) = plans.iter().find(|(n, _)| n == "force-register").unwrap();
         let mut steps = without_depends_on(plan);
         // payments-value v1 (step 5) carries its ID, the others do not
         let five = steps.iter().position(|s| s.id == 5).unwrap();
