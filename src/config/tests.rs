@@ -425,3 +425,64 @@ storage:
     assert!(!out.contains("S3CR3T"), "{out}");
     assert!(out.contains("http://169.254.169.254"), "{out}");
 }
+
+/// Every key of the configuration is read by the code that acts on it, not
+/// only parsed and echoed by `validate`: each field of a struct of
+/// `types.rs` is read (`.field`) somewhere under `src/` outside `config/`, or
+/// through an accessor of `types.rs` that is (listed below).
+#[test]
+fn every_configuration_key_is_read_outside_the_config_module() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+    let types = std::fs::read_to_string(root.join("config/types.rs")).unwrap();
+    let mut fields = Vec::new();
+    let mut current: Option<&str> = None;
+    for line in types.lines() {
+        if let Some(rest) = line.strip_prefix("pub struct ") {
+            current = rest.strip_suffix(" {").map(str::trim);
+        } else if line == "}" {
+            current = None;
+        } else if let (Some(s), Some(rest)) = (current, line.strip_prefix("    pub "))
+            && let Some((name, _)) = rest.split_once(':')
+        {
+            fields.push((s, name.to_owned()));
+        }
+    }
+    assert!(fields.len() > 60, "the scan found {} fields", fields.len());
+    let mut sources = String::new();
+    let mut stack = vec![root.clone()];
+    while let Some(dir) = stack.pop() {
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                if path != root.join("config") {
+                    stack.push(path);
+                }
+            } else if path.extension().is_some_and(|e| e == "rs") {
+                sources.push_str(&std::fs::read_to_string(&path).unwrap());
+            }
+        }
+    }
+    let read = |name: &str| {
+        sources.match_indices(&format!(".{name}")).any(|(i, m)| {
+            let next = sources[i + m.len()..].chars().next();
+            !next.is_some_and(|c| c.is_alphanumeric() || c == '_')
+        })
+    };
+    // fields read through an accessor of `types.rs`
+    let accessors = [
+        ("rewrite_fields", "rewrite_fields_for"),
+        ("rewrite_fields_topics", "rewrite_fields_for"),
+    ];
+    let unread: Vec<String> = fields
+        .iter()
+        .filter(|(_, f)| {
+            let via = accessors.iter().find(|(field, _)| field == f);
+            !read(f) && !via.is_some_and(|(_, accessor)| read(accessor))
+        })
+        .map(|(s, f)| format!("{s}.{f}"))
+        .collect();
+    assert!(
+        unread.is_empty(),
+        "configuration keys parsed but read nowhere: {unread:?}"
+    );
+}
