@@ -366,9 +366,9 @@ async fn snapshot_equals_what_the_registry_serves() {
     assert_eq!(report.api_calls, used);
     let subjects = snap.subjects.len() as u64;
     assert_eq!(subjects, 16);
-    // 6 fixed + 2 live pages + 2 deleted pages + 2 version lists (live, all)
-    // per subject + 2 settings per subject + 2 for `.ctx`
-    assert_eq!(used, 6 + 4 + 2 * subjects + 2 * subjects + 2);
+    // 7 fixed (the mode probe included) + 2 live pages + 2 deleted pages + 2
+    // version lists (live, all) per subject + 2 settings per subject + 2 for `.ctx`
+    assert_eq!(used, 7 + 4 + 2 * subjects + 2 * subjects + 2);
 
     assert_eq!(
         snap.global.compatibility,
@@ -685,13 +685,13 @@ async fn reading_one_by_one_gives_the_same_snapshot() {
     assert_eq!(one_by_one, bulk);
     let subjects = bulk.subjects.len() as u64;
     let versions = bulk.version_count() as u64;
-    // 6 fixed + 2 listings and 2 settings per subject + 1 per version + 2 for `.ctx`
+    // 7 fixed + 2 listings and 2 settings per subject + 1 per version + 2 for `.ctx`
     // (the refused bulk page is not sent to the server)
     assert_eq!(
         api.request_count() - before,
-        6 + 4 * subjects + versions + 2
+        7 + 4 * subjects + versions + 2
     );
-    assert_eq!(report.api_calls, 6 + 1 + 4 * subjects + versions + 2);
+    assert_eq!(report.api_calls, 7 + 1 + 4 * subjects + versions + 2);
 
     // a bulk listing that misses subjects (as without contexts): those are read one by one
     let partial = NoBulk {
@@ -1440,9 +1440,10 @@ async fn request_count_grows_with_subjects_not_versions() {
     .unwrap();
     let used = api.request_count() - before;
     assert_eq!(snap.version_count() as u64, 3 * n);
-    // 5 fixed + 2 pages (120 entries, then an empty page) + 1 version list per
-    // subject (the cross-check of the bulk listing) + 2 settings per subject
-    assert_eq!(used, 5 + 2 + n + 2 * n);
+    // 6 fixed (the mode probe included) + 2 pages (120 entries, then an empty
+    // page) + 1 version list per subject (the cross-check of the bulk listing)
+    // + 2 settings per subject
+    assert_eq!(used, 6 + 2 + n + 2 * n);
     assert_eq!(report.api_calls, used);
     eprintln!(
         "snapshot of {n} subjects / {} versions: {used} requests (bulk)",

@@ -546,6 +546,25 @@ async fn read_settings<A: RegistryApi + ?Sized>(
         .await
 }
 
+/// A subject no registry holds, asked for its mode by [`own_modes_told_apart`].
+const PROBE_SUBJECT: &str = "kafka-backup-probe-no-such-subject";
+
+/// Whether the registry tells a subject's own mode from the one it inherits,
+/// asked read-only with a subject that cannot exist: Confluent answers 40409
+/// (no mode of its own); a registry that answers with a mode, or 40401 (it
+/// resolves modes through the subject: Karapace 3.16, which answers
+/// `GET /mode/{s}` with the global mode for every subject), does not, and the
+/// modes it gives for subjects are taken as their own only where they differ
+/// from the global one. Without mode endpoints, nothing is inherited.
+async fn own_modes_told_apart<A: RegistryApi + ?Sized>(api: &A) -> Result<bool> {
+    match api.mode(Some(PROBE_SUBJECT)).await {
+        Ok(None) => Ok(true),
+        Ok(Some(_)) | Err(RegistryError::SubjectNotFound(_)) => Ok(false),
+        Err(RegistryError::EndpointNotFound(_)) => Ok(true),
+        Err(e) => Err(e),
+    }
+}
+
 /// [`fetch_with`] with the default page size.
 pub async fn fetch<A: RegistryApi + ?Sized>(
     api: &A,
@@ -565,8 +584,9 @@ pub async fn fetch<A: RegistryApi + ?Sized>(
 /// (see [`select`]), with each taken subject's own compatibility and mode,
 /// the global ones, the contexts and their own settings.
 ///
-/// Requests: 6 fixed (version, global level and mode, contexts, subject
-/// list, one more with soft-deleted ones) + the `/schemas` pages (twice with
+/// Requests: 7 fixed (version, global level and mode, contexts, subject
+/// list, one more with soft-deleted ones, the mode probe of
+/// [`own_modes_told_apart`]) + the `/schemas` pages (twice with
 /// soft-deleted versions) + 1 per subject (its version list; 2 with
 /// soft-deleted versions) + 2 per taken subject (its level and mode) + 2 per
 /// non-default context, plus 1 per version the bulk listing misses.
@@ -726,7 +746,14 @@ pub async fn fetch_with<A: RegistryApi + ?Sized>(
 
     // settings of each taken subject and of each context
     let subject_scopes = selection.versions.keys().map(|s| (s.clone(), s.clone()));
-    let settings = read_settings(api, &calls, concurrency, subject_scopes).await?;
+    let mut settings = read_settings(api, &calls, concurrency, subject_scopes).await?;
+    calls.add(1);
+    if !own_modes_told_apart(api).await? {
+        // a subject's mode as read is the global one unless it differs
+        for own in settings.values_mut() {
+            own.mode = own.mode.filter(|m| Some(*m) != global_mode);
+        }
+    }
     let contexts: BTreeSet<String> = contexts.into_iter().collect();
     let context_scopes = contexts
         .iter()
@@ -734,7 +761,6 @@ pub async fn fetch_with<A: RegistryApi + ?Sized>(
         .map(|c| (c.clone(), format!(":{c}:")));
     let context_settings = read_settings(api, &calls, concurrency, context_scopes).await?;
 
-    let mut settings = settings;
     let subjects = selection
         .versions
         .into_iter()
