@@ -1,5 +1,7 @@
 //! The REST layer: Confluent's routes, query flags, JSON shapes and error bodies on top of
-//! the [`Registry`] state machine.
+//! the [`Registry`] state machine. [`karapace`] holds the Karapace dialect's.
+
+mod karapace;
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -191,8 +193,11 @@ fn id_param(raw: &str) -> Result<i32, ApiError> {
         .map_err(|_| ApiError::new(404, 404, "HTTP 404 Not Found"))
 }
 
-/// Builds the router over a shared registry.
+/// Builds the router over a shared registry, with the routes of its dialect.
 pub fn router(state: SharedRegistry) -> Router {
+    if lock(&state).dialect().is_karapace() {
+        return karapace::router(state);
+    }
     Router::new()
         .route("/", get(root).post(root))
         .route("/v1/metadata/id", get(metadata_id))

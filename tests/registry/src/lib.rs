@@ -2,8 +2,10 @@
 //!
 //! [`registry::Registry`] is the pure, synchronous state machine holding every rule;
 //! [`http`] maps it onto Confluent's REST API and [`server`] serves that over HTTP(S)
-//! with optional basic / bearer authentication and (mutual) TLS.
+//! with optional basic / bearer authentication and (mutual) TLS. [`dialect`] names the
+//! registries it can imitate: Confluent (the default) and Karapace 3.16.
 
+pub mod dialect;
 pub mod error;
 pub mod http;
 pub mod registry;
@@ -11,4 +13,5 @@ pub mod schema;
 pub mod server;
 pub mod types;
 
+pub use dialect::Dialect;
 pub use server::{ServeOptions, serve, serve_with_shutdown, tls_config};

@@ -4,7 +4,7 @@ use std::io::Write;
 use std::process::ExitCode;
 
 use clap::Parser;
-use sr_test_registry::{ServeOptions, serve_with_shutdown, tls_config};
+use sr_test_registry::{Dialect, ServeOptions, serve_with_shutdown, tls_config};
 use tokio::net::TcpListener;
 
 /// In-memory Confluent-compatible Schema Registry for tests and local runs.
@@ -32,6 +32,10 @@ struct Cli {
     /// PEM CA bundle; clients must present a certificate it signed (mutual TLS).
     #[arg(long, requires = "tls_cert")]
     tls_client_ca: Option<String>,
+    /// Which registry to behave like: `confluent`, or `karapace-3.16` (Karapace 3.16.0's
+    /// deviations from Confluent: no contexts, no writable modes, ...; see the README).
+    #[arg(long, default_value = "confluent", value_name = "DIALECT")]
+    dialect: Dialect,
 }
 
 async fn shutdown_signal() {
@@ -92,11 +96,12 @@ async fn run(cli: Cli) -> Result<(), String> {
         writeln!(out, "listening on {scheme}://{addr}").map_err(|e| e.to_string())?;
         out.flush().map_err(|e| e.to_string())?;
     }
-    tracing::info!("serving on {scheme}://{addr}");
+    tracing::info!(dialect = %cli.dialect, "serving on {scheme}://{addr}");
     let options = ServeOptions {
         basic_auth,
         bearer_token: cli.bearer_token,
         tls,
+        dialect: cli.dialect,
     };
     serve_with_shutdown(listener, options, shutdown_signal())
         .await

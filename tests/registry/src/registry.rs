@@ -6,6 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use crate::dialect::{Dialect, karapace_json};
 use crate::error::{RegistryError, Result};
 use crate::schema::{self, ResolvedRef};
 use crate::types::{
@@ -35,8 +36,12 @@ pub struct StoredSchema {
     pub schema_type: SchemaType,
     /// Text served back.
     pub text: String,
-    /// Identity key (see [`schema::Parsed::canonical`]).
+    /// Identity key (see [`schema::Parsed::canonical`]; in the Karapace dialect the stored
+    /// text of Avro and JSON Schema).
     pub canonical: String,
+    /// What the schema means ([`schema::Parsed::canonical`] in every dialect): lookups
+    /// match on it.
+    pub meaning: String,
     /// References as given (relative to the subject's context).
     pub references: Vec<Reference>,
 }
@@ -45,6 +50,12 @@ impl StoredSchema {
     fn same_content(&self, other: &StoredSchema) -> bool {
         self.schema_type == other.schema_type
             && self.canonical == other.canonical
+            && self.references == other.references
+    }
+
+    fn same_meaning(&self, other: &StoredSchema) -> bool {
+        self.schema_type == other.schema_type
+            && self.meaning == other.meaning
             && self.references == other.references
     }
 }
@@ -171,6 +182,11 @@ pub struct Registry {
     /// Scope key → mode.
     modes: HashMap<String, Mode>,
     default_compatibility: Compatibility,
+    dialect: Dialect,
+    /// Karapace: subjects a config write made known without a version.
+    config_subjects: BTreeSet<String>,
+    /// Karapace: every id ever given out, with its content (never pruned).
+    ids_ever: BTreeMap<i32, StoredSchema>,
 }
 
 impl Default for Registry {
@@ -195,6 +211,11 @@ fn scope_key(q: &QualifiedSubject) -> String {
 impl Registry {
     /// An empty registry: global level BACKWARD, global mode READWRITE, default context only.
     pub fn new() -> Self {
+        Self::with_dialect(Dialect::Confluent)
+    }
+
+    /// An empty registry behaving like `dialect` (see [`crate::dialect`]).
+    pub fn with_dialect(dialect: Dialect) -> Self {
         let mut contexts = BTreeMap::new();
         contexts.insert(DEFAULT_CONTEXT.to_string(), Context::default());
         Self {
@@ -202,7 +223,38 @@ impl Registry {
             configs: HashMap::new(),
             modes: HashMap::new(),
             default_compatibility: Compatibility::Backward,
+            dialect,
+            config_subjects: BTreeSet::new(),
+            ids_ever: BTreeMap::new(),
         }
+    }
+
+    /// The dialect this registry speaks.
+    pub fn dialect(&self) -> Dialect {
+        self.dialect
+    }
+
+    fn karapace(&self) -> bool {
+        self.dialect.is_karapace()
+    }
+
+    /// A subject name split into context and name; Karapace has no contexts, so there
+    /// every name is a plain subject of the default context.
+    fn subject_of(&self, raw: &str) -> QualifiedSubject {
+        if self.karapace() {
+            QualifiedSubject {
+                context: DEFAULT_CONTEXT.to_string(),
+                name: raw.to_string(),
+            }
+        } else {
+            QualifiedSubject::parse(raw)
+        }
+    }
+
+    /// Karapace: whether its subject table holds `q` (any version, or a config write).
+    fn karapace_knows(&self, q: &QualifiedSubject) -> bool {
+        self.versions(q).is_some_and(|vs| !vs.is_empty())
+            || self.config_subjects.contains(&q.qualified())
     }
 
     fn versions(&self, q: &QualifiedSubject) -> Option<&BTreeMap<i32, VersionEntry>> {
@@ -240,7 +292,7 @@ impl Registry {
 
     /// The mode that applies to `subject` (its own, its context's, the global one, READWRITE).
     pub fn mode_in_scope(&self, subject: &str) -> Mode {
-        let q = QualifiedSubject::parse(subject);
+        let q = self.subject_of(subject);
         Self::scope_chain(&q)
             .iter()
             .find_map(|k| self.modes.get(k).copied())
@@ -249,7 +301,7 @@ impl Registry {
 
     /// The level that applies to `subject`.
     pub fn compatibility_in_scope(&self, subject: &str) -> Compatibility {
-        let q = QualifiedSubject::parse(subject);
+        let q = self.subject_of(subject);
         Self::scope_chain(&q)
             .iter()
             .find_map(|k| self.configs.get(k).copied())
@@ -262,7 +314,7 @@ impl Registry {
         subject: Option<&str>,
         default_to_global: bool,
     ) -> Result<Compatibility> {
-        let q = QualifiedSubject::parse(subject.unwrap_or(""));
+        let q = self.subject_of(subject.unwrap_or(""));
         let key = scope_key(&q);
         if key.is_empty() {
             return Ok(self
@@ -270,6 +322,9 @@ impl Registry {
                 .get("")
                 .copied()
                 .unwrap_or(self.default_compatibility));
+        }
+        if self.karapace() && !self.karapace_knows(&q) {
+            return Err(RegistryError::SubjectNotFound(key));
         }
         match self.configs.get(&key) {
             Some(level) => Ok(*level),
@@ -281,7 +336,7 @@ impl Registry {
     fn check_not_read_only(&self, subject: Option<&str>) -> Result<()> {
         let name = subject.unwrap_or("");
         if self.mode_in_scope(name).is_read_only() {
-            let q = QualifiedSubject::parse(name);
+            let q = self.subject_of(name);
             return Err(RegistryError::OperationNotPermitted(format!(
                 "Subject {} in context {} is in read-only mode",
                 subject
@@ -295,18 +350,27 @@ impl Registry {
 
     /// `PUT /config[/{subject}]`.
     pub fn set_config(&mut self, subject: Option<&str>, level: Compatibility) -> Result<()> {
-        let q = QualifiedSubject::parse(subject.unwrap_or(""));
+        let q = self.subject_of(subject.unwrap_or(""));
         let key = scope_key(&q);
         self.check_not_read_only((!key.is_empty()).then_some(key.as_str()))?;
+        if self.karapace() && !key.is_empty() {
+            self.config_subjects.insert(key.clone());
+        }
         self.configs.insert(key, level);
         Ok(())
     }
 
-    /// `DELETE /config[/{subject}]`: returns the removed level.
+    /// `DELETE /config[/{subject}]`: returns the removed level (Karapace: the global level,
+    /// and the subject becomes known even when it had no level).
     pub fn delete_config(&mut self, subject: Option<&str>) -> Result<Compatibility> {
-        let q = QualifiedSubject::parse(subject.unwrap_or(""));
+        let q = self.subject_of(subject.unwrap_or(""));
         let key = scope_key(&q);
         self.check_not_read_only((!key.is_empty()).then_some(key.as_str()))?;
+        if self.karapace() && !key.is_empty() {
+            self.configs.remove(&key);
+            self.config_subjects.insert(key);
+            return self.get_config(None, false);
+        }
         if key.is_empty() {
             return Ok(self
                 .configs
@@ -320,10 +384,17 @@ impl Registry {
 
     /// `GET /mode[/{subject}]`.
     pub fn get_mode(&self, subject: Option<&str>, default_to_global: bool) -> Result<Mode> {
-        let q = QualifiedSubject::parse(subject.unwrap_or(""));
+        let q = self.subject_of(subject.unwrap_or(""));
         let key = scope_key(&q);
         if key.is_empty() {
             return Ok(self.modes.get("").copied().unwrap_or(Mode::ReadWrite));
+        }
+        if self.karapace() {
+            // no subject modes: the global one for any subject it knows
+            return match self.karapace_knows(&q) {
+                true => self.get_mode(None, false),
+                false => Err(RegistryError::SubjectNotFound(key)),
+            };
         }
         match self.modes.get(&key) {
             Some(mode) => Ok(*mode),
@@ -337,7 +408,7 @@ impl Registry {
     /// Switching to IMPORT needs the scope to hold no live subject (unless `force`); the
     /// scope's soft-deleted versions are then removed for good, as Confluent does.
     pub fn set_mode(&mut self, subject: Option<&str>, mode: Mode, force: bool) -> Result<()> {
-        let q = QualifiedSubject::parse(subject.unwrap_or(""));
+        let q = self.subject_of(subject.unwrap_or(""));
         let key = scope_key(&q);
         if mode == Mode::Import && self.mode_in_scope(&key) != Mode::Import && !force {
             let in_scope: Vec<QualifiedSubject> = self
@@ -390,7 +461,7 @@ impl Registry {
 
     /// `DELETE /mode[/{subject}]`: returns the removed mode.
     pub fn delete_mode(&mut self, subject: Option<&str>) -> Result<Mode> {
-        let q = QualifiedSubject::parse(subject.unwrap_or(""));
+        let q = self.subject_of(subject.unwrap_or(""));
         let key = scope_key(&q);
         if key.is_empty() {
             return Ok(self.modes.remove("").unwrap_or(Mode::ReadWrite));
@@ -428,12 +499,21 @@ impl Registry {
                 }
             }
         }
+        if self.karapace() && filter == DeletedFilter::IncludeDeleted {
+            // its subject table: subjects a config write made known are listed too
+            for s in &self.config_subjects {
+                if !out.contains(s) {
+                    out.push(s.clone());
+                }
+            }
+            out.sort();
+        }
         out
     }
 
     /// `GET /subjects/{subject}/versions`.
     pub fn list_versions(&self, subject: &str, filter: DeletedFilter) -> Result<Vec<i32>> {
-        let q = QualifiedSubject::parse(subject);
+        let q = self.subject_of(subject);
         if !self.has_subject(&q, filter != DeletedFilter::Live) {
             return Err(RegistryError::SubjectNotFound(q.qualified()));
         }
@@ -475,7 +555,7 @@ impl Registry {
         version: VersionId,
         include_deleted: bool,
     ) -> Result<SchemaRecord> {
-        let q = QualifiedSubject::parse(subject);
+        let q = self.subject_of(subject);
         match self.resolve_version(&q, version, include_deleted) {
             Some((v, e)) => Ok(Self::record(&q, v, e)),
             None if !self.has_subject(&q, include_deleted) => {
@@ -562,8 +642,9 @@ impl Registry {
         version: VersionId,
         include_deleted: bool,
     ) -> Result<Vec<i32>> {
-        let record = self.get_version(subject, version, true)?;
-        let q = QualifiedSubject::parse(subject);
+        // Karapace resolves the version among the live ones only
+        let record = self.get_version(subject, version, !self.karapace())?;
+        let q = self.subject_of(subject);
         Ok(self
             .referenced_by_ids(&q, record.version, include_deleted)
             .into_iter()
@@ -588,14 +669,29 @@ impl Registry {
                     context: context.clone(),
                     name: name.clone(),
                 };
-                let visible: Vec<(&i32, &VersionEntry)> = versions
-                    .iter()
-                    .filter(|(_, e)| include_deleted || !e.deleted)
-                    .collect();
-                let chosen: Vec<(&i32, &VersionEntry)> = if latest_only {
-                    visible.last().copied().into_iter().collect()
+                let chosen: Vec<(&i32, &VersionEntry)> = if self.karapace() {
+                    // Karapace's `find_schemas`: the latest version whatever its state,
+                    // then `deleted=true` *drops* the soft-deleted ones
+                    let all: Vec<(&i32, &VersionEntry)> = versions.iter().collect();
+                    let picked: Vec<(&i32, &VersionEntry)> = if latest_only {
+                        all.last().copied().into_iter().collect()
+                    } else {
+                        all
+                    };
+                    picked
+                        .into_iter()
+                        .filter(|(_, e)| !include_deleted || !e.deleted)
+                        .collect()
                 } else {
-                    visible
+                    let visible: Vec<(&i32, &VersionEntry)> = versions
+                        .iter()
+                        .filter(|(_, e)| include_deleted || !e.deleted)
+                        .collect();
+                    if latest_only {
+                        visible.last().copied().into_iter().collect()
+                    } else {
+                        visible
+                    }
                 };
                 out.extend(chosen.into_iter().map(|(v, e)| Self::record(&q, *v, e)));
             }
@@ -643,7 +739,7 @@ impl Registry {
         match subject {
             None => find(DEFAULT_CONTEXT, None),
             Some(raw) => {
-                let q = QualifiedSubject::parse(raw);
+                let q = self.subject_of(raw);
                 let prefer = (!q.name.is_empty()).then_some(q.name.as_str());
                 if q.context != DEFAULT_CONTEXT || q.name.is_empty() {
                     return find(&q.context, prefer);
@@ -659,7 +755,26 @@ impl Registry {
     }
 
     /// `GET /schemas/ids/{id}[?subject=]`: the content plus one subject/version holding it.
+    ///
+    /// Karapace never forgets an id: one whose every version was deleted for good is still
+    /// found, as a record without subject (`""`) and version (0).
     pub fn schema_by_id(&self, id: i32, subject: Option<&str>) -> Result<SchemaRecord> {
+        if self.karapace() {
+            return match self.id_lookup(id, None) {
+                Some((q, v, e)) => Ok(Self::record(&q, v, e)),
+                None => self
+                    .ids_ever
+                    .get(&id)
+                    .map(|schema| SchemaRecord {
+                        subject: String::new(),
+                        version: 0,
+                        id,
+                        schema: schema.clone(),
+                        deleted: true,
+                    })
+                    .ok_or(RegistryError::SchemaNotFound),
+            };
+        }
         self.id_lookup(id, subject)
             .map(|(q, v, e)| Self::record(&q, v, e))
             .ok_or(RegistryError::SchemaIdNotFound(i64::from(id)))
@@ -672,9 +787,13 @@ impl Registry {
         subject: Option<&str>,
         include_deleted: bool,
     ) -> Result<Vec<(String, i32)>> {
-        let (q, _, entry) = self
-            .id_lookup(id, subject)
-            .ok_or(RegistryError::SchemaNotFound)?;
+        let Some((q, _, entry)) = self.id_lookup(id, subject) else {
+            // Karapace lists what holds the id: nothing, for an unknown one
+            return match self.karapace() {
+                true => Ok(Vec::new()),
+                false => Err(RegistryError::SchemaNotFound),
+            };
+        };
         let ctx = self
             .contexts
             .get(&q.context)
@@ -722,7 +841,7 @@ impl Registry {
         if format.trim().is_empty() {
             return Ok(record.schema.text.clone());
         }
-        let q = QualifiedSubject::parse(&record.subject);
+        let q = self.subject_of(&record.subject);
         let refs = self.resolve_refs(&q, &record.schema.references, record.schema.schema_type)?;
         schema::formatted(
             record.schema.schema_type,
@@ -815,11 +934,28 @@ impl Registry {
         }
         let resolved = self.resolve_refs(q, &request.references, schema_type)?;
         let parsed = schema::parse(schema_type, text, &resolved, normalize)?;
+        let (text, canonical, meaning) = match schema_type {
+            // Karapace stores the submitted JSON re-encoded (sorted keys, compact) and
+            // tells schemas apart by that text; its lookup compares parsed Avro schemas,
+            // and JSON Schemas as JSON values (which the sorted text already is)
+            SchemaType::Avro | SchemaType::Json if self.karapace() => {
+                let value: serde_json::Value = serde_json::from_str(text)
+                    .map_err(|e| RegistryError::InvalidSchema(e.to_string()))?;
+                let stored = karapace_json(&value);
+                let meaning = match schema_type {
+                    SchemaType::Avro => parsed.canonical,
+                    _ => stored.clone(),
+                };
+                (stored.clone(), stored, meaning)
+            }
+            _ => (parsed.stored, parsed.canonical.clone(), parsed.canonical),
+        };
         Ok((
             StoredSchema {
                 schema_type,
-                text: parsed.stored,
-                canonical: parsed.canonical,
+                text,
+                canonical,
+                meaning,
                 references: request.references.clone(),
             },
             resolved,
@@ -912,12 +1048,12 @@ impl Registry {
         normalize: bool,
         include_deleted: bool,
     ) -> Result<SchemaRecord> {
-        let q = QualifiedSubject::parse(subject);
+        let q = self.subject_of(subject);
         let (content, _) = self.parse_request(&q, request, normalize)?;
         let found = self.versions(&q).and_then(|vs| {
             vs.iter()
                 .rev()
-                .find(|(_, e)| (include_deleted || !e.deleted) && e.schema.same_content(&content))
+                .find(|(_, e)| (include_deleted || !e.deleted) && e.schema.same_meaning(&content))
         });
         match found {
             Some((v, e)) => Ok(Self::record(&q, *v, e)),
@@ -937,12 +1073,13 @@ impl Registry {
         request: &SchemaRequest,
         normalize: bool,
     ) -> Result<Vec<String>> {
-        let q = QualifiedSubject::parse(subject);
+        let q = self.subject_of(subject);
         let only = match version {
             None => None,
             Some(v) => match self.resolve_version(&q, v, false) {
                 Some((n, _)) => Some(n),
-                None if v == VersionId::Latest => {
+                // Karapace: 40402 for any version it cannot find, `latest` included
+                None if v == VersionId::Latest && !self.karapace() => {
                     return self
                         .parse_request(&q, request, normalize)
                         .map(|_| Vec::new());
@@ -975,7 +1112,7 @@ impl Registry {
         request: &SchemaRequest,
         normalize: bool,
     ) -> Result<SchemaRecord> {
-        let q = QualifiedSubject::parse(subject);
+        let q = self.subject_of(subject);
         let qualified = q.qualified();
         if q.name.is_empty() {
             return Err(RegistryError::InvalidSubject(subject.to_string()));
@@ -1022,7 +1159,15 @@ impl Registry {
         }
 
         let ctx = self.contexts.get(&q.context);
-        let existing_id = ctx.and_then(|c| c.id_for_content(&content));
+        let existing_id = if self.karapace() {
+            // Karapace finds the content among every id it ever gave out
+            self.ids_ever
+                .iter()
+                .find(|(_, schema)| schema.same_content(&content))
+                .map(|(id, _)| *id)
+        } else {
+            ctx.and_then(|c| c.id_for_content(&content))
+        };
         let mut schema_id = requested_id;
         if let Some(eid) = existing_id
             && requested_id.is_none_or(|id| id == eid)
@@ -1079,10 +1224,12 @@ impl Registry {
         };
         ctx.max_id = ctx.max_id.max(id);
 
-        // Older soft-deleted versions with the same id are dropped for good unless referenced.
+        // Older soft-deleted versions with the same id are dropped for good unless referenced
+        // (not by Karapace, which keeps them).
         let stale: Vec<i32> = ctx
             .subjects
             .get(&q.name)
+            .filter(|_| !self.dialect.is_karapace())
             .map(|vs| {
                 vs.iter()
                     .filter(|(v, e)| e.deleted && e.id == id && **v < version)
@@ -1094,6 +1241,9 @@ impl Registry {
             .into_iter()
             .filter(|v| self.referenced_by_ids(&q, *v, true).is_empty())
             .collect();
+        if self.karapace() {
+            self.ids_ever.entry(id).or_insert_with(|| content.clone());
+        }
         let ctx = self.contexts.entry(q.context.clone()).or_default();
         let versions = ctx.subjects.entry(q.name.clone()).or_default();
         for v in stale {
@@ -1116,7 +1266,7 @@ impl Registry {
         version: VersionId,
         permanent: bool,
     ) -> Result<i32> {
-        let q = QualifiedSubject::parse(subject);
+        let q = self.subject_of(subject);
         let qualified = q.qualified();
         if let VersionId::Number(n) = version
             && !permanent
@@ -1162,6 +1312,7 @@ impl Registry {
                 ctx.subjects.remove(&q.name);
                 self.modes.remove(&qualified);
                 self.configs.remove(&qualified);
+                self.config_subjects.remove(&qualified);
             }
         } else if let Some(e) = versions.get_mut(&v) {
             e.deleted = true;
@@ -1171,7 +1322,7 @@ impl Registry {
 
     /// `DELETE /subjects/{subject}[?permanent=true]`: the versions deleted.
     pub fn delete_subject(&mut self, subject: &str, permanent: bool) -> Result<Vec<i32>> {
-        let q = QualifiedSubject::parse(subject);
+        let q = self.subject_of(subject);
         let qualified = q.qualified();
         if !self.has_subject(&q, true) {
             return Err(RegistryError::SubjectNotFound(qualified));
@@ -1204,6 +1355,7 @@ impl Registry {
             ctx.subjects.remove(&q.name);
             self.modes.remove(&qualified);
             self.configs.remove(&qualified);
+            self.config_subjects.remove(&qualified);
         } else if let Some(vs) = ctx.subjects.get_mut(&q.name) {
             vs.values_mut().for_each(|e| e.deleted = true);
         }

@@ -20,6 +20,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 
+use crate::dialect::Dialect;
 use crate::http::{self, respond};
 use crate::registry::Registry;
 
@@ -32,6 +33,8 @@ pub struct ServeOptions {
     pub bearer_token: Option<String>,
     /// Serve HTTPS with this configuration.
     pub tls: Option<Arc<ServerConfig>>,
+    /// Which registry to behave like.
+    pub dialect: Dialect,
 }
 
 impl std::fmt::Debug for ServeOptions {
@@ -40,6 +43,7 @@ impl std::fmt::Debug for ServeOptions {
             .field("basic_auth", &self.basic_auth.as_ref().map(|(u, _)| u))
             .field("bearer_token", &self.bearer_token.as_ref().map(|_| "***"))
             .field("tls", &self.tls.is_some())
+            .field("dialect", &self.dialect)
             .finish()
     }
 }
@@ -234,7 +238,7 @@ pub async fn serve_with_shutdown(
     options: ServeOptions,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> io::Result<()> {
-    let registry = Arc::new(Mutex::new(Registry::new()));
+    let registry = Arc::new(Mutex::new(Registry::with_dialect(options.dialect)));
     let app = app(registry, &options);
     match options.tls.clone() {
         None => {

@@ -61,7 +61,7 @@ async fn basic_and_bearer_auth() {
     let addr = start(ServeOptions {
         basic_auth: Some(("u".into(), "p".into())),
         bearer_token: Some("tok".into()),
-        tls: None,
+        ..Default::default()
     })
     .await;
     let reply = call(addr, "GET", "/subjects", "", "").await;

@@ -736,3 +736,192 @@ fn reregistering_soft_deleted_schema_reuses_id_and_drops_old_version() {
         vec![2]
     );
 }
+
+// ----- the Karapace 3.16 dialect ------------------------------------------------------
+
+fn karapace() -> Registry {
+    Registry::with_dialect(Dialect::Karapace316)
+}
+
+#[test]
+fn karapace_subject_mode_is_the_global_one_for_subjects_it_knows() {
+    let mut r = karapace();
+    assert_eq!(code(r.get_mode(Some("s"), false)), 40401);
+    r.register("s", &avro(V1), false).unwrap();
+    assert_eq!(r.get_mode(Some("s"), false).unwrap(), Mode::ReadWrite);
+    assert_eq!(r.get_mode(None, false).unwrap(), Mode::ReadWrite);
+}
+
+#[test]
+fn karapace_config_of_an_unknown_subject_is_40401_until_a_config_write() {
+    let mut r = karapace();
+    assert_eq!(code(r.get_config(Some("ghost"), false)), 40401);
+    assert_eq!(code(r.get_config(Some("ghost"), true)), 40401);
+    // deleting a level that was never set answers the global level and makes it known
+    assert_eq!(
+        r.delete_config(Some("ghost")).unwrap(),
+        Compatibility::Backward
+    );
+    assert_eq!(code(r.get_config(Some("ghost"), false)), 40408);
+    assert_eq!(
+        r.get_config(Some("ghost"), true).unwrap(),
+        Compatibility::Backward
+    );
+    assert_eq!(r.get_mode(Some("ghost"), false).unwrap(), Mode::ReadWrite);
+    r.set_config(Some("other"), Compatibility::None).unwrap();
+    // listed with deleted=true only, and still without versions
+    assert!(r.list_subjects(None, DeletedFilter::Live).is_empty());
+    assert_eq!(
+        r.list_subjects(None, DeletedFilter::IncludeDeleted),
+        vec!["ghost".to_string(), "other".to_string()]
+    );
+    assert_eq!(
+        code(r.list_versions("other", DeletedFilter::IncludeDeleted)),
+        40401
+    );
+    // a subject deleted for good is forgotten, its level with it
+    r.register("other", &avro(V1), false).unwrap();
+    r.delete_subject("other", false).unwrap();
+    r.delete_subject("other", true).unwrap();
+    assert_eq!(code(r.get_config(Some("other"), false)), 40401);
+}
+
+#[test]
+fn karapace_delete_config_answers_the_global_level() {
+    let mut r = karapace();
+    r.register("s", &avro(V1), false).unwrap();
+    r.set_config(None, Compatibility::Full).unwrap();
+    r.set_config(Some("s"), Compatibility::None).unwrap();
+    assert_eq!(r.delete_config(Some("s")).unwrap(), Compatibility::Full);
+    assert_eq!(code(r.get_config(Some("s"), false)), 40408);
+}
+
+#[test]
+fn karapace_schemas_listing_inverts_the_deleted_flag() {
+    let mut r = karapace();
+    r.set_config(Some("s"), Compatibility::None).unwrap();
+    r.register("s", &avro(V1), false).unwrap();
+    r.register(
+        "s",
+        &avro(&record("Q", r#"{"name":"q","type":"int"}"#)),
+        false,
+    )
+    .unwrap();
+    r.delete_version("s", VersionId::Number(2), false).unwrap();
+    let versions = |records: Vec<SchemaRecord>| -> Vec<i32> {
+        records.into_iter().map(|r| r.version).collect()
+    };
+    // no flag: soft-deleted versions included; deleted=true: left out
+    assert_eq!(versions(r.list_schemas(None, false, false)), vec![1, 2]);
+    assert_eq!(versions(r.list_schemas(None, true, false)), vec![1]);
+    // latestOnly takes the highest version even when it is soft-deleted
+    assert_eq!(versions(r.list_schemas(None, false, true)), vec![2]);
+    assert!(r.list_schemas(None, true, true).is_empty());
+}
+
+#[test]
+fn karapace_never_forgets_an_id() {
+    let mut r = karapace();
+    let first = r.register("s", &avro(V1), false).unwrap();
+    r.delete_subject("s", false).unwrap();
+    r.delete_subject("s", true).unwrap();
+    let by_id = r.schema_by_id(first.id, None).unwrap();
+    assert_eq!(by_id.schema.text, first.schema.text);
+    assert!(r.versions_for_id(first.id, None, true).unwrap().is_empty());
+    // unknown ids: 40403 by id, an empty list of versions
+    assert_eq!(code(r.schema_by_id(99, None)), 40403);
+    assert!(r.versions_for_id(99, None, true).unwrap().is_empty());
+    // the same content elsewhere gets the id back
+    let other = r.register("t", &avro(&record("Z", "")), false).unwrap();
+    assert_eq!(other.id, 2);
+    let again = r.register("u", &avro(V1), false).unwrap();
+    assert_eq!(again.id, first.id);
+}
+
+#[test]
+fn karapace_keeps_a_soft_deleted_version_when_its_schema_comes_back() {
+    let mut r = karapace();
+    r.register("s", &avro(V1), false).unwrap();
+    r.delete_version("s", VersionId::Number(1), false).unwrap();
+    let again = r.register("s", &avro(V1), false).unwrap();
+    assert_eq!((again.id, again.version), (1, 2));
+    assert_eq!(
+        r.list_versions("s", DeletedFilter::IncludeDeleted).unwrap(),
+        vec![1, 2]
+    );
+}
+
+#[test]
+fn karapace_stores_sorted_json_and_tells_schemas_apart_by_it() {
+    let mut r = karapace();
+    let spaced = r#"{"type": "record", "name": "R", "fields": [{"type": "int", "name": "a"}]}"#;
+    let first = r.register("s", &avro(spaced), false).unwrap();
+    assert_eq!(
+        first.schema.text,
+        r#"{"fields":[{"name":"a","type":"int"}],"name":"R","type":"record"}"#
+    );
+    // the same text in another key order is the same schema
+    let same = r.register("s", &avro(V1), false).unwrap();
+    assert_eq!((same.id, same.version), (1, 1));
+    // the same meaning in other words is another schema, with its own id
+    r.register("p", &avro(r#""string""#), false).unwrap();
+    let long = r
+        .register("p", &avro(r#"{"type":"string"}"#), false)
+        .unwrap();
+    assert_eq!((long.id, long.version), (3, 2));
+    // a lookup matches by meaning and answers the newest such version
+    let found = r.lookup("p", &avro(r#""string""#), false, false).unwrap();
+    assert_eq!(found.version, 2);
+}
+
+#[test]
+fn karapace_has_no_contexts() {
+    let mut r = karapace();
+    r.register("plain", &avro(V1), false).unwrap();
+    let in_ctx = r
+        .register(":.ctx:s", &avro(&record("C", "")), false)
+        .unwrap();
+    assert_eq!((in_ctx.subject.as_str(), in_ctx.id), (":.ctx:s", 2));
+    assert_eq!(
+        r.list_subjects(None, DeletedFilter::Live),
+        vec![":.ctx:s".to_string(), "plain".to_string()]
+    );
+}
+
+#[test]
+fn karapace_compatibility_of_an_unknown_version_is_40402() {
+    let mut r = karapace();
+    assert_eq!(
+        code(r.check_compatibility("nope", Some(VersionId::Latest), &avro(V1), false)),
+        40402
+    );
+    r.register("s", &avro(V1), false).unwrap();
+    assert_eq!(
+        code(r.check_compatibility("s", Some(VersionId::Number(2)), &avro(V1), false)),
+        40402
+    );
+    assert!(
+        r.check_compatibility("s", Some(VersionId::Latest), &avro(V2_DEFAULT), false)
+            .unwrap()
+            .is_empty()
+    );
+}
+
+#[test]
+fn karapace_referencedby_reads_live_versions_only() {
+    let mut r = karapace();
+    r.register("s", &avro(V1), false).unwrap();
+    r.register("s", &avro(V2_DEFAULT), false).unwrap();
+    r.delete_version("s", VersionId::Number(1), false).unwrap();
+    assert_eq!(
+        code(r.referenced_by("s", VersionId::Number(1), false)),
+        40402
+    );
+    assert!(
+        r.referenced_by("s", VersionId::Number(2), false)
+            .unwrap()
+            .is_empty()
+    );
+    r.delete_subject("s", false).unwrap();
+    assert_eq!(code(r.referenced_by("s", VersionId::Latest, false)), 40401);
+}
