@@ -56,15 +56,19 @@
 //!   (the flag is inverted); `latestOnly=true` takes each subject's highest version, even a
 //!   soft-deleted one; every entry carries `schemaType`, AVRO included;
 //! - `GET /schemas/ids/{id}` ignores `subject`; lookup answers without `references`;
-//!   `format` is honoured by `GET /schemas/ids/{id}` only;
+//!   `format` is honoured by `GET /schemas/ids/{id}` only, and only `serialized` on a
+//!   Protobuf schema, with Karapace's defects: HTTP 500 for a schema with references, and
+//!   a descriptor whose message- and enum-typed fields lack their `type` (see
+//!   `schema::protobuf::karapace_serialized`);
 //! - `POST /compatibility/subjects/{s}/versions/{v}` of an unknown subject or version is
 //!   40402 (Confluent: compatible for `latest`) and answers `{"is_compatible"}` only;
 //! - `referencedby` of a soft-deleted version is 40402 (40401 when the whole subject is);
 //! - `GET /schemas/types` is `["JSON","AVRO","PROTOBUF"]`.
 //!
 //! Not reproduced: Karapace's own `.proto` re-printing (Protobuf text is stored as our
-//! Confluent dialect stores it), its `format=serialized` defects (`KARAPACE.md`), error
-//! message texts other than the ones named above, the order of subjects in listings
+//! Confluent dialect stores it, so the type names of a serialized descriptor are a guess
+//! at what the text wrote), the reasons in its 409 messages (ours are Confluent-shaped),
+//! other error message texts than the ones named above, the order of subjects in listings
 //! (Karapace: first registration; here: by name) and the references bookkeeping of soft
 //! deletes.
 

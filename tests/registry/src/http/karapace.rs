@@ -15,11 +15,12 @@ use serde_json::{Map, Value, json};
 
 use super::{
     ApiError, ApiResult, Params, SharedRegistry, add_schema_fields, flag, id_param, lock, ok,
-    parse_body, schema_request, version_param, with_format,
+    parse_body, schema_request, version_param,
 };
 use crate::error::RegistryError;
 use crate::registry::{DeletedFilter, SchemaRecord};
-use crate::types::Compatibility;
+use crate::schema::protobuf;
+use crate::types::{Compatibility, SchemaType};
 
 /// Builds Karapace's route table over a shared registry.
 pub fn router(state: SharedRegistry) -> Router {
@@ -360,11 +361,33 @@ async fn schema_by_id(
     Path(id): Path<String>,
     Query(p): Params,
 ) -> ApiResult {
-    // `subject` is ignored; `format=serialized` works as on Confluent
+    // `subject` is ignored; of the formats only `serialized` is known, and only for
+    // Protobuf, with Karapace's defects: HTTP 500 for a schema with references, a
+    // descriptor without the types of message and enum fields otherwise
     let id = id_param(&id)?;
     let registry = lock(&s);
-    let record = registry.schema_by_id(id, None)?;
-    let record = with_format(&registry, record, &p)?;
+    let mut record = registry.schema_by_id(id, None)?;
+    let serialized = p
+        .get("format")
+        .is_some_and(|f| f.eq_ignore_ascii_case("serialized"))
+        && record.schema.schema_type == SchemaType::Protobuf;
+    if serialized {
+        if !record.schema.references.is_empty() {
+            // aiohttp's error middleware: plain `application/json`
+            let mut response = (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                json!({"error_code": 500, "message": "Internal server error"}).to_string(),
+            )
+                .into_response();
+            response.headers_mut().insert(
+                header::CONTENT_TYPE,
+                HeaderValue::from_static("application/json"),
+            );
+            return Ok(response);
+        }
+        let b64 = registry.formatted(&record, "serialized")?;
+        record.schema.text = protobuf::karapace_serialized(&b64).unwrap_or(b64);
+    }
     let mut m = Map::new();
     add_schema_fields(&mut m, &record);
     ok(Value::Object(m))

@@ -533,6 +533,69 @@ pub fn serialized(text: &str, refs: &[ResolvedRef]) -> Result<Option<String>, St
         .map(|c| descriptor::encode_base64(&c.serialized(descriptor::SERIALIZED_NAME))))
 }
 
+/// Karapace 3.16's `format=serialized` of a schema whose descriptor is `b64` (base64 of a
+/// `FileDescriptorProto`), with the defects its `protobuf/serialization.py` has: the file
+/// has no name, fields of a message or enum type carry no `type` (a reader takes
+/// `TYPE_DOUBLE`) and name their type as the `.proto` text wrote it, which is taken here to
+/// be relative to the enclosing scopes (`Line` inside `Order`, `Status` in the package), no
+/// field has a `json_name`, and every enum value carries `options { deprecated: ... }`.
+/// `None` when `b64` is not a descriptor.
+pub fn karapace_serialized(b64: &str) -> Option<String> {
+    use prost::Message as _;
+
+    let mut file = descriptor::decode_base64(b64)?;
+    file.name = None;
+    let scope = match file.package() {
+        "" => String::new(),
+        package => format!(".{package}"),
+    };
+    for message in &mut file.message_type {
+        karapace_message(message, &scope);
+    }
+    karapace_enums(&mut file.enum_type);
+    Some(descriptor::encode_base64(&file.encode_to_vec()))
+}
+
+fn karapace_enums(enums: &mut [prost_types::EnumDescriptorProto]) {
+    for value in enums.iter_mut().flat_map(|e| e.value.iter_mut()) {
+        let deprecated = value.options.as_ref().and_then(|o| o.deprecated);
+        value.options = Some(prost_types::EnumValueOptions {
+            deprecated: Some(deprecated.unwrap_or(false)),
+            ..Default::default()
+        });
+    }
+}
+
+fn karapace_message(message: &mut prost_types::DescriptorProto, scope: &str) {
+    use prost_types::field_descriptor_proto::Type;
+
+    let full = format!("{scope}.{}", message.name());
+    for field in &mut message.field {
+        field.json_name = None;
+        if !matches!(field.r#type(), Type::Message | Type::Enum) || field.type_name.is_none() {
+            continue;
+        }
+        let absolute = field.type_name().to_owned();
+        // the innermost enclosing scope the name lies in
+        let mut enclosing = full.as_str();
+        let relative = loop {
+            if let Some(rest) = absolute.strip_prefix(&format!("{enclosing}.")) {
+                break rest.to_owned();
+            }
+            match enclosing.rfind('.') {
+                Some(ix) if ix > 0 => enclosing = &enclosing[..ix],
+                _ => break absolute.trim_start_matches('.').to_owned(),
+            }
+        };
+        field.r#type = None;
+        field.type_name = Some(relative);
+    }
+    for nested in &mut message.nested_type {
+        karapace_message(nested, &full);
+    }
+    karapace_enums(&mut message.enum_type);
+}
+
 fn wire_group(type_name: &str) -> String {
     match type_name {
         "int32" | "int64" | "uint32" | "uint64" | "bool" => "varint".into(),
@@ -847,6 +910,19 @@ extend P {
         // Not base64, not .proto: the text's error.
         assert!(parse("not a proto", &[], false).is_err());
         assert!(parse("bm90IGEgZGVzY3JpcHRvcg", &[], false).is_err());
+    }
+
+    #[test]
+    fn karapace_serialized_is_what_karapace_3_16_serves() {
+        // base64 that a running Karapace 3.16.0 served for this schema with
+        // `GET /schemas/ids/{id}?format=serialized`
+        let text = "syntax = \"proto3\";\npackage q;\n\nmessage Order {\n  string id = 1;\n  repeated Line lines = 2;\n  Status status = 3;\n  message Line {\n    string sku = 1;\n  }\n}\n\nenum Status {\n  S_UNSPECIFIED = 0;\n}\n";
+        let ours = serialized(text, &[]).unwrap().unwrap();
+        assert_eq!(
+            karapace_serialized(&ours).unwrap(),
+            "EgFxIlEKBU9yZGVyEgoKAmlkGAEgASgJEhEKBWxpbmVzGAIgAzIETGluZRIUCgZzdGF0dXMYAyABMgZTdGF0dXMaEwoETGluZRILCgNza3UYASABKAkqHwoGU3RhdHVzEhUKDVNfVU5TUEVDSUZJRUQQABoCCABiBnByb3RvMw=="
+        );
+        assert_eq!(karapace_serialized("not base64 at all"), None);
     }
 
     #[test]
