@@ -9,9 +9,10 @@ ids still decodes to the same values.
     confluent_roundtrip.py produce --bootstrap H:P --registry URL --topic T
         --format avro|json|protobuf --count N [--partitions P] [--timeout-secs 30]
         [--subject-strategy topic|record|topic_record|associated] [--proto-as-text]
+        [--no-references]
     confluent_roundtrip.py consume --bootstrap H:P --registry URL --topic T
         --format avro|json|protobuf --count N [--timeout-secs 30]
-        [--subject-strategy ...] [--proto-as-text]
+        [--subject-strategy ...] [--proto-as-text] [--no-references]
 
 `produce` prints {"produced", "schema_ids", "v2_from", "schemas", "reference_subjects",
 "elapsed_secs"}; `consume` prints {"records": [{"partition", "offset", "key", "value",
@@ -91,13 +92,14 @@ AVRO_ADDRESS = {
 }
 
 
-def avro_payment(v2):
+def avro_payment(v2, inline=False):
+    """kb.test.Payment; with `inline` (--no-references) Address is defined in place."""
     fields = [
         {"name": "id", "type": "long"},
         {"name": "name", "type": "string"},
         {"name": "amount", "type": "double"},
         {"name": "tags", "type": {"type": "array", "items": "string"}},
-        {"name": "address", "type": "kb.test.Address"},
+        {"name": "address", "type": AVRO_ADDRESS if inline else "kb.test.Address"},
     ]
     if v2:
         fields.append({"name": "note", "type": ["null", "string"], "default": None})
@@ -122,13 +124,15 @@ JSON_ADDRESS = {
 }
 
 
-def json_payment(v2):
+def json_payment(v2, inline=False):
+    """Payment; with `inline` (--no-references) the address schema is written in place."""
+    address = {k: v for k, v in JSON_ADDRESS.items() if k != "$schema"}
     props = {
         "id": {"type": "integer"},
         "name": {"type": "string"},
         "amount": {"type": "number"},
         "tags": {"type": "array", "items": {"type": "string"}},
-        "address": {"$ref": "address.json"},
+        "address": address if inline else {"$ref": "address.json"},
     }
     if v2:
         # A new optional property in a closed content model: backward compatible.
@@ -151,22 +155,21 @@ PROTO_ADDRESS_FILE = "kb/test/address.proto"
 PROTO_PAYMENT_FILE = "kb/test/payment.proto"
 
 
-def proto_classes(v2):
-    """(Payment class, Address class) built in a fresh pool for schema version 1 or 2."""
+def proto_classes(v2, inline=False):
+    """(Payment class, Address class) built in a fresh pool for schema version 1 or 2; with
+    `inline` (--no-references) both messages are in kb/test/payment.proto, Payment first."""
     from google.protobuf import descriptor_pb2, descriptor_pool
     from google.protobuf.message_factory import GetMessageClass
 
     F = descriptor_pb2.FieldDescriptorProto
-    address = descriptor_pb2.FileDescriptorProto(
+    payment = descriptor_pb2.FileDescriptorProto(
+        name=PROTO_PAYMENT_FILE, package="kb.test", syntax="proto3",
+        dependency=[] if inline else [PROTO_ADDRESS_FILE],
+    )
+    address = payment if inline else descriptor_pb2.FileDescriptorProto(
         name=PROTO_ADDRESS_FILE, package="kb.test", syntax="proto3"
     )
-    msg = address.message_type.add(name="Address")
-    msg.field.add(name="street", number=1, type=F.TYPE_STRING, label=F.LABEL_OPTIONAL, json_name="street")
-    msg.field.add(name="city", number=2, type=F.TYPE_STRING, label=F.LABEL_OPTIONAL, json_name="city")
 
-    payment = descriptor_pb2.FileDescriptorProto(
-        name=PROTO_PAYMENT_FILE, package="kb.test", syntax="proto3", dependency=[PROTO_ADDRESS_FILE]
-    )
     msg = payment.message_type.add(name="Payment")
     msg.field.add(name="id", number=1, type=F.TYPE_INT64, label=F.LABEL_OPTIONAL, json_name="id")
     msg.field.add(name="name", number=2, type=F.TYPE_STRING, label=F.LABEL_OPTIONAL, json_name="name")
@@ -183,8 +186,13 @@ def proto_classes(v2):
     if v2:
         msg.field.add(name="note", number=6, type=F.TYPE_STRING, label=F.LABEL_OPTIONAL, json_name="note")
 
+    msg = address.message_type.add(name="Address")
+    msg.field.add(name="street", number=1, type=F.TYPE_STRING, label=F.LABEL_OPTIONAL, json_name="street")
+    msg.field.add(name="city", number=2, type=F.TYPE_STRING, label=F.LABEL_OPTIONAL, json_name="city")
+
     pool = descriptor_pool.DescriptorPool()
-    pool.Add(address)
+    if not inline:
+        pool.Add(address)
     pool.Add(payment)
     return (
         GetMessageClass(pool.FindMessageTypeByName("kb.test.Payment")),
@@ -460,6 +468,8 @@ def build_serializers(args, client):
 
     fmt = args.format
     conf = serde_conf(args, **{"auto.register.schemas": True})
+    if args.no_references:
+        return build_serializers_inline(args, client, conf)
     if fmt == "avro":
         from confluent_kafka.schema_registry.avro import AvroSerializer
 
@@ -496,6 +506,34 @@ def build_serializers(args, client):
             out.append((ser, lambda value, classes=classes: proto_message(classes, value)))
         return out, [PROTO_ADDRESS_FILE]
     fail(f"unknown format {fmt}")
+
+
+def build_serializers_inline(args, client, conf):
+    """build_serializers for --no-references: one self-contained schema per version."""
+    from confluent_kafka.schema_registry import Schema
+
+    fmt = args.format
+    out = []
+    for v2 in (False, True):
+        if fmt == "avro":
+            from confluent_kafka.schema_registry.avro import AvroSerializer
+
+            schema = Schema(json.dumps(avro_payment(v2, inline=True)), "AVRO")
+            out.append((AvroSerializer(client, schema, conf=conf), lambda value: value))
+        elif fmt == "json":
+            from confluent_kafka.schema_registry.json_schema import JSONSerializer
+
+            schema = Schema(json.dumps(json_payment(v2, inline=True)), "JSON")
+            out.append((JSONSerializer(schema, client, conf=conf), lambda value: value))
+        elif fmt == "protobuf":
+            from confluent_kafka.schema_registry.protobuf import ProtobufSerializer
+
+            classes = proto_classes(v2, inline=True)
+            ser = ProtobufSerializer(classes[0], client, conf=conf)
+            out.append((ser, lambda value, classes=classes: proto_message(classes, value)))
+        else:
+            fail(f"unknown format {fmt}")
+    return out, []
 
 
 def produce(args):
@@ -605,7 +643,7 @@ def build_deserializer(args, client):
         # So the value printed is parsed a second time with the message type of the writer
         # schema that this registry holds under the record's id: a restore that maps an id
         # to the wrong schema then shows (a v1 record decoded with v2 gains "note": "").
-        des = ProtobufDeserializer(proto_classes(True)[0], conf, schema_registry_client=client)
+        des = ProtobufDeserializer(proto_classes(True, args.no_references)[0], conf, schema_registry_client=client)
 
         def decode(data, ctx):
             des(data, ctx)
@@ -710,6 +748,10 @@ def main(argv=None):
                        help="protobuf only: send/read schemas as .proto text instead of base64 descriptors, "
                             "for a registry without Confluent's descriptor support (see README.md); "
                             "not needed for tests/registry")
+        p.add_argument("--no-references", action="store_true",
+                       help="self-contained schemas: Address defined inside Payment (Avro, JSON) or "
+                            "in the same .proto file (Protobuf), for registries without references "
+                            "(Karapace before 6.1 has none for Avro and JSON Schema); see README.md")
         if name == "produce":
             p.add_argument("--partitions", type=int, default=0,
                            help="create the topic with this many partitions first (default: let the broker "
