@@ -121,12 +121,19 @@ pub struct Registry {
 }
 
 impl Registry {
+    /// A fresh test registry speaking Confluent's dialect.
     pub fn start() -> Self {
         Self::start_with(&[])
     }
 
+    /// A fresh test registry speaking `dialect` (`confluent`, `karapace-3.16`: see
+    /// `tests/registry/src/dialect.rs`).
+    pub fn start_dialect(dialect: &str) -> Self {
+        Self::start_with(&["--dialect", dialect])
+    }
+
     /// A registry started with extra flags (`--basic-auth USER:PASSWORD`,
-    /// `--bearer-token TOKEN`).
+    /// `--bearer-token TOKEN`, `--dialect DIALECT`).
     pub fn start_with(args: &[&str]) -> Self {
         use std::io::BufRead;
         let bin = ground("SR_BIN");
