@@ -293,7 +293,6 @@ async fn karapace_source_restores_into_confluent_target() {
 }
 
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "issue 12: the subject modes invented on the way there (see karapace_source_gives_the_target_no_subject_modes) are in the Confluent copy's backup, and the restore into Karapace sets them with PUT /mode/{subject}, which Karapace does not have: apply fails at the first restore_mode step (http 405)"]
 async fn karapace_to_confluent_and_back_to_karapace() {
     let dir = tempfile::tempdir().unwrap();
     let source = Registry::start_dialect(KARAPACE);
@@ -326,9 +325,9 @@ async fn karapace_to_confluent_and_back_to_karapace() {
 }
 
 /// Karapace has no subject-level modes (`GET /mode/{s}` answers the global mode): a
-/// restore from it must not give the target's subjects modes of their own.
+/// restore from it must not give the target's subjects modes of their own (and the way
+/// back into Karapace must not try to set any: it has no `PUT /mode`).
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "issue 12: kafka-backup takes Karapace's answer to GET /mode/{subject} (the global mode) for the subject's own mode, so the restore gives every subject a mode of its own (READWRITE) on the target"]
 async fn karapace_source_gives_the_target_no_subject_modes() {
     let dir = tempfile::tempdir().unwrap();
     let source = Registry::start_dialect(KARAPACE);
@@ -359,10 +358,10 @@ async fn karapace_source_gives_the_target_no_subject_modes() {
     );
 }
 
-/// The Karapace leg alone: a Confluent source (no subject modes) restored into Karapace.
-/// The apply, the records and the soft deletes pass; `verify` does not.
+/// The Karapace leg alone: a Confluent source (no subject modes) restored into Karapace;
+/// `verify` must not take Karapace's answer to `GET /mode/{s}` (the global mode) for a
+/// mode of the subject's own.
 #[tokio::test(flavor = "multi_thread")]
-#[ignore = "issue 12: verify takes Karapace's answer to GET /mode/{subject} (the global mode) for the subject's own mode and reports one false difference per subject (READWRITE in the target, not set in the backup)"]
 async fn confluent_source_restores_into_karapace_target() {
     let dir = tempfile::tempdir().unwrap();
     let source = Registry::start();
