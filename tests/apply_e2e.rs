@@ -437,21 +437,7 @@ async fn restore_global_settings_restores_the_global_level_only_when_asked() {
         .await;
     assert_eq!(status, 200, "{body}");
     // back up again, with the global level set
-    let backup_cfg = write(
-        dir.path(),
-        "again.yaml",
-        &format!(
-            "backup_id: with-global\nstorage:\n  path: {}\nenterprise:\n  schema_registry:\n    enabled: true\n    url: {}\n",
-            dir.path().join("store").display(),
-            source.url
-        ),
-    );
-    success(&kafka_backup(&[
-        "backup",
-        "-c",
-        backup_cfg.to_str().unwrap(),
-        "--allow-empty",
-    ]));
+    backup_registry(dir.path(), "with-global", &source.url);
     let restore = |name: &str, target: &Registry, global: bool| {
         write(
             dir.path(),

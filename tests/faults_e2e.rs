@@ -137,21 +137,6 @@ async fn fault_backup_killed_at_random_points_and_rerun_holds_every_record_once(
     assert!(total.clean(), "{total:?}");
 }
 
-/// An Avro record schema with `fields` int fields named `f0..`, each after
-/// the first with a default (so each version is compatible with the last).
-fn avro(name: &str, fields: usize) -> String {
-    let fields: Vec<serde_json::Value> = (0..fields)
-        .map(|i| {
-            if i == 0 {
-                json!({"name": "f0", "type": "int"})
-            } else {
-                json!({"name": format!("f{i}"), "type": "int", "default": 0})
-            }
-        })
-        .collect();
-    json!({"type": "record", "name": name, "fields": fields}).to_string()
-}
-
 #[tokio::test(flavor = "multi_thread")]
 async fn fault_apply_killed_in_its_registry_half_and_rerun_registers_each_version_once() {
     let runs = matrix::runs(3);
@@ -163,7 +148,7 @@ async fn fault_apply_killed_in_its_registry_half_and_rerun_registers_each_versio
     for (i, s) in subjects.iter().enumerate() {
         for fields in 1..=2 {
             source
-                .register(s, json!({"schema": avro(&format!("R{i}"), fields)}))
+                .register(s, json!({"schema": growing_avro(&format!("R{i}"), fields)}))
                 .await;
         }
     }
@@ -205,7 +190,7 @@ async fn fault_apply_killed_in_its_registry_half_and_rerun_registers_each_versio
         let target = Registry::start();
         // something in the target first, so that its IDs differ from the source's
         target
-            .register("other-value", json!({"schema": avro("Other", 1)}))
+            .register("other-value", json!({"schema": growing_avro("Other", 1)}))
             .await;
         let cfg = restore_cfg(&format!("r{run}"), &target);
         let cfg = cfg.to_str().unwrap();

@@ -22,18 +22,6 @@ use faults::{Action, Fault, HttpProxy};
 use reqwest::Method;
 use serde_json::json;
 
-/// An Avro record schema with `fields` int fields, each after the first
-/// with a default (so each version is compatible with the last).
-fn avro(name: &str, fields: usize) -> String {
-    let fields: Vec<serde_json::Value> = (0..fields)
-        .map(|i| match i {
-            0 => json!({"name": "f0", "type": "int"}),
-            _ => json!({"name": format!("f{i}"), "type": "int", "default": 0}),
-        })
-        .collect();
-    json!({"type": "record", "name": name, "fields": fields}).to_string()
-}
-
 /// A backup `b1` of 30 subjects (2 versions each) and a small topic.
 struct Source {
     dir: tempfile::TempDir,
@@ -49,7 +37,7 @@ async fn source() -> Source {
     for (i, s) in subjects.iter().enumerate() {
         for fields in 1..=2 {
             registry
-                .register(s, json!({"schema": avro(&format!("R{i}"), fields)}))
+                .register(s, json!({"schema": growing_avro(&format!("R{i}"), fields)}))
                 .await;
         }
     }

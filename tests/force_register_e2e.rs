@@ -112,20 +112,7 @@ async fn by_default_a_subject_is_restored_under_its_own_level_set_first() {
         )
         .await;
     assert_eq!(status, 200, "{body}");
-    let backup_cfg = write(
-        dir.path(),
-        "again.yaml",
-        &format!(
-            "backup_id: with-level\nstorage:\n  path: {}\nenterprise:\n  schema_registry:\n    enabled: true\n    url: {}\n",
-            dir.path().join("store").display(),
-            source.url
-        ),
-    );
-    success(&kafka_backup(&[
-        "backup",
-        "-c",
-        backup_cfg.to_str().unwrap(),
-    ]));
+    backup_registry(dir.path(), "with-level", &source.url);
 
     let target = Registry::start();
     let cfg = config(dir.path(), "default.yaml", "with-level", &target, "");

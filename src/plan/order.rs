@@ -38,6 +38,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use super::diff::{Decision, Decisions};
 use super::ids::{IdHow, IdMapEntry};
 use super::select::{Key, RefTo, Selection, SubjectInfo};
+use super::step::{show_compat, show_mode};
 use super::{
     Conflict, ConflictKind, PlanError, PlanOptions, Step, SubjectOutcome, SubjectSummary, Totals,
 };
@@ -116,17 +117,6 @@ fn scope_mode(target: &RegistrySnapshot, subject: &str) -> Mode {
 fn effective_compat(target: &RegistrySnapshot, subject: &str) -> Compatibility {
     effective(target, subject, |s| s.compatibility, |c| c.compatibility)
         .unwrap_or(Compatibility::Backward)
-}
-
-fn show_compat(c: Option<Compatibility>) -> String {
-    c.map_or_else(
-        || "(not set)".to_owned(),
-        |c| compatibility_name(c).to_owned(),
-    )
-}
-
-fn show_mode(m: Option<Mode>) -> String {
-    m.map_or_else(|| "(not set)".to_owned(), |m| m.as_str().to_owned())
 }
 
 /// The planner's inputs, as every part of this module reads them.

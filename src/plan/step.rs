@@ -227,14 +227,16 @@ fn seg(name: &str) -> String {
     utf8_percent_encode(name, SEGMENT).to_string()
 }
 
-fn show_compat(c: Option<Compatibility>) -> String {
+/// A level as plans show it; `(not set)` for none.
+pub(crate) fn show_compat(c: Option<Compatibility>) -> String {
     c.map_or_else(
         || "(not set)".to_owned(),
         |c| compatibility_name(c).to_owned(),
     )
 }
 
-fn show_mode(m: Option<Mode>) -> String {
+/// A mode as plans show it; `(not set)` for none.
+pub(crate) fn show_mode(m: Option<Mode>) -> String {
     m.map_or_else(|| "(not set)".to_owned(), |m| m.as_str().to_owned())
 }
 
@@ -308,15 +310,10 @@ impl Step {
     /// The scope it writes to.
     pub fn scope(&self) -> Scope {
         match &self.change {
-            Change::SetMode { subject, .. }
-            | Change::SetCompatibility { subject, .. }
-            | Change::Register { subject, .. }
-            | Change::DeleteVersion { subject, .. }
-            | Change::DeleteSubject { subject, .. }
-            | Change::SoftDeleteVersion { subject, .. } => Scope::Subject(subject.clone()),
             Change::RestoreCompatibility { scope, .. } | Change::RestoreMode { scope, .. } => {
                 scope.clone()
             }
+            _ => Scope::Subject(self.subject().expect("a subject's step").to_owned()),
         }
     }
 
@@ -328,13 +325,16 @@ impl Step {
             | Change::Register { subject, .. }
             | Change::DeleteVersion { subject, .. }
             | Change::DeleteSubject { subject, .. }
-            | Change::SoftDeleteVersion { subject, .. } => Some(subject),
-            Change::RestoreCompatibility { scope, .. } | Change::RestoreMode { scope, .. } => {
-                match scope {
-                    Scope::Subject(s) => Some(s),
-                    _ => None,
-                }
+            | Change::SoftDeleteVersion { subject, .. }
+            | Change::RestoreCompatibility {
+                scope: Scope::Subject(subject),
+                ..
             }
+            | Change::RestoreMode {
+                scope: Scope::Subject(subject),
+                ..
+            } => Some(subject),
+            Change::RestoreCompatibility { .. } | Change::RestoreMode { .. } => None,
         }
     }
 

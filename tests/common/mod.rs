@@ -257,22 +257,22 @@ pub async fn backup_of_fixture(dir: &Path) -> (Registry, kafka_backup::model::Re
     .unwrap();
     let source = Registry::start();
     seed_from_fixture(&source, &fixture).await;
-    let backup_cfg = write(
+    backup_registry(dir, "seed-example", &source.url);
+    (source, fixture)
+}
+
+/// Backs up the registry at `url` alone as `backup_id` under `dir/store`.
+pub fn backup_registry(dir: &Path, backup_id: &str, url: &str) {
+    let cfg = write(
         dir,
-        "backup.yaml",
+        &format!("{backup_id}-backup.yaml"),
         &format!(
             // no `source`: a registry-only backup
-            "backup_id: seed-example\nstorage:\n  path: {}\nenterprise:\n  schema_registry:\n    enabled: true\n    url: {}\n",
+            "backup_id: {backup_id}\nstorage:\n  path: {}\nenterprise:\n  schema_registry:\n    enabled: true\n    url: {url}\n",
             dir.join("store").display(),
-            source.url
         ),
     );
-    success(&kafka_backup(&[
-        "backup",
-        "-c",
-        backup_cfg.to_str().unwrap(),
-    ]));
-    (source, fixture)
+    success(&kafka_backup(&["backup", "-c", cfg.to_str().unwrap()]));
 }
 
 /// A restore configuration for the `seed-example` backup into `target`, with

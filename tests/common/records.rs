@@ -314,3 +314,15 @@ pub fn by_partition(records: &[Rec]) -> BTreeMap<i32, Vec<Rec>> {
     }
     out
 }
+
+/// An Avro record schema with `fields` int fields named `f0..`, each after
+/// the first with a default (so each version is compatible with the last).
+pub fn growing_avro(name: &str, fields: usize) -> String {
+    let fields: Vec<serde_json::Value> = (0..fields)
+        .map(|i| match i {
+            0 => serde_json::json!({"name": "f0", "type": "int"}),
+            _ => serde_json::json!({"name": format!("f{i}"), "type": "int", "default": 0}),
+        })
+        .collect();
+    serde_json::json!({"type": "record", "name": name, "fields": fields}).to_string()
+}
