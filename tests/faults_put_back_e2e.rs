@@ -143,6 +143,15 @@ fn registrations_seen(proxy: &HttpProxy, n: usize, child: &mut Child) {
     }
 }
 
+/// `apply` through `t`'s proxy, once 3 registrations went through: in the
+/// middle of its registry half.
+fn apply_in_flight(t: &Target) -> Child {
+    let args = apply_args(&t.through_proxy);
+    let mut child = spawn(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    registrations_seen(&t.proxy, 3, &mut child);
+    child
+}
+
 fn signal(child: &Child, name: &str) {
     let status = Command::new("kill")
         .args([&format!("-{name}"), &child.id().to_string()])
@@ -213,13 +222,7 @@ async fn fault_apply_stopped_by_sigint_or_sigterm_puts_back_and_exits_130_or_143
     let mut total = Tally::default();
     for (name, code) in [("INT", 130), ("TERM", 143)] {
         let t = target(&s, &name.to_lowercase());
-        let mut child = spawn(
-            &apply_args(&t.through_proxy)
-                .iter()
-                .map(String::as_str)
-                .collect::<Vec<_>>(),
-        );
-        registrations_seen(&t.proxy, 3, &mut child);
+        let child = apply_in_flight(&t);
         assert!(
             !subject_levels(&t.registry, &s.subjects).await.is_empty(),
             "the temporary levels are set before the registrations"
@@ -253,13 +256,7 @@ async fn fault_apply_stopped_by_sigint_or_sigterm_puts_back_and_exits_130_or_143
 async fn fault_apply_killed_then_put_back_leaves_nothing_temporary_and_registers_nothing() {
     let s = source().await;
     let t = target(&s, "killed");
-    let mut child = spawn(
-        &apply_args(&t.through_proxy)
-            .iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>(),
-    );
-    registrations_seen(&t.proxy, 3, &mut child);
+    let mut child = apply_in_flight(&t);
     child.kill().unwrap();
     child.wait().unwrap();
     let left = subject_levels(&t.registry, &s.subjects).await;
@@ -318,13 +315,7 @@ async fn fault_apply_killed_then_put_back_leaves_nothing_temporary_and_registers
 async fn fault_a_registry_down_at_put_back_is_asked_once_and_the_command_is_named() {
     let s = source().await;
     let t = target(&s, "down");
-    let mut child = spawn(
-        &apply_args(&t.through_proxy)
-            .iter()
-            .map(String::as_str)
-            .collect::<Vec<_>>(),
-    );
-    registrations_seen(&t.proxy, 3, &mut child);
+    let child = apply_in_flight(&t);
     // the registry goes away for good
     t.proxy.clear();
     t.proxy.inject(Fault::next(Action::Status(503), 100_000));
