@@ -384,3 +384,59 @@ async fn confluent_source_restores_into_karapace_target() {
     assert_soft_deletes_kept(&written, &target).await;
     assert_verified(&restore);
 }
+
+/// A plan needing what Karapace 3.16 lacks (IMPORT mode for `force_ids`) is
+/// refused when it is made, naming the capability and the key that avoids
+/// it, and `apply` writes nothing; without `force_ids` the same backup goes in.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_plan_karapace_cannot_run_is_refused_at_plan_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let _source = backup_of_fixture(dir.path()).await.0;
+    let target = Registry::start_dialect(KARAPACE);
+    let config = |name: &str, extra: &str| {
+        write(
+            dir.path(),
+            name,
+            &format!(
+                "mode: restore\nbackup_id: seed-example\nstorage:\n  path: {}\nenterprise:\n  schema_registry:\n    enabled: true\n    url: {}\n    restore:\n      force_register: true\n{extra}",
+                dir.path().join("store").display(),
+                target.url
+            ),
+        )
+    };
+    let forced = config("forced.yaml", "      force_ids: true\n");
+    let forced = forced.to_str().unwrap();
+    let out = kafka_backup(&["plan", "-c", forced]);
+    let said = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{said}\n{}", stderr(&out));
+    assert!(
+        said.contains("[unsupported]") && said.contains("IMPORT mode"),
+        "{said}"
+    );
+    assert!(
+        said.contains("leave `force_ids` and `id_mapping_file` out"),
+        "{said}"
+    );
+    assert!(
+        said.contains("target registry answers a subject's mode with an inherited one"),
+        "{said}"
+    );
+    let out = kafka_backup(&["apply", "-c", forced, "--registry-only", "--auto-approve"]);
+    assert_eq!(out.status.code(), Some(1), "{}", stdout(&out));
+    assert_eq!(get(&target, "/subjects").await, json!([]));
+
+    let plain = config("plain.yaml", "      rewrite_ids: true\n");
+    let plain = plain.to_str().unwrap();
+    success(&kafka_backup(&["plan", "-c", plain]));
+    success(&kafka_backup(&[
+        "apply",
+        "-c",
+        plain,
+        "--registry-only",
+        "--auto-approve",
+    ]));
+    assert_eq!(
+        get(&target, "/subjects").await,
+        json!(["orders-value", "payments-value"])
+    );
+}

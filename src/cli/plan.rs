@@ -46,6 +46,16 @@ pub(crate) fn make(
         "target registry read"
     );
     let mut plan = plan::plan(&backup, &target, &options)?;
+    if cfg.enterprise.schema_registry.restore.enabled {
+        // what the target cannot run is a conflict now, not a failure mid-apply
+        let client = HttpRegistry::new(&cfg.enterprise.schema_registry)?;
+        let caps = runtime
+            .block_on(crate::registry::capabilities(&client))
+            .context("learning what the target registry supports")?;
+        plan.conflicts
+            .extend(plan::capabilities::check(&plan, &caps));
+        plan.capabilities = Some(caps);
+    }
     // the topics: which IDs their records carry that the map will not cover
     let store = crate::storage::Location::from_config(cfg.storage.as_ref())?.open()?;
     let backup_id = super::backup_id(cfg, "plan", "the backup to restore")?;

@@ -13,6 +13,7 @@
 //! - [`order`]: the ordered steps, modes and compatibility levels included;
 //! - [`render`]: text (Terraform-like), Markdown and JSON renderings.
 
+pub mod capabilities;
 pub mod diff;
 pub mod error;
 pub mod ids;
@@ -169,6 +170,11 @@ pub struct Plan {
     /// Source context, then source ID, to where records carrying that ID
     /// point after the restore.
     pub id_mapping: BTreeMap<String, BTreeMap<u32, IdMapEntry>>,
+    /// What the target registry supports, learned read-only when the plan
+    /// was made; steps it cannot run are [`ConflictKind::Unsupported`]
+    /// conflicts. Absent in a plan made without a live target.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub capabilities: Option<capabilities::Capabilities>,
     /// The backed-up topics: which fields carry schema IDs, and the IDs
     /// their records carry that the map will not cover ([`topics`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -245,6 +251,8 @@ pub enum ConflictKind {
     DeleteReferenced,
     /// A referenced version the restore leaves out differs in the target.
     ReferenceDiverged,
+    /// A step the target registry cannot run ([`capabilities`]).
+    Unsupported,
 }
 
 /// Something the plan cannot decide on its own; listed item by item.
@@ -351,6 +359,7 @@ pub fn plan(
         steps: built.steps,
         subjects: built.subjects,
         id_mapping: built.id_mapping,
+        capabilities: None,
         topics: Vec::new(),
         digest: None,
     })

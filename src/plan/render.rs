@@ -98,6 +98,9 @@ pub fn text(plan: &Plan) -> String {
     );
     let _ = writeln!(out, "  backup snapshot {}", plan.backup_fingerprint);
     let _ = writeln!(out, "  target snapshot {}", plan.target_fingerprint);
+    if let Some(caps) = &plan.capabilities {
+        let _ = writeln!(out, "  target registry {}", clean(&caps.learned));
+    }
     let _ = writeln!(out, "  {}", options_line(plan));
     out.push('\n');
     if !plan.options.restore_registry {

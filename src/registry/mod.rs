@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 pub use client::{HttpRegistry, encode_segment};
 pub use error::{Failure, RegistryError};
 pub use retry::RetryPolicy;
-pub use snapshot::{FetchMethod, MissingReference, PulledIn, SelectionReport, fetch};
+pub use snapshot::{FetchMethod, MissingReference, PulledIn, SelectionReport, capabilities, fetch};
 
 use crate::model::{Compatibility, Mode, Reference, SchemaType, SchemaVersion};
 

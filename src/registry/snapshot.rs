@@ -557,12 +557,59 @@ const PROBE_SUBJECT: &str = "kafka-backup-probe-no-such-subject";
 /// modes it gives for subjects are taken as their own only where they differ
 /// from the global one. Without mode endpoints, nothing is inherited.
 async fn own_modes_told_apart<A: RegistryApi + ?Sized>(api: &A) -> Result<bool> {
+    Ok(mode_probe(api).await? != ModeProbe::Inherited)
+}
+
+/// How a registry answers the mode of a subject that cannot exist.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ModeProbe {
+    /// 40409, nothing set on it: Confluent.
+    Own,
+    /// A mode, or 40401: modes resolved through the subject (Karapace 3.16).
+    Inherited,
+    /// No mode endpoint at all.
+    NoEndpoint,
+}
+
+async fn mode_probe<A: RegistryApi + ?Sized>(api: &A) -> Result<ModeProbe> {
     match api.mode(Some(PROBE_SUBJECT)).await {
-        Ok(None) => Ok(true),
-        Ok(Some(_)) | Err(RegistryError::SubjectNotFound(_)) => Ok(false),
-        Err(RegistryError::EndpointNotFound(_)) => Ok(true),
+        Ok(None) => Ok(ModeProbe::Own),
+        Ok(Some(_)) | Err(RegistryError::SubjectNotFound(_)) => Ok(ModeProbe::Inherited),
+        Err(RegistryError::EndpointNotFound(_)) => Ok(ModeProbe::NoEndpoint),
         Err(e) => Err(e),
     }
+}
+
+/// What the registry supports that a plan may need, learned read-only (two
+/// requests): the mode of a subject that cannot exist (Confluent answers
+/// 40409; a registry answering with a mode or 40401 resolves modes through
+/// the subject and takes no mode writes, as Karapace 3.16, which also has no
+/// IMPORT and takes references for Protobuf only) and `GET /contexts`.
+pub async fn capabilities<A: RegistryApi + ?Sized>(
+    api: &A,
+) -> Result<crate::plan::capabilities::Capabilities> {
+    use crate::plan::capabilities::Capabilities;
+    let probe = mode_probe(api).await?;
+    let contexts = match api.contexts().await {
+        Ok(_) => true,
+        Err(RegistryError::EndpointNotFound(_)) => false,
+        Err(e) => return Err(e),
+    };
+    let mut caps = match probe {
+        ModeProbe::Own => Capabilities::confluent(
+            "answers a subject's mode as Confluent does (40409 where none is set): mode writes, IMPORT and references taken as supported",
+        ),
+        ModeProbe::Inherited => Capabilities::karapace(
+            "answers a subject's mode with an inherited one, as Karapace 3.16 does: no mode writes, no IMPORT, references for Protobuf only",
+        ),
+        ModeProbe::NoEndpoint => Capabilities {
+            mode_writes: false,
+            import: false,
+            ..Capabilities::confluent("has no mode endpoint: no mode writes, no IMPORT")
+        },
+    };
+    caps.contexts = caps.contexts && contexts;
+    Ok(caps)
 }
 
 /// [`fetch_with`] with the default page size.
