@@ -144,14 +144,7 @@ async fn fault_apply_killed_in_its_registry_half_and_rerun_registers_each_versio
     let dir = tempfile::tempdir().unwrap();
     let source = Registry::start();
     // a target that hands out other IDs than the source
-    let subjects: Vec<String> = (0..40).map(|i| format!("s{i:02}-value")).collect();
-    for (i, s) in subjects.iter().enumerate() {
-        for fields in 1..=2 {
-            source
-                .register(s, json!({"schema": growing_avro(&format!("R{i}"), fields)}))
-                .await;
-        }
-    }
+    let subjects = seed_growing_subjects(&source, 40).await;
     let topic = unique("small");
     create_topic(&topic, 1, &[]).await;
     let records: Vec<Rec> = (0..5).map(|i| record(i, 1, None)).collect();

@@ -20,7 +20,6 @@ use common::records::*;
 use common::*;
 use faults::{Action, Fault, HttpProxy};
 use reqwest::Method;
-use serde_json::json;
 
 /// A backup `b1` of 30 subjects (2 versions each) and a small topic.
 struct Source {
@@ -33,14 +32,7 @@ struct Source {
 async fn source() -> Source {
     let dir = tempfile::tempdir().unwrap();
     let registry = Registry::start();
-    let subjects: Vec<String> = (0..30).map(|i| format!("s{i:02}-value")).collect();
-    for (i, s) in subjects.iter().enumerate() {
-        for fields in 1..=2 {
-            registry
-                .register(s, json!({"schema": growing_avro(&format!("R{i}"), fields)}))
-                .await;
-        }
-    }
+    let subjects = seed_growing_subjects(&registry, 30).await;
     let topic = unique("putback");
     create_topic(&topic, 1, &[]).await;
     produce(

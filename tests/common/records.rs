@@ -326,3 +326,19 @@ pub fn growing_avro(name: &str, fields: usize) -> String {
         .collect();
     serde_json::json!({"type": "record", "name": name, "fields": fields}).to_string()
 }
+
+/// Registers `count` subjects `s00-value`.. in `sr`, each with two
+/// compatible versions ([`growing_avro`]); gives their names.
+pub async fn seed_growing_subjects(sr: &super::Registry, count: usize) -> Vec<String> {
+    let subjects: Vec<String> = (0..count).map(|i| format!("s{i:02}-value")).collect();
+    for (i, s) in subjects.iter().enumerate() {
+        for fields in 1..=2 {
+            sr.register(
+                s,
+                serde_json::json!({"schema": growing_avro(&format!("R{i}"), fields)}),
+            )
+            .await;
+        }
+    }
+    subjects
+}
