@@ -1,6 +1,7 @@
 //! Kafka clients (rdkafka): client configuration from the config file, the
 //! topic selection, partition and watermark metadata, topic configs.
 
+pub mod groups;
 pub mod headers;
 
 use std::collections::BTreeMap;
@@ -41,6 +42,10 @@ pub enum KafkaError {
     },
     #[error("cannot describe the configs of topic `{topic}`: {reason}")]
     DescribeConfigs { topic: String, reason: String },
+    #[error(
+        "consumer groups of `{servers}`: {reason}\nhint: the client needs DESCRIBE on the groups (and READ to commit offsets); `source.consumer_groups.enabled: false` (backup) or `target.consumer_groups.enabled: false` (restore) leaves the groups out"
+    )]
+    Groups { servers: String, reason: String },
 }
 
 /// `error` without the value of a client property librdkafka refused, unless

@@ -14,8 +14,8 @@ use crate::storage::Store;
 /// Version of the manifest layout; readers refuse a newer one. 2 added the
 /// partitions' `last_stable_offset`, `left_out_from` and `schema_ids`, and
 /// the registry part's `unknown_ids`; a version 1 manifest reads with those
-/// empty.
-pub const FORMAT_VERSION: u32 = 2;
+/// empty. 3 added `consumer_groups`; older manifests read with none.
+pub const FORMAT_VERSION: u32 = 3;
 pub const MANIFEST_FILE: &str = "manifest.json";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -32,8 +32,24 @@ pub struct Manifest {
     /// Present when the registry was backed up (`schema-registry/`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schema_registry: Option<RegistryManifestRef>,
+    /// The consumer groups with committed offsets on the backed-up topics,
+    /// read just before the partitions' watermarks, by group ID.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub consumer_groups: BTreeMap<String, GroupBackup>,
     /// Every file of the backup but this one, by path relative to the backup folder.
     pub files: BTreeMap<String, FileEntry>,
+}
+
+/// One consumer group at backup time.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupBackup {
+    /// Its state then (`Empty`, `Stable`, ...) and how many members it had.
+    pub state: String,
+    pub members: u32,
+    /// Backed-up topic, then partition, to the committed offset (the next
+    /// record the group reads) and its metadata.
+    pub offsets: crate::kafka::groups::GroupOffsets,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

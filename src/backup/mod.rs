@@ -11,6 +11,7 @@
 //! ID ([`Incomplete`]) fails and publishes no manifest, unless the
 //! configuration allows it; then what is missing is recorded in the manifest.
 
+pub mod groups;
 pub mod ids;
 pub mod registry;
 pub mod topics;
@@ -24,7 +25,7 @@ use bytes::Bytes;
 use futures::StreamExt;
 use object_store::ObjectStoreExt;
 
-use crate::config::{Config, KafkaSource, TopicSelection};
+use crate::config::{Config, KafkaSource};
 use crate::kafka::{self, Cluster, EndOffsets, KafkaError, TopicInfo};
 use crate::lease::Lease;
 use crate::manifest::{self, FORMAT_VERSION, MANIFEST_FILE, Manifest, SourceInfo, TopicManifest};
@@ -235,10 +236,11 @@ async fn take(
     let started_at = now();
     prepare_folder(store, &backup_id).await?;
 
-    // 1. where each partition ends, before the registry is read
-    let selected = match &source {
-        Some((source, cluster)) => select_topics(cluster, &source.topics, options.allow_empty)?,
-        None => Vec::new(),
+    // 1. where each partition ends (and, just before, where each consumer
+    //    group stands), before the registry is read
+    let (selected, consumer_groups) = match &source {
+        Some((source, cluster)) => select_topics(cluster, source, options.allow_empty)?,
+        None => (Vec::new(), BTreeMap::new()),
     };
     // 2. the registry: every record below those ends uses an ID it has, or
     //    one deleted since (fetched in step 4)
@@ -363,6 +365,7 @@ async fn take(
         },
         topics,
         schema_registry,
+        consumer_groups,
         files,
     };
     let bytes = serde_json::to_vec_pretty(&manifest).expect("a manifest always serializes");
@@ -559,13 +562,22 @@ async fn prepare_folder(store: &Store, backup_id: &str) -> Result<(), BackupErro
     Ok(())
 }
 
-/// The selected topics with the end offsets of each partition, read now.
+/// The selected topics with the end offsets of each partition, read now,
+/// and the selected consumer groups' offsets on them, read just before.
 /// No topic at all is an error unless `allow_empty`.
+#[allow(clippy::type_complexity)]
 fn select_topics(
     cluster: &Cluster,
-    selection: &TopicSelection,
+    source: &KafkaSource,
     allow_empty: bool,
-) -> Result<Vec<(TopicInfo, Vec<EndOffsets>)>, BackupError> {
+) -> Result<
+    (
+        Vec<(TopicInfo, Vec<EndOffsets>)>,
+        BTreeMap<String, manifest::GroupBackup>,
+    ),
+    BackupError,
+> {
+    let selection = &source.topics;
     let committed = cluster.watermark_consumer(true)?;
     let uncommitted = cluster.watermark_consumer(false)?;
     let topics = kafka::list_topics(&committed, cluster, selection)?;
@@ -584,6 +596,7 @@ fn select_topics(
             exclude: list(&selection.exclude),
         });
     }
+    let groups = groups::read(cluster, &source.consumer_groups, &topics)?;
     let mut out = Vec::with_capacity(topics.len());
     for topic in topics {
         let ends = topic
@@ -593,7 +606,7 @@ fn select_topics(
             .collect::<Result<Vec<_>, _>>()?;
         out.push((topic, ends));
     }
-    Ok(out)
+    Ok((out, groups))
 }
 
 async fn backup_topics(

@@ -162,9 +162,15 @@ fn apply_leased(
     interrupt: &Interrupt,
 ) -> anyhow::Result<ExitCode> {
     let registry_on = cfg.enterprise.schema_registry.enabled;
+    // the consumer groups' offsets the plan shows (none without a registry:
+    // they are worked out after the data then)
+    let mut planned_groups = None;
     let id_map = if registry_on && !cfg.enterprise.schema_registry.restore.enabled {
         match registry_off(cfg, runtime, store, backup_id, args)? {
-            Some(map) => Some(map),
+            Some((map, groups)) => {
+                planned_groups = Some(groups);
+                Some(map)
+            }
             None => return Ok(ExitCode::FAILURE),
         }
     } else if registry_on {
@@ -198,6 +204,16 @@ fn apply_leased(
                 None => return Ok(ExitCode::FAILURE),
             },
         };
+        if !plan.groups.is_empty() && !args.registry_only && plan.to_timestamp != args.to_timestamp
+        {
+            let show = |t: Option<i64>| t.map_or("none".to_owned(), |t| t.to_string());
+            anyhow::bail!(
+                "the plan's consumer group offsets were planned for --to-timestamp {}, this apply has {}: the restored records would not be where the plan puts the groups; nothing was changed\nhint: apply with the plan's --to-timestamp, or plan again with this one",
+                show(plan.to_timestamp),
+                show(args.to_timestamp)
+            );
+        }
+        planned_groups = Some(plan.groups.clone());
         Some(apply_registry(
             cfg, runtime, store, backup_id, &plan, args, interrupt,
         )?)
@@ -223,7 +239,86 @@ fn apply_leased(
         return Ok(ExitCode::SUCCESS);
     }
     restore_data(cfg, runtime, store, backup_id, id_map.as_ref(), args)?;
+    set_groups(
+        cfg,
+        runtime,
+        store,
+        backup_id,
+        planned_groups.as_deref(),
+        args,
+    )?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// After the data: the consumer groups' offsets, worked out from the offset
+/// map of the restored records. They must be the plan's (a plan predicts
+/// them before the data; anything that wrote to the target since moves
+/// them), then each group is set ([`restore::groups::set`]).
+fn set_groups(
+    cfg: &Config,
+    runtime: &tokio::runtime::Runtime,
+    store: &Store,
+    backup_id: &str,
+    planned: Option<&[crate::plan::groups::GroupPlan]>,
+    args: &ApplyArgs,
+) -> anyhow::Result<()> {
+    use restore::groups;
+    let selection = groups::selection(cfg);
+    let reader = runtime.block_on(BackupReader::open(store, backup_id))?;
+    if reader.manifest.consumer_groups.is_empty() || !selection.enabled {
+        return Ok(());
+    }
+    let evidence = runtime.block_on(restore::Evidence::read(&reader))?;
+    let jobs = restore::jobs(cfg, &reader.manifest, None, args.to_timestamp, &evidence)?;
+    let wanted = groups::wanted(&selection, &reader.manifest, &jobs);
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    let cluster = restore::target_cluster(cfg)?;
+    let key = restore::cluster_key(&cluster)?;
+    let journals = DataJournalStore::new(store.clone(), backup_id, &key);
+    if args.dry_run {
+        println!(
+            "Dry run: the offsets of {} consumer group(s) would be set after the data.",
+            wanted
+                .iter()
+                .map(|w| w.group.as_str())
+                .collect::<std::collections::BTreeSet<_>>()
+                .len()
+        );
+        return Ok(());
+    }
+    let journal = runtime.block_on(journals.load())?;
+    let map = runtime
+        .block_on(restore::offsets::OffsetMapStore::new(store.clone(), backup_id, &key).load())?;
+    let inputs = runtime.block_on(groups::inputs(
+        &cluster,
+        &jobs,
+        wanted,
+        journal.as_ref(),
+        &map,
+        groups::Source::Restored,
+    ))?;
+    let (found, _) = crate::plan::groups::plan(&inputs);
+    if let Some(planned) = planned {
+        let differ = groups::disagreements(planned, &found);
+        if !differ.is_empty() {
+            anyhow::bail!(
+                "the restored records put the consumer groups elsewhere than the plan said; no group offset was set (the data is restored){}\nhint: something wrote to the target partitions between `plan` and `apply`; run `plan` again (it reads where the records landed) and apply the new plan",
+                differ
+                    .iter()
+                    .map(|d| format!("\n  - {d}"))
+                    .collect::<String>()
+            );
+        }
+    }
+    let log = |line: String| println!("{line}");
+    let outcome = runtime.block_on(groups::set(&cluster, &found, &journals, &log))?;
+    println!(
+        "Consumer groups: {} set now, {} already there, {} set by an earlier run.",
+        outcome.set, outcome.unchanged, outcome.before
+    );
+    Ok(())
 }
 
 /// `restore.enabled: false`: no registry step, no journal, no put-back.
@@ -237,7 +332,7 @@ fn registry_off(
     store: &Store,
     backup_id: &str,
     args: &ApplyArgs,
-) -> anyhow::Result<Option<IdMap>> {
+) -> anyhow::Result<Option<(IdMap, Vec<crate::plan::groups::GroupPlan>)>> {
     if args.plan.is_some() {
         anyhow::bail!(
             "a plan file is applied to the registry, but `enterprise.schema_registry.restore.enabled` is off in `{}`\nhint: run `apply -c {}` without a plan file: it restores the topics through the IDs the target already holds",
@@ -250,7 +345,10 @@ fn registry_off(
             "`--registry-only` with `restore.enabled: false`: the registry is not restored, nothing to do"
         );
     }
-    let (plan, _) = super::plan::make(cfg, runtime, false)?;
+    let scope = super::plan::Scope::All {
+        to_timestamp: args.to_timestamp,
+    };
+    let (plan, _) = super::plan::make(cfg, runtime, scope)?;
     print!("{}", render::text(&plan));
     if !plan.is_applicable() {
         return Err(apply::ApplyError::Conflicts(plan.blocking()).into());
@@ -259,7 +357,10 @@ fn registry_off(
     if !args.auto_approve && !args.dry_run && !confirmed("Restore these topics?")? {
         return Ok(None);
     }
-    Ok(Some(apply::final_id_map(&plan, &IdMap::new())))
+    Ok(Some((
+        apply::final_id_map(&plan, &IdMap::new()),
+        plan.groups,
+    )))
 }
 
 fn read_plan(path: &std::path::Path) -> anyhow::Result<Plan> {
@@ -282,7 +383,14 @@ fn plan_and_confirm(
     backup_id: &str,
     args: &ApplyArgs,
 ) -> anyhow::Result<Option<Plan>> {
-    let (plan, _) = super::plan::make(cfg, runtime, args.registry_only)?;
+    let scope = if args.registry_only {
+        super::plan::Scope::RegistryOnly
+    } else {
+        super::plan::Scope::All {
+            to_timestamp: args.to_timestamp,
+        }
+    };
+    let (plan, _) = super::plan::make(cfg, runtime, scope)?;
     print!("{}", render::text(&plan));
     if !plan.is_applicable() {
         return Err(apply::ApplyError::Conflicts(plan.blocking()).into());
@@ -568,8 +676,13 @@ fn restore_data(
         dry_run: args.dry_run,
     };
     let log = |line: String| println!("{line}");
+    let maps = restore::offsets::OffsetMapStore::new(
+        store.clone(),
+        backup_id,
+        &restore::cluster_key(&cluster)?,
+    );
     let outcome = runtime.block_on(restore::restore(
-        &cluster, reader, &jobs, &journals, &options, &log,
+        &cluster, reader, &jobs, &journals, &maps, &options, &log,
     ))?;
     if args.dry_run {
         println!("Dry run: no topic was created, no record written.");

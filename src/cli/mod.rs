@@ -5,6 +5,7 @@ mod apply;
 mod backup;
 mod describe;
 mod list;
+mod offsets;
 mod plan;
 mod put_back;
 mod validate;
@@ -47,6 +48,9 @@ pub enum Command {
     Apply(ApplyArgs),
     /// Check a restored target (registry and topics) against its backup.
     Verify(VerifyArgs),
+    /// Show where the restored records landed: backup offsets to target
+    /// offsets, per partition (for consumers that keep offsets outside Kafka).
+    Offsets(OffsetsArgs),
     /// Put back the temporary modes and compatibility levels an interrupted
     /// `apply` left in the target registry, and change nothing else.
     PutBack(PutBackArgs),
@@ -133,6 +137,11 @@ pub struct PlanArgs {
     /// Ask the target registry which registrations its final compatibility levels would refuse.
     #[arg(long)]
     pub check_compatibility: bool,
+    /// The `--to-timestamp` the restore will run with (RFC 3339 or
+    /// milliseconds since the epoch): the consumer groups' offsets are
+    /// planned for it, and `apply` must use the same.
+    #[arg(long, value_name = "TIME", value_parser = parse_timestamp)]
+    pub to_timestamp: Option<i64>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -215,6 +224,20 @@ pub struct VerifyArgs {
     pub partition_concurrency: usize,
 }
 
+#[derive(Debug, clap::Args)]
+pub struct OffsetsArgs {
+    /// The restore's configuration file: the backup's storage and the
+    /// target cluster (whose cluster ID names the offset map).
+    #[arg(short, long, value_name = "FILE")]
+    pub config: PathBuf,
+    /// Only this target topic.
+    #[arg(long, value_name = "TOPIC")]
+    pub topic: Option<String>,
+    /// Output for people (text) or machines (json).
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
+}
+
 /// `--to-timestamp`: RFC 3339 or milliseconds since the epoch.
 fn parse_timestamp(s: &str) -> Result<i64, String> {
     if let Ok(ms) = s.parse::<i64>() {
@@ -276,6 +299,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Plan(args) => plan::run(&args),
         Command::Apply(args) => apply::run(&args),
         Command::Verify(args) => verify::run(&args),
+        Command::Offsets(args) => offsets::run(&args),
         Command::PutBack(args) => put_back::run(&args),
         Command::Show(args) => plan::show(&args),
     };

@@ -18,15 +18,29 @@ use crate::registry::{HttpRegistry, RegistryApi, SchemaInput, VersionRef};
 /// Exit code of `--detailed-exitcode` when the plan has changes.
 const CHANGES: u8 = 2;
 
+/// What a plan covers besides the registry.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Scope {
+    /// The registry alone (`--registry-only`): the topics are not restored,
+    /// so a `target.topics` selecting none of them is no error.
+    RegistryOnly,
+    /// The topics too, but not the consumer groups (`verify` checks them on
+    /// its own).
+    NoGroups,
+    /// Everything, the consumer groups' offsets planned for a restore with
+    /// this `--to-timestamp`.
+    All { to_timestamp: Option<i64> },
+}
+
 /// Plans the restore the configuration describes: the backup's registry
-/// snapshot against the live target. Returns the plan and the target
-/// snapshot. With `registry_only` the topics are not restored, so a
-/// `target.topics` selecting none of them is no error.
+/// snapshot against the live target, the topics, and (for [`Scope::All`])
+/// the consumer groups' offsets. Returns the plan and the target snapshot.
 pub(crate) fn make(
     cfg: &config::Config,
     runtime: &tokio::runtime::Runtime,
-    registry_only: bool,
+    scope: Scope,
 ) -> anyhow::Result<(Plan, crate::model::RegistrySnapshot)> {
+    let registry_only = matches!(scope, Scope::RegistryOnly);
     let restore = &cfg.enterprise.schema_registry.restore;
     let pinned = match &restore.id_mapping_file {
         Some(path) => {
@@ -66,14 +80,88 @@ pub(crate) fn make(
         other => other?,
     };
     plan.topics = plan::topics::check(&plan, &jobs, &backup, &reader.manifest, restore);
+    if let Scope::All { to_timestamp } = scope {
+        plan_groups(
+            cfg,
+            runtime,
+            &store,
+            &reader,
+            &mut plan,
+            to_timestamp,
+            &evidence,
+        )?;
+    }
     Ok((plan, target))
+}
+
+/// The consumer groups' offsets: where each committed offset lands in the
+/// target, from the offset map of partitions already restored, predicted
+/// from the backup and the target partition's end otherwise (with the
+/// restore's transform: the records it leaves out move what follows).
+fn plan_groups(
+    cfg: &config::Config,
+    runtime: &tokio::runtime::Runtime,
+    store: &crate::storage::Store,
+    reader: &crate::manifest::BackupReader,
+    plan: &mut Plan,
+    to_timestamp: Option<i64>,
+    evidence: &crate::restore::Evidence,
+) -> anyhow::Result<()> {
+    use crate::restore::{self, groups};
+    let selection = groups::selection(cfg);
+    if reader.manifest.consumer_groups.is_empty() || !selection.enabled || cfg.target.is_none() {
+        return Ok(());
+    }
+    // the IDs the restore will map (the target IDs are only known after the
+    // registry steps; which records are left out depends on coverage alone)
+    let covered: crate::apply::IdMap = plan
+        .id_mapping
+        .iter()
+        .map(|(ctx, ids)| (ctx.clone(), ids.keys().map(|&id| (id, id)).collect()))
+        .collect();
+    let jobs = restore::jobs(
+        cfg,
+        &reader.manifest,
+        Some(&covered),
+        to_timestamp,
+        evidence,
+    )?;
+    let wanted = groups::wanted(&selection, &reader.manifest, &jobs);
+    if wanted.is_empty() {
+        return Ok(());
+    }
+    let cluster = restore::target_cluster(cfg)?;
+    let key = restore::cluster_key(&cluster)?;
+    let backup_id = &reader.manifest.backup_id;
+    let journal =
+        runtime.block_on(restore::DataJournalStore::new(store.clone(), backup_id, &key).load())?;
+    let map = runtime
+        .block_on(restore::offsets::OffsetMapStore::new(store.clone(), backup_id, &key).load())?;
+    let inputs = runtime
+        .block_on(groups::inputs(
+            &cluster,
+            &jobs,
+            wanted,
+            journal.as_ref(),
+            &map,
+            groups::Source::Predicted { reader },
+        ))
+        .context("planning the consumer groups' offsets")?;
+    let (planned, conflicts) = plan::groups::plan(&inputs);
+    plan.groups = planned;
+    plan.conflicts.extend(conflicts);
+    plan.to_timestamp = to_timestamp;
+    Ok(())
 }
 
 pub fn run(args: &PlanArgs) -> anyhow::Result<ExitCode> {
     let loaded = super::load_config(&args.config, "plan", crate::config::Mode::Restore)?;
     let cfg = &loaded.config;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    let (plan, target) = make(cfg, &runtime, false)?;
+    let scope = Scope::All {
+        to_timestamp: args.to_timestamp,
+    };
+    let (plan, target) = make(cfg, &runtime, scope)?;
     let sr = &cfg.enterprise.schema_registry;
     if sr.enabled && sr.restore.enabled && refuse_temporary_target(cfg, &runtime, args)? {
         return Ok(ExitCode::FAILURE);

@@ -27,10 +27,10 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
     let (registry, id_map) = if sr.enabled && !sr.restore.enabled {
         // the restore left the registry alone: only the record IDs, through
         // the IDs the target holds for identical schemas
-        let (plan, _) = super::plan::make(cfg, &runtime, false)?;
+        let (plan, _) = super::plan::make(cfg, &runtime, super::plan::Scope::NoGroups)?;
         (None, Some(apply::final_id_map(&plan, &IdMap::new())))
     } else if sr.enabled {
-        let (plan, target) = super::plan::make(cfg, &runtime, false)?;
+        let (plan, target) = super::plan::make(cfg, &runtime, super::plan::Scope::NoGroups)?;
         let (backup, _) = runtime.block_on(gather::backup_snapshot(cfg))?;
         let client = HttpRegistry::new(sr)?;
         let served = runtime
@@ -79,15 +79,30 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
         verify::TopicsCheck::default()
     } else {
         let cluster = cluster
+            .as_ref()
+            .map_err(|e| anyhow::anyhow!("{e}"))
             .context("the backup holds topics, which `verify` compares in the target cluster")?;
         verify::topics::check(
-            &cluster,
+            cluster,
             &reader,
             &jobs,
             journal.as_ref(),
             args.partition_concurrency,
             runtime.handle(),
         )?
+    };
+
+    let groups = match &cluster {
+        Ok(cluster) => check_groups(
+            cfg,
+            &runtime,
+            &store,
+            &reader,
+            &jobs,
+            cluster,
+            journal.as_ref(),
+        )?,
+        Err(_) => None,
     };
 
     let registry_not_checked = match (sr.enabled, sr.restore.enabled) {
@@ -99,6 +114,7 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
         registry,
         registry_not_checked,
         topics,
+        groups,
     };
     match args.format {
         OutputFormat::Text => print!("{}", report::text(&report)),
@@ -109,4 +125,60 @@ pub fn run(args: &VerifyArgs) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// The consumer groups: where the offset map puts each backed-up offset,
+/// against what the group has committed in the target. A partition not
+/// restored (no offset map for it) is a difference of its own.
+fn check_groups(
+    cfg: &crate::config::Config,
+    runtime: &tokio::runtime::Runtime,
+    store: &crate::storage::Store,
+    reader: &BackupReader,
+    jobs: &[restore::TopicJob],
+    cluster: &crate::kafka::Cluster,
+    journal: Option<&restore::DataJournal>,
+) -> anyhow::Result<Option<verify::groups::GroupsCheck>> {
+    use restore::groups;
+    let selection = groups::selection(cfg);
+    if reader.manifest.consumer_groups.is_empty() || !selection.enabled {
+        return Ok(None);
+    }
+    let wanted = groups::wanted(&selection, &reader.manifest, jobs);
+    let key = restore::cluster_key(cluster)?;
+    let map = runtime.block_on(
+        restore::offsets::OffsetMapStore::new(store.clone(), &reader.manifest.backup_id, &key)
+            .load(),
+    )?;
+    let restored = |w: &crate::plan::groups::Wanted| {
+        map.get(&w.target_topic, w.partition).is_some()
+            && journal
+                .and_then(|j| j.get(&w.target_topic, w.partition))
+                .is_some_and(|p| p.done)
+    };
+    let (wanted, unrestored): (Vec<_>, Vec<_>) = wanted.into_iter().partition(|w| restored(w));
+    let inputs = runtime.block_on(groups::inputs(
+        cluster,
+        jobs,
+        wanted,
+        journal,
+        &map,
+        groups::Source::Restored,
+    ))?;
+    let (expected, _) = crate::plan::groups::plan(&inputs);
+    let set = journal.map(|j| j.groups.clone()).unwrap_or_default();
+    let mut check = verify::groups::check(&expected, &inputs.current, &set);
+    for w in unrestored {
+        check.differences.push(
+            verify::Difference::new(
+                verify::Area::Groups,
+                format!(
+                    "consumer group `{}` on `{}` partition {}: the partition's restore is not finished (no offset map), so its offset was not set",
+                    w.group, w.target_topic, w.partition
+                ),
+            )
+            .partition(&w.target_topic, w.partition),
+        );
+    }
+    Ok(Some(check))
 }

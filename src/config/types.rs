@@ -61,6 +61,10 @@ pub struct KafkaSource {
     /// fails and publishes no manifest.
     #[serde(default)]
     pub allow_open_transactions: bool,
+    /// Which consumer groups' committed offsets on the backed-up topics the
+    /// backup takes.
+    #[serde(default)]
+    pub consumer_groups: GroupSelection,
 }
 
 impl Default for KafkaSource {
@@ -71,7 +75,42 @@ impl Default for KafkaSource {
             properties: BTreeMap::new(),
             open_transaction_wait_secs: default_transaction_wait(),
             allow_open_transactions: false,
+            consumer_groups: GroupSelection::default(),
         }
+    }
+}
+
+/// `source.consumer_groups` (which groups' offsets a backup takes) and
+/// `target.consumer_groups` (which of the backed-up groups a restore sets):
+/// by group ID, every group unless narrowed; `enabled: false` turns the
+/// feature off on that side.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupSelection {
+    #[serde(default = "yes")]
+    pub enabled: bool,
+    #[serde(default = "all")]
+    pub include: OneOrMany<Glob>,
+    #[serde(default)]
+    pub exclude: OneOrMany<Glob>,
+}
+
+impl Default for GroupSelection {
+    fn default() -> Self {
+        Self {
+            enabled: true,
+            include: all(),
+            exclude: OneOrMany::default(),
+        }
+    }
+}
+
+impl GroupSelection {
+    /// Whether the group `id` is taken (the feature on, and the patterns).
+    pub fn is_selected(&self, id: &str) -> bool {
+        self.enabled
+            && self.include.iter().any(|g| g.is_match(id))
+            && !self.exclude.iter().any(|g| g.is_match(id))
     }
 }
 
@@ -125,6 +164,10 @@ pub struct KafkaTarget {
     pub topic_mapping: BTreeMap<String, Text>,
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub properties: BTreeMap<String, ClientProperty>,
+    /// Which backed-up consumer groups get their offsets set in the target,
+    /// translated to where the restored records landed.
+    #[serde(default)]
+    pub consumer_groups: GroupSelection,
 }
 
 /// `target.topics`: which backed-up topics a restore writes, by their

@@ -16,6 +16,7 @@
 pub mod capabilities;
 pub mod diff;
 pub mod error;
+pub mod groups;
 pub mod ids;
 pub mod order;
 pub mod render;
@@ -179,6 +180,14 @@ pub struct Plan {
     /// their records carry that the map will not cover ([`topics`]).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub topics: Vec<topics::TopicCheck>,
+    /// The consumer groups' offsets in the target, translated to where the
+    /// restored records land ([`groups`]); set by `apply` after the data.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub groups: Vec<groups::GroupPlan>,
+    /// The `--to-timestamp` the group offsets were planned for; `apply`
+    /// must restore with the same.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub to_timestamp: Option<i64>,
     /// SHA-256 of the plan file's bytes without this field; filled by
     /// [`crate::planfile::write`], checked by [`crate::planfile::read`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -188,7 +197,7 @@ pub struct Plan {
 impl Plan {
     /// Whether applying the plan would change the target (steps to run).
     pub fn has_changes(&self) -> bool {
-        !self.steps.is_empty()
+        !self.steps.is_empty() || self.groups.iter().any(|g| g.changes() > 0)
     }
 
     /// Whether `apply` may run the plan: no conflicts, and no topic whose
@@ -253,6 +262,9 @@ pub enum ConflictKind {
     ReferenceDiverged,
     /// A step the target registry cannot run ([`capabilities`]).
     Unsupported,
+    /// A consumer group whose offsets the plan sets has members in the
+    /// target cluster ([`groups`]).
+    GroupLive,
 }
 
 /// Something the plan cannot decide on its own; listed item by item.
@@ -349,6 +361,8 @@ pub fn plan(
     let decisions = diff::decide(&selection, target, options)?;
     let built = order::build(&selection, &decisions, backup, target, options)?;
     Ok(Plan {
+        groups: Vec::new(),
+        to_timestamp: None,
         format: PLAN_FORMAT.to_owned(),
         tool_version: env!("CARGO_PKG_VERSION").to_owned(),
         backup_fingerprint: backup.fingerprint(),

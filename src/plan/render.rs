@@ -206,6 +206,7 @@ pub fn text(plan: &Plan) -> String {
         out.push('\n');
     }
     topics_text(plan, &mut out);
+    groups_text(plan, &mut out);
     out.push_str(&totals_line(plan));
     out.push('\n');
     if !plan.conflicts.is_empty() {
@@ -278,6 +279,36 @@ fn topics_text(plan: &Plan, out: &mut String) {
         }
     }
     out.push('\n');
+}
+
+/// The consumer groups: each partition's committed offset and the target
+/// offset it becomes.
+fn groups_text(plan: &Plan, out: &mut String) {
+    if plan.groups.is_empty() {
+        return;
+    }
+    let _ = writeln!(out, "{}", groups_title(plan));
+    for g in &plan.groups {
+        for p in &g.partitions {
+            let _ = writeln!(out, "  {}", clean(&super::groups::line(&g.group, p)));
+        }
+    }
+    out.push('\n');
+}
+
+/// `Consumer groups (offsets set after the data): 3 to set, 1 unchanged.`
+fn groups_title(plan: &Plan) -> String {
+    let all: usize = plan.groups.iter().map(|g| g.partitions.len()).sum();
+    let set: usize = plan.groups.iter().map(|g| g.changes()).sum();
+    let mut title = format!(
+        "Consumer groups (offsets set after the data): {set} to set, {} unchanged",
+        all - set
+    );
+    if let Some(ts) = plan.to_timestamp {
+        title.push_str(&format!("; planned for --to-timestamp {ts}"));
+    }
+    title.push('.');
+    title
 }
 
 /// Text for a Markdown table cell or list item: no line breaks, no `|`, no HTML.
@@ -436,6 +467,36 @@ pub fn markdown(plan: &Plan) -> String {
                     cell
                 }
             );
+        }
+        out.push('\n');
+    }
+    if !plan.groups.is_empty() {
+        let _ = writeln!(
+            out,
+            "#### {}\n\n| | Group | Partition | Source offset | Target offset | How |\n|---|---|---|---|---|---|",
+            groups_title(plan).trim_end_matches('.')
+        );
+        for g in &plan.groups {
+            for p in &g.partitions {
+                let mut how = p.how.as_str().to_owned();
+                if p.basis == super::groups::Basis::Predicted {
+                    how.push_str(" (predicted)");
+                }
+                if !p.change {
+                    how.push_str(", already there");
+                }
+                let _ = writeln!(
+                    out,
+                    "| {} | `{}` | `{}`[{}] | {} | {} | {} |",
+                    if p.change { "~" } else { "=" },
+                    md(&g.group).replace('`', "'"),
+                    md(&p.target_topic).replace('`', "'"),
+                    p.partition,
+                    p.committed,
+                    p.target_offset,
+                    md(&how)
+                );
+            }
         }
         out.push('\n');
     }

@@ -43,6 +43,10 @@ pub struct DataJournal {
     pub maps: BTreeMap<String, BTreeMap<i32, i32>>,
     /// Target topic, then partition.
     pub partitions: BTreeMap<String, BTreeMap<i32, PartitionProgress>>,
+    /// Consumer groups whose offsets the apply set, with the offsets (target
+    /// topic, partition): a rerun leaves them alone.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub groups: BTreeMap<String, BTreeMap<String, BTreeMap<i32, i64>>>,
 }
 
 /// One target partition.
@@ -110,6 +114,7 @@ impl DataJournal {
             cluster: cluster.to_owned(),
             maps: BTreeMap::new(),
             partitions: BTreeMap::new(),
+            groups: BTreeMap::new(),
         }
     }
 

@@ -26,7 +26,9 @@
 //! high watermark must have moved by exactly the number of records written.
 
 pub mod fields;
+pub mod groups;
 pub mod journal;
+pub mod offsets;
 pub mod resume;
 pub mod target;
 pub mod topics;
@@ -190,6 +192,26 @@ pub enum RestoreError {
         offset: i64,
     },
     #[error(
+        "`{topic}` partition {partition} has no offset map: it was restored by a version of kafka-backup that kept none, so the consumer groups' offsets on it cannot be translated\nhint: leave the groups out (`target.consumer_groups.enabled: false`), or restore into an empty topic under a new name with `target.topic_mapping`"
+    )]
+    NoOffsetMap { topic: String, partition: i32 },
+    #[error(
+        "consumer group `{group}` has {members} member(s) in the target ({state}): its offsets are its consumers' to move, none was set\nhint: stop the group's consumers in the target and rerun the same `apply` (the data is done), or leave the group out with `target.consumer_groups.exclude`"
+    )]
+    GroupLive {
+        group: String,
+        state: String,
+        members: u32,
+    },
+    #[error(
+        "consumer group `{group}`: the offsets committed ({wanted}) do not read back ({found})\nhint: another client commits for this group in the target; stop it and rerun the same `apply`"
+    )]
+    GroupNotSet {
+        group: String,
+        wanted: String,
+        found: String,
+    },
+    #[error(
         "producing to `{topic}` partition {partition} failed (record from offset {offset} of the backup): {reason}\nrerun the same `apply` to go on from where the target stands"
     )]
     Produce {
@@ -321,9 +343,11 @@ pub async fn restore(
     reader: Arc<BackupReader>,
     jobs: &[TopicJob],
     journals: &DataJournalStore,
+    maps: &offsets::OffsetMapStore,
     options: &RestoreOptions,
     log: &(dyn Fn(String) + Sync),
 ) -> Result<RestoreOutcome, RestoreError> {
+    let map = maps.load().await?;
     let mut journal = journals
         .load()
         .await?
@@ -368,7 +392,7 @@ pub async fn restore(
         stop: AtomicBool::new(false),
         totals: Totals::default(),
     };
-    let ran = run_workers(workers, shared, journal, journals, log).await?;
+    let ran = run_workers(workers, shared, journal, journals, (map, maps), log).await?;
     Ok(RestoreOutcome {
         topics_created,
         partitions_done_before: planned.done_before,
@@ -476,6 +500,7 @@ async fn run_workers(
     shared: Shared,
     mut journal: DataJournal,
     journals: &DataJournalStore,
+    (mut map, maps): (offsets::OffsetMap, &offsets::OffsetMapStore),
     log: &(dyn Fn(String) + Sync),
 ) -> Result<RestoreOutcome, RestoreError> {
     let shared = Arc::new(shared);
@@ -493,6 +518,7 @@ async fn run_workers(
         events,
         &mut journal,
         journals,
+        (&mut map, maps),
         &shared.stop,
         log,
         &mut outcome,
@@ -520,13 +546,15 @@ const PROGRESS_SAVE_INTERVAL: Duration = Duration::from_secs(1);
 /// Keeps the journal while the workers run, until the last one is done:
 /// progress within partitions is saved at most every
 /// [`PROGRESS_SAVE_INTERVAL`] (and once more at the end), a finished
-/// partition at once, and counted in `outcome`. When a save fails no worker
-/// takes another partition; the ones under way finish, and the failure is
-/// returned.
+/// partition at once (its offset map first: a partition the journal calls
+/// done has its map saved), and counted in `outcome`. When a save fails no
+/// worker takes another partition; the ones under way finish, and the
+/// failure is returned.
 async fn keep_journal(
     mut events: UnboundedReceiver<Event>,
     journal: &mut DataJournal,
     journals: &DataJournalStore,
+    (map, maps): (&mut offsets::OffsetMap, &offsets::OffsetMapStore),
     stop: &AtomicBool,
     log: &(dyn Fn(String) + Sync),
     outcome: &mut RestoreOutcome,
@@ -547,7 +575,18 @@ async fn keep_journal(
                 outcome.partitions_restored += 1;
                 outcome.records_written += f.written_total;
                 outcome.records_skipped += f.skipped;
-                f.record(journal);
+                let (topic, partition) = (f.topic.clone(), f.partition);
+                let landed = f.record(journal);
+                map.partitions
+                    .entry(topic)
+                    .or_default()
+                    .insert(partition, landed);
+                if save_error.is_none()
+                    && let Err(e) = maps.save(map).await
+                {
+                    stop.store(true, Ordering::Relaxed);
+                    save_error = Some(e);
+                }
             }
         }
         if save_error.is_some() {

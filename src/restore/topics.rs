@@ -400,6 +400,7 @@ mod tests {
                 ),
             ]),
             schema_registry: None,
+            consumer_groups: BTreeMap::new(),
             files: BTreeMap::new(),
         }
     }

@@ -24,7 +24,7 @@ use tokio::sync::mpsc::UnboundedSender;
 use super::journal::{DataJournal, PartitionProgress};
 use super::target::{self, TargetReader};
 use super::transform::Verdict;
-use super::{RestoreError, TopicJob, resume};
+use super::{RestoreError, TopicJob, offsets, resume};
 use crate::kafka::{self, Cluster, KafkaError};
 use crate::manifest::{BackupReader, PartitionManifest};
 use crate::segment::{Record, SegmentReader};
@@ -125,11 +125,14 @@ pub(super) struct Finished {
     pub(super) skipped: u64,
     pub(super) rewritten: u64,
     pub(super) seconds: f64,
+    /// Where its records landed.
+    pub(super) offsets: offsets::PartitionOffsets,
 }
 
 impl Finished {
-    /// Marks the partition's journal entry done, with its final counts.
-    pub(super) fn record(self, journal: &mut DataJournal) {
+    /// Marks the partition's journal entry done, with its final counts;
+    /// gives where its records landed.
+    pub(super) fn record(self, journal: &mut DataJournal) -> offsets::PartitionOffsets {
         if let Some(entry) = entry(journal, &self.topic, self.partition) {
             entry.done = true;
             entry.written = self.written_total;
@@ -138,6 +141,7 @@ impl Finished {
             entry.skipped = self.skipped;
             entry.foreign = self.foreign;
         }
+        self.offsets
     }
 
     /// The line the restore logs for it.
@@ -395,6 +399,7 @@ impl Worker {
                 foreign: foreign.to_vec(),
             }));
         };
+        let mut offsets = offsets::Builder::default();
         let mut segments = 0usize;
         while let Some((path, got)) = rx.blocking_recv() {
             segments += 1;
@@ -407,7 +412,13 @@ impl Worker {
             let data = got?;
             let mut records = SegmentReader::new(&data[..]).map_err(segment_err)?;
             while let Some(mut record) = records.next_record().map_err(segment_err)? {
-                match job.transform.apply(&mut record) {
+                let verdict = job.transform.apply(&mut record);
+                offsets.record(
+                    record.offset,
+                    verdict,
+                    position + u64::from(verdict.writes()),
+                );
+                match verdict {
                     Verdict::Write { rewritten: n } => {
                         position += 1;
                         if resumed.confirmed(position) {
@@ -520,6 +531,15 @@ impl Worker {
         }
         totals.ids.fetch_add(rewritten, Ordering::Relaxed);
         totals.bytes.fetch_add(bytes, Ordering::Relaxed);
+        let offsets = offsets.finish(offsets::Frame {
+            source_topic: job.source.clone(),
+            source_start: manifest.low_watermark,
+            source_end: manifest.high_watermark,
+            target_start: work.progress.target_start,
+            target_end: high,
+            foreign: foreign.clone(),
+            to_timestamp: job.transform.to_timestamp,
+        });
         Ok(Finished {
             source_topic: job.source.clone(),
             topic: job.target.clone(),
@@ -532,6 +552,7 @@ impl Worker {
             skipped,
             rewritten,
             seconds: started.elapsed().as_secs_f64(),
+            offsets,
         })
     }
 
@@ -726,6 +747,15 @@ mod tests {
             skipped,
             rewritten: 80,
             seconds: 1.5,
+            offsets: offsets::Builder::default().finish(offsets::Frame {
+                source_topic: "orders".into(),
+                source_start: 0,
+                source_end: 100,
+                target_start: 60,
+                target_end: 160,
+                foreign: vec![[140, 150]],
+                to_timestamp: None,
+            }),
         }
     }
 

@@ -19,6 +19,7 @@
 //! target gave for each ID; the record comparison is a pure function over two
 //! records.
 
+pub mod groups;
 pub mod registry;
 pub mod report;
 pub mod topics;
@@ -40,6 +41,8 @@ pub enum Area {
     Settings,
     /// Topics, partitions, records.
     Topics,
+    /// Consumer group offsets.
+    Groups,
 }
 
 /// One way the target differs from the backup.
@@ -149,6 +152,9 @@ pub struct Report {
     pub registry_not_checked: Option<NotChecked>,
     /// Topics and partitions.
     pub topics: TopicsCheck,
+    /// Consumer group offsets (`None`: the backup holds none, or
+    /// `target.consumer_groups` leaves them all out).
+    pub groups: Option<groups::GroupsCheck>,
 }
 
 impl Report {
@@ -163,6 +169,7 @@ impl Report {
                     .iter()
                     .flat_map(|p| p.differences.iter()),
             )
+            .chain(self.groups.iter().flat_map(|g| g.differences.iter()))
             .collect()
     }
 

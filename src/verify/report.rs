@@ -88,6 +88,25 @@ pub fn text(report: &Report) -> String {
         }
     }
 
+    if let Some(groups) = &report.groups {
+        out.push_str("Consumer groups\n");
+        if groups.offsets.is_empty() {
+            out.push_str("  none restored\n");
+        }
+        for o in &groups.offsets {
+            let found = o.found.map_or("none".to_owned(), |f| f.to_string());
+            let status = match o.status {
+                super::groups::Status::Same => "same",
+                super::groups::Status::ConsumedSince => "consumed since",
+                super::groups::Status::Differs => "differs",
+                super::groups::Status::Missing => "missing",
+            };
+            out.push_str(&format!(
+                "  {} {}[{}]: backup {} -> expected {}, target {found} ({status})\n",
+                o.group, o.target_topic, o.partition, o.committed, o.expected
+            ));
+        }
+    }
     let differences = report.differences();
     if !differences.is_empty() {
         out.push_str("Differences\n");
@@ -160,6 +179,8 @@ pub fn json(report: &Report) -> String {
         #[serde(skip_serializing_if = "Option::is_none")]
         registry_not_checked: Option<super::NotChecked>,
         topics: &'a super::TopicsCheck,
+        #[serde(skip_serializing_if = "Option::is_none")]
+        groups: Option<&'a super::groups::GroupsCheck>,
     }
     let differences = report.differences().len();
     let mut text = serde_json::to_string_pretty(&Json {
@@ -168,6 +189,7 @@ pub fn json(report: &Report) -> String {
         registry: report.registry.as_ref(),
         registry_not_checked: report.registry_not_checked,
         topics: &report.topics,
+        groups: report.groups.as_ref(),
     })
     .expect("a report serializes");
     text.push('\n');
@@ -225,6 +247,7 @@ mod tests {
                 ],
                 differences: vec![],
             },
+            groups: None,
         };
         insta::assert_snapshot!(text(&report), @r"
         Registry
@@ -273,6 +296,7 @@ mod tests {
                 ],
                 differences: vec![],
             },
+            groups: None,
         };
         insta::assert_snapshot!(text(&report), @r"
         Registry
@@ -314,6 +338,7 @@ mod tests {
             registry: None,
             registry_not_checked: Some(super::super::NotChecked::RegistryOff),
             topics: TopicsCheck::default(),
+            groups: None,
         };
         insta::assert_snapshot!(text(&report), @r"
         Registry
