@@ -296,20 +296,18 @@ def drain(args):
         parts = sorted({tp.partition for tp in assigned})
         # Where the group starts on each partition: its committed offset, else where
         # auto.offset.reset sends it; and the high watermark it must reach.
-        committed = {tp.partition: tp.offset for tp in consumer.committed(
+        start_commits = {tp.partition: tp.offset for tp in consumer.committed(
             [TopicPartition(args.topic, p) for p in parts], timeout=30)}
         ends = {}
         starts = {}
         for p in parts:
             low, high = consumer.get_watermark_offsets(TopicPartition(args.topic, p), timeout=30)
             ends[p] = high
-            c = committed.get(p, -1001)
-            if 0 <= c <= high and c >= low:
+            c = start_commits.get(p, -1001)
+            if low <= c <= high:
                 starts[p] = c
-            elif c < 0:
-                starts[p] = low if args.reset == "earliest" else high
             else:
-                # out of range: the reset policy applies
+                # none committed, or out of range: the reset policy applies
                 starts[p] = low if args.reset == "earliest" else high
         last_record_at[0] = time.monotonic()
         idle = args.idle_ms / 1000.0
@@ -334,7 +332,7 @@ def drain(args):
     emit({
         "values": [v for _, _, v in read],
         "by_partition": by_partition,
-        "started_at": {str(p): (None if committed.get(p, -1001) < 0 else committed[p]) for p in parts},
+        "started_at": {str(p): (None if start_commits.get(p, -1001) < 0 else start_commits[p]) for p in parts},
         "high_watermarks": {str(p): ends[p] for p in parts},
     })
 
