@@ -23,6 +23,8 @@ pub struct Description {
     pub stored_bytes: u64,
     pub files: usize,
     pub schema_registry: RegistryDescription,
+    /// Consumer groups and their committed offsets, as the manifest holds them.
+    pub consumer_groups: std::collections::BTreeMap<String, crate::manifest::GroupBackup>,
 }
 
 #[derive(Debug, Serialize)]
@@ -149,6 +151,7 @@ pub fn describe(manifest: &Manifest, schemas: Option<&SchemaManifest>) -> Descri
         stored_bytes: manifest.files.values().map(|f| f.size).sum(),
         files: manifest.files.len(),
         topics,
+        consumer_groups: manifest.consumer_groups.clone(),
         schema_registry: RegistryDescription {
             enabled: manifest.schema_registry.is_some(),
             subjects_count: manifest
@@ -253,6 +256,19 @@ fn render_text(d: &Description) -> String {
             "  {:<50} {:>3} versions  latest id {}",
             s.name, s.versions, s.latest_id
         );
+    }
+    let _ = writeln!(out, "\nconsumer groups: {}", d.consumer_groups.len());
+    for (id, g) in &d.consumer_groups {
+        let _ = writeln!(
+            out,
+            "  {id} ({}, {} member(s) at backup time)",
+            g.state, g.members
+        );
+        for (topic, partitions) in &g.offsets {
+            for (p, c) in partitions {
+                let _ = writeln!(out, "    {topic}[{p}] committed {}", c.offset);
+            }
+        }
     }
     out
 }

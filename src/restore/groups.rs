@@ -77,6 +77,11 @@ pub async fn inputs(
 ) -> Result<Inputs, RestoreError> {
     let mut inputs = Inputs::default();
     let consumer = cluster.metadata_consumer()?;
+    // the target's topics, for where a restore not begun yet starts
+    let layout = match source {
+        Source::Predicted { .. } => Some(kafka::layout(&consumer, cluster)?),
+        Source::Restored => None,
+    };
     let keys: BTreeSet<(String, i32, i64)> = wanted
         .iter()
         .map(|w| (w.target_topic.clone(), w.partition, w.committed))
@@ -96,11 +101,15 @@ pub async fn inputs(
                     .iter()
                     .find(|j| j.target == topic)
                     .expect("every wanted offset is on a job's topic");
+                let exists = layout
+                    .as_ref()
+                    .and_then(|l| l.topics.get(&topic))
+                    .is_some_and(|&count| (partition as usize) < count);
                 let start = match journal.and_then(|j| j.get(&topic, partition)) {
                     Some(progress) => progress.target_start,
-                    None => kafka::watermarks(&consumer, &topic, partition)
-                        .map(|(_, high)| high)
-                        .unwrap_or(0),
+                    // the restore creates it: it starts at 0
+                    None if !exists => 0,
+                    None => kafka::watermarks(&consumer, &topic, partition)?.1,
                 };
                 let t = predict(reader, job, partition, committed, start).await?;
                 (t, Basis::Predicted)
