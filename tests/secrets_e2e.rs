@@ -522,6 +522,8 @@ async fn every_command_at_trace_level_leaks_no_credential() {
     let verified = leaks.ok(&["verify", "-c", restore_cfg], &[]);
     assert!(String::from_utf8_lossy(&verified.stdout).contains("the target matches the backup"));
     leaks.ok(&["verify", "-c", restore_cfg, "--format", "json"], &[]);
+    leaks.ok(&["offsets", "-c", restore_cfg], &[]);
+    leaks.ok(&["offsets", "-c", restore_cfg, "--format", "json"], &[]);
     // after the restore: a plan with nothing to do, a list with its journal
     leaks.ok(&["plan", "-c", restore_cfg, "--format", "json"], &[]);
     leaks.ok(&["list", "--path", store_path, "--format", "json"], &[]);

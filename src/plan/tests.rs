@@ -361,3 +361,94 @@ fn scenario_outcomes() {
     let overwrite = by_name("overwrite").unwrap();
     assert_eq!((overwrite.totals.add, overwrite.totals.destroy), (1, 2));
 }
+
+/// The consumer-group section in every rendering: a set, an unchanged and a
+/// clamped partition, a predicted one, a live group (a conflict), and the
+/// plan file reads back with them.
+#[test]
+fn consumer_groups_render_in_text_markdown_and_the_plan_file() {
+    use crate::kafka::groups::{Committed, GroupState};
+    use crate::restore::offsets::{How, Translation};
+    use groups::{Basis, Inputs, Wanted};
+
+    let s = load(&root().join("empty-target"));
+    let mut p = plan(&s.backup, &s.target, &s.options).unwrap();
+    let wanted = |group: &str, partition: i32, committed: i64| Wanted {
+        group: group.into(),
+        topic: "orders".into(),
+        target_topic: "orders-dr".into(),
+        partition,
+        committed,
+        metadata: String::new(),
+    };
+    let mut inputs = Inputs {
+        wanted: vec![
+            wanted("billing", 0, 45),
+            wanted("billing", 1, 80),
+            wanted("billing", 2, 130),
+            wanted("audit", 0, 12),
+        ],
+        ..Default::default()
+    };
+    let at = |target, how, basis| (Translation { target, how }, basis);
+    for (partition, committed, landed) in [
+        (0, 45, at(42, How::Mapped, Basis::Restored)),
+        (1, 80, at(80, How::Mapped, Basis::Restored)),
+        (2, 130, at(87, How::Cut, Basis::Predicted)),
+        (0, 12, at(7, How::BeforeStart, Basis::Restored)),
+    ] {
+        inputs
+            .translated
+            .insert(("orders-dr".into(), partition, committed), landed);
+    }
+    inputs.current.insert(
+        "billing".into(),
+        [(
+            "orders-dr".to_owned(),
+            [(
+                1,
+                Committed {
+                    offset: 80,
+                    metadata: String::new(),
+                },
+            )]
+            .into(),
+        )]
+        .into(),
+    );
+    inputs.target_state.insert(
+        "audit".into(),
+        GroupState {
+            state: "Stable".into(),
+            members: 3,
+        },
+    );
+    let (planned, conflicts) = groups::plan(&inputs);
+    p.groups = planned;
+    p.conflicts.extend(conflicts);
+    p.to_timestamp = Some(1_796_000_000_000);
+    assert!(p.has_changes());
+    assert!(!p.is_applicable(), "a live group refuses the plan");
+
+    let text = render::text(&p);
+    let section: String = text
+        .lines()
+        .skip_while(|l| !l.starts_with("Consumer groups"))
+        .take_while(|l| !l.is_empty())
+        .map(|l| format!("{l}\n"))
+        .collect();
+    insta::assert_snapshot!("groups_text", section);
+    assert!(text.contains("consumer group `audit` is live in the target (Stable, 3 member(s))"));
+    let md = render::markdown(&p);
+    let table: String = md
+        .lines()
+        .skip_while(|l| !l.starts_with("#### Consumer groups"))
+        .take_while(|l| !l.is_empty() || !l.starts_with("<details>"))
+        .take_while(|l| !l.starts_with("<details>"))
+        .map(|l| format!("{l}\n"))
+        .collect();
+    insta::assert_snapshot!("groups_markdown", table);
+    let back = planfile::read(&planfile::write(&p)).unwrap();
+    assert_eq!(back.groups, p.groups);
+    assert_eq!(back.to_timestamp, p.to_timestamp);
+}
