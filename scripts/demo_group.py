@@ -11,18 +11,19 @@ import time
 from confluent_kafka import Consumer, TopicPartition
 
 
-def consumer(bootstrap, group):
+def consumer(bootstrap, group, reset):
     return Consumer({
         "bootstrap.servers": bootstrap,
         "group.id": group,
         "enable.auto.commit": False,
-        # a group with no committed offset reads nothing: the demo shows what was restored
-        "auto.offset.reset": "latest",
+        "auto.offset.reset": reset,
     })
 
 
 def read(bootstrap, topic, group, n=None):
-    c = consumer(bootstrap, group)
+    # a new group reads from the start; resuming, a partition without a
+    # committed offset reads nothing (the demo shows what the restore set)
+    c = consumer(bootstrap, group, "earliest" if n is not None else "latest")
     c.subscribe([topic])
     seen = {}
     last = {}
@@ -33,10 +34,6 @@ def read(bootstrap, topic, group, n=None):
         assignment = c.assignment()
         if assignment and ends is None:
             ends = {tp.partition: c.get_watermark_offsets(tp, timeout=10)[1] for tp in assignment}
-            positions = c.committed(assignment, timeout=10)
-            for tp in positions:
-                if tp.offset >= 0:
-                    c.seek(TopicPartition(topic, tp.partition, tp.offset))
         for m in c.consume(num_messages=500, timeout=0.2):
             if m.error():
                 sys.exit(f"reading {topic}: {m.error()}")
