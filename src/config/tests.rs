@@ -486,3 +486,41 @@ fn every_configuration_key_is_read_outside_the_config_module() {
         "configuration keys parsed but read nowhere: {unread:?}"
     );
 }
+
+#[test]
+fn consumer_group_selection_reads_from_yaml_and_toml_and_bad_keys_are_named() {
+    let yaml = "source:\n  consumer_groups:\n    enabled: false\ntarget:\n  bootstrap_servers: [k:9092]\n  consumer_groups:\n    include: [\"billing-*\"]\n    exclude: billing-test\n";
+    let toml = "[source.consumer_groups]\nenabled = false\n\n[target]\nbootstrap_servers = [\"k:9092\"]\n\n[target.consumer_groups]\ninclude = [\"billing-*\"]\nexclude = \"billing-test\"\n";
+    for (text, format) in [(yaml, Format::Yaml), (toml, Format::Toml)] {
+        let loaded = parse_text(text, format).unwrap();
+        let source = loaded.config.source.as_ref().unwrap();
+        assert!(!source.consumer_groups.enabled);
+        assert!(
+            !source.consumer_groups.is_selected("anything"),
+            "off takes no group"
+        );
+        let target = &loaded.config.target.as_ref().unwrap().consumer_groups;
+        assert!(target.enabled, "on unless said");
+        assert!(target.is_selected("billing-eu"));
+        assert!(!target.is_selected("billing-test"));
+        assert!(!target.is_selected("audit"));
+    }
+    // the default: on, every group
+    let loaded = parse_text("source:\n  bootstrap_servers: [k:9092]\n", Format::Yaml).unwrap();
+    assert!(
+        loaded
+            .config
+            .source
+            .unwrap()
+            .consumer_groups
+            .is_selected("any")
+    );
+    insta::assert_snapshot!(error("target:\n  consumer_groups:\n    enable: true\n", Format::Yaml), @r"
+    invalid configuration `test.yaml` (1 problem)
+      test.yaml:3: `target.consumer_groups.enable`: unknown field `enable`, expected one of enabled, include, exclude
+    ");
+    insta::assert_snapshot!(error("target:\n  consumer_groups:\n    include: [\"a[\"]\n", Format::Yaml), @r"
+    invalid configuration `test.yaml` (1 problem)
+      test.yaml:3: `target.consumer_groups.include`: invalid glob `a[`: unclosed character class; missing ']'
+    ");
+}
