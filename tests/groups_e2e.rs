@@ -890,3 +890,70 @@ fn a_backup_without_the_registry_restores_the_groups_too_and_the_switch_turns_th
     verified(&cfg);
     case.check_resumes(&expected);
 }
+
+#[test]
+fn a_group_that_read_on_after_a_lost_journal_entry_is_not_moved_back() {
+    // the window between a group's commit and its journal entry: the apply
+    // set the offsets, died before journalling them, and the group's
+    // consumers read on. A rerun must not move the group back to the
+    // restored offsets (its consumers would read those records twice).
+    let case = source("groups-h", 40, "20", false, Some(10));
+    case.check_manifest(&case.backup());
+    let cfg = case.restore_config();
+    let (_, file) = plan(&case, &cfg, &[]);
+    success(&kafka_backup(&apply_args(&file, &cfg, &[])));
+    let expected = case.expect(&BTreeMap::new(), None);
+    case.check_resumes(&expected);
+    let read_on = committed(&case.restored, &case.group);
+    assert_ne!(
+        read_on,
+        expected
+            .target_offsets
+            .iter()
+            .map(|(p, o)| (*p, Some(*o)))
+            .collect(),
+        "the group read on"
+    );
+    // the journal entry of the group is lost
+    let journals: Vec<PathBuf> = std::fs::read_dir(case.store().join("g1/restore"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| {
+            let name = p.file_name().unwrap().to_string_lossy().into_owned();
+            name.ends_with(".json") && !name.ends_with(".offsets.json")
+        })
+        .collect();
+    assert_eq!(journals.len(), 1, "{journals:?}");
+    let mut journal: Value = serde_json::from_slice(&std::fs::read(&journals[0]).unwrap()).unwrap();
+    assert!(journal["groups"][&case.group].is_object(), "{journal:#}");
+    journal.as_object_mut().unwrap().remove("groups");
+    std::fs::write(&journals[0], serde_json::to_vec_pretty(&journal).unwrap()).unwrap();
+
+    let out = kafka_backup(&apply_args(&file, &cfg, &[]));
+    let said = format!("{}\n{}", stdout(&out), stderr(&out));
+    assert!(!out.status.success(), "{said}");
+    assert!(
+        said.contains(&format!(
+            "consumer group `{}` committed other offsets in the target since the plan was made",
+            case.group
+        )),
+        "{said}"
+    );
+    assert_eq!(
+        committed(&case.restored, &case.group),
+        read_on,
+        "not moved back"
+    );
+    // planned again, the plan shows where the group stands and what it would do
+    let (again, _) = plan(&case, &cfg, &[]);
+    let currents: Vec<i64> = again["groups"][0]["partitions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["current"].as_i64().unwrap())
+        .collect();
+    assert_eq!(
+        currents,
+        read_on.values().map(|o| o.unwrap()).collect::<Vec<_>>()
+    );
+}

@@ -313,7 +313,7 @@ fn set_groups(
         }
     }
     let log = |line: String| println!("{line}");
-    let outcome = runtime.block_on(groups::set(&cluster, &found, &journals, &log))?;
+    let outcome = runtime.block_on(groups::set(&cluster, &found, planned, &journals, &log))?;
     println!(
         "Consumer groups: {} set now, {} already there, {} set by an earlier run.",
         outcome.set, outcome.unchanged, outcome.before

@@ -246,11 +246,15 @@ pub fn disagreements(planned: &[GroupPlan], found: &[GroupPlan]) -> Vec<String> 
 /// Sets each group's offsets in the target, one commit per group, after
 /// the data: a group set by an earlier run with the same offsets is left
 /// alone (its consumers may have moved on since), one whose offsets are
-/// there already is only journalled, a live one stops the apply. Each group
-/// is journalled once committed. `log` gets a line per group.
+/// there already is only journalled, a live one stops the apply, and so
+/// does one that committed other offsets since `planned` was made (a group
+/// is never moved from offsets nobody reviewed: a kill between a commit and
+/// its journal entry, then consumers reading on, would look like that).
+/// Each group is journalled once committed. `log` gets a line per group.
 pub async fn set(
     cluster: &Cluster,
     groups: &[GroupPlan],
+    planned: Option<&[GroupPlan]>,
     journals: &DataJournalStore,
     log: &(dyn Fn(String) + Sync),
 ) -> Result<GroupsOutcome, RestoreError> {
@@ -288,6 +292,12 @@ pub async fn set(
                     members: state.members,
                 });
             }
+            if let Some(moved) = moved_since(planned, g, &current) {
+                return Err(RestoreError::GroupMoved {
+                    group: g.group.clone(),
+                    moved,
+                });
+            }
             pause_for_tests();
             kgroups::commit(cluster, &g.group, &offsets)?;
             let now = kgroups::committed(cluster, &g.group, &partitions)?;
@@ -316,6 +326,38 @@ pub async fn set(
         journals.save(&journal).await?;
     }
     Ok(outcome)
+}
+
+/// The partitions of `g` whose committed offset in the target is not what
+/// the plan saw when it was made, one `topic[partition]: was -> now` each;
+/// `None` when they all are (or there is no plan to compare with).
+fn moved_since(
+    planned: Option<&[GroupPlan]>,
+    g: &GroupPlan,
+    current: &GroupOffsets,
+) -> Option<String> {
+    let seen = planned?.iter().find(|p| p.group == g.group)?;
+    let show = |o: Option<i64>| o.map_or("none".to_owned(), |o| o.to_string());
+    let moved: Vec<String> = seen
+        .partitions
+        .iter()
+        .filter_map(|p| {
+            let now = current
+                .get(&p.target_topic)
+                .and_then(|ps| ps.get(&p.partition))
+                .map(|c| c.offset);
+            (now != p.current).then(|| {
+                format!(
+                    "{}[{}]: {} when planned, {} now",
+                    p.target_topic,
+                    p.partition,
+                    show(p.current),
+                    show(now)
+                )
+            })
+        })
+        .collect();
+    (!moved.is_empty()).then(|| moved.join(", "))
 }
 
 /// What [`set`] did, in groups.

@@ -204,6 +204,10 @@ pub enum RestoreError {
         members: u32,
     },
     #[error(
+        "consumer group `{group}` committed other offsets in the target since the plan was made ({moved}): none was moved\nhint: something consumed as this group in the target (or an interrupted apply set it and its consumers read on); run `plan` again to review where it stands, and apply the new plan"
+    )]
+    GroupMoved { group: String, moved: String },
+    #[error(
         "consumer group `{group}`: the offsets committed ({wanted}) do not read back ({found})\nhint: another client commits for this group in the target; stop it and rerun the same `apply`"
     )]
     GroupNotSet {
