@@ -3,7 +3,7 @@
 //! journal, no checksum, no rewrite.
 //!
 //!     cargo run --release --example produce -- BACKUP_DIR BACKUP_ID TOPIC BOOTSTRAP TARGET_TOPIC \
-//!         [--partition-concurrency N] [--like-restore] [--stream]
+//!         [--partition-concurrency N] [--like-restore] [--stream] [--set KEY=VALUE]...
 //!
 //! What is timed. By default the backup's segments of TOPIC (a filesystem
 //! backup: BACKUP_DIR/BACKUP_ID/manifest.json and the files it lists) are read
@@ -35,6 +35,9 @@
 //! those waits too (a diagnostic): a `ThreadedProducer` created by each worker
 //! after the topic, `flush()` after each partition, dropped inside the timed
 //! phase.
+//! `--set KEY=VALUE` adds a producer property on top of those (as the
+//! restore's `target.properties` do), e.g. `--set compression.type=zstd`, so
+//! that both sides do the same work.
 //! `--stream` decodes each segment while producing, inside the timed phase
 //! (like the restore, minus checksum and rewrite): a diagnostic.
 //!
@@ -109,8 +112,14 @@ fn producer_config(bootstrap: &str) -> ClientConfig {
         .set("batch.size", "1000000")
         .set("queue.buffering.max.kbytes", "65536")
         .set("message.timeout.ms", "300000");
+    for (k, v) in EXTRA.get().into_iter().flatten() {
+        c.set(k, v);
+    }
     c
 }
+
+/// `--set KEY=VALUE` producer properties.
+static EXTRA: std::sync::OnceLock<Vec<(String, String)>> = std::sync::OnceLock::new();
 
 type Rec<'a> = BaseRecord<'a, [u8], [u8], ()>;
 
@@ -388,7 +397,7 @@ fn cpu_seconds() -> f64 {
     ticks / 100.0
 }
 
-const USAGE: &str = "usage: produce BACKUP_DIR BACKUP_ID TOPIC BOOTSTRAP TARGET_TOPIC [--partition-concurrency N] [--like-restore] [--stream]";
+const USAGE: &str = "usage: produce BACKUP_DIR BACKUP_ID TOPIC BOOTSTRAP TARGET_TOPIC [--partition-concurrency N] [--like-restore] [--stream] [--set KEY=VALUE]...";
 
 fn main() -> Result<(), String> {
     let mut args: Vec<String> = std::env::args().skip(1).collect();
@@ -401,6 +410,14 @@ fn main() -> Result<(), String> {
         args.drain(i..=i + 1);
     }
     let concurrency = concurrency.max(1);
+    let mut extra = Vec::new();
+    while let Some(i) = args.iter().position(|a| a == "--set") {
+        let kv = args.get(i + 1).ok_or("--set needs KEY=VALUE")?;
+        let (k, v) = kv.split_once('=').ok_or("--set needs KEY=VALUE")?;
+        extra.push((k.to_owned(), v.to_owned()));
+        args.drain(i..=i + 1);
+    }
+    EXTRA.set(extra).expect("set once");
     let mut flag = |name: &str| match args.iter().position(|a| a == name) {
         Some(i) => {
             args.remove(i);
