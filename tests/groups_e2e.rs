@@ -746,7 +746,10 @@ fn a_live_group_in_the_target_is_refused_at_plan_time() {
     let said = format!("{}\n{}", stdout(&out), stderr(&out));
     assert!(!out.status.success(), "{said}");
     assert!(
-        said.contains(&format!("consumer group `{}` has 1 member(s)", case.group)),
+        said.contains(&format!(
+            "consumer group `{}` is live in the target (Stable; 1 member(s) listed)",
+            case.group
+        )),
         "{said}"
     );
     assert!(said.contains("Topics restored"), "{said}");
@@ -779,39 +782,19 @@ fn fault_apply_killed_before_the_group_commit_and_rerun_resumes_the_group_exactl
     case.check_plan(&planned, &expected, &[(0, "mapped"), (1, "mapped")]);
 
     // the binary creates this file and sleeps right before it commits the
-    // first group's offsets (for tests only)
+    // first group's offsets (debug builds, for tests only)
     let paused = case.dir.path().join("paused-before-group-commit");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_kafka-backup"))
-        .args(apply_args(&file, &cfg, &[]))
-        .env("KAFKA_BACKUP_LOG", "warn")
-        .env("KB_TEST_PAUSE_BEFORE_GROUP_COMMIT", &paused)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(120);
-    while !paused.exists() {
-        if child.try_wait().unwrap().is_some() {
-            let out = child.wait_with_output().unwrap();
-            panic!(
-                "apply ended ({}) without pausing before the group commit:\n{}\n{}",
-                out.status,
-                stdout(&out),
-                stderr(&out)
-            );
-        }
-        assert!(Instant::now() < deadline, "apply did not pause in 120 s");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    let child = paused_apply(
+        &apply_args(&file, &cfg, &[]),
+        "KB_TEST_PAUSE_BEFORE_GROUP_COMMIT",
+        &paused,
+    );
     // paused before the commit: nothing of the group is set yet
     assert_eq!(
         committed(&case.restored, &case.group),
         BTreeMap::from([(0, None), (1, None)])
     );
-    child.kill().unwrap(); // SIGKILL
-    let status = child.wait().unwrap();
-    assert!(!status.success(), "apply ended on its own: {status}");
+    kill(child);
     assert_eq!(
         committed(&case.restored, &case.group),
         BTreeMap::from([(0, None), (1, None)]),
@@ -877,7 +860,10 @@ fn a_backup_without_the_registry_restores_the_groups_too_and_the_switch_turns_th
         cfg.to_str().unwrap(),
         "--auto-approve",
     ]));
-    assert!(out.contains("Consumer groups: 1 set now"), "{out}");
+    assert!(
+        out.contains("Consumer groups: 1 set now, 0 with nothing to commit"),
+        "{out}"
+    );
     let expected = case.expect(&BTreeMap::new(), None);
     assert_eq!(
         committed(&case.restored, &case.group),
@@ -956,4 +942,85 @@ fn a_group_that_read_on_after_a_lost_journal_entry_is_not_moved_back() {
         currents,
         read_on.values().map(|o| o.unwrap()).collect::<Vec<_>>()
     );
+}
+
+/// Starts `kafka-backup ARGS` with `hook` set to `file`, and waits until the
+/// binary created the file (it then sleeps 30 s there).
+fn paused_apply(args: &[&str], hook: &str, file: &Path) -> std::process::Child {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_kafka-backup"))
+        .args(args)
+        .env("KAFKA_BACKUP_LOG", "warn")
+        .env(hook, file)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !file.exists() {
+        if child.try_wait().unwrap().is_some() {
+            let out = child.wait_with_output().unwrap();
+            panic!(
+                "apply ended ({}) without pausing at {hook}:\n{}\n{}",
+                out.status,
+                stdout(&out),
+                stderr(&out)
+            );
+        }
+        assert!(Instant::now() < deadline, "apply did not pause in 120 s");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    child
+}
+
+/// SIGKILL, and the process is gone.
+fn kill(mut child: std::process::Child) {
+    child.kill().unwrap();
+    let status = child.wait().unwrap();
+    assert!(!status.success(), "apply ended on its own: {status}");
+}
+
+#[test]
+fn fault_apply_killed_after_the_group_commit_does_not_move_a_group_that_read_on() {
+    // killed after the commit, before its journal entry; the group's
+    // consumers read on; then the apply is run again the way an operator
+    // would, without a plan file (planned again, so the plan sees the group
+    // where its consumers left it): the journalled intent tells the rerun
+    // that its own commit landed and the group moved on from it
+    let case = source("groups-i", 40, "20", false, Some(10));
+    case.check_manifest(&case.backup());
+    let cfg = case.restore_config();
+    let expected = case.expect(&BTreeMap::new(), None);
+    let args = ["apply", "-c", cfg.to_str().unwrap(), "--auto-approve"];
+    let paused = case.dir.path().join("paused-after-group-commit");
+    let child = paused_apply(&args, "KB_TEST_PAUSE_AFTER_GROUP_COMMIT", &paused);
+    let set: BTreeMap<i32, Option<i64>> = expected
+        .target_offsets
+        .iter()
+        .map(|(p, o)| (*p, Some(*o)))
+        .collect();
+    assert_eq!(
+        committed(&case.restored, &case.group),
+        set,
+        "committed before the pause"
+    );
+    kill(child);
+    case.check_resumes(&expected);
+    let read_on = committed(&case.restored, &case.group);
+    assert_ne!(read_on, set, "the group read on");
+
+    let out = success(&kafka_backup(&args));
+    assert!(out.contains("read on from"), "{out}");
+    assert!(
+        out.contains("Consumer groups: 0 set now, 1 with nothing to commit"),
+        "{out}"
+    );
+    assert_eq!(
+        committed(&case.restored, &case.group),
+        read_on,
+        "not moved back"
+    );
+    // and the restore checks out, the group counted as having consumed since
+    let out = success(&kafka_backup(&["verify", "-c", cfg.to_str().unwrap()]));
+    assert!(out.contains("(consumed since)"), "{out}");
 }

@@ -213,6 +213,14 @@ fn apply_leased(
                 show(args.to_timestamp)
             );
         }
+        if plan.groups.is_empty() && !args.registry_only {
+            let wanted = wanted_groups(cfg, runtime, store, backup_id, args)?;
+            if wanted > 0 {
+                anyhow::bail!(
+                    "the plan has no consumer group offsets, but `target.consumer_groups` selects {wanted} group offset(s) on the restored topics: the plan was made with another configuration (or by `apply --registry-only`, or an older version); nothing was changed\nhint: run `plan` again with this configuration, or set `target.consumer_groups.enabled: false` to restore without them"
+                );
+            }
+        }
         planned_groups = Some(plan.groups.clone());
         Some(apply_registry(
             cfg, runtime, store, backup_id, &plan, args, interrupt,
@@ -248,6 +256,25 @@ fn apply_leased(
         args,
     )?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// How many backed-up group offsets the configuration selects on the
+/// topics it restores.
+fn wanted_groups(
+    cfg: &Config,
+    runtime: &tokio::runtime::Runtime,
+    store: &Store,
+    backup_id: &str,
+    args: &ApplyArgs,
+) -> anyhow::Result<usize> {
+    let selection = restore::groups::selection(cfg);
+    let reader = runtime.block_on(BackupReader::open(store, backup_id))?;
+    if reader.manifest.consumer_groups.is_empty() || !selection.enabled || cfg.target.is_none() {
+        return Ok(0);
+    }
+    let evidence = runtime.block_on(restore::Evidence::read(&reader))?;
+    let jobs = restore::jobs(cfg, &reader.manifest, None, args.to_timestamp, &evidence)?;
+    Ok(restore::groups::wanted(&selection, &reader.manifest, &jobs).len())
 }
 
 /// After the data: the consumer groups' offsets, worked out from the offset
@@ -315,8 +342,8 @@ fn set_groups(
     let log = |line: String| println!("{line}");
     let outcome = runtime.block_on(groups::set(&cluster, &found, planned, &journals, &log))?;
     println!(
-        "Consumer groups: {} set now, {} already there, {} set by an earlier run.",
-        outcome.set, outcome.unchanged, outcome.before
+        "Consumer groups: {} set now, {} with nothing to commit (already there, set by an earlier run, or read on since).",
+        outcome.set, outcome.unchanged
     );
     Ok(())
 }

@@ -21,8 +21,13 @@ pub fn run(args: &OffsetsArgs) -> anyhow::Result<ExitCode> {
     let store = Location::from_config(cfg.storage.as_ref())?.open()?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let cluster = restore::target_cluster(cfg)?;
-    let maps = OffsetMapStore::new(store, &backup_id, &restore::cluster_key(&cluster)?);
+    let key = restore::cluster_key(&cluster)?;
+    let maps = OffsetMapStore::new(store.clone(), &backup_id, &key);
+    let journal =
+        runtime.block_on(restore::DataJournalStore::new(store, &backup_id, &key).load())?;
     let mut map = runtime.block_on(maps.load())?;
+    // only what the restore journal says is restored, from where it began
+    map.retain_restored(journal.as_ref());
     if let Some(topic) = &args.topic {
         map.partitions.retain(|t, _| t == topic);
     }

@@ -112,12 +112,19 @@ fn plan_groups(
     if reader.manifest.consumer_groups.is_empty() || !selection.enabled || cfg.target.is_none() {
         return Ok(());
     }
-    // the IDs the restore will map (the target IDs are only known after the
-    // registry steps; which records are left out depends on coverage alone)
+    // the IDs the restore will map: known now or assigned by a registration
+    // (as `apply::final_id_map` will have them; the target IDs themselves do
+    // not matter here, which records are left out depends on coverage alone)
     let covered: crate::apply::IdMap = plan
         .id_mapping
         .iter()
-        .map(|(ctx, ids)| (ctx.clone(), ids.keys().map(|&id| (id, id)).collect()))
+        .map(|(ctx, ids)| {
+            let mapped = ids
+                .iter()
+                .filter(|(_, e)| e.target_id != plan::TargetId::Unmapped)
+                .map(|(&id, _)| (id, id));
+            (ctx.clone(), mapped.collect())
+        })
         .collect();
     let jobs = restore::jobs(
         cfg,

@@ -146,16 +146,13 @@ fn check_groups(
     }
     let wanted = groups::wanted(&selection, &reader.manifest, jobs);
     let key = restore::cluster_key(cluster)?;
-    let map = runtime.block_on(
+    let mut map = runtime.block_on(
         restore::offsets::OffsetMapStore::new(store.clone(), &reader.manifest.backup_id, &key)
             .load(),
     )?;
-    let restored = |w: &crate::plan::groups::Wanted| {
-        map.get(&w.target_topic, w.partition).is_some()
-            && journal
-                .and_then(|j| j.get(&w.target_topic, w.partition))
-                .is_some_and(|p| p.done)
-    };
+    map.retain_restored(journal);
+    let restored =
+        |w: &crate::plan::groups::Wanted| map.get(&w.target_topic, w.partition).is_some();
     let (wanted, unrestored): (Vec<_>, Vec<_>) = wanted.into_iter().partition(|w| restored(w));
     let inputs = runtime.block_on(groups::inputs(
         cluster,

@@ -162,10 +162,19 @@ pub fn committed(
     Ok(out)
 }
 
+/// Why a commit was refused.
+#[derive(Debug)]
+pub enum CommitError {
+    /// The coordinator says the group has members (or is rebalancing): a
+    /// commit of a client outside it is not taken.
+    Live(String),
+    Other(KafkaError),
+}
+
 /// Commits `offsets` for `group` in one request, without joining it: the
 /// coordinator refuses it while the group has members.
-pub fn commit(cluster: &Cluster, group: &str, offsets: &GroupOffsets) -> Result<(), KafkaError> {
-    let consumer = group_client(cluster, group)?;
+pub fn commit(cluster: &Cluster, group: &str, offsets: &GroupOffsets) -> Result<(), CommitError> {
+    let consumer = group_client(cluster, group).map_err(CommitError::Other)?;
     let mut tpl = TopicPartitionList::new();
     for (topic, partitions) in offsets {
         for (&partition, c) in partitions {
@@ -180,8 +189,19 @@ pub fn commit(cluster: &Cluster, group: &str, offsets: &GroupOffsets) -> Result<
     }
     let done = consumer.commit(&tpl, CommitMode::Sync);
     close(consumer);
-    done.map_err(|source| KafkaError::Groups {
-        servers: cluster.servers.clone(),
-        reason: format!("committing the offsets of group `{group}`: {source}"),
+    done.map_err(|source| {
+        use rdkafka::error::RDKafkaErrorCode as Code;
+        match source.rdkafka_error_code() {
+            Some(
+                code @ (Code::UnknownMemberId
+                | Code::IllegalGeneration
+                | Code::RebalanceInProgress
+                | Code::FencedInstanceId),
+            ) => CommitError::Live(format!("the coordinator refused the commit: {code:?}")),
+            _ => CommitError::Other(KafkaError::Groups {
+                servers: cluster.servers.clone(),
+                reason: format!("committing the offsets of group `{group}`: {source}"),
+            }),
+        }
     })
 }

@@ -179,7 +179,14 @@ pub fn line(group: &str, p: &GroupPartition) -> String {
     }
     match (p.change, p.current) {
         (false, _) => line.push_str(", already there"),
-        (true, Some(c)) => line.push_str(&format!(", now {c}")),
+        (true, Some(c)) if c > p.target_offset => line.push_str(&format!(
+            ", now {c}: moves the group back {} record(s), which it reads again",
+            c - p.target_offset
+        )),
+        (true, Some(c)) => line.push_str(&format!(
+            ", now {c}: moves the group forward {} record(s), which it does not read",
+            p.target_offset - c
+        )),
         (true, None) => {}
     }
     if p.basis == Basis::Predicted {

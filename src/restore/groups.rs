@@ -6,6 +6,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
+use super::journal::IntentOffset;
 use crate::config::{Config, GroupSelection};
 use crate::kafka::groups::{self as kgroups, Committed, GroupOffsets};
 use crate::kafka::{self, Cluster};
@@ -243,14 +244,78 @@ pub fn disagreements(planned: &[GroupPlan], found: &[GroupPlan]) -> Vec<String> 
         .collect()
 }
 
-/// Sets each group's offsets in the target, one commit per group, after
-/// the data: a group set by an earlier run with the same offsets is left
-/// alone (its consumers may have moved on since), one whose offsets are
-/// there already is only journalled, a live one stops the apply, and so
-/// does one that committed other offsets since `planned` was made (a group
-/// is never moved from offsets nobody reviewed: a kill between a commit and
-/// its journal entry, then consumers reading on, would look like that).
-/// Each group is journalled once committed. `log` gets a line per group.
+/// What becomes of one partition of a group when its offsets are set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Decision {
+    /// The journal says an earlier run set it: left alone, whatever the
+    /// group committed since (its consumers may have read on); `missing`
+    /// when no offset is committed there any more (expired).
+    SetBefore { missing: bool },
+    /// The planned offset is there already: only journalled.
+    Already,
+    /// An interrupted run was about to commit it (its intent is journalled)
+    /// and the group has committed something else since: its consumers read
+    /// on from the committed offset. Left alone, journalled.
+    ConsumedSince { now: i64 },
+    /// Committed now; `from` is what the group had there.
+    Commit { from: Option<i64> },
+    /// The group committed other offsets since the plan was made, with no
+    /// intent of an earlier run to explain it: nobody reviewed moving it.
+    Moved {
+        planned: Option<i64>,
+        now: Option<i64>,
+    },
+}
+
+/// One partition's facts: the planned offset, what the journal says was set
+/// and was about to be set (`intent`: to, from), what is committed now, and
+/// what the plan saw there when it was made (`None` without a plan file).
+#[derive(Debug, Clone, Copy)]
+pub struct Facts {
+    pub want: i64,
+    pub set_before: Option<i64>,
+    pub intent: Option<(i64, Option<i64>)>,
+    pub now: Option<i64>,
+    pub planned_now: Option<Option<i64>>,
+}
+
+/// Decides one partition (pure).
+pub fn decide(f: Facts) -> Decision {
+    if f.set_before == Some(f.want) {
+        return Decision::SetBefore {
+            missing: f.now.is_none(),
+        };
+    }
+    if f.now == Some(f.want) {
+        return Decision::Already;
+    }
+    if let Some((to, from)) = f.intent
+        && to == f.want
+    {
+        return match f.now {
+            // the earlier run's commit did not land
+            now if now == from => Decision::Commit { from },
+            Some(now) => Decision::ConsumedSince { now },
+            None => Decision::Commit { from },
+        };
+    }
+    match f.planned_now {
+        Some(planned) if planned != f.now => Decision::Moved {
+            planned,
+            now: f.now,
+        },
+        _ => Decision::Commit { from: f.now },
+    }
+}
+
+/// Sets each group's offsets in the target after the data, one commit per
+/// group of the partitions [`decide`] says to commit. Before the commit the
+/// intent (each partition's offset, and what the group had there) is
+/// journalled, after it the offsets themselves: a rerun after a kill at any
+/// point commits what did not land, and never moves a partition the group's
+/// consumers moved on from. A live group, or one that committed other
+/// offsets since `planned` was made (the plan file's view), stops the apply
+/// before anything of that group is committed. `log` gets a line per group.
 pub async fn set(
     cluster: &Cluster,
     groups: &[GroupPlan],
@@ -268,22 +333,88 @@ pub async fn set(
         .unwrap_or_else(|| DataJournal::new(&cluster.servers));
     let consumer = cluster.metadata_consumer()?;
     for g in groups {
-        let offsets = target_offsets(g);
-        if journal.groups.get(&g.group) == Some(&plain(&offsets)) {
-            log(format!(
-                "group `{}`: its offsets were set by an earlier run; left as they are now",
-                g.group
-            ));
-            outcome.before += 1;
-            continue;
-        }
         let partitions: Vec<(String, i32)> = g
             .partitions
             .iter()
             .map(|p| (p.target_topic.clone(), p.partition))
             .collect();
         let current = kgroups::committed(cluster, &g.group, &partitions)?;
-        if plain(&current) != plain(&offsets) {
+        let seen = planned.map(|ps| ps.iter().find(|p| p.group == g.group));
+        let mut commit = GroupOffsets::new();
+        let mut intent = BTreeMap::<String, BTreeMap<i32, IntentOffset>>::new();
+        let mut notes = Vec::new();
+        let mut moved = Vec::new();
+        let show = |o: Option<i64>| o.map_or("none".to_owned(), |o| o.to_string());
+        for p in &g.partitions {
+            let (topic, partition) = (&p.target_topic, p.partition);
+            let at =
+                |m: &BTreeMap<String, BTreeMap<i32, i64>>| m.get(topic)?.get(&partition).copied();
+            let facts = Facts {
+                want: p.target_offset,
+                set_before: journal.groups.get(&g.group).and_then(at),
+                intent: journal
+                    .group_intents
+                    .get(&g.group)
+                    .and_then(|i| i.get(topic)?.get(&partition))
+                    .map(|i| (i.to, i.from)),
+                now: current
+                    .get(topic)
+                    .and_then(|ps| ps.get(&partition))
+                    .map(|c| c.offset),
+                planned_now: seen.map(|s| {
+                    s.and_then(|s| {
+                        s.partitions
+                            .iter()
+                            .find(|q| &q.target_topic == topic && q.partition == partition)
+                    })
+                    .and_then(|q| q.current)
+                }),
+            };
+            match decide(facts) {
+                Decision::SetBefore { missing } => {
+                    if missing {
+                        notes.push(format!(
+                            "{topic}[{partition}]: set by an earlier run, no longer committed (expired after the broker's offsets.retention.minutes?)"
+                        ));
+                    }
+                }
+                Decision::Already => {}
+                Decision::ConsumedSince { now } => notes.push(format!(
+                    "{topic}[{partition}]: at {now}, read on from {} since an interrupted run set it; left there",
+                    p.target_offset
+                )),
+                Decision::Commit { from } => {
+                    commit.entry(topic.clone()).or_default().insert(
+                        partition,
+                        Committed {
+                            offset: p.target_offset,
+                            metadata: p.metadata.clone(),
+                        },
+                    );
+                    intent.entry(topic.clone()).or_default().insert(
+                        partition,
+                        IntentOffset {
+                            to: p.target_offset,
+                            from,
+                        },
+                    );
+                }
+                Decision::Moved { planned, now } => moved.push(format!(
+                    "{topic}[{partition}]: {} when planned, {} now",
+                    show(planned),
+                    show(now)
+                )),
+            }
+        }
+        if !moved.is_empty() {
+            return Err(RestoreError::GroupMoved {
+                group: g.group.clone(),
+                moved: moved.join(", "),
+            });
+        }
+        if commit.is_empty() {
+            outcome.unchanged += 1;
+        } else {
             let state = kgroups::state(&consumer, cluster, &g.group)?;
             if state.is_live() {
                 return Err(RestoreError::GroupLive {
@@ -292,19 +423,31 @@ pub async fn set(
                     members: state.members,
                 });
             }
-            if let Some(moved) = moved_since(planned, g, &current) {
-                return Err(RestoreError::GroupMoved {
-                    group: g.group.clone(),
-                    moved,
-                });
+            journal.group_intents.insert(g.group.clone(), intent);
+            journals.save(&journal).await?;
+            pause_for_tests("KB_TEST_PAUSE_BEFORE_GROUP_COMMIT");
+            match kgroups::commit(cluster, &g.group, &commit) {
+                Err(kgroups::CommitError::Live(reason)) => {
+                    return Err(RestoreError::GroupLive {
+                        group: g.group.clone(),
+                        state: reason,
+                        members: 0,
+                    });
+                }
+                Err(kgroups::CommitError::Other(e)) => return Err(e.into()),
+                Ok(()) => {}
             }
-            pause_for_tests();
-            kgroups::commit(cluster, &g.group, &offsets)?;
+            pause_for_tests("KB_TEST_PAUSE_AFTER_GROUP_COMMIT");
             let now = kgroups::committed(cluster, &g.group, &partitions)?;
-            if plain(&now) != plain(&offsets) {
+            let landed = commit.iter().all(|(t, ps)| {
+                ps.iter().all(|(p, c)| {
+                    now.get(t).and_then(|n| n.get(p)).map(|n| n.offset) == Some(c.offset)
+                })
+            });
+            if !landed {
                 return Err(RestoreError::GroupNotSet {
                     group: g.group.clone(),
-                    wanted: show_offsets(&offsets),
+                    wanted: show_offsets(&commit),
                     found: show_offsets(&now),
                 });
             }
@@ -312,60 +455,27 @@ pub async fn set(
             log(format!(
                 "group `{}`: offsets set ({})",
                 g.group,
-                show_offsets(&offsets)
-            ));
-        } else {
-            outcome.unchanged += 1;
-            log(format!(
-                "group `{}`: its offsets were there already ({})",
-                g.group,
-                show_offsets(&offsets)
+                show_offsets(&commit)
             ));
         }
-        journal.groups.insert(g.group.clone(), plain(&offsets));
+        for n in &notes {
+            log(format!("group `{}`: {n}", g.group));
+        }
+        journal
+            .groups
+            .insert(g.group.clone(), plain(&target_offsets(g)));
+        journal.group_intents.remove(&g.group);
         journals.save(&journal).await?;
     }
     Ok(outcome)
 }
 
-/// The partitions of `g` whose committed offset in the target is not what
-/// the plan saw when it was made, one `topic[partition]: was -> now` each;
-/// `None` when they all are (or there is no plan to compare with).
-fn moved_since(
-    planned: Option<&[GroupPlan]>,
-    g: &GroupPlan,
-    current: &GroupOffsets,
-) -> Option<String> {
-    let seen = planned?.iter().find(|p| p.group == g.group)?;
-    let show = |o: Option<i64>| o.map_or("none".to_owned(), |o| o.to_string());
-    let moved: Vec<String> = seen
-        .partitions
-        .iter()
-        .filter_map(|p| {
-            let now = current
-                .get(&p.target_topic)
-                .and_then(|ps| ps.get(&p.partition))
-                .map(|c| c.offset);
-            (now != p.current).then(|| {
-                format!(
-                    "{}[{}]: {} when planned, {} now",
-                    p.target_topic,
-                    p.partition,
-                    show(p.current),
-                    show(now)
-                )
-            })
-        })
-        .collect();
-    (!moved.is_empty()).then(|| moved.join(", "))
-}
-
-/// What [`set`] did, in groups.
+/// What [`set`] did, in groups: committed now, or nothing to commit
+/// (already there, set by an earlier run, or read on since).
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct GroupsOutcome {
     pub set: usize,
     pub unchanged: usize,
-    pub before: usize,
 }
 
 /// A group's planned offsets, by target topic, with their metadata.
@@ -401,12 +511,126 @@ fn show_offsets(offsets: &GroupOffsets) -> String {
     parts.join(", ")
 }
 
-/// For the end-to-end tests only: with `KB_TEST_PAUSE_BEFORE_GROUP_COMMIT`
-/// set to a path, the apply creates that file and waits 30 s before
-/// committing a group's offsets, so that a test can kill it there.
-fn pause_for_tests() {
-    if let Some(path) = std::env::var_os("KB_TEST_PAUSE_BEFORE_GROUP_COMMIT") {
+/// For the end-to-end tests only (debug builds; a release build has no such
+/// hook): with the variable `name` set to a path, the apply creates that file
+/// and waits 30 s, so that a test can kill it right there.
+fn pause_for_tests(name: &str) {
+    #[cfg(debug_assertions)]
+    if let Some(path) = std::env::var_os(name) {
         let _ = std::fs::write(&path, b"paused\n");
         std::thread::sleep(std::time::Duration::from_secs(30));
+    }
+    #[cfg(not(debug_assertions))]
+    let _ = name;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn facts(want: i64, now: Option<i64>) -> Facts {
+        Facts {
+            want,
+            set_before: None,
+            intent: None,
+            now,
+            planned_now: None,
+        }
+    }
+
+    #[test]
+    fn a_partition_is_committed_only_when_nothing_says_its_consumers_moved_it() {
+        // first run: committed whatever the group had
+        assert_eq!(decide(facts(40, None)), Decision::Commit { from: None });
+        assert_eq!(
+            decide(facts(40, Some(7))),
+            Decision::Commit { from: Some(7) }
+        );
+        assert_eq!(decide(facts(40, Some(40))), Decision::Already);
+        // set by an earlier run: left alone, wherever it is now
+        let before = |now| Facts {
+            set_before: Some(40),
+            ..facts(40, now)
+        };
+        assert_eq!(
+            decide(before(Some(55))),
+            Decision::SetBefore { missing: false }
+        );
+        assert_eq!(
+            decide(before(Some(3))),
+            Decision::SetBefore { missing: false }
+        );
+        assert_eq!(decide(before(None)), Decision::SetBefore { missing: true });
+        // journalled under other offsets (another plan): decided afresh
+        let other = Facts {
+            set_before: Some(12),
+            ..facts(40, Some(12))
+        };
+        assert_eq!(decide(other), Decision::Commit { from: Some(12) });
+        // killed after the intent: the commit landed or not, or the group read on
+        let intent = |now| Facts {
+            intent: Some((40, Some(7))),
+            ..facts(40, now)
+        };
+        assert_eq!(decide(intent(Some(7))), Decision::Commit { from: Some(7) });
+        assert_eq!(decide(intent(Some(40))), Decision::Already);
+        assert_eq!(
+            decide(intent(Some(52))),
+            Decision::ConsumedSince { now: 52 }
+        );
+        // with a plan file: moved since the plan, with no intent to explain it
+        let planned = |planned_now, now| Facts {
+            planned_now: Some(planned_now),
+            ..facts(40, now)
+        };
+        assert_eq!(
+            decide(planned(None, Some(52))),
+            Decision::Moved {
+                planned: None,
+                now: Some(52)
+            }
+        );
+        assert_eq!(
+            decide(planned(Some(7), Some(7))),
+            Decision::Commit { from: Some(7) }
+        );
+        // an intent explains the move (killed after the commit, read on since)
+        let both = Facts {
+            intent: Some((40, None)),
+            planned_now: Some(None),
+            ..facts(40, Some(52))
+        };
+        assert_eq!(decide(both), Decision::ConsumedSince { now: 52 });
+    }
+
+    #[test]
+    fn plan_and_restored_offsets_that_differ_are_named() {
+        use crate::plan::groups::GroupPartition;
+        let g = |offset| GroupPlan {
+            group: "g".into(),
+            target_state: "Dead".into(),
+            target_members: 0,
+            partitions: vec![GroupPartition {
+                topic: "t".into(),
+                target_topic: "t-r".into(),
+                partition: 0,
+                committed: 40,
+                metadata: String::new(),
+                target_offset: offset,
+                how: How::Mapped,
+                basis: Basis::Predicted,
+                current: None,
+                change: true,
+            }],
+        };
+        assert!(disagreements(&[g(30)], &[g(30)]).is_empty());
+        assert_eq!(
+            disagreements(&[g(30)], &[g(33)]),
+            vec!["group `g` t-r[0]: the plan says offset 30, the restored records put it at 33"]
+        );
+        assert_eq!(
+            disagreements(&[], &[g(33)]),
+            vec!["group `g` t-r[0]: the plan says offset none, the restored records put it at 33"]
+        );
     }
 }

@@ -47,6 +47,22 @@ pub struct DataJournal {
     /// topic, partition): a rerun leaves them alone.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub groups: BTreeMap<String, BTreeMap<String, BTreeMap<i32, i64>>>,
+    /// Consumer groups whose offsets an apply was about to commit (saved
+    /// before the commit, removed once the offsets are journalled in
+    /// `groups`): per target topic and partition, the offset and what the
+    /// group had there, so that a rerun tells a commit that did not land
+    /// from consumers that read on since.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub group_intents: BTreeMap<String, BTreeMap<String, BTreeMap<i32, IntentOffset>>>,
+}
+
+/// One partition of a group an apply was about to commit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct IntentOffset {
+    pub to: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub from: Option<i64>,
 }
 
 /// One target partition.
@@ -115,6 +131,7 @@ impl DataJournal {
             maps: BTreeMap::new(),
             partitions: BTreeMap::new(),
             groups: BTreeMap::new(),
+            group_intents: BTreeMap::new(),
         }
     }
 

@@ -196,7 +196,7 @@ pub enum RestoreError {
     )]
     NoOffsetMap { topic: String, partition: i32 },
     #[error(
-        "consumer group `{group}` has {members} member(s) in the target ({state}): its offsets are its consumers' to move, none was set\nhint: stop the group's consumers in the target and rerun the same `apply` (the data is done), or leave the group out with `target.consumer_groups.exclude`"
+        "consumer group `{group}` is live in the target ({state}; {members} member(s) listed): its offsets are its consumers' to move, none was set\nhint: stop the group's consumers in the target and rerun the same `apply` (the data is done), or leave the group out with `target.consumer_groups.exclude`"
     )]
     GroupLive {
         group: String,
@@ -351,11 +351,14 @@ pub async fn restore(
     options: &RestoreOptions,
     log: &(dyn Fn(String) + Sync),
 ) -> Result<RestoreOutcome, RestoreError> {
-    let map = maps.load().await?;
+    let mut map = maps.load().await?;
     let mut journal = journals
         .load()
         .await?
         .unwrap_or_else(|| DataJournal::new(&cluster.servers));
+    // entries of restores the journal no longer records are dropped when
+    // the map is next saved
+    map.retain_restored(Some(&journal));
 
     // topics: what exists, what to create
     let consumer = cluster.metadata_consumer()?;

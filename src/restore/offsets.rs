@@ -51,6 +51,21 @@ impl OffsetMap {
     pub fn get(&self, topic: &str, partition: i32) -> Option<&PartitionOffsets> {
         self.partitions.get(topic)?.get(&partition)
     }
+
+    /// Keeps only the partitions `journal` records as restored, from where
+    /// each map entry says the restore began: an entry left from a restore
+    /// whose journal was deleted (to start over), or of a topic deleted and
+    /// restored again, describes records that are not there.
+    pub fn retain_restored(&mut self, journal: Option<&super::DataJournal>) {
+        for (topic, partitions) in &mut self.partitions {
+            partitions.retain(|&p, m| {
+                journal
+                    .and_then(|j| j.get(topic, p))
+                    .is_some_and(|e| e.done && e.target_start == m.target_start)
+            });
+        }
+        self.partitions.retain(|_, ps| !ps.is_empty());
+    }
 }
 
 /// One restored partition.
@@ -63,7 +78,8 @@ pub struct PartitionOffsets {
     pub source_start: i64,
     pub source_end: i64,
     /// Target offset where the restore began (the partition's high
-    /// watermark then) and right after its last record.
+    /// watermark then) and right after its last record (`target_start` when
+    /// it wrote none).
     pub target_start: i64,
     pub target_end: i64,
     /// `[source offset, target offset, records]`, in offset order.
@@ -277,12 +293,17 @@ impl Builder {
                 count -= fits;
             }
         }
+        // right after the restore's last record (records other clients wrote
+        // after it are new to a group that had read everything)
+        let target_end = runs
+            .last()
+            .map_or(frame.target_start, |r| r.target + r.count as i64);
         PartitionOffsets {
             source_topic: frame.source_topic,
             source_start: frame.source_start,
             source_end: frame.source_end,
             target_start: frame.target_start,
-            target_end: frame.target_end,
+            target_end,
             runs,
             left_out: self.left_out,
             foreign: frame.foreign,
@@ -310,7 +331,6 @@ pub struct Frame {
     pub source_start: i64,
     pub source_end: i64,
     pub target_start: i64,
-    pub target_end: i64,
     pub foreign: Vec<[i64; 2]>,
     pub to_timestamp: Option<i64>,
 }
@@ -393,16 +413,23 @@ mod tests {
 
     const W: Verdict = Verdict::Write { rewritten: 0 };
 
-    fn frame(target_start: i64, target_end: i64, foreign: Vec<[i64; 2]>) -> Frame {
+    fn frame(target_start: i64, foreign: Vec<[i64; 2]>) -> Frame {
         Frame {
             source_topic: "t".into(),
             source_start: 10,
             source_end: 40,
             target_start,
-            target_end,
             foreign,
             to_timestamp: None,
         }
+    }
+
+    /// The map of `b` in `frame`, which must end at `end`: right after the
+    /// last record.
+    fn finished(b: Builder, frame: Frame, end: i64) -> PartitionOffsets {
+        let map = b.finish(frame);
+        assert_eq!(map.target_end, end, "{map:?}");
+        map
     }
 
     /// Decides `offsets` in order, `skip` ones left out with `why`.
@@ -425,7 +452,7 @@ mod tests {
     fn one_run_per_stretch_of_consecutive_offsets() {
         // backup offsets 10..15 and 20..23 (a compacted gap), restored from 0
         let offsets: Vec<i64> = (10..15).chain(20..23).collect();
-        let map = build(&offsets, &[]).finish(frame(0, 8, vec![]));
+        let map = finished(build(&offsets, &[]), frame(0, vec![]), 8);
         assert_eq!(
             map.runs,
             vec![
@@ -499,9 +526,9 @@ mod tests {
             (18, Verdict::SkipLater),
             (19, Verdict::SkipLater),
         ];
-        let mut f = frame(100, 105, vec![]);
+        let mut f = frame(100, vec![]);
         f.to_timestamp = Some(5);
-        let map = build(&offsets, &skip).finish(f);
+        let map = finished(build(&offsets, &skip), f, 105);
         assert_eq!(
             map.runs
                 .iter()
@@ -556,7 +583,7 @@ mod tests {
     fn records_of_another_client_shift_what_follows_them() {
         // 6 records from target offset 50; another producer wrote 3 at 52..55
         let offsets: Vec<i64> = (10..16).collect();
-        let map = build(&offsets, &[]).finish(frame(50, 59, vec![[52, 55]]));
+        let map = finished(build(&offsets, &[]), frame(50, vec![[52, 55]]), 59);
         assert_eq!(
             map.runs
                 .iter()
@@ -573,7 +600,7 @@ mod tests {
             }
         );
         // foreign records before the first restored one
-        let map = build(&offsets, &[]).finish(frame(50, 59, vec![[50, 53]]));
+        let map = finished(build(&offsets, &[]), frame(50, vec![[50, 53]]), 59);
         assert_eq!(
             map.runs
                 .iter()
@@ -590,9 +617,102 @@ mod tests {
         map.partitions
             .entry("t".into())
             .or_default()
-            .insert(0, build(&offsets, &[]).finish(frame(0, 3, vec![])));
+            .insert(0, finished(build(&offsets, &[]), frame(0, vec![]), 3));
         let text = serde_json::to_string(&map).unwrap();
         assert!(text.contains(r#""runs":[[10,0,3]]"#), "{text}");
         assert_eq!(serde_json::from_str::<OffsetMap>(&text).unwrap(), map);
+    }
+}
+
+#[cfg(test)]
+mod model {
+    //! The map against a brute-force model: every record's target offset
+    //! worked out one by one, and "the first restored record at or after the
+    //! committed offset, else right after the last one", over random backups
+    //! (gaps), verdicts (left out) and other clients' records in between.
+    use super::*;
+
+    /// A small deterministic generator (xorshift64*).
+    struct Rng(u64);
+    impl Rng {
+        fn next(&mut self) -> u64 {
+            self.0 ^= self.0 >> 12;
+            self.0 ^= self.0 << 25;
+            self.0 ^= self.0 >> 27;
+            self.0.wrapping_mul(0x2545_f491_4f6c_dd1d)
+        }
+        fn below(&mut self, n: u64) -> u64 {
+            self.next() % n
+        }
+    }
+
+    #[test]
+    fn the_map_agrees_with_record_by_record_placement() {
+        let mut rng = Rng(0x9e37_79b9_7f4a_7c15);
+        for case in 0..3000 {
+            // the backup: offsets with gaps, each written or left out
+            let mut offset = rng.below(20) as i64;
+            let source_start = offset;
+            let mut records = Vec::new();
+            for _ in 0..rng.below(40) {
+                offset += 1 + if rng.below(4) == 0 {
+                    rng.below(5) as i64
+                } else {
+                    0
+                };
+                let verdict = match rng.below(6) {
+                    0 => Verdict::SkipLater,
+                    1 => Verdict::SkipMissing { id: 1 },
+                    _ => Verdict::Write { rewritten: 0 },
+                };
+                records.push((offset, verdict));
+            }
+            // where they land: from target_start, past other clients' records
+            let target_start = rng.below(10) as i64;
+            let mut next = target_start;
+            let mut foreign = Vec::new();
+            let mut placed = Vec::new(); // (source, target) of written records
+            let mut builder = Builder::default();
+            let mut position = 0;
+            for &(o, v) in &records {
+                if v.writes() {
+                    if rng.below(5) == 0 {
+                        let n = 1 + rng.below(3) as i64;
+                        foreign.push([next, next + n]);
+                        next += n;
+                    }
+                    position += 1;
+                    placed.push((o, next));
+                    next += 1;
+                }
+                builder.record(o, v, position);
+            }
+            let map = builder.finish(Frame {
+                source_topic: "t".into(),
+                source_start,
+                source_end: offset + 1,
+                target_start,
+                foreign,
+                to_timestamp: None,
+            });
+            let end = placed.last().map_or(target_start, |p| p.1 + 1);
+            assert_eq!(map.target_end, end, "case {case}");
+            assert_eq!(map.records(), placed.len() as u64, "case {case}");
+            for c in 0..offset + 3 {
+                let want = placed
+                    .iter()
+                    .find(|(s, _)| *s >= c)
+                    .map_or(end, |(_, t)| *t);
+                assert_eq!(
+                    map.translate(c).target,
+                    want,
+                    "case {case}, committed {c}: {map:?}"
+                );
+            }
+            // every written record is at its own target offset
+            for &(s, t) in &placed {
+                assert_eq!(map.translate(s).target, t, "case {case}, record {s}");
+            }
+        }
     }
 }

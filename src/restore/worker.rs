@@ -536,7 +536,6 @@ impl Worker {
             source_start: manifest.low_watermark,
             source_end: manifest.high_watermark,
             target_start: work.progress.target_start,
-            target_end: high,
             foreign: foreign.clone(),
             to_timestamp: job.transform.to_timestamp,
         });
@@ -752,7 +751,6 @@ mod tests {
                 source_start: 0,
                 source_end: 100,
                 target_start: 60,
-                target_end: 160,
                 foreign: vec![[140, 150]],
                 to_timestamp: None,
             }),
