@@ -83,11 +83,15 @@ pub async fn inputs(
         Source::Predicted { .. } => Some(kafka::layout(&consumer, cluster)?),
         Source::Restored => None,
     };
-    let keys: BTreeSet<(String, i32, i64)> = wanted
-        .iter()
-        .map(|w| (w.target_topic.clone(), w.partition, w.committed))
-        .collect();
-    for (topic, partition, committed) in keys {
+    // per partition, every committed offset wanted on it, in order
+    let mut keys: BTreeMap<(String, i32), BTreeSet<i64>> = BTreeMap::new();
+    for w in &wanted {
+        keys.entry((w.target_topic.clone(), w.partition))
+            .or_default()
+            .insert(w.committed);
+    }
+    for ((topic, partition), committed) in keys {
+        let committed: Vec<i64> = committed.into_iter().collect();
         // a map entry counts only for the restore the journal records as
         // done (one left from before the journal was deleted does not)
         let restored = map.get(&topic, partition).filter(|m| {
@@ -95,8 +99,11 @@ pub async fn inputs(
                 .and_then(|j| j.get(&topic, partition))
                 .is_some_and(|e| e.done && e.target_start == m.target_start)
         });
-        let landed = match (restored, &source) {
-            (Some(restored), _) => (restored.translate(committed), Basis::Restored),
+        let landed: Vec<(Translation, Basis)> = match (restored, &source) {
+            (Some(restored), _) => committed
+                .iter()
+                .map(|&c| (restored.translate(c), Basis::Restored))
+                .collect(),
             (None, Source::Predicted { reader }) => {
                 let job = jobs
                     .iter()
@@ -112,16 +119,19 @@ pub async fn inputs(
                     None if !exists => 0,
                     None => kafka::watermarks(&consumer, &topic, partition)?.1,
                 };
-                let t = predict(reader, job, partition, committed, start).await?;
-                (t, Basis::Predicted)
+                predict(reader, job, partition, &committed, start)
+                    .await?
+                    .into_iter()
+                    .map(|t| (t, Basis::Predicted))
+                    .collect()
             }
             (None, Source::Restored) => {
                 return Err(RestoreError::NoOffsetMap { topic, partition });
             }
         };
-        inputs
-            .translated
-            .insert((topic, partition, committed), landed);
+        for (c, l) in committed.into_iter().zip(landed) {
+            inputs.translated.insert((topic.clone(), partition, c), l);
+        }
     }
     let groups: BTreeSet<&str> = wanted.iter().map(|w| w.group.as_str()).collect();
     for group in groups {
@@ -142,38 +152,47 @@ pub async fn inputs(
     Ok(inputs)
 }
 
-/// Where a group that committed `committed` on the backed-up partition goes
-/// on in the target, before the partition is restored: at `start` (the
-/// target partition's end now, where the restore begins) plus the records
-/// the restore writes before the first one at or after `committed`. Only the
-/// segments that decide it are read: one whose records all come before
-/// `committed` and none of which can be left out is counted from the
+/// Where groups that committed `committed` (ascending) on the backed-up
+/// partition go on in the target, before the partition is restored: at
+/// `start` (the target partition's end now, where the restore begins) plus
+/// the records the restore writes before the first one at or after each
+/// committed offset. One pass over the partition, and only the segments that
+/// decide it are read: one whose records all come before the smallest
+/// offset still open and none of which can be left out is counted from the
 /// manifest.
 pub async fn predict(
     reader: &BackupReader,
     job: &TopicJob,
     partition: i32,
-    committed: i64,
+    committed: &[i64],
     start: i64,
-) -> Result<Translation, RestoreError> {
+) -> Result<Vec<Translation>, RestoreError> {
     let Some(manifest) = job.manifest.partitions.get(&partition) else {
-        return Ok(Translation {
-            target: start,
-            how: How::End,
-        });
+        return Ok(committed
+            .iter()
+            .map(|_| Translation {
+                target: start,
+                how: How::End,
+            })
+            .collect());
     };
     let t = &job.transform;
     let may_skip_ids = t.policy == crate::config::MissingIdPolicy::Skip && t.map.is_some();
+    let mut out = Vec::with_capacity(committed.len());
     let mut before = 0u64;
-    let mut cut = false;
+    // the last record `--to-timestamp` left out
+    let mut last_cut: Option<i64> = None;
     for segment in &manifest.segments {
+        let Some(&open) = committed.get(out.len()) else {
+            break;
+        };
         let meta = &segment.meta;
         let all_kept = !may_skip_ids
             && match (t.to_timestamp, meta.max_timestamp) {
                 (None, _) | (Some(_), None) => true,
                 (Some(limit), Some(max)) => max <= limit,
             };
-        if meta.last_offset < committed && all_kept {
+        if meta.last_offset < open && all_kept {
             before += meta.record_count;
             continue;
         }
@@ -186,29 +205,36 @@ pub async fn predict(
         };
         let mut records = SegmentReader::new(&data[..]).map_err(segment_err)?;
         while let Some(mut record) = records.next_record().map_err(segment_err)? {
-            let verdict = t.apply(&mut record);
-            let written = !matches!(verdict, Verdict::SkipLater | Verdict::SkipMissing { .. });
-            if record.offset < committed {
-                before += u64::from(written);
-            } else if written {
-                let how = if committed < manifest.low_watermark && before == 0 {
-                    How::BeforeStart
-                } else {
-                    How::Mapped
-                };
-                return Ok(Translation {
-                    target: start + before as i64,
-                    how,
-                });
-            } else if verdict == Verdict::SkipLater {
-                cut = true;
+            match t.apply(&mut record) {
+                Verdict::SkipLater => last_cut = Some(record.offset),
+                Verdict::SkipMissing { .. } => {}
+                Verdict::Write { .. } | Verdict::Missing { .. } => {
+                    // the first restored record at or after each open offset
+                    while let Some(&c) = committed.get(out.len()).filter(|&&c| c <= record.offset) {
+                        let how = if c < manifest.low_watermark && before == 0 {
+                            How::BeforeStart
+                        } else {
+                            How::Mapped
+                        };
+                        out.push(Translation {
+                            target: start + before as i64,
+                            how,
+                        });
+                    }
+                    before += 1;
+                }
             }
         }
     }
-    Ok(Translation {
-        target: start + before as i64,
-        how: if cut { How::Cut } else { How::End },
-    })
+    // no restored record at or after them: the end of the restored records
+    while let Some(&c) = committed.get(out.len()) {
+        let cut = last_cut.is_some_and(|l| l >= c);
+        out.push(Translation {
+            target: start + before as i64,
+            how: if cut { How::Cut } else { How::End },
+        });
+    }
+    Ok(out)
 }
 
 /// The group offsets `planned` (the plan's) and `found` (worked out from
@@ -632,5 +658,189 @@ mod tests {
             disagreements(&[], &[g(33)]),
             vec!["group `g` t-r[0]: the plan says offset none, the restored records put it at 33"]
         );
+    }
+}
+
+#[cfg(test)]
+mod prediction {
+    //! `plan` predicts where a committed offset lands before the data is
+    //! restored; `apply` refuses the groups when the restored records say
+    //! otherwise. So the prediction must be what the restore's offset map
+    //! ([`super::super::offsets::Builder`], fed the same verdicts in the same
+    //! order) makes of it, over backups with gaps, several segments, records
+    //! `--to-timestamp` cuts (timestamps out of order too) and records
+    //! `skip` leaves out.
+    use std::collections::{BTreeMap, HashMap};
+
+    use object_store::ObjectStoreExt;
+
+    use super::*;
+    use crate::config::MissingIdPolicy;
+    use crate::manifest::{FileEntry, PartitionManifest, SegmentEntry, TopicManifest};
+    use crate::restore::offsets::{Builder, Frame};
+    use crate::restore::transform::Transform;
+    use crate::segment::{RecordRef, SegmentWriter, TimestampType};
+
+    struct Rng(u64);
+    impl Rng {
+        fn below(&mut self, n: u64) -> u64 {
+            self.0 ^= self.0 << 13;
+            self.0 ^= self.0 >> 7;
+            self.0 ^= self.0 << 17;
+            self.0 % n
+        }
+    }
+
+    #[tokio::test]
+    async fn the_prediction_is_what_the_restore_makes_of_the_same_records() {
+        let store = crate::storage::Location::parse("memory:///p")
+            .unwrap()
+            .open()
+            .unwrap();
+        let mut rng = Rng(0x2545_f491_4f6c_dd1d);
+        for case in 0..60 {
+            let id = format!("b{case}");
+            // records: offsets with gaps, timestamps mostly rising, values
+            // framed with ID 1 (mapped) or 2 (not), in segments of a few
+            let mut offset = rng.below(30) as i64;
+            let low = offset;
+            let mut segments = Vec::new();
+            let mut files = BTreeMap::new();
+            let mut all = Vec::new();
+            let mut writer = SegmentWriter::new();
+            for i in 0..(5 + rng.below(60)) {
+                let ts = 1000 + i as i64 * 10 + rng.below(25) as i64;
+                let framed_id: u8 = if rng.below(5) == 0 { 2 } else { 1 };
+                let value = [0, 0, 0, 0, framed_id, b'x'];
+                writer
+                    .push(&RecordRef {
+                        offset,
+                        timestamp: Some(ts),
+                        timestamp_type: TimestampType::CreateTime,
+                        key: None,
+                        value: Some(&value),
+                        headers: &[],
+                    })
+                    .unwrap();
+                all.push(offset);
+                offset += 1 + if rng.below(3) == 0 {
+                    rng.below(4) as i64
+                } else {
+                    0
+                };
+                if rng.below(8) == 0 {
+                    let raw = std::mem::take(&mut writer).finish();
+                    let path = format!(
+                        "kafka/t/0/{}-{}.seg.zst",
+                        raw.first_offset(),
+                        raw.last_offset()
+                    );
+                    let seg = raw.compress(1).unwrap();
+                    files.insert(path.clone(), FileEntry::of(&seg.bytes));
+                    store
+                        .object_store()
+                        .put(&store.path(&format!("{id}/{path}")), seg.bytes.into())
+                        .await
+                        .unwrap();
+                    segments.push(SegmentEntry {
+                        path,
+                        meta: seg.meta,
+                    });
+                }
+            }
+            if !writer.is_empty() {
+                let raw = writer.finish();
+                let path = format!(
+                    "kafka/t/0/{}-{}.seg.zst",
+                    raw.first_offset(),
+                    raw.last_offset()
+                );
+                let seg = raw.compress(1).unwrap();
+                files.insert(path.clone(), FileEntry::of(&seg.bytes));
+                store
+                    .object_store()
+                    .put(&store.path(&format!("{id}/{path}")), seg.bytes.into())
+                    .await
+                    .unwrap();
+                segments.push(SegmentEntry {
+                    path,
+                    meta: seg.meta,
+                });
+            }
+            let partition = PartitionManifest {
+                low_watermark: low,
+                high_watermark: offset,
+                last_stable_offset: None,
+                left_out_from: None,
+                record_count: all.len() as u64,
+                segments,
+                schema_ids: Default::default(),
+            };
+            let topic = TopicManifest {
+                partition_count: 1,
+                replication_factor: 1,
+                configs: BTreeMap::new(),
+                partitions: BTreeMap::from([(0, partition)]),
+            };
+            let manifest = serde_json::json!({
+                "format_version": 3, "tool_version": "t", "backup_id": id,
+                "started_at": "", "finished_at": "", "source": {"bootstrap_servers": ""},
+                "topics": {"t": topic}, "files": files,
+            });
+            store
+                .object_store()
+                .put(
+                    &store.path(&format!("{id}/manifest.json")),
+                    serde_json::to_vec(&manifest).unwrap().into(),
+                )
+                .await
+                .unwrap();
+            let reader = BackupReader::open(&store, &id).await.unwrap();
+
+            let transform = Transform {
+                map: (case % 2 == 0).then(|| HashMap::from([(1, 7)])),
+                policy: if case % 3 == 0 {
+                    MissingIdPolicy::Skip
+                } else {
+                    MissingIdPolicy::Passthrough
+                },
+                to_timestamp: (case % 4 != 0).then(|| 1000 + rng.below(700) as i64),
+                rewrite_key: false,
+                rewrite_value: true,
+            };
+            let job = TopicJob {
+                source: "t".into(),
+                target: "t-r".into(),
+                manifest: reader.manifest.topics["t"].clone(),
+                transform: transform.clone(),
+                fields: None,
+            };
+            // what the restore makes of the records
+            let mut builder = Builder::default();
+            let mut position = 0u64;
+            for segment in &reader.manifest.topics["t"].partitions[&0].segments {
+                let data = reader.read(&segment.path).await.unwrap();
+                let mut records = SegmentReader::new(&data[..]).unwrap();
+                while let Some(mut r) = records.next_record().unwrap() {
+                    let v = transform.apply(&mut r);
+                    position += u64::from(v.writes());
+                    builder.record(r.offset, v, position);
+                }
+            }
+            let start = rng.below(50) as i64;
+            let map = builder.finish(Frame {
+                source_topic: "t".into(),
+                source_start: low,
+                source_end: offset,
+                target_start: start,
+                foreign: Vec::new(),
+                to_timestamp: transform.to_timestamp,
+            });
+            let committed: Vec<i64> = (0..offset + 2).collect();
+            let predicted = predict(&reader, &job, 0, &committed, start).await.unwrap();
+            for (c, p) in committed.iter().zip(&predicted) {
+                assert_eq!(*p, map.translate(*c), "case {case}, committed {c}: {map:?}");
+            }
+        }
     }
 }
