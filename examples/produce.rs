@@ -18,7 +18,7 @@
 //!
 //! Producer settings are the restore's (src/restore/mod.rs, `Worker::new`):
 //! `enable.idempotence=true`, `acks=all`, `linger.ms=20`, `batch.size=1000000`,
-//! `queue.buffering.max.kbytes=65536`, `message.timeout.ms=300000`,
+//! `queue.buffering.max.kbytes=16384`, `message.timeout.ms=300000`,
 //! `compression.type=lz4`,
 //! `receive.message.max.bytes=2147483647`; and its concurrency: one producer per
 //! worker, at most N partitions at once (default 4), one partition after
@@ -111,7 +111,7 @@ fn producer_config(bootstrap: &str) -> ClientConfig {
         .set("acks", "all")
         .set("linger.ms", "20")
         .set("batch.size", "1000000")
-        .set("queue.buffering.max.kbytes", "65536")
+        .set("queue.buffering.max.kbytes", "16384")
         .set("message.timeout.ms", "300000")
         .set("compression.type", "lz4");
     for (k, v) in EXTRA.get().into_iter().flatten() {

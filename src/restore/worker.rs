@@ -241,7 +241,7 @@ impl Worker {
         let mut config = cluster.client_config(&[
             ("linger.ms", "20"),
             ("batch.size", "1000000"),
-            ("queue.buffering.max.kbytes", "65536"),
+            ("queue.buffering.max.kbytes", "16384"),
             ("message.timeout.ms", "300000"),
             // compressed on the wire and on the target's disk (a topic whose
             // `compression.type` is `producer` keeps what is sent): lz4 costs
