@@ -30,6 +30,7 @@ pub mod groups;
 pub mod journal;
 pub mod offsets;
 pub mod resume;
+pub mod shard;
 pub mod target;
 pub mod topics;
 pub mod transform;
