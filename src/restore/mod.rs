@@ -140,6 +140,16 @@ pub enum RestoreError {
         what: String,
         journal: String,
     },
+    #[error(
+        "`{topic}` partition {partition} was partly restored by another run, whose journal is `{journal}`: only that run goes on with it (this one would write its records from its own journal)\nhint: finish it with `apply` {how}, then rerun this one"
+    )]
+    PartlyElsewhere {
+        topic: String,
+        partition: i32,
+        journal: String,
+        /// How to run the run that holds it (`with `--shard 1/3``).
+        how: String,
+    },
     #[error(transparent)]
     ReadBack(#[from] target::ReadBackError),
     #[error(transparent)]
@@ -474,7 +484,17 @@ fn plan_partitions(
                     resume::still_done(progress, high).map_err(refused)?;
                     planned.done_before += 1;
                 }
-                resume::Recorded::Partly(progress) => planned.work.push(work(progress.clone())),
+                resume::Recorded::Partly(progress) => {
+                    if let Some(file) = journal.held_elsewhere(&job.target, partition) {
+                        return Err(RestoreError::PartlyElsewhere {
+                            topic: job.target.clone(),
+                            partition,
+                            journal: file.to_owned(),
+                            how: journal::writer_hint(file),
+                        });
+                    }
+                    planned.work.push(work(progress.clone()))
+                }
                 resume::Recorded::Nothing => {
                     let (low, high) = kafka::watermarks(consumer, &job.target, partition)?;
                     match resume::begin(journal, &settings, options.append, low, high) {
@@ -585,10 +605,7 @@ async fn keep_journal(
                 outcome.records_skipped += f.skipped;
                 let (topic, partition) = (f.topic.clone(), f.partition);
                 let landed = f.record(journal);
-                map.partitions
-                    .entry(topic)
-                    .or_default()
-                    .insert(partition, landed);
+                map.set(&topic, partition, landed);
                 if save_error.is_none()
                     && let Err(e) = maps.save(map).await
                 {

@@ -16,15 +16,16 @@
 //! restore reads the partition ([`Builder`]), from the first record on, also
 //! when a rerun goes on after an interrupted run (the records the earlier run
 //! confirmed are read again, not written again), and saved beside the restore
-//! journal when the partition is finished: `<backup_id>/restore/<cluster>.offsets.json`.
+//! journal when the partition is finished: `<backup_id>/restore/<cluster>.offsets.json`
+//! (`<cluster>.shard-i-of-N.offsets.json` for shard `i` of `N`; reading joins
+//! every file of the cluster, as for the journal: [`super::journal`]).
 
 use std::collections::BTreeMap;
 
-use bytes::Bytes;
-use object_store::{ObjectStoreExt, PutPayload};
 use serde::{Deserialize, Serialize};
 
-use super::journal::DataJournalError;
+use super::journal::{DataJournalError, Kind, RestoreFiles};
+use super::shard::Shard;
 use super::transform::Verdict;
 use crate::storage::Store;
 
@@ -38,6 +39,10 @@ pub struct OffsetMap {
     pub format: String,
     /// Target topic, then partition.
     pub partitions: BTreeMap<String, BTreeMap<i32, PartitionOffsets>>,
+    /// The partitions read from the cluster's other files (another shard's,
+    /// the unsharded run's), to the file as shown; not saved into this run's.
+    #[serde(skip)]
+    pub others: BTreeMap<(String, i32), String>,
 }
 
 impl OffsetMap {
@@ -45,6 +50,7 @@ impl OffsetMap {
         Self {
             format: OFFSET_MAP_FORMAT.to_owned(),
             partitions: BTreeMap::new(),
+            others: BTreeMap::new(),
         }
     }
 
@@ -65,6 +71,76 @@ impl OffsetMap {
             });
         }
         self.partitions.retain(|_, ps| !ps.is_empty());
+    }
+
+    /// Records where the records of a partition this run restored landed
+    /// (saved into this run's file from now on).
+    pub fn set(&mut self, topic: &str, partition: i32, offsets: PartitionOffsets) {
+        self.others.remove(&(topic.to_owned(), partition));
+        self.partitions
+            .entry(topic.to_owned())
+            .or_default()
+            .insert(partition, offsets);
+    }
+
+    /// Joins the maps of one cluster's files: `own` (the file this run
+    /// writes, shown as `own_path`) and `others`, each with its file as
+    /// shown. A partition in two files is an error naming both.
+    pub fn union(
+        own: OffsetMap,
+        own_path: &str,
+        others: Vec<(String, OffsetMap)>,
+    ) -> Result<Self, DataJournalError> {
+        let mut union = own;
+        union.others.clear();
+        let mut held: BTreeMap<(String, i32), String> = union
+            .partitions
+            .iter()
+            .flat_map(|(t, ps)| {
+                ps.keys()
+                    .map(move |&p| ((t.clone(), p), own_path.to_owned()))
+            })
+            .collect();
+        for (path, map) in others {
+            for (topic, partitions) in map.partitions {
+                for (p, offsets) in partitions {
+                    let key = (topic.clone(), p);
+                    if let Some(first) = held.get(&key) {
+                        return Err(DataJournalError::Overlap {
+                            what: "offset maps",
+                            topic,
+                            partition: p,
+                            first: first.clone(),
+                            second: path,
+                        });
+                    }
+                    held.insert(key.clone(), path.clone());
+                    union.others.insert(key, path.clone());
+                    union
+                        .partitions
+                        .entry(topic.clone())
+                        .or_default()
+                        .insert(p, offsets);
+                }
+            }
+        }
+        Ok(union)
+    }
+
+    /// What this run's file holds: the partitions no other file holds.
+    pub fn own(&self) -> OffsetMap {
+        let mut own = OffsetMap::new();
+        for (topic, partitions) in &self.partitions {
+            for (&p, offsets) in partitions {
+                if !self.others.contains_key(&(topic.clone(), p)) {
+                    own.partitions
+                        .entry(topic.clone())
+                        .or_default()
+                        .insert(p, offsets.clone());
+                }
+            }
+        }
+        own
     }
 }
 
@@ -339,72 +415,67 @@ pub struct Frame {
 /// beside that restore's journal.
 #[derive(Clone)]
 pub struct OffsetMapStore {
-    store: Store,
-    relative: String,
+    files: RestoreFiles,
 }
 
 impl OffsetMapStore {
+    /// The map of restoring `backup_id` into the cluster `cluster`, as an
+    /// apply without `--shard` writes it.
     pub fn new(store: Store, backup_id: &str, cluster: &str) -> Self {
         Self {
-            store,
-            relative: format!(
-                "{backup_id}/restore/{}.offsets.json",
-                super::journal::file_name(cluster)
-            ),
+            files: RestoreFiles::new(store, backup_id, cluster),
         }
     }
 
+    /// The same map, written by `shard` into its own file.
+    pub fn for_shard(self, shard: Option<Shard>) -> Self {
+        Self {
+            files: self.files.for_shard(shard),
+        }
+    }
+
+    /// The file this run writes.
     pub fn display(&self) -> String {
-        format!(
-            "{}/{}",
-            self.store.to_string().trim_end_matches('/'),
-            self.relative
-        )
+        self.files.own_display(Kind::Offsets)
     }
 
-    /// The map, empty when nothing was restored into the cluster yet.
+    /// Every file's map joined ([`OffsetMap::union`]), empty when nothing
+    /// was restored into the cluster yet.
     pub async fn load(&self) -> Result<OffsetMap, DataJournalError> {
-        let path = self.store.path(&self.relative);
-        let bytes = match self.store.object_store().get(&path).await {
-            Ok(got) => got.bytes().await,
-            Err(object_store::Error::NotFound { .. }) => return Ok(OffsetMap::new()),
-            Err(e) => Err(e),
-        }
-        .map_err(|source| DataJournalError::Read {
-            path: self.display(),
-            source,
-        })?;
-        let map: OffsetMap =
-            serde_json::from_slice(&bytes).map_err(|e| DataJournalError::Invalid {
-                path: self.display(),
-                reason: e.to_string(),
-            })?;
-        if map.format != OFFSET_MAP_FORMAT {
-            return Err(DataJournalError::Invalid {
-                path: self.display(),
-                reason: format!("format `{}`, expected `{OFFSET_MAP_FORMAT}`", map.format),
-            });
-        }
-        Ok(map)
+        let (own, others) = self.files.read_all(Kind::Offsets).await?;
+        let own_path = self.display();
+        let own = match own {
+            Some(b) => parse(&own_path, &b)?,
+            None => OffsetMap::new(),
+        };
+        let others = others
+            .into_iter()
+            .map(|(path, b)| parse(&path, &b).map(|m| (path, m)))
+            .collect::<Result<Vec<_>, _>>()?;
+        OffsetMap::union(own, &own_path, others)
     }
 
-    /// Writes the whole map (one object, replaced atomically).
+    /// Writes this run's part of `map` ([`OffsetMap::own`]) to its file.
     pub async fn save(&self, map: &OffsetMap) -> Result<(), DataJournalError> {
-        let mut bytes = serde_json::to_vec(map).expect("an offset map serializes");
+        let mut bytes = serde_json::to_vec(&map.own()).expect("an offset map serializes");
         bytes.push(b'\n');
-        self.store
-            .object_store()
-            .put(
-                &self.store.path(&self.relative),
-                PutPayload::from(Bytes::from(bytes)),
-            )
-            .await
-            .map(|_| ())
-            .map_err(|source| DataJournalError::Write {
-                path: self.display(),
-                source,
-            })
+        self.files.write(Kind::Offsets, bytes).await
     }
+}
+
+/// One file's map, checked for its format.
+fn parse(path: &str, bytes: &[u8]) -> Result<OffsetMap, DataJournalError> {
+    let map: OffsetMap = serde_json::from_slice(bytes).map_err(|e| DataJournalError::Invalid {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    })?;
+    if map.format != OFFSET_MAP_FORMAT {
+        return Err(DataJournalError::Invalid {
+            path: path.to_owned(),
+            reason: format!("format `{}`, expected `{OFFSET_MAP_FORMAT}`", map.format),
+        });
+    }
+    Ok(map)
 }
 
 #[cfg(test)]
