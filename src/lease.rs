@@ -180,6 +180,66 @@ impl Lease {
         })
     }
 
+    /// Refuses when a live run holds a lease named `leases/<name>.json` for
+    /// a name `matches` takes (one that ran out, or whose holder of this
+    /// host is gone, counts as free): for runs that exclude each other
+    /// without sharing one lease (an apply without `--shard` and the shards
+    /// of one, into the same cluster). `resource` says what the holder's
+    /// lease covers, for the message.
+    pub async fn refuse_if_held(
+        store: &Store,
+        matches: impl Fn(&str) -> bool,
+        resource: impl Fn(&str) -> String,
+    ) -> Result<(), LeaseError> {
+        let prefix = store.path("leases");
+        let shown =
+            |name: &str| format!("{}/leases/{name}", store.to_string().trim_end_matches('/'));
+        let listed = store
+            .object_store()
+            .list_with_delimiter(Some(&prefix))
+            .await
+            .map_err(|source| LeaseError::Storage {
+                path: shown(""),
+                source,
+            })?;
+        let now = Utc::now();
+        for object in &listed.objects {
+            let Some(file) = object.location.filename() else {
+                continue;
+            };
+            let Some(name) = file.strip_suffix(".json").filter(|n| matches(n)) else {
+                continue;
+            };
+            let bytes = match store.object_store().get(&object.location).await {
+                Ok(got) => got.bytes().await,
+                // released since the listing
+                Err(object_store::Error::NotFound { .. }) => continue,
+                Err(e) => Err(e),
+            }
+            .map_err(|source| LeaseError::Storage {
+                path: shown(file),
+                source,
+            })?;
+            let other: LeaseRecord =
+                serde_json::from_slice(&bytes).map_err(|e| LeaseError::Invalid {
+                    path: shown(file),
+                    reason: e.to_string(),
+                })?;
+            if !other.gone(now) {
+                return Err(LeaseError::Held {
+                    resource: resource(name),
+                    command: other.command,
+                    host: other.host,
+                    pid: other.pid,
+                    started_at: other.started_at,
+                    expires_at: other.expires_at,
+                    path: shown(file),
+                });
+            }
+        }
+        Ok(())
+    }
+
     /// Whether another run took the lease over (this one must stop writing).
     pub fn lost(&self) -> bool {
         self.lost.load(Ordering::Relaxed)
@@ -359,6 +419,52 @@ mod tests {
             .unwrap()
             .release()
             .await;
+    }
+
+    #[tokio::test]
+    async fn a_live_lease_of_a_matching_name_refuses_a_run_that_excludes_it() {
+        let (_dir, store) = store();
+        let unsharded = |n: &str| n == "cluster-c";
+        let shards = |n: &str| n.starts_with("cluster-c-shard-");
+        let said = |n: &str| format!("`{n}`");
+        // nothing held
+        Lease::refuse_if_held(&store, shards, said).await.unwrap();
+        let shard = Lease::acquire(&store, "cluster-c-shard-1-of-3", "s1", "apply", false)
+            .await
+            .unwrap();
+        let other = Lease::acquire(&store, "cluster-d", "d", "apply", false)
+            .await
+            .unwrap();
+        let err = Lease::refuse_if_held(&store, shards, said)
+            .await
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.starts_with("`cluster-c-shard-1-of-3` is in use by `apply` on host")
+                && err.contains("leases/cluster-c-shard-1-of-3.json"),
+            "{err}"
+        );
+        // another name, or another cluster, is no matter
+        Lease::refuse_if_held(&store, unsharded, said)
+            .await
+            .unwrap();
+        Lease::refuse_if_held(&store, |n| n.starts_with("cluster-d-shard-"), said)
+            .await
+            .unwrap();
+        shard.release().await;
+        other.release().await;
+        Lease::refuse_if_held(&store, shards, said).await.unwrap();
+        // a holder that is gone holds nothing
+        let gone = record("elsewhere", 1, Utc::now() - chrono::Duration::seconds(1));
+        store
+            .object_store()
+            .put(
+                &store.path("leases/cluster-c-shard-0-of-3.json"),
+                PutPayload::from(serde_json::to_vec(&gone).unwrap()),
+            )
+            .await
+            .unwrap();
+        Lease::refuse_if_held(&store, shards, said).await.unwrap();
     }
 
     #[tokio::test]
