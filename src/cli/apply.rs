@@ -2,10 +2,17 @@
 //! and ask first), registry steps first, then the topic data with schema IDs
 //! rewritten through the final ID map. Everything is journalled beside the
 //! backup, so a rerun finishes what a killed or failed apply began.
+//!
+//! With `--shard i/N` the data half is split among N processes
+//! ([`restore::shard`]): shard 0 runs the registry steps, the others wait for
+//! its journal to say they are done ([`wait_for_registry`]); each restores
+//! its own partitions under a lease of its own, and the shard that finds
+//! every partition done after its own sets the consumer groups.
 
 use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
 use std::sync::Arc;
+use std::time::{Duration, Instant};
 
 use anyhow::Context;
 
@@ -18,6 +25,7 @@ use crate::manifest::BackupReader;
 use crate::plan::{Plan, render};
 use crate::planfile;
 use crate::registry::HttpRegistry;
+use crate::restore::shard::{self, Shard};
 use crate::restore::{self, DataJournalStore, RestoreOptions};
 use crate::storage::{Location, Store};
 
@@ -29,6 +37,14 @@ pub fn run(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
         "apply",
         "the journal and ID map are kept beside the backup",
     )?;
+    let shard = match &args.shard {
+        Some(spec) => Some(Shard::parse(
+            spec,
+            std::env::var(shard::INDEX_VARIABLE).ok().as_deref(),
+        )?),
+        None => None,
+    };
+    check_shard(cfg, args, shard)?;
     let store = Location::from_config(cfg.storage.as_ref())?.open()?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     if !args.registry_only && !args.dry_run {
@@ -36,18 +52,19 @@ pub fn run(args: &ApplyArgs) -> anyhow::Result<ExitCode> {
         restore::target_cluster(cfg)?;
     }
 
-    // one apply per target registry and per target cluster, whatever the plan
+    // one apply per target registry and per target cluster (or shard of
+    // it), whatever the plan
     let leases = if args.dry_run {
         Vec::new()
     } else {
-        take_leases(cfg, &runtime, &store, args)?
+        take_leases(cfg, &runtime, &store, args, shard)?
     };
     let interrupt = if args.dry_run {
         Interrupt::new()
     } else {
         Interrupt::install(&runtime).context("listening for Ctrl-C and SIGTERM")?
     };
-    let result = apply_leased(args, cfg, &runtime, &store, &backup_id, &interrupt);
+    let result = apply_leased(args, cfg, &runtime, &store, &backup_id, &interrupt, shard);
     for lease in leases {
         runtime.block_on(lease.release());
     }
@@ -93,16 +110,42 @@ fn with_put_back_hint(error: apply::ApplyError, config: &std::path::Path) -> any
     .into()
 }
 
-/// The leases of the targets this apply writes to.
+/// Whether `--shard` goes with the rest of the command line.
+fn check_shard(cfg: &Config, args: &ApplyArgs, shard: Option<Shard>) -> anyhow::Result<()> {
+    let Some(shard) = shard else {
+        return Ok(());
+    };
+    if args.registry_only {
+        anyhow::bail!(
+            "`--shard {shard}` splits the topic data among processes, and `--registry-only` restores none\nhint: run `apply --registry-only` without `--shard`"
+        );
+    }
+    let sr = &cfg.enterprise.schema_registry;
+    if shard.count > 1 && args.plan.is_none() && sr.enabled && sr.restore.enabled {
+        anyhow::bail!(
+            "`--shard {shard}` needs a plan file: every shard must restore through the registry steps of one plan, which shard 0 applies and the others wait for (`apply -c` alone would plan in each process)\nhint: plan once, `kafka-backup plan -c {cfg} -o restore.plan.json`, and give every shard that file: `kafka-backup apply restore.plan.json -c {cfg} --shard {shard}`",
+            cfg = args.config.display()
+        );
+    }
+    Ok(())
+}
+
+/// The leases of the targets this apply writes to: the target registry's
+/// (unless a shard other than 0, which does not write to it) and the target
+/// cluster's, or with `--shard` the shard's own lease of it.
 fn take_leases(
     cfg: &Config,
     runtime: &tokio::runtime::Runtime,
     store: &Store,
     args: &ApplyArgs,
+    shard: Option<Shard>,
 ) -> anyhow::Result<Vec<crate::lease::Lease>> {
     let mut leases = Vec::new();
     // with `restore.enabled: false` the registry is only read
-    if cfg.enterprise.schema_registry.enabled && cfg.enterprise.schema_registry.restore.enabled {
+    if cfg.enterprise.schema_registry.enabled
+        && cfg.enterprise.schema_registry.restore.enabled
+        && shard.is_none_or(|s| s.index == 0)
+    {
         leases.push(registry_lease(
             cfg,
             runtime,
@@ -112,26 +155,81 @@ fn take_leases(
         )?);
     }
     if !args.registry_only {
-        let cluster = restore::target_cluster(cfg)?;
-        let key = restore::cluster_key(&cluster)?;
-        let lease = runtime.block_on(crate::lease::Lease::acquire(
-            store,
-            &format!("cluster-{}", apply::journal::target_key(&key)),
-            &format!("target cluster `{}` ({key})", cluster.servers),
-            "apply",
-            args.force_unlock,
-        ));
-        match lease {
+        let taken = cluster_lease(cfg, runtime, store, args, shard);
+        match taken {
             Ok(l) => leases.push(l),
             Err(e) => {
                 for l in leases {
                     runtime.block_on(l.release());
                 }
-                return Err(e.into());
+                return Err(e);
             }
         }
     }
     Ok(leases)
+}
+
+/// The target cluster's lease, or the shard's lease of it. Shards do not
+/// block each other, but an apply without `--shard` and the shards of one
+/// would write the same partitions: each refuses while the other kind
+/// holds a live lease (unless `--force-unlock`).
+fn cluster_lease(
+    cfg: &Config,
+    runtime: &tokio::runtime::Runtime,
+    store: &Store,
+    args: &ApplyArgs,
+    shard: Option<Shard>,
+) -> anyhow::Result<crate::lease::Lease> {
+    use crate::lease::Lease;
+    let cluster = restore::target_cluster(cfg)?;
+    let key = restore::cluster_key(&cluster)?;
+    let whole = format!("cluster-{}", apply::journal::target_key(&key));
+    // the shard a lease name of this cluster's names
+    let shard_of = |name: &str| {
+        name.strip_prefix(&whole)
+            .and_then(|rest| rest.strip_prefix('-'))
+            .and_then(Shard::from_tag)
+    };
+    let cluster_said = format!("target cluster `{}` ({key})", cluster.servers);
+    let (name, resource) = match shard {
+        None => (whole.clone(), cluster_said.clone()),
+        Some(s) => (
+            format!("{whole}-{}", s.tag()),
+            format!("shard {s} of {cluster_said}"),
+        ),
+    };
+    let lease = runtime.block_on(Lease::acquire(
+        store,
+        &name,
+        &resource,
+        "apply",
+        args.force_unlock,
+    ))?;
+    if args.force_unlock {
+        return Ok(lease);
+    }
+    let other = runtime.block_on(Lease::refuse_if_held(
+        store,
+        |n| match shard {
+            None => shard_of(n).is_some(),
+            Some(_) => n == whole,
+        },
+        |n| match shard_of(n) {
+            Some(s) => format!(
+                "{cluster_said}, restored by shard {s} (the shards of an apply and an apply without `--shard` would write the same partitions),"
+            ),
+            None => format!(
+                "{cluster_said}, restored by an apply without `--shard` (its partitions are the shards' too),"
+            ),
+        },
+    ));
+    match other {
+        Ok(()) => Ok(lease),
+        Err(e) => {
+            runtime.block_on(lease.release());
+            Err(e.into())
+        }
+    }
 }
 
 /// The lease of the target registry, held by `command`.
@@ -160,8 +258,11 @@ fn apply_leased(
     store: &Store,
     backup_id: &str,
     interrupt: &Interrupt,
+    shard: Option<Shard>,
 ) -> anyhow::Result<ExitCode> {
     let registry_on = cfg.enterprise.schema_registry.enabled;
+    // shards other than 0 leave the registry steps to shard 0
+    let waits = shard.filter(|s| s.index > 0);
     // the consumer groups' offsets the plan shows (none without a registry:
     // they are worked out after the data then)
     let mut planned_groups = None;
@@ -180,14 +281,20 @@ fn apply_leased(
             Some(path) => Some(read_plan(path)?),
             None => None,
         };
-        let (_, left) = super::put_back::interrupted(
-            cfg,
-            runtime,
-            store,
-            backup_id,
-            own.as_ref().and_then(|p| p.digest.as_deref()),
-            args.dry_run,
-        )?;
+        let left = match waits {
+            Some(_) => Vec::new(),
+            None => {
+                super::put_back::interrupted(
+                    cfg,
+                    runtime,
+                    store,
+                    backup_id,
+                    own.as_ref().and_then(|p| p.digest.as_deref()),
+                    args.dry_run,
+                )?
+                .1
+            }
+        };
         if !left.is_empty() {
             anyhow::bail!(
                 "not every temporary setting interrupted applies left in the target could be put back; nothing else was changed{}\nhint: once the registry answers, rerun this `apply`, or put them back alone with `kafka-backup put-back -c {}`",
@@ -222,9 +329,10 @@ fn apply_leased(
             }
         }
         planned_groups = Some(plan.groups.clone());
-        Some(apply_registry(
-            cfg, runtime, store, backup_id, &plan, args, interrupt,
-        )?)
+        Some(match waits {
+            Some(shard) => wait_for_registry(cfg, runtime, store, backup_id, &plan, args, shard)?,
+            None => apply_registry(cfg, runtime, store, backup_id, &plan, args, interrupt)?,
+        })
     } else {
         if args.plan.is_some() {
             anyhow::bail!(
@@ -246,7 +354,7 @@ fn apply_leased(
     if args.registry_only {
         return Ok(ExitCode::SUCCESS);
     }
-    restore_data(cfg, runtime, store, backup_id, id_map.as_ref(), args)?;
+    restore_data(cfg, runtime, store, backup_id, id_map.as_ref(), args, shard)?;
     set_groups(
         cfg,
         runtime,
@@ -254,6 +362,7 @@ fn apply_leased(
         backup_id,
         planned_groups.as_deref(),
         args,
+        shard,
     )?;
     Ok(ExitCode::SUCCESS)
 }
@@ -280,7 +389,11 @@ fn wanted_groups(
 /// After the data: the consumer groups' offsets, worked out from the offset
 /// map of the restored records. They must be the plan's (a plan predicts
 /// them before the data; anything that wrote to the target since moves
-/// them), then each group is set ([`restore::groups::set`]).
+/// them), then each group is set ([`restore::groups::set`]). A shard sets
+/// them only when every selected partition is done, its own and the other
+/// shards' (the last shard to finish does: each saves its journal before it
+/// looks at the others'); two shards finishing at once both commit the same
+/// offsets, each journalled in its own file.
 fn set_groups(
     cfg: &Config,
     runtime: &tokio::runtime::Runtime,
@@ -288,6 +401,7 @@ fn set_groups(
     backup_id: &str,
     planned: Option<&[crate::plan::groups::GroupPlan]>,
     args: &ApplyArgs,
+    shard: Option<Shard>,
 ) -> anyhow::Result<()> {
     use restore::groups;
     let selection = groups::selection(cfg);
@@ -303,7 +417,7 @@ fn set_groups(
     }
     let cluster = restore::target_cluster(cfg)?;
     let key = restore::cluster_key(&cluster)?;
-    let journals = DataJournalStore::new(store.clone(), backup_id, &key);
+    let journals = DataJournalStore::new(store.clone(), backup_id, &key).for_shard(shard);
     if args.dry_run {
         println!(
             "Dry run: the offsets of {} consumer group(s) would be set after the data.",
@@ -316,8 +430,45 @@ fn set_groups(
         return Ok(());
     }
     let journal = runtime.block_on(journals.load())?;
-    let map = runtime
-        .block_on(restore::offsets::OffsetMapStore::new(store.clone(), backup_id, &key).load())?;
+    if let Some(shard) = shard {
+        let pending: Vec<String> = jobs
+            .iter()
+            .flat_map(|job| {
+                job.manifest
+                    .partitions
+                    .keys()
+                    .map(move |&p| (job.target.as_str(), p))
+            })
+            .filter(|(topic, p)| {
+                !journal
+                    .as_ref()
+                    .and_then(|j| j.get(topic, *p))
+                    .is_some_and(|e| e.done)
+            })
+            .map(|(topic, p)| format!("{topic}[{p}]"))
+            .collect();
+        if !pending.is_empty() {
+            let shown: Vec<&str> = pending.iter().take(5).map(String::as_str).collect();
+            let more = match pending.len() {
+                n if n > 5 => format!(" and {} more", n - 5),
+                _ => String::new(),
+            };
+            println!(
+                "Consumer groups: left to the shard that finishes last; {} partition(s) of other shards are not restored yet ({}{more}). Shard {shard} sets nothing: once every shard is done, the last one to finish sets them (or an `apply` of the same plan without `--shard`).",
+                pending.len(),
+                shown.join(", ")
+            );
+            return Ok(());
+        }
+        println!(
+            "Consumer groups: every selected partition is restored (by every shard); shard {shard} sets the offsets."
+        );
+    }
+    let map = runtime.block_on(
+        restore::offsets::OffsetMapStore::new(store.clone(), backup_id, &key)
+            .for_shard(shard)
+            .load(),
+    )?;
     let inputs = runtime.block_on(groups::inputs(
         &cluster,
         &jobs,
@@ -663,7 +814,140 @@ fn apply_registry(
     Ok(outcome.id_map)
 }
 
-/// The data half: every backed-up topic into the target cluster.
+/// How often a shard waiting for shard 0's registry steps reads the journal.
+const SHARD_POLL: Duration = Duration::from_secs(1);
+
+/// How often a waiting shard says it still waits.
+const SHARD_SAY_EVERY: Duration = Duration::from_secs(30);
+
+/// Shards other than 0: the registry half is shard 0's. Waits (up to
+/// `--shard-wait`) until the journal of the same plan in the same target
+/// registry says every step is done, then gives the final ID map that apply
+/// wrote (`id-map.json`: the plan's known IDs and the ones the target
+/// assigned, which the journal records). A finished journal counts only
+/// while the target registry is as that apply left it, as for shard 0 (its
+/// journal records the target's fingerprint then): one left from an
+/// earlier apply of this plan into a registry emptied and rebuilt since
+/// would give IDs the target may no longer hold. Reads the target registry
+/// then, and never writes to it.
+fn wait_for_registry(
+    cfg: &Config,
+    runtime: &tokio::runtime::Runtime,
+    store: &Store,
+    backup_id: &str,
+    plan: &Plan,
+    args: &ApplyArgs,
+    shard: Shard,
+) -> anyhow::Result<IdMap> {
+    let digest = plan.digest.clone().expect("a read plan has its digest");
+    let mut journals = JournalStore::new(store.clone(), backup_id, &target_name(cfg), &digest);
+    let shown = journals.display("journal.json");
+    let (_, schemas) = runtime.block_on(gather::backup_snapshot(cfg))?;
+    if schemas.fingerprint != plan.backup_fingerprint {
+        anyhow::bail!(
+            "the plan was made from another backup state: it names backup fingerprint `{}`, backup `{backup_id}` has `{}`\nhint: check `backup_id` and `storage` in `{}`, or plan again (and give every shard the new plan)",
+            plan.backup_fingerprint,
+            schemas.fingerprint,
+            args.config.display()
+        );
+    }
+    if args.dry_run {
+        let journal = runtime.block_on(journals.load())?;
+        return Ok(match journal.filter(|j| j.finished) {
+            Some(j) => {
+                println!(
+                    "Shard {shard}: the registry half was applied by shard 0 (journal `{shown}`); its ID map is used."
+                );
+                apply::final_id_map(plan, &j.assigned_ids)
+            }
+            None => {
+                println!(
+                    "Dry run, shard {shard}: the registry half is shard 0's and not applied yet (journal `{shown}`); the IDs shown are the ones the plan knows."
+                );
+                apply::final_id_map(plan, &IdMap::new())
+            }
+        });
+    }
+    println!(
+        "Shard {shard}: the registry steps are shard 0's; waiting for its journal `{shown}` to say they are done (read every {} s, for up to {} s: `--shard-wait`).",
+        SHARD_POLL.as_secs(),
+        args.shard_wait
+    );
+    let started = Instant::now();
+    let mut said = Instant::now();
+    // the last finished journal checked against the target registry, and when
+    let mut checked: Option<(Journal, Instant)> = None;
+    loop {
+        let journal = runtime.block_on(journals.load())?;
+        let state = match &journal {
+            None => "no journal yet: shard 0 has not begun the registry steps".to_owned(),
+            Some(j) if !j.finished => {
+                format!("{} of {} step(s) done", j.done.len(), plan.steps.len())
+            }
+            Some(j) if j.final_target_fingerprint.is_none() => {
+                "every step done, shard 0 reads the target back".to_owned()
+            }
+            Some(_) => "done in an earlier apply of this plan".to_owned(),
+        };
+        if let Some(j) = journal.filter(|j| j.finished)
+            && let Some(left) = j.final_target_fingerprint.clone()
+            && checked
+                .as_ref()
+                .is_none_or(|(c, at)| *c != j || at.elapsed() >= SHARD_SAY_EVERY)
+        {
+            let (target, _) = runtime.block_on(gather::target_snapshot(cfg))?;
+            let now = target.fingerprint();
+            if now == left {
+                println!(
+                    "Shard {shard}: the registry half is done (journal `{shown}`, waited {} s); the records are rewritten through its ID map.",
+                    started.elapsed().as_secs()
+                );
+                return Ok(apply::final_id_map(plan, &j.assigned_ids));
+            }
+            if now != plan.target_fingerprint {
+                anyhow::bail!(
+                    "the target registry is neither as shard 0's apply of this plan left it (journal `{shown}`) nor as the plan was made against: it changed since, and may no longer hold the IDs the journal gives; no topic data was written\nhint: rerun shard 0 (`kafka-backup apply {} -c {} --shard 0/{}`), which says how the target moved, or make the plan again against the target as it is now and restart every shard with it",
+                    plan_path(args),
+                    args.config.display(),
+                    shard.count
+                );
+            }
+            if checked.is_none() {
+                println!(
+                    "Shard {shard}: the journal is of an earlier apply of this plan, and the target registry is back in the state the plan was made against: waiting for shard 0 to apply it again."
+                );
+            }
+            checked = Some((j, Instant::now()));
+        }
+        if started.elapsed() >= Duration::from_secs(args.shard_wait) {
+            anyhow::bail!(
+                "shard {shard} waited {} s for shard 0 to apply the registry steps of the plan (journal `{shown}`: {state}); no topic data was written\nhint: start shard 0 (`kafka-backup apply {} -c {} --shard 0/{}`) or see why it stopped, then rerun this shard; `--shard-wait SECS` waits longer",
+                args.shard_wait,
+                plan_path(args),
+                args.config.display(),
+                shard.count
+            );
+        }
+        if said.elapsed() >= SHARD_SAY_EVERY {
+            println!(
+                "Shard {shard}: still waiting for shard 0's registry steps ({state}), {} s so far.",
+                started.elapsed().as_secs()
+            );
+            said = Instant::now();
+        }
+        std::thread::sleep(SHARD_POLL);
+    }
+}
+
+/// The plan file of the command line, as shown in hints.
+fn plan_path(args: &ApplyArgs) -> String {
+    args.plan
+        .as_ref()
+        .map_or_else(|| "PLAN".to_owned(), |p| p.display().to_string())
+}
+
+/// The data half: every backed-up topic into the target cluster (with
+/// `--shard`, the shard's partitions of them).
 fn restore_data(
     cfg: &Config,
     runtime: &tokio::runtime::Runtime,
@@ -671,6 +955,7 @@ fn restore_data(
     backup_id: &str,
     id_map: Option<&IdMap>,
     args: &ApplyArgs,
+    shard: Option<Shard>,
 ) -> anyhow::Result<()> {
     let reader = Arc::new(runtime.block_on(BackupReader::open(store, backup_id))?);
     let evidence = runtime.block_on(restore::Evidence::read(&reader))?;
@@ -686,6 +971,18 @@ fn restore_data(
         println!("Topics: the backup holds none; nothing to restore.");
         return Ok(());
     }
+    let jobs = match shard {
+        Some(shard) => {
+            let mine = shard::narrow(&jobs, shard);
+            print!("{}", shard::describe(shard, &jobs, &mine));
+            if mine.is_empty() {
+                println!("Topics: nothing to restore in shard {shard}.");
+                return Ok(());
+            }
+            mine
+        }
+        None => jobs,
+    };
     if args.plan.is_some() {
         // `apply -c` showed them before asking
         for job in &jobs {
@@ -695,7 +992,8 @@ fn restore_data(
     }
     let cluster = restore::target_cluster(cfg)?;
     let journals =
-        DataJournalStore::new(store.clone(), backup_id, &restore::cluster_key(&cluster)?);
+        DataJournalStore::new(store.clone(), backup_id, &restore::cluster_key(&cluster)?)
+            .for_shard(shard);
     let options = RestoreOptions {
         to_timestamp: args.to_timestamp,
         partition_concurrency: args.partition_concurrency,
@@ -707,7 +1005,8 @@ fn restore_data(
         store.clone(),
         backup_id,
         &restore::cluster_key(&cluster)?,
-    );
+    )
+    .for_shard(shard);
     let outcome = runtime.block_on(restore::restore(
         &cluster, reader, &jobs, &journals, &maps, &options, &log,
     ))?;

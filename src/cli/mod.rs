@@ -188,6 +188,19 @@ pub struct ApplyArgs {
     /// (refused otherwise).
     #[arg(long)]
     pub append: bool,
+    /// Restore only the partitions of shard I of N (0-based), so that N
+    /// processes restore one backup at once: `I/N`, or `N` alone (or `/N`)
+    /// to take I from `JOB_COMPLETION_INDEX`, the pod index of a Kubernetes
+    /// Indexed Job. Shard 0 runs the registry steps; the others wait for its
+    /// journal to say they are done, so every shard needs the same plan file
+    /// (unless the registry is not restored). The shard that finishes last
+    /// sets the consumer groups' offsets.
+    #[arg(long, value_name = "I/N")]
+    pub shard: Option<String>,
+    /// How long a shard other than 0 waits for shard 0's registry steps, in
+    /// seconds, before it gives up.
+    #[arg(long, value_name = "SECS", default_value_t = 3600)]
+    pub shard_wait: u64,
 }
 
 #[derive(Debug, clap::Args)]
