@@ -215,6 +215,16 @@ pub struct SeededBackup {
 
 /// Seeds a fresh source registry, writes `records` to a new `topic` and backs both up.
 pub async fn seeded_backup(topic: String, records: Vec<Rec>) -> SeededBackup {
+    let b = seeded_source(topic, 3, records).await;
+    back_up_b1(&b);
+    b
+}
+
+/// [`seeded_backup`] before the backup: a fresh source registry seeded with
+/// `fixtures/plan/shifted-ids` and `records` in a new `topic` of
+/// `partitions` partitions (a test adds what the backup should see, then
+/// calls [`back_up_b1`]).
+pub async fn seeded_source(topic: String, partitions: i32, records: Vec<Rec>) -> SeededBackup {
     use super::*;
     let dir = tempfile::tempdir().unwrap();
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
@@ -224,27 +234,33 @@ pub async fn seeded_backup(topic: String, records: Vec<Rec>) -> SeededBackup {
     .unwrap();
     let source = Registry::start();
     seed_from_fixture(&source, &fixture).await;
-    create_topic(&topic, 3, &[]).await;
+    create_topic(&topic, partitions, &[]).await;
     produce(&topic, &records).await;
-    let cfg = write(
-        dir.path(),
-        "backup.yaml",
-        &format!(
-            // records may carry an ID the source never had (`extra_id`), for
-            // the restore's missing-ID policy: the backup keeps them knowingly
-            "backup_id: b1\nsource:\n  bootstrap_servers: [{}]\n  topics:\n    include: [\"{topic}\"]\nstorage:\n  path: {}\nenterprise:\n  schema_registry:\n    enabled: true\n    url: {}\n    backup:\n      allow_unknown_ids: true\n",
-            bootstrap(),
-            dir.path().join("store").display(),
-            source.url
-        ),
-    );
-    success(&kafka_backup(&["backup", "-c", cfg.to_str().unwrap()]));
     SeededBackup {
         dir,
         source,
         topic,
         records,
     }
+}
+
+/// Backs up the source registry and topic of `b` as `b1` under `dir/store`.
+pub fn back_up_b1(b: &SeededBackup) {
+    use super::*;
+    let cfg = write(
+        b.dir.path(),
+        "backup.yaml",
+        &format!(
+            // records may carry an ID the source never had (`extra_id`), for
+            // the restore's missing-ID policy: the backup keeps them knowingly
+            "backup_id: b1\nsource:\n  bootstrap_servers: [{}]\n  topics:\n    include: [\"{}\"]\nstorage:\n  path: {}\nenterprise:\n  schema_registry:\n    enabled: true\n    url: {}\n    backup:\n      allow_unknown_ids: true\n",
+            bootstrap(),
+            b.topic,
+            b.dir.path().join("store").display(),
+            b.source.url
+        ),
+    );
+    success(&kafka_backup(&["backup", "-c", cfg.to_str().unwrap()]));
 }
 
 /// A restore configuration of backup `b1` under `dir/store`: `topic` restored
