@@ -299,6 +299,19 @@ async fn three_shards_restore_disjoint_partitions_after_shard_0s_registry_half()
     let cfg = s.config("restore.yaml");
     let plan = s.plan(&cfg);
 
+    // a shard that waits longer than `--shard-wait` for shard 0 gives up,
+    // saying what it waited for
+    let alone = ShardRun::start(&plan, &cfg, "2/3", &["--shard-wait", "1"]);
+    let status = { alone.child }.wait().unwrap();
+    let err = std::fs::read_to_string(&alone.err).unwrap();
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("shard 2/3 waited 1 s for shard 0 to apply the registry steps of the plan")
+            && err.contains("no journal yet: shard 0 has not begun the registry steps")
+            && err.contains("--shard 0/3"),
+        "{err}"
+    );
+
     // shards 1 and 2 first: they wait for shard 0's registry steps
     let mut waiting: Vec<ShardRun> = (1..3)
         .map(|i| ShardRun::start(&plan, &cfg, &format!("{i}/3"), &[]))
@@ -434,6 +447,44 @@ async fn three_shards_restore_disjoint_partitions_after_shard_0s_registry_half()
             && again.contains("Consumer groups: 0 set now, 1 with nothing to commit"),
         "{again}"
     );
+
+    // a finished registry journal counts only while the target holds its
+    // registrations: one lost since stops a waiting shard
+    delete_subject(&s.target, "payments-value").await;
+    let rerun = ShardRun::start(&plan, &cfg, "1/3", &[]);
+    let status = { rerun.child }.wait().unwrap();
+    let err = std::fs::read_to_string(&rerun.err).unwrap();
+    assert_eq!(status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(
+            "the target registry lost 1 registration(s) shard 0's apply of this plan made"
+        ) && err.contains("`payments-value` (ID 3)"),
+        "{err}"
+    );
+    // all of them lost, the target as the plan was made against: shard 0
+    // would apply the plan again, and a waiting shard waits for that
+    delete_subject(&s.target, "orders-value").await;
+    let rerun = ShardRun::start(&plan, &cfg, "1/3", &["--shard-wait", "1"]);
+    let status = { rerun.child }.wait().unwrap();
+    let out = std::fs::read_to_string(&rerun.out).unwrap();
+    let err = std::fs::read_to_string(&rerun.err).unwrap();
+    assert_eq!(status.code(), Some(1), "{out}{err}");
+    assert!(
+        out.contains("the target registry is back in the state the plan was made against: waiting for shard 0 to apply it again")
+            && err.contains("shard 1/3 waited 1 s"),
+        "{out}{err}"
+    );
+}
+
+/// Deletes `subject` from `sr` for good (soft, then permanently).
+async fn delete_subject(sr: &Registry, subject: &str) {
+    for path in [
+        format!("/subjects/{subject}"),
+        format!("/subjects/{subject}?permanent=true"),
+    ] {
+        let (status, body) = sr.call(reqwest::Method::DELETE, &path, None).await;
+        assert_eq!(status, 200, "DELETE {path}: {body}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -825,11 +825,12 @@ const SHARD_SAY_EVERY: Duration = Duration::from_secs(30);
 /// registry says every step is done, then gives the final ID map that apply
 /// wrote (`id-map.json`: the plan's known IDs and the ones the target
 /// assigned, which the journal records). A finished journal counts only
-/// while the target registry is as that apply left it, as for shard 0 (its
-/// journal records the target's fingerprint then): one left from an
-/// earlier apply of this plan into a registry emptied and rebuilt since
-/// would give IDs the target may no longer hold. Reads the target registry
-/// then, and never writes to it.
+/// while the target registry holds every registration it says was done,
+/// with its ID ([`apply::done_but_absent`]): one left from an earlier apply
+/// of this plan into a registry emptied since would give IDs the target no
+/// longer holds (and shard 0 applies the plan again when the target is back
+/// in the state it was made against). Reads the target registry for that,
+/// and never writes to it.
 fn wait_for_registry(
     cfg: &Config,
     runtime: &tokio::runtime::Runtime,
@@ -884,29 +885,35 @@ fn wait_for_registry(
             Some(j) if !j.finished => {
                 format!("{} of {} step(s) done", j.done.len(), plan.steps.len())
             }
-            Some(j) if j.final_target_fingerprint.is_none() => {
-                "every step done, shard 0 reads the target back".to_owned()
+            Some(_) => {
+                "done in an earlier apply of this plan, whose registrations the target lost since"
+                    .to_owned()
             }
-            Some(_) => "done in an earlier apply of this plan".to_owned(),
         };
         if let Some(j) = journal.filter(|j| j.finished)
-            && let Some(left) = j.final_target_fingerprint.clone()
             && checked
                 .as_ref()
                 .is_none_or(|(c, at)| *c != j || at.elapsed() >= SHARD_SAY_EVERY)
         {
             let (target, _) = runtime.block_on(gather::target_snapshot(cfg))?;
-            let now = target.fingerprint();
-            if now == left {
+            let absent = apply::done_but_absent(plan, &j, &target);
+            if absent.is_empty() {
                 println!(
                     "Shard {shard}: the registry half is done (journal `{shown}`, waited {} s); the records are rewritten through its ID map.",
                     started.elapsed().as_secs()
                 );
                 return Ok(apply::final_id_map(plan, &j.assigned_ids));
             }
-            if now != plan.target_fingerprint {
+            let shown_absent: Vec<&str> = absent.iter().take(5).map(String::as_str).collect();
+            let more = match absent.len() {
+                n if n > 5 => format!(" and {} more", n - 5),
+                _ => String::new(),
+            };
+            if target.fingerprint() != plan.target_fingerprint {
                 anyhow::bail!(
-                    "the target registry is neither as shard 0's apply of this plan left it (journal `{shown}`) nor as the plan was made against: it changed since, and may no longer hold the IDs the journal gives; no topic data was written\nhint: rerun shard 0 (`kafka-backup apply {} -c {} --shard 0/{}`), which says how the target moved, or make the plan again against the target as it is now and restart every shard with it",
+                    "the target registry lost {} registration(s) shard 0's apply of this plan made (journal `{shown}`): {}{more}; its ID map no longer holds, and no topic data was written\nhint: rerun shard 0 (`kafka-backup apply {} -c {} --shard 0/{}`), which says how the target moved, or make the plan again against the target as it is now and restart every shard with it",
+                    absent.len(),
+                    shown_absent.join(", "),
                     plan_path(args),
                     args.config.display(),
                     shard.count
@@ -914,7 +921,8 @@ fn wait_for_registry(
             }
             if checked.is_none() {
                 println!(
-                    "Shard {shard}: the journal is of an earlier apply of this plan, and the target registry is back in the state the plan was made against: waiting for shard 0 to apply it again."
+                    "Shard {shard}: the journal is of an earlier apply of this plan whose registrations the target lost ({}{more}); the target registry is back in the state the plan was made against: waiting for shard 0 to apply it again.",
+                    shown_absent.join(", ")
                 );
             }
             checked = Some((j, Instant::now()));
