@@ -199,7 +199,7 @@ pub struct ApplyArgs {
     pub shard: Option<String>,
     /// How long a shard other than 0 waits for shard 0's registry steps, in
     /// seconds, before it gives up.
-    #[arg(long, value_name = "SECS", default_value_t = 3600)]
+    #[arg(long, value_name = "SECS", default_value_t = 3600, requires = "shard")]
     pub shard_wait: u64,
 }
 

@@ -373,19 +373,33 @@ pub async fn restore(
 
     // topics: what exists, what to create
     let consumer = cluster.metadata_consumer()?;
-    let layout = kafka::layout(&consumer, cluster)?;
-    let to_create = topics::missing(jobs, &layout.topics)?;
+    let mut layout = kafka::layout(&consumer, cluster)?;
+    let mut to_create = topics::missing(jobs, &layout.topics)?;
     if options.dry_run {
         for line in topics::preview(jobs, &to_create) {
             log(line);
         }
         return Ok(RestoreOutcome::default());
     }
-    if let Some(topic) = resume::deleted(&journal, to_create.iter().map(|j| j.target.as_str())) {
-        return Err(RestoreError::Deleted {
-            topic: topic.to_owned(),
-            journal: journals.display(),
-        });
+    let deleted = |to_create: &[&TopicJob]| {
+        resume::deleted(&journal, to_create.iter().map(|j| j.target.as_str())).map(str::to_owned)
+    };
+    if deleted(&to_create).is_some() {
+        // another shard may have created it a moment ago, and the broker
+        // that answered not know it yet: ask again before calling it deleted
+        tokio::time::sleep(METADATA_LAG).await;
+        layout = kafka::layout(&consumer, cluster)?;
+        to_create = topics::missing(jobs, &layout.topics)?;
+    }
+    if let Some(topic) = deleted(&to_create) {
+        // the file holding its entries: this run's, or another shard's
+        let journal = journal
+            .partitions
+            .get(&topic)
+            .and_then(|ps| ps.keys().next())
+            .and_then(|&p| journal.held_elsewhere(&topic, p))
+            .map_or_else(|| journals.display(), str::to_owned);
+        return Err(RestoreError::Deleted { topic, journal });
     }
     // the producers first: an idempotent producer waits for its producer ID
     // before its first send, which overlaps the topic creation this way
@@ -417,6 +431,10 @@ pub async fn restore(
         ..ran
     })
 }
+
+/// How long a restore waits before it asks the target's metadata again
+/// about a topic its journal has entries of and the target seems to lack.
+const METADATA_LAG: Duration = Duration::from_secs(2);
 
 /// How many workers (one producer each) restore at once:
 /// `partition_concurrency` (1 to 64), no more than partitions are left.
