@@ -467,7 +467,7 @@ fn set_groups(
     let map = runtime.block_on(
         restore::offsets::OffsetMapStore::new(store.clone(), backup_id, &key)
             .for_shard(shard)
-            .load(),
+            .load(journal.as_ref()),
     )?;
     let inputs = runtime.block_on(groups::inputs(
         &cluster,

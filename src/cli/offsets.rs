@@ -25,9 +25,8 @@ pub fn run(args: &OffsetsArgs) -> anyhow::Result<ExitCode> {
     let maps = OffsetMapStore::new(store.clone(), &backup_id, &key);
     let journal =
         runtime.block_on(restore::DataJournalStore::new(store, &backup_id, &key).load())?;
-    let mut map = runtime.block_on(maps.load())?;
     // only what the restore journal says is restored, from where it began
-    map.retain_restored(journal.as_ref());
+    let mut map = runtime.block_on(maps.load(journal.as_ref()))?;
     if let Some(topic) = &args.topic {
         map.partitions.retain(|t, _| t == topic);
     }

@@ -142,8 +142,10 @@ fn plan_groups(
     let backup_id = &reader.manifest.backup_id;
     let journal =
         runtime.block_on(restore::DataJournalStore::new(store.clone(), backup_id, &key).load())?;
-    let map = runtime
-        .block_on(restore::offsets::OffsetMapStore::new(store.clone(), backup_id, &key).load())?;
+    let map = runtime.block_on(
+        restore::offsets::OffsetMapStore::new(store.clone(), backup_id, &key)
+            .load(journal.as_ref()),
+    )?;
     let inputs = runtime
         .block_on(groups::inputs(
             &cluster,

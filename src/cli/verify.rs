@@ -146,11 +146,10 @@ fn check_groups(
     }
     let wanted = groups::wanted(&selection, &reader.manifest, jobs);
     let key = restore::cluster_key(cluster)?;
-    let mut map = runtime.block_on(
+    let map = runtime.block_on(
         restore::offsets::OffsetMapStore::new(store.clone(), &reader.manifest.backup_id, &key)
-            .load(),
+            .load(journal),
     )?;
-    map.retain_restored(journal);
     let restored =
         |w: &crate::plan::groups::Wanted| map.get(&w.target_topic, w.partition).is_some();
     let (wanted, unrestored): (Vec<_>, Vec<_>) = wanted.into_iter().partition(|w| restored(w));

@@ -881,7 +881,7 @@ mod tests {
         let other = DataJournalStore::new(store.clone(), "b1", "cluster-y");
         assert_eq!(other.load().await.unwrap(), None);
         let maps = OffsetMapStore::new(store.clone(), "b1", "cluster-x").for_shard(shard(0, 2));
-        assert!(maps.load().await.unwrap().partitions.is_empty());
+        assert!(maps.load(Some(&union)).await.unwrap().partitions.is_empty());
 
         // a shard of another count writing a partition the others hold:
         // every reader refuses, naming both files
@@ -897,7 +897,7 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn offset_maps_join_the_same_way() {
+    async fn offset_maps_join_the_same_way_keeping_what_the_journal_records() {
         let (_dir, store) = store();
         let at = |s| OffsetMapStore::new(store.clone(), "b1", "cluster-x").for_shard(s);
         let entry = |start| PartitionOffsets {
@@ -911,32 +911,62 @@ mod tests {
             foreign: vec![],
             to_timestamp: None,
         };
-        let mut a = at(shard(0, 2)).load().await.unwrap();
+        // the journal: partitions 0 and 1 of `t` restored from target offset 0
+        let mut journal = DataJournal::new("s");
+        for p in [0, 1] {
+            journal.set(
+                "t",
+                p,
+                PartitionProgress {
+                    target_start: 0,
+                    ..progress("s", true, None)
+                },
+            );
+        }
+        let j = Some(&journal);
+        let mut a = at(shard(0, 2)).load(j).await.unwrap();
         a.set("t", 0, entry(0));
         at(shard(0, 2)).save(&a).await.unwrap();
-        let mut b = at(shard(1, 2)).load().await.unwrap();
+        let mut b = at(shard(1, 2)).load(j).await.unwrap();
         assert_eq!(b.others.len(), 1);
         b.set("t", 1, entry(0));
         at(shard(1, 2)).save(&b).await.unwrap();
-        let all: OffsetMap = at(None).load().await.unwrap();
+        let all: OffsetMap = at(None).load(j).await.unwrap();
         assert_eq!(all.get("t", 0), Some(&entry(0)));
         assert_eq!(all.get("t", 1), Some(&entry(0)));
         assert!(all.own().partitions.is_empty());
-        // restored again by another run (its journal deleted meanwhile):
-        // two files hold it
-        let mut again = at(None).load().await.unwrap();
-        again.set("t", 1, entry(7));
-        at(None).save(&again).await.unwrap();
-        let err = at(None).load().await.unwrap_err();
+        // without a journal nothing is restored
+        assert!(at(None).load(None).await.unwrap().partitions.is_empty());
+
+        // partition 1 restored again from offset 7 (its journal deleted
+        // meanwhile) by an apply without --shard: shard 1's entry is stale
+        let mut again = journal.clone();
+        again.set(
+            "t",
+            1,
+            PartitionProgress {
+                target_start: 7,
+                next_offset: 10,
+                ..progress("s", true, None)
+            },
+        );
+        let mut unsharded = at(None).load(Some(&again)).await.unwrap();
+        assert_eq!(unsharded.get("t", 1), None);
+        unsharded.set("t", 1, entry(7));
+        at(None).save(&unsharded).await.unwrap();
+        assert_eq!(
+            at(None).load(Some(&again)).await.unwrap().get("t", 1),
+            Some(&entry(7))
+        );
+
+        // two files with an entry the journal records: an error naming both
+        let mut stray = OffsetMap::new();
+        stray.set("t", 0, entry(0));
+        at(shard(2, 3)).save(&stray).await.unwrap();
+        let err = at(None).load(j).await.unwrap_err();
         assert!(
-            matches!(
-                &err,
-                DataJournalError::Overlap {
-                    what: "offset maps",
-                    partition: 1,
-                    ..
-                }
-            ),
+            matches!(&err, DataJournalError::Overlap { what: "offset maps", partition: 0, first, second, .. }
+                if first.ends_with(".shard-0-of-2.offsets.json") && second.ends_with(".shard-2-of-3.offsets.json")),
             "{err}"
         );
     }

@@ -362,14 +362,13 @@ pub async fn restore(
     options: &RestoreOptions,
     log: &(dyn Fn(String) + Sync),
 ) -> Result<RestoreOutcome, RestoreError> {
-    let mut map = maps.load().await?;
     let mut journal = journals
         .load()
         .await?
         .unwrap_or_else(|| DataJournal::new(&cluster.servers));
     // entries of restores the journal no longer records are dropped when
     // the map is next saved
-    map.retain_restored(Some(&journal));
+    let map = maps.load(Some(&journal)).await?;
 
     // topics: what exists, what to create
     let consumer = cluster.metadata_consumer()?;

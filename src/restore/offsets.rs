@@ -439,19 +439,30 @@ impl OffsetMapStore {
         self.files.own_display(Kind::Offsets)
     }
 
-    /// Every file's map joined ([`OffsetMap::union`]), empty when nothing
-    /// was restored into the cluster yet.
-    pub async fn load(&self) -> Result<OffsetMap, DataJournalError> {
+    /// Every file's map joined ([`OffsetMap::union`]), each first kept to
+    /// what `journal` (the restore's joined journal) records as restored
+    /// ([`OffsetMap::retain_restored`]: an entry left from a restore whose
+    /// journal was deleted since is no partition's, in any file); empty
+    /// when nothing was restored into the cluster yet.
+    pub async fn load(
+        &self,
+        journal: Option<&super::DataJournal>,
+    ) -> Result<OffsetMap, DataJournalError> {
         let (own, others) = self.files.read_all(Kind::Offsets).await?;
         let own_path = self.display();
-        let own = match own {
+        let mut own = match own {
             Some(b) => parse(&own_path, &b)?,
             None => OffsetMap::new(),
         };
+        own.retain_restored(journal);
         let others = others
             .into_iter()
-            .map(|(path, b)| parse(&path, &b).map(|m| (path, m)))
-            .collect::<Result<Vec<_>, _>>()?;
+            .map(|(path, b)| {
+                let mut map = parse(&path, &b)?;
+                map.retain_restored(journal);
+                Ok((path, map))
+            })
+            .collect::<Result<Vec<_>, DataJournalError>>()?;
         OffsetMap::union(own, &own_path, others)
     }
 
