@@ -8,6 +8,7 @@
 //!   to it, how many of its records are confirmed there, and the settings
 //!   that shaped them.
 //! - [`resume`]: where a partition goes on, and whether it may (pure).
+//! - [`shard`]: which partitions shard `i` of `N` restores (`apply --shard`), pure.
 //! - [`target`]: reading a target partition back (resuming, `verify`).
 //! - [`topics`]: which topics are restored where and how, and creating them.
 //! - `worker`: restoring one partition after another with one producer.
