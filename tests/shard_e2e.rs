@@ -299,6 +299,28 @@ async fn three_shards_restore_disjoint_partitions_after_shard_0s_registry_half()
     let cfg = s.config("restore.yaml");
     let plan = s.plan(&cfg);
 
+    // a dry run of a waiting shard does not wait: it shows its partitions
+    // and the IDs the plan knows, and writes nothing
+    let printed = success(&kafka_backup(&[
+        "apply",
+        plan.to_str().unwrap(),
+        "-c",
+        cfg.to_str().unwrap(),
+        "--shard",
+        "1/3",
+        "--dry-run",
+    ]));
+    assert!(
+        printed.contains("Dry run, shard 1/3: the registry half is shard 0's and not applied yet")
+            && printed.contains(&format!(
+                "  {} -> {}: partition(s) 1, 4\n",
+                s.b.topic, s.restored
+            ))
+            && printed.contains(&format!("create and restore topic `{}`", s.restored)),
+        "{printed}"
+    );
+    assert_eq!(counts(&s.restored), vec![0; 6]);
+
     // a shard that waits longer than `--shard-wait` for shard 0 gives up,
     // saying what it waited for
     let alone = ShardRun::start(&plan, &cfg, "2/3", &["--shard-wait", "1"]);
