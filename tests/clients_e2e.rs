@@ -7,37 +7,12 @@
 
 mod common;
 
-use std::path::Path;
-use std::process::Command;
-
 use common::*;
 use serde_json::{Value, json};
 
-fn python() -> String {
-    ground("KB_PYTHON")
-}
-
-fn script() -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/clients/confluent_roundtrip.py")
-        .display()
-        .to_string()
-}
-
 /// Runs the client; gives its JSON output.
 fn client(args: &[&str]) -> Value {
-    let out = Command::new(python())
-        .arg(script())
-        .args(args)
-        .output()
-        .expect("python runs");
-    assert!(
-        out.status.success(),
-        "confluent_roundtrip.py {args:?} failed:\n{}\n{}",
-        stdout(&out),
-        stderr(&out)
-    );
-    serde_json::from_slice(&out.stdout).expect("the client prints JSON")
+    python_json("confluent_roundtrip.py", args)
 }
 
 fn produce(registry: &str, topic: &str, format: &str, count: usize) -> Value {
@@ -184,8 +159,7 @@ async fn records_of_real_serializers_decode_after_a_restore_with_other_ids() {
         assert_ne!(ids(&after), ids(before), "{format}: the IDs did not move");
         // read against the source registry, the restored records do not
         // decode as they were (their IDs name other schemas or none there)
-        let out = Command::new(python())
-            .arg(script())
+        let out = python_client("confluent_roundtrip.py")
             .args([
                 "consume",
                 "--bootstrap",

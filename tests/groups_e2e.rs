@@ -26,36 +26,9 @@ const PARTITIONS: i32 = 2;
 /// with `retention.ms=-1`, which the restore copies).
 const BASE_TS: i64 = 1_700_000_000_000;
 
-fn python() -> String {
-    ground("KB_PYTHON")
-}
-
-fn script() -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("tests/clients/consumer_group.py")
-        .display()
-        .to_string()
-}
-
 /// Runs the client; gives its JSON output.
 fn client(args: &[&str]) -> Value {
-    let out = Command::new(python())
-        .arg(script())
-        .args(args)
-        .output()
-        .expect("python runs");
-    assert!(
-        out.status.success(),
-        "consumer_group.py {args:?} failed:\n{}\n{}",
-        stdout(&out),
-        stderr(&out)
-    );
-    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "consumer_group.py {args:?} printed no JSON ({e}):\n{}",
-            stdout(&out)
-        )
-    })
+    python_json("consumer_group.py", args)
 }
 
 /// One record as `produce` reported its delivery.
@@ -230,8 +203,7 @@ struct Member {
 impl Member {
     fn join(topic: &str, group: &str) -> Self {
         use std::io::BufRead as _;
-        let mut child = Command::new(python())
-            .arg(script())
+        let mut child = python_client("consumer_group.py")
             .args([
                 "hold",
                 "--bootstrap",
@@ -507,6 +479,16 @@ struct Expected {
     target_offsets: BTreeMap<i32, i64>,
 }
 
+impl Expected {
+    /// `target_offsets` as [`committed`] reads them back.
+    fn committed(&self) -> BTreeMap<i32, Option<i64>> {
+        self.target_offsets
+            .iter()
+            .map(|(p, o)| (*p, Some(*o)))
+            .collect()
+    }
+}
+
 /// `plan -c CFG -o FILE --format json`: the plan printed as JSON, and its file.
 fn plan(case: &Case, cfg: &Path, extra: &[&str]) -> (Value, PathBuf) {
     let file = case.dir.path().join("plan.json");
@@ -566,14 +548,7 @@ fn a_group_resumes_on_the_target_where_it_stopped_on_the_source() {
 
     let printed = success(&kafka_backup(&apply_args(&file, &cfg, &[])));
     eprintln!("{printed}");
-    assert_eq!(
-        committed(&case.restored, &case.group),
-        expected
-            .target_offsets
-            .iter()
-            .map(|(p, o)| (*p, Some(*o)))
-            .collect()
-    );
+    assert_eq!(committed(&case.restored, &case.group), expected.committed());
     // the group's offsets on the source topic are left as they were
     assert_eq!(
         committed(&case.topic, &case.group),
@@ -761,14 +736,7 @@ fn a_live_group_in_the_target_is_refused_at_plan_time() {
     // the rerun sets them
     success(&kafka_backup(&apply_args(&file, &cfg, &["--append"])));
     let expected = case.expect(&BTreeMap::new(), None);
-    assert_eq!(
-        committed(&case.restored, &case.group),
-        expected
-            .target_offsets
-            .iter()
-            .map(|(p, o)| (*p, Some(*o)))
-            .collect()
-    );
+    assert_eq!(committed(&case.restored, &case.group), expected.committed());
     verified(&cfg);
 }
 
@@ -804,14 +772,7 @@ fn fault_apply_killed_before_the_group_commit_and_rerun_resumes_the_group_exactl
     // the same apply again (the killed run's lease is taken over: its process is gone)
     let printed = success(&kafka_backup(&apply_args(&file, &cfg, &[])));
     eprintln!("{printed}");
-    assert_eq!(
-        committed(&case.restored, &case.group),
-        expected
-            .target_offsets
-            .iter()
-            .map(|(p, o)| (*p, Some(*o)))
-            .collect()
-    );
+    assert_eq!(committed(&case.restored, &case.group), expected.committed());
     verified(&cfg);
     case.check_resumes(&expected);
 }
@@ -865,14 +826,7 @@ fn a_backup_without_the_registry_restores_the_groups_too_and_the_switch_turns_th
         "{out}"
     );
     let expected = case.expect(&BTreeMap::new(), None);
-    assert_eq!(
-        committed(&case.restored, &case.group),
-        expected
-            .target_offsets
-            .iter()
-            .map(|(p, o)| (*p, Some(*o)))
-            .collect()
-    );
+    assert_eq!(committed(&case.restored, &case.group), expected.committed());
     verified(&cfg);
     case.check_resumes(&expected);
 }
@@ -891,15 +845,7 @@ fn a_group_that_read_on_after_a_lost_journal_entry_is_not_moved_back() {
     let expected = case.expect(&BTreeMap::new(), None);
     case.check_resumes(&expected);
     let read_on = committed(&case.restored, &case.group);
-    assert_ne!(
-        read_on,
-        expected
-            .target_offsets
-            .iter()
-            .map(|(p, o)| (*p, Some(*o)))
-            .collect(),
-        "the group read on"
-    );
+    assert_ne!(read_on, expected.committed(), "the group read on");
     // the journal entry of the group is lost
     let journals: Vec<PathBuf> = std::fs::read_dir(case.store().join("g1/restore"))
         .unwrap()
@@ -994,11 +940,7 @@ fn fault_apply_killed_after_the_group_commit_does_not_move_a_group_that_read_on(
     let args = ["apply", "-c", cfg.to_str().unwrap(), "--auto-approve"];
     let paused = case.dir.path().join("paused-after-group-commit");
     let child = paused_apply(&args, "KB_TEST_PAUSE_AFTER_GROUP_COMMIT", &paused);
-    let set: BTreeMap<i32, Option<i64>> = expected
-        .target_offsets
-        .iter()
-        .map(|(p, o)| (*p, Some(*o)))
-        .collect();
+    let set: BTreeMap<i32, Option<i64>> = expected.committed();
     assert_eq!(
         committed(&case.restored, &case.group),
         set,

@@ -367,6 +367,20 @@ fn apply_leased(
     Ok(ExitCode::SUCCESS)
 }
 
+/// The first five of `items` joined by `, `, and how many more there are.
+fn first_five(items: &[String]) -> String {
+    let mut shown = items
+        .iter()
+        .take(5)
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join(", ");
+    if items.len() > 5 {
+        shown.push_str(&format!(" and {} more", items.len() - 5));
+    }
+    shown
+}
+
 /// How many backed-up group offsets the configuration selects on the
 /// topics it restores.
 fn wanted_groups(
@@ -448,15 +462,10 @@ fn set_groups(
             .map(|(topic, p)| format!("{topic}[{p}]"))
             .collect();
         if !pending.is_empty() {
-            let shown: Vec<&str> = pending.iter().take(5).map(String::as_str).collect();
-            let more = match pending.len() {
-                n if n > 5 => format!(" and {} more", n - 5),
-                _ => String::new(),
-            };
             println!(
-                "Consumer groups: left to the shard that finishes last; {} partition(s) of other shards are not restored yet ({}{more}). Shard {shard} sets nothing: once every shard is done, the last one to finish sets them (or an `apply` of the same plan without `--shard`).",
+                "Consumer groups: left to the shard that finishes last; {} partition(s) of other shards are not restored yet ({}). Shard {shard} sets nothing: once every shard is done, the last one to finish sets them (or an `apply` of the same plan without `--shard`).",
                 pending.len(),
-                shown.join(", ")
+                first_five(&pending)
             );
             return Ok(());
         }
@@ -725,16 +734,11 @@ fn apply_registry(
     if let Some(journal) = &existing {
         let absent = apply::done_but_absent(plan, journal, &target);
         if !absent.is_empty() {
-            let shown: Vec<&str> = absent.iter().take(5).map(String::as_str).collect();
-            let more = match absent.len() {
-                n if n > 5 => format!(" and {} more", n - 5),
-                _ => String::new(),
-            };
             eprintln!(
-                "warning: the journal `{}` has {} registration(s) done that the target registry does not hold ({}{more}): the target lost them since; every step runs again",
+                "warning: the journal `{}` has {} registration(s) done that the target registry does not hold ({}): the target lost them since; every step runs again",
                 journals.display("journal.json"),
                 absent.len(),
-                shown.join(", ")
+                first_five(&absent)
             );
             existing = None;
             journals.forget_version();
@@ -904,16 +908,11 @@ fn wait_for_registry(
                 );
                 return Ok(apply::final_id_map(plan, &j.assigned_ids));
             }
-            let shown_absent: Vec<&str> = absent.iter().take(5).map(String::as_str).collect();
-            let more = match absent.len() {
-                n if n > 5 => format!(" and {} more", n - 5),
-                _ => String::new(),
-            };
             if target.fingerprint() != plan.target_fingerprint {
                 anyhow::bail!(
-                    "the target registry lost {} registration(s) shard 0's apply of this plan made (journal `{shown}`): {}{more}; its ID map no longer holds, and no topic data was written\nhint: rerun shard 0 (`kafka-backup apply {} -c {} --shard 0/{}`), which says how the target moved, or make the plan again against the target as it is now and restart every shard with it",
+                    "the target registry lost {} registration(s) shard 0's apply of this plan made (journal `{shown}`): {}; its ID map no longer holds, and no topic data was written\nhint: rerun shard 0 (`kafka-backup apply {} -c {} --shard 0/{}`), which says how the target moved, or make the plan again against the target as it is now and restart every shard with it",
                     absent.len(),
-                    shown_absent.join(", "),
+                    first_five(&absent),
                     plan_path(args),
                     args.config.display(),
                     shard.count
@@ -921,8 +920,8 @@ fn wait_for_registry(
             }
             if checked.is_none() {
                 println!(
-                    "Shard {shard}: the journal is of an earlier apply of this plan whose registrations the target lost ({}{more}); the target registry is back in the state the plan was made against: waiting for shard 0 to apply it again.",
-                    shown_absent.join(", ")
+                    "Shard {shard}: the journal is of an earlier apply of this plan whose registrations the target lost ({}); the target registry is back in the state the plan was made against: waiting for shard 0 to apply it again.",
+                    first_five(&absent)
                 );
             }
             checked = Some((j, Instant::now()));

@@ -708,6 +708,7 @@ mod prediction {
             let mut files = BTreeMap::new();
             let mut all = Vec::new();
             let mut writer = SegmentWriter::new();
+            let mut raws = Vec::new();
             for i in 0..(5 + rng.below(60)) {
                 let ts = 1000 + i as i64 * 10 + rng.below(25) as i64;
                 let framed_id: u8 = if rng.below(5) == 0 { 2 } else { 1 };
@@ -729,27 +730,13 @@ mod prediction {
                     0
                 };
                 if rng.below(8) == 0 {
-                    let raw = std::mem::take(&mut writer).finish();
-                    let path = format!(
-                        "kafka/t/0/{}-{}.seg.zst",
-                        raw.first_offset(),
-                        raw.last_offset()
-                    );
-                    let seg = raw.compress(1).unwrap();
-                    files.insert(path.clone(), FileEntry::of(&seg.bytes));
-                    store
-                        .object_store()
-                        .put(&store.path(&format!("{id}/{path}")), seg.bytes.into())
-                        .await
-                        .unwrap();
-                    segments.push(SegmentEntry {
-                        path,
-                        meta: seg.meta,
-                    });
+                    raws.push(std::mem::take(&mut writer).finish());
                 }
             }
             if !writer.is_empty() {
-                let raw = writer.finish();
+                raws.push(writer.finish());
+            }
+            for raw in raws {
                 let path = format!(
                     "kafka/t/0/{}-{}.seg.zst",
                     raw.first_offset(),

@@ -41,6 +41,35 @@ pub fn unique(prefix: &str) -> String {
     )
 }
 
+/// `python tests/clients/<script>` with the test ground's Python (the
+/// independent clients), not yet run.
+pub fn python_client(script: &str) -> Command {
+    let mut command = Command::new(ground("KB_PYTHON"));
+    command.arg(
+        Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/clients")
+            .join(script),
+    );
+    command
+}
+
+/// Runs `tests/clients/<script> ARGS`, which must succeed; gives the JSON it
+/// printed.
+pub fn python_json(script: &str, args: &[&str]) -> serde_json::Value {
+    let out = python_client(script)
+        .args(args)
+        .output()
+        .expect("python runs");
+    assert!(
+        out.status.success(),
+        "{script} {args:?} failed:\n{}\n{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{script} {args:?} printed no JSON ({e}):\n{}", stdout(&out)))
+}
+
 /// Runs the `kafka-backup` binary.
 pub fn kafka_backup(args: &[&str]) -> Output {
     kafka_backup_with_env(args, &[])
