@@ -290,8 +290,21 @@ fn assert_contiguous(manifest: &Manifest, topic: &str) {
     }
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn three_workers_one_killed_every_record_backed_up_once() {
+/// How the victim of [`one_worker_stops`] ends.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Stop {
+    /// SIGKILL: it never leaves the group.
+    Kill,
+    /// SIGTERM: it stops its partitions and leaves the group, exit 143.
+    Term,
+}
+
+/// Starts `n` workers on S3 with slow segment writes, stops one that holds
+/// partitions with stored segments and none complete, lets the others
+/// finish, and checks the backup: every record once, contiguous segments,
+/// the victim's partitions taken up after its segments by another process;
+/// then restores it and verifies the restore.
+async fn one_worker_stops(n: usize, stop: Stop) {
     // 12,000 records, 2 in 5 with 1 KiB values: some 45 segments of 20 kB
     // per partition, each write held 150 ms by the proxy
     let g = setup(12_000, 1000, true).await;
@@ -309,49 +322,74 @@ async fn three_workers_one_killed_every_record_backed_up_once() {
         .only("PUT", &format!("/{bucket}/prod/{id}/kafka/")),
     );
     let cfg = g.backup_config(id, &g.topic);
-    let logs: Vec<PathBuf> = (0..4)
+    let logs: Vec<PathBuf> = (0..=n)
         .map(|i| g.dir.path().join(format!("worker-{i}.log")))
         .collect();
-    let mut workers: Vec<Child> = (0..3).map(|i| g.worker(&cfg, &logs[i])).collect();
+    let mut workers: Vec<Child> = (0..n).map(|i| g.worker(&cfg, &logs[i])).collect();
 
     // the victim: the worker that joined the group last (not its leader:
-    // see the module's notes), once all three hold partitions and each of
-    // its own has a segment stored and none is complete
+    // see the module's notes), once all of them hold partitions and it is
+    // in the middle of some (segments stored, not complete); those are the
+    // partitions checked below
     let deadline = Instant::now() + Duration::from_secs(120);
     let (victim, victim_partitions) = loop {
         assert!(
             Instant::now() < deadline,
-            "the last worker to join never held partitions with stored segments; logs:\n{}",
+            "the last worker to join was never in the middle of a partition; logs:\n{}",
             logs.iter()
                 .map(|l| std::fs::read_to_string(l).unwrap_or_default())
                 .collect::<Vec<_>>()
                 .join("\n---\n")
         );
-        let holding: Vec<BTreeSet<i32>> = logs[..3].iter().map(|l| held(l)).collect();
-        let joined: Vec<Option<String>> = logs[..3].iter().map(|l| joined_at(l)).collect();
+        let holding: Vec<BTreeSet<i32>> = logs[..n].iter().map(|l| held(l)).collect();
+        let joined: Vec<Option<String>> = logs[..n].iter().map(|l| joined_at(l)).collect();
         if holding.iter().all(|h| !h.is_empty()) && joined.iter().all(Option::is_some) {
-            let last = (0..3).max_by_key(|&i| joined[i].clone()).unwrap();
-            let mut ready = true;
+            let last = (0..n).max_by_key(|&i| joined[i].clone()).unwrap();
+            let mut midway = BTreeSet::new();
             for &p in &holding[last] {
                 let stored = parts::list_segments(&store, id, &g.topic, p).await.unwrap();
                 let done = parts::read(&store, id, &g.topic, p).await.unwrap();
-                ready &= !stored.is_empty() && done.is_none();
+                if !stored.is_empty() && done.is_none() {
+                    midway.insert(p);
+                }
             }
-            if ready {
-                break (last, holding[last].clone());
+            if !midway.is_empty() {
+                break (last, midway);
             }
         }
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     let victim_pid = workers[victim].id();
-    workers[victim].kill().unwrap(); // SIGKILL
-    workers[victim].wait().unwrap();
+    match stop {
+        Stop::Kill => {
+            workers[victim].kill().unwrap(); // SIGKILL
+            workers[victim].wait().unwrap();
+            // what the Job controller does for a failed pod (see the
+            // module's notes)
+            tokio::time::sleep(Duration::from_secs(2)).await;
+            workers.push(g.worker(&cfg, &logs[n]));
+        }
+        Stop::Term => {
+            let sent = Command::new("kill")
+                .args(["-TERM", &victim_pid.to_string()])
+                .status()
+                .unwrap();
+            assert!(sent.success());
+            let (status, log) = finished(
+                &mut workers[victim],
+                &logs[victim],
+                Instant::now() + Duration::from_secs(60),
+            );
+            assert_eq!(status.code(), Some(143), "{log}");
+            assert!(
+                log.contains("partitions revoked") && log.contains("left its group"),
+                "{log}"
+            );
+        }
+    }
     eprintln!(
-        "killed worker {victim} (process {victim_pid}) holding partitions {victim_partitions:?}"
+        "stopped worker {victim} (process {victim_pid}, {stop:?}) in the middle of partitions {victim_partitions:?}"
     );
-    // what the Job controller does for a failed pod (see the module's notes)
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    workers.push(g.worker(&cfg, &logs[3]));
 
     let deadline = Instant::now() + Duration::from_secs(240);
     let mut published = 0;
@@ -378,8 +416,8 @@ async fn three_workers_one_killed_every_record_backed_up_once() {
         reader.verify_all().await.unwrap(),
         manifest.files.len() as u64
     );
-    // the killed worker's partitions were taken up after the segments it
-    // had stored, by another process
+    // the victim's partitions were taken up after the segments it had
+    // stored, by another process
     for p in &victim_partitions {
         let part = parts::read(&store, id, &g.topic, *p)
             .await
@@ -429,6 +467,16 @@ async fn three_workers_one_killed_every_record_backed_up_once() {
         .map(|(p, rs)| (p, rs.into_iter().map(|r| rewritten(r, &map)).collect()))
         .collect();
     assert_eq!(consume_all(&restored, PARTITIONS), expected);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn three_workers_one_killed_every_record_backed_up_once() {
+    one_worker_stops(3, Stop::Kill).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn two_workers_one_stopped_with_sigterm_the_other_takes_over() {
+    one_worker_stops(2, Stop::Term).await;
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -57,6 +57,9 @@ pub struct GroupOptions {
     /// How long a worker with nothing to do waits while no partition of the
     /// backup advances; 600 s plus `source.open_transaction_wait_secs` when `None`.
     pub wait: Option<Duration>,
+    /// SIGINT / SIGTERM: the worker stops its partitions (what is stored
+    /// stays), leaves the group, and ends with [`BackupError::Interrupted`].
+    pub interrupt: Option<Arc<crate::interrupt::Interrupt>>,
 }
 
 /// How a group worker's run ended.
@@ -168,9 +171,16 @@ pub async fn run(
             progress: Arc::new(Progress::default()),
         };
         let group_id = group_id.clone();
-        tokio::task::spawn_blocking(move || work(ctx, &group_id, wait))
-            .await
-            .map_err(|e| BackupError::Task(e.to_string()))??
+        let interrupt = group.interrupt.clone().unwrap_or_default();
+        tokio::task::spawn_blocking(move || {
+            interrupt.section_saying(
+                "stopping this worker's partitions (their stored segments stay) and leaving the group, whose other workers take them over (signal again to exit at once)".into(),
+                "this worker did not leave the group: its partitions go to the other workers once the broker drops it (`session.timeout.ms`); the stored segments stay".into(),
+                || work(ctx, &group_id, wait, &interrupt),
+            )
+        })
+        .await
+        .map_err(|e| BackupError::Task(e.to_string()))??
     } else {
         0
     };
@@ -522,7 +532,12 @@ impl ConsumerContext for Member {
 /// The worker's loop on a blocking thread: group membership, partition jobs,
 /// and the wait for the other workers. Returns once every partition of the
 /// frame has a part, with how many this worker completed.
-fn work(ctx: WorkerCtx, group_id: &str, wait: Duration) -> Result<usize, BackupError> {
+fn work(
+    ctx: WorkerCtx,
+    group_id: &str,
+    wait: Duration,
+    interrupt: &crate::interrupt::Interrupt,
+) -> Result<usize, BackupError> {
     let state = Arc::new(Mutex::new(State::default()));
     let consumer: BaseConsumer<Member> = ctx
         .cluster
@@ -553,6 +568,12 @@ fn work(ctx: WorkerCtx, group_id: &str, wait: Duration) -> Result<usize, BackupE
     let result = loop {
         if let Some(Err(e)) = consumer.poll(Duration::from_millis(200)) {
             tracing::warn!("group consumer: {e}");
+        }
+        if interrupt.requested() {
+            break Err(BackupError::Interrupted {
+                backup_id: ctx.backup_id.clone(),
+                code: interrupt.exit_code(),
+            });
         }
         let (idle, failure) = {
             let mut state = state.lock().expect("state lock");

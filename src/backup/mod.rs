@@ -86,6 +86,10 @@ pub enum BackupError {
     #[error("{0}")]
     MissingReferences(String),
     #[error(
+        "stopped on request: this worker of backup `{backup_id}` left its group; what it stored stays, and the other workers (or a rerun of `backup --group`) go on from there"
+    )]
+    Interrupted { backup_id: String, code: u8 },
+    #[error(
         "`{path}` cannot be read: {reason}\nhint: it was not written by this version of kafka-backup, or was changed by hand"
     )]
     BadFile { path: String, reason: String },

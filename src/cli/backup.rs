@@ -29,16 +29,26 @@ pub fn run(args: &BackupArgs) -> anyhow::Result<ExitCode> {
         );
         return Ok(ExitCode::SUCCESS);
     };
+    let interrupt = crate::interrupt::Interrupt::install(&runtime)
+        .context("listening for SIGINT and SIGTERM")?;
     let group = GroupOptions {
         group_id: Some(group_id.clone()).filter(|g| !g.is_empty()),
         wait: args.group_wait.map(std::time::Duration::from_secs),
+        interrupt: Some(interrupt),
     };
     // one progress bar per worker would only interleave: workers log instead
     let options = BackupOptions {
         progress: false,
         ..options
     };
-    let outcome = runtime.block_on(backup::group::run(&loaded.config, &options, &group))?;
+    let outcome = match runtime.block_on(backup::group::run(&loaded.config, &options, &group)) {
+        Ok(outcome) => outcome,
+        Err(e @ backup::BackupError::Interrupted { code, .. }) => {
+            eprintln!("{e}");
+            return Ok(ExitCode::from(code));
+        }
+        Err(e) => return Err(e.into()),
+    };
     let manifest = &outcome.manifest;
     let who = if outcome.published_here {
         "published by this worker"
