@@ -198,6 +198,18 @@ fn joined_at(log: &Path) -> Option<String> {
     Some(line.split_whitespace().next()?.to_owned())
 }
 
+/// The time (RFC 3339, comparable as text) of the last line of `log` that
+/// says `what` of `partition`.
+fn last_line_at(log: &Path, what: &str, partition: i32) -> Option<String> {
+    let text = std::fs::read_to_string(log).unwrap_or_default();
+    let field = format!("partition={partition}");
+    text.lines()
+        .filter(|l| l.contains(what) && l.split_whitespace().any(|w| w == field))
+        .last()
+        .and_then(|l| l.split_whitespace().next())
+        .map(str::to_owned)
+}
+
 /// Waits for a worker to end; its exit status and log.
 fn finished(
     child: &mut Child,
@@ -360,6 +372,7 @@ async fn one_worker_stops(n: usize, stop: Stop) {
         tokio::time::sleep(Duration::from_millis(100)).await;
     };
     let victim_pid = workers[victim].id();
+    let mut pids: Vec<u32> = workers.iter().map(Child::id).collect();
     match stop {
         Stop::Kill => {
             workers[victim].kill().unwrap(); // SIGKILL
@@ -368,6 +381,7 @@ async fn one_worker_stops(n: usize, stop: Stop) {
             // module's notes)
             tokio::time::sleep(Duration::from_secs(2)).await;
             workers.push(g.worker(&cfg, &logs[n]));
+            pids.push(workers[n].id());
         }
         Stop::Term => {
             let sent = Command::new("kill")
@@ -428,6 +442,22 @@ async fn one_worker_stops(n: usize, stop: Stop) {
             part.resumed_segments > 0 && part.started_at_offset > 0,
             "partition {p} was begun anew: {part:?}"
         );
+        if stop == Stop::Term {
+            // one writer at a time: the victim had stopped the partition
+            // before the worker that completed it took it up
+            let taker = pids
+                .iter()
+                .position(|&pid| pid == part.completed_by.pid)
+                .expect("a worker of this test completed it");
+            let stopped = last_line_at(&logs[victim], "stopped: the partition was revoked", *p)
+                .unwrap_or_else(|| panic!("the victim never stopped partition {p}"));
+            let taken = last_line_at(&logs[taker], "taking the partition up", *p)
+                .unwrap_or_else(|| panic!("worker {taker} never took partition {p} up"));
+            assert!(
+                stopped < taken,
+                "partition {p}: taken up at {taken}, stopped by the victim at {stopped}"
+            );
+        }
     }
     // the registry part was written by the publisher: the IDs the records carry
     let schemas = reader.read("schema-registry/_schemas.json").await.unwrap();

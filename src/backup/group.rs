@@ -588,6 +588,8 @@ fn work(
                 let joined = r.handle.join();
                 state.ended(key, joined);
                 last_progress = Instant::now();
+                // the last partition may have been this one: look at once
+                last_check = None;
             }
             while state.failure.is_none() && state.running.len() < ctx.concurrency {
                 let Some(key) = state.queue.pop_front() else {
