@@ -204,8 +204,8 @@ fn last_line_at(log: &Path, what: &str, partition: i32) -> Option<String> {
     let text = std::fs::read_to_string(log).unwrap_or_default();
     let field = format!("partition={partition}");
     text.lines()
-        .filter(|l| l.contains(what) && l.split_whitespace().any(|w| w == field))
-        .last()
+        .rev()
+        .find(|l| l.contains(what) && l.split_whitespace().any(|w| w == field))
         .and_then(|l| l.split_whitespace().next())
         .map(str::to_owned)
 }
