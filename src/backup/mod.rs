@@ -10,6 +10,12 @@
 //! is fetched and added. A backup that could not take every record or every
 //! ID ([`Incomplete`]) fails and publishes no manifest, unless the
 //! configuration allows it; then what is missing is recorded in the manifest.
+//!
+//! `backup --group` ([`group`]) shares one backup among processes: the same
+//! steps, with the ends and the registry read once into `frame.json`, the
+//! records taken partition by partition by whichever worker the consumer
+//! group assigns, and the last steps ([`finish`]) run by the worker that
+//! finds every partition done.
 
 pub mod frame;
 pub mod group;
