@@ -19,9 +19,9 @@ use std::sync::{Arc, Mutex};
 pub struct Interrupt {
     /// The exit code of the signal that asked for a stop (0: none yet).
     requested: AtomicU8,
-    /// Set while a section that stops cleanly runs: what to print if a
-    /// second signal ends the process anyway.
-    section: Mutex<Option<String>>,
+    /// Set while a section that stops cleanly runs: what to print when the
+    /// first signal asks it to stop, and if a second one ends the process anyway.
+    section: Mutex<Option<(String, String)>>,
 }
 
 impl Interrupt {
@@ -79,7 +79,22 @@ impl Interrupt {
     /// Runs `f` as a section that stops cleanly on the first signal;
     /// `on_forced_exit` is printed if a second one ends the process.
     pub fn section<R>(&self, on_forced_exit: String, f: impl FnOnce() -> R) -> R {
-        *self.section.lock().expect("the lock is never poisoned") = Some(on_forced_exit);
+        self.section_saying(
+            "no new step starts; the running ones finish, then the temporary settings are put back (signal again to exit at once)".into(),
+            on_forced_exit,
+            f,
+        )
+    }
+
+    /// [`Self::section`] with what the first signal prints (`on_request`).
+    pub fn section_saying<R>(
+        &self,
+        on_request: String,
+        on_forced_exit: String,
+        f: impl FnOnce() -> R,
+    ) -> R {
+        *self.section.lock().expect("the lock is never poisoned") =
+            Some((on_request, on_forced_exit));
         let result = f();
         *self.section.lock().expect("the lock is never poisoned") = None;
         result
@@ -92,13 +107,11 @@ impl Interrupt {
             .expect("the lock is never poisoned")
             .clone();
         match section {
-            Some(_) if !self.requested() => {
+            Some((on_request, _)) if !self.requested() => {
                 self.request_with(code);
-                eprintln!(
-                    "{name}: no new step starts; the running ones finish, then the temporary settings are put back (signal again to exit at once)"
-                );
+                eprintln!("{name}: {on_request}");
             }
-            Some(left) => {
+            Some((_, left)) => {
                 eprintln!("{name} again: exiting now\n{left}");
                 std::process::exit(code.into());
             }
@@ -124,7 +137,7 @@ mod tests {
             i.request();
             i.section.lock().unwrap().clone()
         });
-        assert_eq!(inside.as_deref(), Some("left"));
+        assert_eq!(inside.map(|(_, left)| left).as_deref(), Some("left"));
         assert!(i.requested());
         assert!(i.section.lock().unwrap().is_none());
     }

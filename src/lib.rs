@@ -23,7 +23,9 @@
 //! - [`segment`]: the record segment format (zstd, length-prefixed, SHA-256).
 //! - [`manifest`]: `manifest.json`, written last; a reader that checks every file.
 //! - [`backup`]: the `backup` command's work: topics into segments, the registry
-//!   into the reference layout (`backup::registry`).
+//!   into the reference layout (`backup::registry`); `backup --group` shares one
+//!   backup among processes through a Kafka consumer group (`backup::group`,
+//!   with the shared `backup::frame` and the per-partition `backup::parts`).
 //! - [`progress`]: progress bars on a terminal.
 //! - [`gather`]: reads the planner's two inputs (backup snapshot, live target snapshot).
 //! - [`wire`]: the Confluent wire format and the pure schema-ID rewrite.

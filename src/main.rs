@@ -19,6 +19,9 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
+        // colours only on a terminal: a log file (a group worker's, a pod's)
+        // reads and greps without escape codes
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     cli::run(cli)
 }

@@ -302,6 +302,45 @@ pub fn verify(bytes: &[u8], expected_sha256: &str) -> Result<(), SegmentError> {
     Ok(())
 }
 
+/// Describes a stored segment from its bytes alone, as [`RawSegment::compress`]
+/// described it when it was written (offsets, counts, timestamps, sizes,
+/// SHA-256), handing each record to `each` on the way. A backup worker that
+/// resumes a partition another one began reads its stored segments back so.
+pub fn describe(bytes: &[u8], mut each: impl FnMut(&Record)) -> Result<SegmentMeta, SegmentError> {
+    let mut reader = SegmentReader::new(bytes)?;
+    let (mut first, mut last, mut count) = (None, -1, 0u64);
+    let (mut min_ts, mut max_ts): (Option<i64>, Option<i64>) = (None, None);
+    let mut payload = 0u64;
+    while let Some(r) = reader.next_record()? {
+        first.get_or_insert(r.offset);
+        last = r.offset;
+        count += 1;
+        if let Some(ts) = r.timestamp.filter(|t| *t >= 0) {
+            min_ts = Some(min_ts.map_or(ts, |m| m.min(ts)));
+            max_ts = Some(max_ts.map_or(ts, |m| m.max(ts)));
+        }
+        let headers: usize = r
+            .headers
+            .iter()
+            .map(|(n, v)| n.len() + v.as_ref().map_or(0, Vec::len))
+            .sum();
+        payload += (r.key.as_ref().map_or(0, Vec::len)
+            + r.value.as_ref().map_or(0, Vec::len)
+            + headers) as u64;
+        each(&r);
+    }
+    Ok(SegmentMeta {
+        first_offset: first.unwrap_or(-1),
+        last_offset: last,
+        record_count: count,
+        min_timestamp: min_ts,
+        max_timestamp: max_ts,
+        uncompressed_bytes: payload,
+        size: bytes.len() as u64,
+        sha256: sha256_hex(bytes),
+    })
+}
+
 /// Streams the records of a segment, decompressing as it goes.
 pub struct SegmentReader<R: Read> {
     decoder: zstd::Decoder<'static, io::BufReader<R>>,
@@ -508,6 +547,23 @@ mod tests {
             .unwrap();
         }
         w.finish().compress(3).unwrap()
+    }
+
+    #[test]
+    fn a_stored_segment_describes_itself_as_when_written() {
+        let segment = write(&sample());
+        let mut offsets = Vec::new();
+        let meta = describe(&segment.bytes, |r| offsets.push(r.offset)).unwrap();
+        assert_eq!(meta, segment.meta);
+        assert_eq!(
+            offsets,
+            sample().iter().map(|r| r.offset).collect::<Vec<_>>()
+        );
+        let cut = &segment.bytes[..segment.bytes.len() / 2];
+        assert!(
+            describe(cut, |_| {}).is_err(),
+            "a cut segment is no segment"
+        );
     }
 
     #[test]

@@ -10,9 +10,18 @@
 //! is fetched and added. A backup that could not take every record or every
 //! ID ([`Incomplete`]) fails and publishes no manifest, unless the
 //! configuration allows it; then what is missing is recorded in the manifest.
+//!
+//! `backup --group` ([`group`]) shares one backup among processes: the same
+//! steps, with the ends and the registry read once into `frame.json`, the
+//! records taken partition by partition by whichever worker the consumer
+//! group assigns, and the last steps ([`finish`]) run by the worker that
+//! finds every partition done.
 
+pub mod frame;
+pub mod group;
 pub mod groups;
 pub mod ids;
+pub mod parts;
 pub mod registry;
 pub mod topics;
 
@@ -82,6 +91,52 @@ pub enum BackupError {
     },
     #[error("{0}")]
     MissingReferences(String),
+    #[error(
+        "stopped on request: this worker of backup `{backup_id}` left its group; what it stored stays, and the other workers (or a rerun of `backup --group`) go on from there"
+    )]
+    Interrupted { backup_id: String, code: u8 },
+    #[error(
+        "`{path}` cannot be read: {reason}\nhint: it was not written by this version of kafka-backup, or was changed by hand"
+    )]
+    BadFile { path: String, reason: String },
+    #[error(
+        "backup `{backup_id}` in `{location}` is a group backup (`{backup_id}/frame.json`) that did not finish, so a single run will not clear it\nhint: run `kafka-backup backup --group` with the same configuration to finish it from its stored segments, or delete the folder `{backup_id}/` to start over"
+    )]
+    GroupFolder { backup_id: String, location: String },
+    #[error(
+        "backup `{backup_id}` in `{location}` was framed by {framed_by} at {framed_at} with a configuration that differs from this worker's:\n{differences}\nhint: every worker of a group backup needs the same configuration (`{backup_id}/frame.json` has the first worker's); start this one with it, or give it another `backup_id`"
+    )]
+    FrameMismatch {
+        backup_id: String,
+        location: String,
+        framed_by: String,
+        framed_at: String,
+        differences: String,
+    },
+    #[error(
+        "consumer group `{group}`: {reason}\nhint: the backup's principal needs READ on the group and DESCRIBE on the topics"
+    )]
+    Group { group: String, reason: String },
+    #[error(
+        "backup `{backup_id}`: this worker of group `{group}` had nothing to do for {waited_secs}s while no partition advanced ({complete} of {all} complete; still to do: {missing})\nhint: are the other workers running? a worker killed without leaving the group keeps its partitions until the broker drops it from the group (`session.timeout.ms`); rerun `backup --group` with the same configuration to go on from the stored segments, or raise `--group-wait`"
+    )]
+    GroupStalled {
+        backup_id: String,
+        group: String,
+        waited_secs: u64,
+        complete: usize,
+        all: usize,
+        missing: String,
+    },
+    #[error(
+        "cannot publish backup `{backup_id}`: `{topic}` partition {partition}: {reason}\nhint: no manifest was written; delete `{backup_id}/parts/{topic}/{partition}.json` and the folder `{backup_id}/kafka/{topic}/{partition}/`, then run `backup --group` again to back the partition up anew"
+    )]
+    BadChain {
+        backup_id: String,
+        topic: String,
+        partition: i32,
+        reason: String,
+    },
     #[error(
         "backup `{backup_id}` is incomplete, so no manifest was written (the folder stays an interrupted backup, which `list` flags and the next run clears):\n{}",
         problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n")
@@ -260,10 +315,63 @@ async fn take(
         }
         None => BTreeMap::new(),
     };
+    let servers = source
+        .as_ref()
+        .map(|(_, c)| c.servers.clone())
+        .unwrap_or_default();
+    let taken = Taken {
+        started_at,
+        servers,
+        topics,
+        registry: registry.map(|(_, snapshot, report)| (snapshot, report)),
+        consumer_groups,
+        files,
+    };
+    let manifest = finish(config, store, &backup_id, taken, lease).await?;
+    publish(store, manifest).await
+}
+
+/// Everything a backup took before its last steps: the records (segments
+/// in `files`, partitions in `topics`), the registry snapshot read after the
+/// end offsets, and the groups' offsets read before them.
+#[derive(Debug)]
+pub struct Taken {
+    pub started_at: String,
+    /// The cluster read (empty for a registry-only backup).
+    pub servers: String,
+    pub topics: BTreeMap<String, TopicManifest>,
+    pub registry: Option<(RegistrySnapshot, SelectionReport)>,
+    pub consumer_groups: BTreeMap<String, manifest::GroupBackup>,
+    pub files: BTreeMap<String, manifest::FileEntry>,
+}
+
+/// Steps 4 and 5, then the registry part: the IDs the records carry that the
+/// snapshot lacks are pulled in, what could not be taken fails the backup
+/// (unless allowed), and the registry is written. Gives the manifest to
+/// publish. A single run and the worker that completes a group backup both
+/// end here, so that their manifests agree.
+pub async fn finish(
+    config: &Config,
+    store: &Store,
+    backup_id: &str,
+    taken: Taken,
+    lease: &Lease,
+) -> Result<Manifest, BackupError> {
+    let backup_id = backup_id.to_owned();
+    let sr = &config.enterprise.schema_registry;
+    let Taken {
+        started_at,
+        servers,
+        topics,
+        registry,
+        consumer_groups,
+        mut files,
+    } = taken;
     // 4. the IDs the records carry that the snapshot lacks
     let mut problems = Vec::new();
     let registry = match registry {
-        Some((client, mut snapshot, report)) => {
+        Some((mut snapshot, report)) => {
+            let client = HttpRegistry::new(sr).map_err(|e| registry_error(sr, e))?;
             let missing = ids::missing_ids(&snapshot, &topics);
             let mut pulled = ids::pull_in(&client, &mut snapshot, missing, sr.max_concurrency)
                 .await
@@ -316,7 +424,7 @@ async fn take(
             })
         })
         .collect();
-    if let Some((source, _)) = &source
+    if let Some(source) = &config.source
         && !left_out.is_empty()
     {
         let incomplete = Incomplete::OpenTransactions {
@@ -351,29 +459,30 @@ async fn take(
         ),
         None => None,
     };
-    let manifest = Manifest {
+    if lease.lost() {
+        return Err(BackupError::LeaseLost { backup_id });
+    }
+    Ok(Manifest {
         format_version: FORMAT_VERSION,
         tool_version: env!("CARGO_PKG_VERSION").to_owned(),
-        backup_id: backup_id.clone(),
+        backup_id,
         started_at,
         finished_at: now(),
         source: SourceInfo {
-            bootstrap_servers: source
-                .as_ref()
-                .map(|(_, c)| c.servers.clone())
-                .unwrap_or_default(),
+            bootstrap_servers: servers,
         },
         topics,
         schema_registry,
         consumer_groups,
         files,
-    };
+    })
+}
+
+/// Writes the manifest create-only: a manifest that appeared meanwhile is
+/// another run's ([`BackupError::AlreadyExists`]).
+pub async fn publish(store: &Store, manifest: Manifest) -> Result<Manifest, BackupError> {
     let bytes = serde_json::to_vec_pretty(&manifest).expect("a manifest always serializes");
-    let path = format!("{backup_id}/{MANIFEST_FILE}");
-    if lease.lost() {
-        return Err(BackupError::LeaseLost { backup_id });
-    }
-    // published once: a manifest that appeared meanwhile is another run's
+    let path = format!("{}/{MANIFEST_FILE}", manifest.backup_id);
     let put = store
         .object_store()
         .put_opts(
@@ -388,7 +497,7 @@ async fn take(
     match put {
         Ok(_) => Ok(manifest),
         Err(object_store::Error::AlreadyExists { .. }) => Err(BackupError::AlreadyExists {
-            backup_id,
+            backup_id: manifest.backup_id,
             location: store.to_string(),
         }),
         Err(source) => Err(BackupError::Storage { path, source }),
@@ -512,7 +621,9 @@ fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
-/// Refuses a finished backup of the same ID; clears what an interrupted one left.
+/// Refuses a finished backup of the same ID, and an unfinished group backup
+/// (only `backup --group` goes on with it); clears what an interrupted
+/// single run left.
 async fn prepare_folder(store: &Store, backup_id: &str) -> Result<(), BackupError> {
     let manifest_path = store.path(&format!("{backup_id}/{MANIFEST_FILE}"));
     match store.object_store().head(&manifest_path).await {
@@ -526,6 +637,22 @@ async fn prepare_folder(store: &Store, backup_id: &str) -> Result<(), BackupErro
         Err(source) => {
             return Err(BackupError::Storage {
                 path: format!("{backup_id}/{MANIFEST_FILE}"),
+                source,
+            });
+        }
+    }
+    let frame_path = store.path(&format!("{backup_id}/{}", frame::FRAME_FILE));
+    match store.object_store().head(&frame_path).await {
+        Ok(_) => {
+            return Err(BackupError::GroupFolder {
+                backup_id: backup_id.to_owned(),
+                location: store.to_string(),
+            });
+        }
+        Err(object_store::Error::NotFound { .. }) => {}
+        Err(source) => {
+            return Err(BackupError::Storage {
+                path: format!("{backup_id}/{}", frame::FRAME_FILE),
                 source,
             });
         }
@@ -660,8 +787,19 @@ async fn backup_topics(
         let progress = Arc::clone(&progress);
         let runtime = runtime.clone();
         tokio::task::spawn_blocking(move || {
-            let result =
-                topics::backup_partition(&cluster, &store, &backup_id, &job, &progress, &runtime);
+            // a single run is never stopped from outside
+            let never = std::sync::atomic::AtomicBool::new(false);
+            let result = topics::backup_partition(
+                &cluster,
+                &store,
+                &backup_id,
+                &job,
+                topics::Stored::default(),
+                &progress,
+                &runtime,
+                &never,
+            )
+            .map(|done| done.expect("a partition nobody stops runs to its end"));
             (job, result)
         })
     }))

@@ -10,7 +10,7 @@
 //! where it stopped ([`Consumed::left_out_from`]).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -53,6 +53,25 @@ pub struct Progress {
     pub bytes: AtomicU64,
 }
 
+/// What is already stored of a partition when a worker takes it on: the
+/// chain of segments from the low watermark (none for a fresh start), and
+/// the framing their records carry. Consuming goes on after the last one.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Stored {
+    pub segments: Vec<SegmentEntry>,
+    pub schema_ids: RecordIds,
+}
+
+impl Stored {
+    /// The offset consuming starts at: after the last stored segment.
+    pub fn next_offset(&self, low: i64) -> i64 {
+        self.segments.last().map_or(low, |s| s.meta.last_offset + 1)
+    }
+}
+
+/// A partition backed up to its end: its manifest entry and the files it stored.
+pub type Done = (PartitionManifest, Vec<(String, FileEntry)>);
+
 /// Relative path of a segment inside the backup folder.
 pub fn segment_path(topic: &str, partition: i32, first: i64, last: i64) -> String {
     format!("kafka/{topic}/{partition}/{first:020}-{last:020}.seg.zst")
@@ -62,14 +81,23 @@ pub fn segment_path(topic: &str, partition: i32, first: i64, last: i64) -> Strin
 /// reached through the runtime handle. The consumer fills one segment while a
 /// second thread compresses, hashes and stores the previous one, so at most
 /// three segments of a partition are in memory (filling, queued, storing).
+///
+/// Consuming starts after what `stored` holds. Once `stop` is set (the
+/// partition was revoked from this worker), it stops within a poll: the
+/// segments already closed are stored, the one being filled is dropped, and
+/// the result is `None`; the next owner goes on after the last stored one.
+#[allow(clippy::too_many_arguments)]
 pub fn backup_partition(
     cluster: &Cluster,
     store: &Store,
     backup_id: &str,
     job: &PartitionJob,
+    stored: Stored,
     progress: &Arc<Progress>,
     runtime: &tokio::runtime::Handle,
-) -> Result<(PartitionManifest, Vec<(String, FileEntry)>), BackupError> {
+    stop: &AtomicBool,
+) -> Result<Option<Done>, BackupError> {
+    let start = stored.next_offset(job.low);
     let mut manifest = PartitionManifest {
         low_watermark: job.low,
         high_watermark: job.high,
@@ -79,8 +107,21 @@ pub fn backup_partition(
         segments: Vec::new(),
         schema_ids: RecordIds::default(),
     };
-    if job.high <= job.low {
-        return Ok((manifest, Vec::new()));
+    let mut files = Vec::new();
+    for entry in stored.segments {
+        manifest.record_count += entry.meta.record_count;
+        files.push((
+            entry.path.clone(),
+            FileEntry {
+                size: entry.meta.size,
+                sha256: entry.meta.sha256.clone(),
+            },
+        ));
+        manifest.segments.push(entry);
+    }
+    manifest.schema_ids = stored.schema_ids;
+    if job.high <= start {
+        return Ok(Some((manifest, files)));
     }
     let (segments, closed) = std::sync::mpsc::sync_channel::<RawSegment>(1);
     let (consumed, stored) = std::thread::scope(|scope| {
@@ -91,7 +132,7 @@ pub fn backup_partition(
             }
             Ok::<_, BackupError>(stored)
         });
-        let consumed = consume(cluster, job, progress, &segments);
+        let consumed = consume(cluster, job, start, progress, &segments, stop);
         drop(segments);
         let stored = storer.join().map_err(|_| {
             BackupError::Task(format!(
@@ -104,9 +145,11 @@ pub fn backup_partition(
     // a storage error explains a consumer that stopped because the storer did
     let stored = stored?;
     let consumed = consumed?;
-    manifest.schema_ids = consumed.schema_ids;
+    if consumed.stopped {
+        return Ok(None);
+    }
+    manifest.schema_ids.merge(&consumed.schema_ids);
     manifest.left_out_from = consumed.left_out_from;
-    let mut files = Vec::with_capacity(stored.len());
     for entry in stored {
         manifest.record_count += entry.meta.record_count;
         files.push((
@@ -118,7 +161,7 @@ pub fn backup_partition(
         ));
         manifest.segments.push(entry);
     }
-    Ok((manifest, files))
+    Ok(Some((manifest, files)))
 }
 
 /// What consuming a partition gave besides its segments.
@@ -129,6 +172,9 @@ pub struct Consumed {
     /// `Some(offset)` when a transaction was still open after the wait:
     /// records from `offset` up to `high` were not taken.
     pub left_out_from: Option<i64>,
+    /// Stopped from outside before the end: the records after the last
+    /// segment handed over were dropped.
+    pub stopped: bool,
 }
 
 /// Where the consumer stands once librdkafka says it reached the end of what
@@ -161,19 +207,21 @@ pub fn at_end(next: i64, high: i64, floor: i64, lso_now: i64) -> AtEnd {
     }
 }
 
-/// Reads `[low, high)` and hands each full segment to `segments`.
+/// Reads `[start, high)` and hands each full segment to `segments`.
 fn consume(
     cluster: &Cluster,
     job: &PartitionJob,
+    start: i64,
     progress: &Progress,
     segments: &std::sync::mpsc::SyncSender<RawSegment>,
+    stop: &AtomicBool,
 ) -> Result<Consumed, BackupError> {
     let kafka_err = |reason: String| BackupError::Consume {
         topic: job.topic.clone(),
         partition: job.partition,
         reason,
     };
-    let mut consumer = open_consumer(cluster, job, job.low)?;
+    let mut consumer = open_consumer(cluster, job, start)?;
     // made only when an open transaction may be in the way
     let mut lso_reader: Option<BaseConsumer> = None;
 
@@ -190,7 +238,7 @@ fn consume(
     let mut last_seen = Instant::now();
     let last_wanted = job.high - 1;
     // the offset after the last record delivered
-    let mut next = job.low;
+    let mut next = start;
     // every end-of-partition from now on is at least at this offset
     let mut floor = job.last_stable;
     // since when an open transaction holds the consumer back
@@ -221,6 +269,10 @@ fn consume(
             .map_err(|e| kafka_err(e.to_string()))
     };
     loop {
+        if stop.load(Ordering::Relaxed) {
+            out.stopped = true;
+            return Ok(out);
+        }
         let polled = consumer.poll(Duration::from_millis(500));
         let at_partition_end = match &polled {
             None => blocked_since.is_some(),

@@ -5,7 +5,9 @@ use std::process::ExitCode;
 use anyhow::Context;
 
 use super::BackupArgs;
+use crate::backup::group::GroupOptions;
 use crate::backup::{self, BackupOptions};
+use crate::manifest::Manifest;
 
 pub fn run(args: &BackupArgs) -> anyhow::Result<ExitCode> {
     let loaded = super::load_config(&args.config, "backup", crate::config::Mode::Backup)?;
@@ -18,14 +20,56 @@ pub fn run(args: &BackupArgs) -> anyhow::Result<ExitCode> {
         force_unlock: args.force_unlock,
     };
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    let manifest = runtime.block_on(backup::run(&loaded.config, &options))?;
-    let records: u64 = manifest.topics.values().map(|t| t.record_count()).sum();
-    let bytes: u64 = manifest.files.values().map(|f| f.size).sum();
+    let Some(group_id) = &args.group else {
+        let manifest = runtime.block_on(backup::run(&loaded.config, &options))?;
+        eprintln!(
+            "backup `{}` done: {}",
+            manifest.backup_id,
+            totals(&manifest)
+        );
+        return Ok(ExitCode::SUCCESS);
+    };
+    let interrupt = crate::interrupt::Interrupt::install(&runtime)
+        .context("listening for SIGINT and SIGTERM")?;
+    let group = GroupOptions {
+        group_id: Some(group_id.clone()).filter(|g| !g.is_empty()),
+        wait: args.group_wait.map(std::time::Duration::from_secs),
+        interrupt: Some(interrupt),
+    };
+    // one progress bar per worker would only interleave: workers log instead
+    let options = BackupOptions {
+        progress: false,
+        ..options
+    };
+    let outcome = match runtime.block_on(backup::group::run(&loaded.config, &options, &group)) {
+        Ok(outcome) => outcome,
+        Err(e @ backup::BackupError::Interrupted { code, .. }) => {
+            eprintln!("{e}");
+            return Ok(ExitCode::from(code));
+        }
+        Err(e) => return Err(e.into()),
+    };
+    let manifest = &outcome.manifest;
+    let who = if outcome.published_here {
+        "published by this worker"
+    } else {
+        "published by another worker"
+    };
     eprintln!(
-        "backup `{}` done: {} topics, {records} records, {} files, {bytes} bytes stored",
+        "backup `{}` done ({who}; {} partition(s) completed here): {}",
         manifest.backup_id,
-        manifest.topics.len(),
-        manifest.files.len()
+        outcome.completed_here,
+        totals(manifest)
     );
     Ok(ExitCode::SUCCESS)
+}
+
+fn totals(manifest: &Manifest) -> String {
+    let records: u64 = manifest.topics.values().map(|t| t.record_count()).sum();
+    let bytes: u64 = manifest.files.values().map(|f| f.size).sum();
+    format!(
+        "{} topics, {records} records, {} files, {bytes} bytes stored",
+        manifest.topics.len(),
+        manifest.files.len()
+    )
 }

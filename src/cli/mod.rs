@@ -92,6 +92,18 @@ pub struct BackupArgs {
     /// this host that no longer exists, or one that ran out, is taken anyway.
     #[arg(long)]
     pub force_unlock: bool,
+    /// Back up together with other processes started with the same
+    /// configuration (on this host or others): they join this Kafka consumer
+    /// group (`kafka-backup.<backup_id>` when no value is given), which
+    /// shares the partitions out; one of them publishes the manifest once
+    /// every partition is stored. See docs/scale.md.
+    #[arg(long, value_name = "GROUP_ID", num_args = 0..=1, default_missing_value = "")]
+    pub group: Option<String>,
+    /// With `--group`: how long a worker with nothing left to do waits while
+    /// no partition of the backup advances, before it fails (default: 600
+    /// plus `source.open_transaction_wait_secs`).
+    #[arg(long, value_name = "SECS", requires = "group")]
+    pub group_wait: Option<u64>,
 }
 
 #[derive(Debug, clap::Args)]

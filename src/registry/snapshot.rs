@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 
 use futures::{StreamExt, TryStreamExt, stream};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::{RegistryApi, RegistryError, Result, SchemaRecord, SchemasQuery, VersionRef};
 use crate::config::{IncludeVersions, Protobuf, RegistryBackup};
@@ -32,7 +32,7 @@ pub const DEFAULT_PAGE_SIZE: usize = 10_000;
 pub type Inventory = BTreeMap<String, BTreeMap<u32, SchemaVersion>>;
 
 /// How the versions were read.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum FetchMethod {
     /// All from the bulk listing `GET /schemas`.
@@ -44,7 +44,7 @@ pub enum FetchMethod {
 }
 
 /// A subject version that references one pulled into the backup.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct Referrer {
     /// Referencing subject.
     pub subject: String,
@@ -55,7 +55,7 @@ pub struct Referrer {
 }
 
 /// A version taken only because a taken schema references it.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct PulledIn {
     /// Subject of the pulled-in version.
     pub subject: String,
@@ -68,7 +68,7 @@ pub struct PulledIn {
 }
 
 /// A reference of a taken version that the snapshot cannot satisfy.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 pub struct MissingReference {
     /// Referencing subject.
     pub from_subject: String,
@@ -91,7 +91,7 @@ pub struct MissingReference {
 }
 
 /// What the selection did, for the user and the backup manifest.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct SelectionReport {
     /// How versions were read.
     pub method: FetchMethod,
