@@ -247,34 +247,6 @@ fn finished(
     }
 }
 
-/// The records of `topic` in a backup, per partition, through the checked reader.
-async fn backed_up_records(store: &Store, id: &str, topic: &str) -> BTreeMap<i32, Vec<Rec>> {
-    let reader = BackupReader::open(store, id).await.unwrap();
-    let mut out = BTreeMap::new();
-    for (&p, partition) in &reader.manifest.topics[topic].partitions {
-        let mut recs = Vec::new();
-        for segment in &partition.segments {
-            let bytes = reader.read(&segment.path).await.unwrap();
-            let mut records = kafka_backup::segment::SegmentReader::new(&bytes[..]).unwrap();
-            while let Some(r) = records.next_record().unwrap() {
-                recs.push(Rec {
-                    partition: p,
-                    timestamp: r.timestamp,
-                    key: r.key,
-                    value: r.value,
-                    headers: r
-                        .headers
-                        .into_iter()
-                        .map(|(n, v)| (String::from_utf8(n).unwrap(), v))
-                        .collect(),
-                });
-            }
-        }
-        out.insert(p, recs);
-    }
-    out
-}
-
 /// Every partition's segments run from its low watermark to its last
 /// offset, each starting right after the one before (the test topic has no
 /// transactions and no compaction: its offsets are consecutive).
@@ -422,7 +394,7 @@ async fn one_worker_stops(n: usize, stop: Stop) {
     let reader = BackupReader::open(&store, id).await.unwrap();
     let manifest = reader.manifest.clone();
     assert_eq!(
-        backed_up_records(&store, id, &g.topic).await,
+        backed_up_in(&store, id, &g.topic).await,
         by_partition(&g.records)
     );
     assert_contiguous(&manifest, &g.topic);
@@ -536,11 +508,11 @@ async fn two_workers_write_the_manifest_one_process_writes() {
     let group = BackupReader::open(&store, &gid).await.unwrap().manifest;
     let one = BackupReader::open(&store, &sid).await.unwrap().manifest;
     assert_eq!(
-        backed_up_records(&store, &gid, &g.topic).await,
+        backed_up_in(&store, &gid, &g.topic).await,
         by_partition(&g.records)
     );
     assert_eq!(
-        backed_up_records(&store, &sid, &g.topic).await,
+        backed_up_in(&store, &sid, &g.topic).await,
         by_partition(&g.records)
     );
     assert_contiguous(&group, &g.topic);

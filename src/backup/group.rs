@@ -31,7 +31,6 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use futures::StreamExt;
-use object_store::ObjectStoreExt;
 use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance};
 use rdkafka::{ClientContext, TopicPartitionList};
 
@@ -885,15 +884,5 @@ async fn clear(store: &Store, folder: &str) -> Result<(), BackupError> {
             path: folder.to_owned(),
             source,
         })?;
-    for meta in listed {
-        store
-            .object_store()
-            .delete(&meta.location)
-            .await
-            .map_err(|source| BackupError::Storage {
-                path: meta.location.to_string(),
-                source,
-            })?;
-    }
-    Ok(())
+    super::delete_all(store, listed).await
 }

@@ -675,16 +675,25 @@ async fn prepare_folder(store: &Store, backup_id: &str) -> Result<(), BackupErro
             files = leftovers.len(),
             "clearing what an interrupted backup left behind"
         );
-        for meta in leftovers {
-            store
-                .object_store()
-                .delete(&meta.location)
-                .await
-                .map_err(|source| BackupError::Storage {
-                    path: meta.location.to_string(),
-                    source,
-                })?;
-        }
+        delete_all(store, leftovers).await?;
+    }
+    Ok(())
+}
+
+/// Deletes every object `listed` names, stopping at the first that fails.
+pub(crate) async fn delete_all(
+    store: &Store,
+    listed: Vec<object_store::ObjectMeta>,
+) -> Result<(), BackupError> {
+    for meta in listed {
+        store
+            .object_store()
+            .delete(&meta.location)
+            .await
+            .map_err(|source| BackupError::Storage {
+                path: meta.location.to_string(),
+                source,
+            })?;
     }
     Ok(())
 }

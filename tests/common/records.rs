@@ -294,7 +294,17 @@ pub async fn backed_up(dir: &std::path::Path, id: &str, topic: &str) -> BTreeMap
         .unwrap()
         .open()
         .unwrap();
-    let reader = kafka_backup::manifest::BackupReader::open(&store, id)
+    backed_up_in(&store, id, topic).await
+}
+
+/// The records of `topic` in backup `id` of `store`, per partition, read
+/// through the library's checked reader.
+pub async fn backed_up_in(
+    store: &kafka_backup::storage::Store,
+    id: &str,
+    topic: &str,
+) -> BTreeMap<i32, Vec<Rec>> {
+    let reader = kafka_backup::manifest::BackupReader::open(store, id)
         .await
         .unwrap();
     let mut out = BTreeMap::new();
