@@ -115,10 +115,25 @@ impl Lease {
             expires_at: stamp(now + TTL),
             token: format!("{:016x}", fastrand::u64(..)),
         };
-        let version = match put(store, &path, &record, PutMode::Create).await {
+        // a lease released between our create and our read of it is free:
+        // create again (a few times: each round needs another run to take
+        // and release it in between)
+        let mut attempts = 0;
+        let created = loop {
+            attempts += 1;
+            match put(store, &path, &record, PutMode::Create).await {
+                Ok(version) => break Ok(version),
+                Err(object_store::Error::AlreadyExists { .. }) => {}
+                Err(e) => return Err(storage(e)),
+            }
+            match store.object_store().get(&path).await {
+                Err(object_store::Error::NotFound { .. }) if attempts < 5 => {}
+                got => break Err(got.map_err(storage)?),
+            }
+        };
+        let version = match created {
             Ok(v) => v,
-            Err(object_store::Error::AlreadyExists { .. }) => {
-                let got = store.object_store().get(&path).await.map_err(storage)?;
+            Err(got) => {
                 let held = UpdateVersion {
                     e_tag: got.meta.e_tag.clone(),
                     version: got.meta.version.clone(),
@@ -161,7 +176,6 @@ impl Lease {
                     other => other.map_err(storage)?,
                 }
             }
-            Err(e) => return Err(storage(e)),
         };
         let lost = Arc::new(AtomicBool::new(false));
         let renewer = tokio::spawn(renew(
