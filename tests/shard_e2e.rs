@@ -272,6 +272,19 @@ fn verify(cfg: &Path) -> Output {
     kafka_backup(&["verify", "-c", cfg.to_str().unwrap()])
 }
 
+/// `verify`, which must find the target matching the backup: its table.
+fn verified(cfg: &Path) -> String {
+    let out = verify(cfg);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        stdout(&out),
+        stderr(&out)
+    );
+    stdout(&out)
+}
+
 /// The journal files of the restore (`<cluster>....json`, offset maps
 /// left out) and the target partitions each holds.
 fn journals(folder: &Path, restored: &str) -> BTreeMap<String, BTreeSet<i32>> {
@@ -434,19 +447,8 @@ async fn three_shards_restore_disjoint_partitions_after_shard_0s_registry_half()
         s.expected(&seed_map())
     );
     assert_eq!(committed(&s.group, &s.restored), s.committed);
-    let out = verify(&cfg);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
-    assert!(
-        stdout(&out).contains("the target matches the backup"),
-        "{}",
-        stdout(&out)
-    );
+    let out = verified(&cfg);
+    assert!(out.contains("the target matches the backup"), "{out}");
 
     // each shard wrote its own journal with its own partitions, none the
     // unsharded one
@@ -619,14 +621,7 @@ async fn fault_a_shard_killed_mid_run_and_rerun_leaves_every_record_once() {
         s.expected(&seed_map())
     );
     assert_eq!(committed(&s.group, &s.restored), s.committed);
-    let out = verify(&cfg);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
+    verified(&cfg);
 }
 
 /// Runs `apply -c CFG --auto-approve` and `args` with `JOB_COMPLETION_INDEX`
@@ -714,14 +709,7 @@ async fn shard_n_takes_its_index_from_job_completion_index() {
     // without the registry the records go back as backed up
     assert_eq!(consume_all(&s.restored, PARTITIONS), original);
     assert_eq!(committed(&s.group, &s.restored), s.committed);
-    let out = verify(&cfg);
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}{}",
-        stdout(&out),
-        stderr(&out)
-    );
+    verified(&cfg);
     // `offsets` reads every shard's map
     let shown = success(&kafka_backup(&["offsets", "-c", cfg.to_str().unwrap()]));
     for p in 0..PARTITIONS {

@@ -13,7 +13,6 @@
 
 use std::collections::BTreeMap;
 
-use bytes::Bytes;
 use object_store::ObjectStoreExt;
 use serde::{Deserialize, Serialize};
 
@@ -295,25 +294,7 @@ pub async fn read(store: &Store, backup_id: &str) -> Result<Option<Frame>, super
 pub async fn create(store: &Store, frame: &Frame) -> Result<bool, super::BackupError> {
     let shown = format!("{}/{FRAME_FILE}", frame.backup_id);
     let bytes = serde_json::to_vec_pretty(frame).expect("a frame serializes");
-    let put = store
-        .object_store()
-        .put_opts(
-            &store.path(&shown),
-            Bytes::from(bytes).into(),
-            object_store::PutOptions {
-                mode: object_store::PutMode::Create,
-                ..Default::default()
-            },
-        )
-        .await;
-    match put {
-        Ok(_) => Ok(true),
-        Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
-        Err(source) => Err(super::BackupError::Storage {
-            path: shown,
-            source,
-        }),
-    }
+    super::create_only(store, &shown, bytes).await
 }
 
 #[cfg(test)]

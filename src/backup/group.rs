@@ -83,17 +83,7 @@ pub async fn run(
     options: &BackupOptions,
     group: &GroupOptions,
 ) -> Result<GroupOutcome, BackupError> {
-    let backup_id = config
-        .backup_id
-        .as_ref()
-        .ok_or(BackupError::Missing { key: "backup_id" })?
-        .to_string();
-    let sr = &config.enterprise.schema_registry;
-    if sr.enabled && sr.url.is_none() {
-        return Err(BackupError::Missing {
-            key: "enterprise.schema_registry.url",
-        });
-    }
+    let backup_id = super::backup_id(config)?;
     // the partitions are what the workers share: without a cluster there is
     // nothing to share out
     let source = config.source.as_ref().ok_or(BackupError::Missing {

@@ -233,9 +233,9 @@ impl Default for BackupOptions {
     }
 }
 
-/// Runs a whole backup as the configuration describes it. Without a
-/// `source` block, a backup with the registry enabled is a registry-only one.
-pub async fn run(config: &Config, options: &BackupOptions) -> Result<Manifest, BackupError> {
+/// The configuration's `backup_id`, with the keys every backup needs checked
+/// (a registry URL when the registry is on).
+pub(crate) fn backup_id(config: &Config) -> Result<String, BackupError> {
     let backup_id = config
         .backup_id
         .as_ref()
@@ -247,6 +247,42 @@ pub async fn run(config: &Config, options: &BackupOptions) -> Result<Manifest, B
             key: "enterprise.schema_registry.url",
         });
     }
+    Ok(backup_id)
+}
+
+/// Creates `relative` holding `bytes` only if it does not exist: `false`
+/// when it did (another run's stays).
+pub(crate) async fn create_only(
+    store: &Store,
+    relative: &str,
+    bytes: Vec<u8>,
+) -> Result<bool, BackupError> {
+    let put = store
+        .object_store()
+        .put_opts(
+            &store.path(relative),
+            Bytes::from(bytes).into(),
+            object_store::PutOptions {
+                mode: object_store::PutMode::Create,
+                ..Default::default()
+            },
+        )
+        .await;
+    match put {
+        Ok(_) => Ok(true),
+        Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+        Err(source) => Err(BackupError::Storage {
+            path: relative.to_owned(),
+            source,
+        }),
+    }
+}
+
+/// Runs a whole backup as the configuration describes it. Without a
+/// `source` block, a backup with the registry enabled is a registry-only one.
+pub async fn run(config: &Config, options: &BackupOptions) -> Result<Manifest, BackupError> {
+    let backup_id = backup_id(config)?;
+    let sr = &config.enterprise.schema_registry;
     let source = match &config.source {
         Some(source) => Some((
             source,

@@ -13,7 +13,6 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use bytes::Bytes;
 use futures::StreamExt;
 use object_store::ObjectStoreExt;
 use serde::{Deserialize, Serialize};
@@ -263,25 +262,7 @@ pub async fn read(
 pub async fn create(store: &Store, backup_id: &str, part: &Part) -> Result<bool, BackupError> {
     let shown = format!("{backup_id}/{}", part_path(&part.topic, part.partition));
     let bytes = serde_json::to_vec_pretty(part).expect("a part serializes");
-    let put = store
-        .object_store()
-        .put_opts(
-            &store.path(&shown),
-            Bytes::from(bytes).into(),
-            object_store::PutOptions {
-                mode: object_store::PutMode::Create,
-                ..Default::default()
-            },
-        )
-        .await;
-    match put {
-        Ok(_) => Ok(true),
-        Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
-        Err(source) => Err(BackupError::Storage {
-            path: shown,
-            source,
-        }),
-    }
+    super::create_only(store, &shown, bytes).await
 }
 
 /// The partitions of `frame` that have a part, by listing `parts/`.
