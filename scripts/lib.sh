@@ -12,6 +12,16 @@ if [ "${CI:-}" = true ]; then export CARGO_INCREMENTAL=0; fi
 log() { printf '\033[1m==>\033[0m %s\n' "$*" >&2; }
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
+# The broker's process ID ($KB_RUN_DIR's noida-db), empty when unknown.
+broker_pid() {
+  "$KB_PYTHON" -c 'import json, sys; print(json.load(open(sys.argv[1]))["pid"])' "$RUN_DIR/broker/noida.control.json" 2>/dev/null || true
+}
+
+# User + system CPU seconds the process $1 has used so far (0 when it is gone).
+cpu_of() {
+  awk '{printf "%.2f", ($14 + $15) / 100}' "/proc/$1/stat" 2>/dev/null || echo 0
+}
+
 # A free TCP port on loopback (the kernel picks; a race with another process is unlikely).
 free_port() {
   python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1]); s.close()'

@@ -40,6 +40,7 @@ pub mod cli;
 pub mod config;
 pub mod gather;
 pub mod graph;
+pub mod heap;
 pub mod interrupt;
 pub mod kafka;
 pub mod lease;

@@ -6,6 +6,11 @@ use std::process::ExitCode;
 use clap::Parser;
 use kafka_backup::cli::{self, Cli};
 
+// counts the tool's own heap (`heap::report` at `-v`); librdkafka's C
+// allocations are not counted
+#[global_allocator]
+static ALLOC: kafka_backup::heap::Counting = kafka_backup::heap::Counting;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let default_level = match cli.verbose {

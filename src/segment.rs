@@ -141,6 +141,19 @@ impl SegmentWriter {
         self.payload_bytes
     }
 
+    /// Bytes of the segment before compression: its magic and its records
+    /// as framed.
+    pub fn len(&self) -> usize {
+        self.raw.len()
+    }
+
+    /// Whether `r` goes into this segment without taking it past `limit`
+    /// bytes before compression. An empty segment takes any record, so a
+    /// record larger than the limit is a segment of its own.
+    pub fn fits(&self, r: &RecordRef<'_>, limit: usize) -> bool {
+        self.is_empty() || self.raw.len().saturating_add(encoded_len(r)) <= limit
+    }
+
     pub fn push(&mut self, r: &RecordRef<'_>) -> io::Result<()> {
         // written straight into the segment (no copy through a scratch
         // buffer), the length patched in once the record is complete; a
@@ -218,7 +231,10 @@ impl RawSegment {
 
     /// Compresses the segment into the bytes to store, and hashes them.
     pub fn compress(self, level: i32) -> io::Result<Segment> {
-        let bytes = zstd::bulk::compress(&self.raw, level)?;
+        let mut bytes = zstd::bulk::compress(&self.raw, level)?;
+        // zstd sized the buffer for incompressible input; what is kept until
+        // stored is the compressed size (a shrink in place, no copy)
+        bytes.shrink_to_fit();
         let sha256 = sha256_hex(&bytes);
         Ok(Segment {
             meta: SegmentMeta {
@@ -234,6 +250,13 @@ impl RawSegment {
             bytes,
         })
     }
+}
+
+/// The bytes [`encode_record`] writes for `r`.
+pub fn encoded_len(r: &RecordRef<'_>) -> usize {
+    let bytes = |b: Option<&[u8]>| 4 + b.map_or(0, <[u8]>::len);
+    let headers: usize = r.headers.iter().map(|(n, v)| 4 + n.len() + bytes(*v)).sum();
+    4 + 8 + 8 + 1 + bytes(r.key) + bytes(r.value) + 4 + headers
 }
 
 /// Appends one record with a zero length placeholder in front.
@@ -547,6 +570,34 @@ mod tests {
             .unwrap();
         }
         w.finish().compress(3).unwrap()
+    }
+
+    #[test]
+    fn encoded_len_is_what_push_writes_and_fits_keeps_a_segment_within_its_limit() {
+        for r in sample() {
+            let headers: Vec<(&[u8], Option<&[u8]>)> = r
+                .headers
+                .iter()
+                .map(|(n, v)| (n.as_slice(), v.as_deref()))
+                .collect();
+            let r = RecordRef {
+                offset: r.offset,
+                timestamp: r.timestamp,
+                timestamp_type: r.timestamp_type,
+                key: r.key.as_deref(),
+                value: r.value.as_deref(),
+                headers: &headers,
+            };
+            let mut w = SegmentWriter::new();
+            assert!(w.fits(&r, 0), "an empty segment takes any record");
+            w.push(&r).unwrap();
+            let one = w.len();
+            assert_eq!(one, MAGIC.len() + encoded_len(&r));
+            assert!(w.fits(&r, one + encoded_len(&r)));
+            assert!(!w.fits(&r, one + encoded_len(&r) - 1));
+            w.push(&r).unwrap();
+            assert_eq!(w.len(), MAGIC.len() + 2 * encoded_len(&r));
+        }
     }
 
     #[test]

@@ -207,6 +207,9 @@ pub fn at_end(next: i64, high: i64, floor: i64, lso_now: i64) -> AtEnd {
     }
 }
 
+/// How long one poll waits for a record.
+const POLL: Duration = Duration::from_millis(500);
+
 /// Reads `[start, high)` and hands each full segment to `segments`.
 fn consume(
     cluster: &Cluster,
@@ -225,9 +228,10 @@ fn consume(
     // made only when an open transaction may be in the way
     let mut lso_reader: Option<BaseConsumer> = None;
 
-    let capacity = usize::try_from(job.segment_bytes)
-        .unwrap_or(usize::MAX)
-        .min(64 << 20);
+    // a segment holds at most `segment_bytes` before compression (a larger
+    // record alone), so its buffer, allocated once, never grows
+    let limit = usize::try_from(job.segment_bytes).unwrap_or(usize::MAX);
+    let capacity = limit.min(64 << 20);
     let mut writer = SegmentWriter::with_capacity(capacity);
     let hand_over = |writer: SegmentWriter| {
         segments
@@ -235,7 +239,8 @@ fn consume(
             .map_err(|_| kafka_err("the segment writer stopped".into()))
     };
     let mut out = Consumed::default();
-    let mut last_seen = Instant::now();
+    // since when polls have come back empty (no clock read per record)
+    let mut idle_since: Option<Instant> = None;
     let last_wanted = job.high - 1;
     // the offset after the last record delivered
     let mut next = start;
@@ -273,7 +278,7 @@ fn consume(
             out.stopped = true;
             return Ok(out);
         }
-        let polled = consumer.poll(Duration::from_millis(500));
+        let polled = consumer.poll(POLL);
         let at_partition_end = match &polled {
             None => blocked_since.is_some(),
             Some(Err(rdkafka::error::KafkaError::PartitionEOF(_))) => true,
@@ -299,7 +304,7 @@ fn consume(
                     consumer = open_consumer(cluster, job, here)?;
                     floor = job.high;
                     blocked_since = None;
-                    last_seen = Instant::now();
+                    idle_since = None;
                     continue;
                 }
                 AtEnd::Blocked => {
@@ -323,7 +328,12 @@ fn consume(
             }
         }
         let Some(polled) = polled else {
-            if last_seen.elapsed() > job.stall_timeout {
+            // the first empty poll already waited for its timeout
+            let since = *idle_since.get_or_insert_with(|| {
+                let now = Instant::now();
+                now.checked_sub(POLL).unwrap_or(now)
+            });
+            if since.elapsed() > job.stall_timeout {
                 return Err(kafka_err(format!(
                     "no record for {}s while offsets up to {last_wanted} were expected\nhint: is the broker up? was the partition truncated meanwhile?",
                     job.stall_timeout.as_secs()
@@ -331,7 +341,7 @@ fn consume(
             }
             continue;
         };
-        last_seen = Instant::now();
+        idle_since = None;
         let message = match polled {
             Ok(m) => m,
             Err(e) => return Err(kafka_err(e.to_string())),
@@ -349,29 +359,27 @@ fn consume(
         let headers = crate::kafka::headers::borrowed(&message);
         out.schema_ids.key.observe(message.key());
         out.schema_ids.value.observe(message.payload());
-        let before = writer.payload_bytes();
-        writer
-            .push(&RecordRef {
-                offset: message.offset(),
-                timestamp,
-                timestamp_type,
-                key: message.key(),
-                value: message.payload(),
-                headers: &headers,
-            })
-            .map_err(|e| kafka_err(e.to_string()))?;
-        progress.records.fetch_add(1, Ordering::Relaxed);
-        progress
-            .bytes
-            .fetch_add(writer.payload_bytes() - before, Ordering::Relaxed);
-        let done = message.offset() >= last_wanted;
-        if writer.payload_bytes() >= job.segment_bytes && !done {
+        let record = RecordRef {
+            offset: message.offset(),
+            timestamp,
+            timestamp_type,
+            key: message.key(),
+            value: message.payload(),
+            headers: &headers,
+        };
+        if !writer.fits(&record, limit) {
             hand_over(std::mem::replace(
                 &mut writer,
                 SegmentWriter::with_capacity(capacity),
             ))?;
         }
-        if done {
+        let before = writer.payload_bytes();
+        writer.push(&record).map_err(|e| kafka_err(e.to_string()))?;
+        progress.records.fetch_add(1, Ordering::Relaxed);
+        progress
+            .bytes
+            .fetch_add(writer.payload_bytes() - before, Ordering::Relaxed);
+        if message.offset() >= last_wanted {
             break;
         }
     }

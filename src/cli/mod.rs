@@ -318,11 +318,11 @@ pub enum ConfigFormat {
 pub fn run(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Validate(args) => validate::run(&args),
-        Command::Backup(args) => backup::run(&args),
+        Command::Backup(args) => backup::run(&args).inspect(|_| crate::heap::report("backup")),
         Command::Describe(args) => describe::run(&args),
         Command::List(args) => list::run(&args),
         Command::Plan(args) => plan::run(&args),
-        Command::Apply(args) => apply::run(&args),
+        Command::Apply(args) => apply::run(&args).inspect(|_| crate::heap::report("apply")),
         Command::Verify(args) => verify::run(&args),
         Command::Offsets(args) => offsets::run(&args),
         Command::PutBack(args) => put_back::run(&args),
