@@ -14,8 +14,11 @@ use crate::storage::Store;
 /// Version of the manifest layout; readers refuse a newer one. 2 added the
 /// partitions' `last_stable_offset`, `left_out_from` and `schema_ids`, and
 /// the registry part's `unknown_ids`; a version 1 manifest reads with those
-/// empty. 3 added `consumer_groups`; older manifests read with none.
-pub const FORMAT_VERSION: u32 = 3;
+/// empty. 3 added `consumer_groups`; older manifests read with none. 4
+/// added incremental backups: `parent`, `selection` and the partitions'
+/// `continues_from` (a tool that reads 3 must not take a chain member's
+/// records for a whole backup).
+pub const FORMAT_VERSION: u32 = 4;
 pub const MANIFEST_FILE: &str = "manifest.json";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -38,6 +41,34 @@ pub struct Manifest {
     pub consumer_groups: BTreeMap<String, GroupBackup>,
     /// Every file of the backup but this one, by path relative to the backup folder.
     pub files: BTreeMap<String, FileEntry>,
+    /// The backup this one continues (an incremental backup): its records
+    /// are those after the parent's, and a reader joins the two.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<ParentRef>,
+    /// The topic selection the backup was taken with, for
+    /// `incremental_from: latest` to find a backup of the same topics.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selection: Option<SelectionRecord>,
+}
+
+/// The parent of an incremental backup, pinned by its manifest's bytes: a
+/// parent changed, replaced or reordered after the child was taken is refused.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ParentRef {
+    pub backup_id: String,
+    /// SHA-256 of the parent's `manifest.json` as stored.
+    pub manifest_sha256: String,
+}
+
+/// `source.topics` as written in the configuration.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SelectionRecord {
+    pub include: Vec<String>,
+    pub exclude: Vec<String>,
+    #[serde(default)]
+    pub include_internal: bool,
 }
 
 /// One consumer group at backup time.
@@ -103,6 +134,12 @@ pub struct PartitionManifest {
     /// from this offset up to `high_watermark` were not taken.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub left_out_from: Option<i64>,
+    /// In an incremental backup: where the parent's records of this
+    /// partition end, the offset this backup's begin at. Records between it
+    /// and a `low_watermark` past it were deleted from the source in between
+    /// (a gap no member holds). Absent for a partition the parent did not have.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub continues_from: Option<i64>,
     pub record_count: u64,
     pub segments: Vec<SegmentEntry>,
     /// What the keys and values of the backed-up records carry in their
@@ -264,120 +301,329 @@ pub enum ReadError {
     Mismatch { path: String, reason: String },
     #[error("`{path}` is listed in the manifest but missing from storage")]
     Missing { path: String },
+    #[error("backup `{backup_id}` cannot be read as a chain of incremental backups: {reason}")]
+    Chain { backup_id: String, reason: String },
 }
 
-/// Reads one backup's files through the manifest, checking each file it hands out.
+/// The longest chain of incremental backups a reader follows.
+pub const MAX_CHAIN: usize = 10_000;
+
+/// Reads one backup's files through the manifest, checking each file it
+/// hands out. An incremental backup reads as one whole backup: its manifest
+/// joined with its ancestors' ([`join`]), each file read from the member
+/// that holds it.
 pub struct BackupReader {
     store: Store,
     backup_id: String,
+    /// The backup's manifest, joined with its ancestors' when it has any.
     pub manifest: Manifest,
+    /// SHA-256 of the backup's own `manifest.json` as stored (what a child
+    /// pins it by).
+    pub manifest_sha256: String,
+    /// Each member's own manifest, from the first (full) backup of the
+    /// chain to this one; one for a full backup.
+    pub chain: Vec<Manifest>,
+    /// The member holding each file of the joined manifest that is not this
+    /// backup's own.
+    owners: BTreeMap<String, String>,
 }
 
 impl BackupReader {
     pub async fn open(store: &Store, backup_id: &str) -> Result<Self, ReadError> {
-        let path = store.path(&format!("{backup_id}/{MANIFEST_FILE}"));
-        let shown = format!("{backup_id}/{MANIFEST_FILE}");
-        let bytes = match store.object_store().get(&path).await {
-            Ok(got) => got.bytes().await.map_err(|source| ReadError::Storage {
-                path: shown.clone(),
-                source,
-            })?,
-            Err(object_store::Error::NotFound { .. }) => {
-                return Err(ReadError::NotFound {
-                    backup_id: backup_id.to_owned(),
-                    location: store.to_string(),
-                });
+        // from this backup up to the first full one, each pinned by its child
+        let mut chain: Vec<(Manifest, String)> = Vec::new();
+        let mut next = (backup_id.to_owned(), None::<String>);
+        loop {
+            let (id, pinned) = next;
+            let child = chain.last().map(|(m, _)| m.backup_id.clone());
+            let chain_err = |reason: String| ReadError::Chain {
+                backup_id: backup_id.to_owned(),
+                reason,
+            };
+            if chain.len() >= MAX_CHAIN || chain.iter().any(|(m, _)| m.backup_id == id) {
+                return Err(chain_err(format!(
+                    "`{}` names `{id}` as its parent, which is already in the chain or past {MAX_CHAIN} members",
+                    child.unwrap_or_default()
+                )));
             }
-            Err(source) => {
-                return Err(ReadError::Storage {
-                    path: shown,
-                    source,
-                });
+            let (manifest, sha) = match read_manifest(store, &id).await {
+                Err(ReadError::NotFound { .. }) if child.is_some() => {
+                    return Err(chain_err(format!(
+                        "its chain needs backup `{id}` (the parent of `{}`), which is not in `{store}`\nhint: a backup a kept one continues must not be deleted; restore from a full backup or an intact chain",
+                        child.unwrap_or_default()
+                    )));
+                }
+                other => other?,
+            };
+            if let Some(pinned) = pinned
+                && pinned != sha
+            {
+                return Err(chain_err(format!(
+                    "the manifest of `{id}` is not the one `{}` continues (its SHA-256 is `{sha}`, the child recorded `{pinned}`): the parent was changed or replaced after the child was taken",
+                    child.unwrap_or_default()
+                )));
             }
-        };
-        let manifest: Manifest =
-            serde_json::from_slice(&bytes).map_err(|e| ReadError::BadManifest {
-                path: shown.clone(),
-                reason: e.to_string(),
-            })?;
-        if manifest.format_version > FORMAT_VERSION {
-            return Err(ReadError::BadManifest {
-                path: shown,
-                reason: format!(
-                    "format version {} is newer than this tool reads ({FORMAT_VERSION}): upgrade kafka-backup",
-                    manifest.format_version
-                ),
-            });
+            let parent = manifest
+                .parent
+                .as_ref()
+                .map(|p| (p.backup_id.clone(), Some(p.manifest_sha256.clone())));
+            chain.push((manifest, sha));
+            match parent {
+                Some(p) => next = p,
+                None => break,
+            }
         }
-        if manifest.backup_id != backup_id {
-            return Err(ReadError::BadManifest {
-                path: shown,
-                reason: format!("it names backup `{}`", manifest.backup_id),
-            });
-        }
+        chain.reverse();
+        let manifest_sha256 = chain.last().expect("the backup itself").1.clone();
+        let chain: Vec<Manifest> = chain.into_iter().map(|(m, _)| m).collect();
+        let (manifest, owners) = join(&chain).map_err(|reason| ReadError::Chain {
+            backup_id: backup_id.to_owned(),
+            reason,
+        })?;
         Ok(Self {
             store: store.clone(),
             backup_id: backup_id.to_owned(),
             manifest,
+            manifest_sha256,
+            chain,
+            owners,
         })
     }
 
     /// The bytes of a file of the backup, checked against the manifest.
     pub async fn read(&self, relative: &str) -> Result<Bytes, ReadError> {
-        let shown = format!("{}/{relative}", self.backup_id);
+        let owner = self.owners.get(relative).unwrap_or(&self.backup_id);
         let entry = self
             .manifest
             .files
             .get(relative)
             .ok_or_else(|| ReadError::Mismatch {
-                path: shown.clone(),
+                path: format!("{owner}/{relative}"),
                 reason: "the file is not listed in the manifest".into(),
             })?;
-        let path = self.store.path(&shown);
-        let bytes = match self.store.object_store().get(&path).await {
-            Ok(got) => got.bytes().await.map_err(|source| ReadError::Storage {
-                path: shown.clone(),
-                source,
-            })?,
-            Err(object_store::Error::NotFound { .. }) => {
-                return Err(ReadError::Missing { path: shown });
-            }
-            Err(source) => {
-                return Err(ReadError::Storage {
-                    path: shown,
-                    source,
-                });
-            }
-        };
-        if bytes.len() as u64 != entry.size {
-            return Err(ReadError::Mismatch {
-                path: shown,
-                reason: format!(
-                    "size is {} bytes, the manifest says {}",
-                    bytes.len(),
-                    entry.size
-                ),
-            });
-        }
-        let actual = sha256_hex(&bytes);
-        if actual != entry.sha256 {
-            return Err(ReadError::Mismatch {
-                path: shown,
-                reason: format!("sha256 is `{actual}`, the manifest says `{}`", entry.sha256),
-            });
-        }
-        Ok(bytes)
+        read_checked(&self.store, owner, relative, entry).await
     }
 
-    /// Checks every file the manifest lists; the first bad one is the error.
+    /// Checks every file every member of the chain lists; the first bad one
+    /// is the error. Gives the number of files checked.
     pub async fn verify_all(&self) -> Result<u64, ReadError> {
         let mut n = 0;
-        for path in self.manifest.files.keys() {
-            self.read(path).await?;
-            n += 1;
+        for member in &self.chain {
+            for (path, entry) in &member.files {
+                read_checked(&self.store, &member.backup_id, path, entry).await?;
+                n += 1;
+            }
         }
         Ok(n)
     }
+}
+
+/// Reads `<backup_id>/manifest.json` alone (no chain): the manifest and the
+/// SHA-256 of its bytes.
+pub async fn read_manifest(store: &Store, backup_id: &str) -> Result<(Manifest, String), ReadError> {
+    let path = store.path(&format!("{backup_id}/{MANIFEST_FILE}"));
+    let shown = format!("{backup_id}/{MANIFEST_FILE}");
+    let bytes = match store.object_store().get(&path).await {
+        Ok(got) => got.bytes().await.map_err(|source| ReadError::Storage {
+            path: shown.clone(),
+            source,
+        })?,
+        Err(object_store::Error::NotFound { .. }) => {
+            return Err(ReadError::NotFound {
+                backup_id: backup_id.to_owned(),
+                location: store.to_string(),
+            });
+        }
+        Err(source) => {
+            return Err(ReadError::Storage {
+                path: shown,
+                source,
+            });
+        }
+    };
+    let manifest: Manifest = serde_json::from_slice(&bytes).map_err(|e| ReadError::BadManifest {
+        path: shown.clone(),
+        reason: e.to_string(),
+    })?;
+    if manifest.format_version > FORMAT_VERSION {
+        return Err(ReadError::BadManifest {
+            path: shown,
+            reason: format!(
+                "format version {} is newer than this tool reads ({FORMAT_VERSION}): upgrade kafka-backup",
+                manifest.format_version
+            ),
+        });
+    }
+    if manifest.backup_id != backup_id {
+        return Err(ReadError::BadManifest {
+            path: shown,
+            reason: format!("it names backup `{}`", manifest.backup_id),
+        });
+    }
+    Ok((manifest, sha256_hex(&bytes)))
+}
+
+/// The bytes of `<backup_id>/<relative>`, checked against `entry`.
+async fn read_checked(
+    store: &Store,
+    backup_id: &str,
+    relative: &str,
+    entry: &FileEntry,
+) -> Result<Bytes, ReadError> {
+    let shown = format!("{backup_id}/{relative}");
+    let path = store.path(&shown);
+    let bytes = match store.object_store().get(&path).await {
+        Ok(got) => got.bytes().await.map_err(|source| ReadError::Storage {
+            path: shown.clone(),
+            source,
+        })?,
+        Err(object_store::Error::NotFound { .. }) => {
+            return Err(ReadError::Missing { path: shown });
+        }
+        Err(source) => {
+            return Err(ReadError::Storage {
+                path: shown,
+                source,
+            });
+        }
+    };
+    if bytes.len() as u64 != entry.size {
+        return Err(ReadError::Mismatch {
+            path: shown,
+            reason: format!(
+                "size is {} bytes, the manifest says {}",
+                bytes.len(),
+                entry.size
+            ),
+        });
+    }
+    let actual = sha256_hex(&bytes);
+    if actual != entry.sha256 {
+        return Err(ReadError::Mismatch {
+            path: shown,
+            reason: format!("sha256 is `{actual}`, the manifest says `{}`", entry.sha256),
+        });
+    }
+    Ok(bytes)
+}
+
+/// The backups of `store` with a manifest (finished), by ID.
+pub async fn finished_backups(store: &Store) -> Result<Vec<String>, object_store::Error> {
+    use futures::TryStreamExt;
+    let prefix_parts = store.prefix().parts().count();
+    let mut listing = store.object_store().list(Some(store.prefix()));
+    let mut out = Vec::new();
+    while let Some(meta) = listing.try_next().await? {
+        let parts: Vec<_> = meta.location.parts().skip(prefix_parts).collect();
+        if let [id, file] = parts.as_slice()
+            && file.as_ref() == MANIFEST_FILE
+        {
+            out.push(id.as_ref().to_owned());
+        }
+    }
+    out.sort();
+    Ok(out)
+}
+
+/// Where a partition's records end in `p`: the offset a backup continuing
+/// it starts at (records of a transaction left open were not taken).
+pub fn partition_end(p: &PartitionManifest) -> i64 {
+    p.left_out_from.unwrap_or(p.high_watermark)
+}
+
+/// Joins a chain's manifests (first, full backup first) into the manifest of
+/// one whole backup as of the last member: the last member's topics, each
+/// partition's segments from every member in order, its watermarks from the
+/// first and the last, the last member's registry and consumer groups. Gives
+/// the joined manifest and, for each file it lists that another member
+/// holds, that member. A member that does not continue its parent where the
+/// parent ends is an error (the chain was not written by backups of it).
+pub fn join(chain: &[Manifest]) -> Result<(Manifest, BTreeMap<String, String>), String> {
+    let (last, ancestors) = chain.split_last().ok_or("an empty chain")?;
+    let mut joined = last.clone();
+    let mut owners = BTreeMap::new();
+    if ancestors.is_empty() {
+        return Ok((joined, owners));
+    }
+    for (topic, tm) in &mut joined.topics {
+        for (&partition, p) in &mut tm.partitions {
+            // this partition through the members, first to last
+            let mut acc: Option<(PartitionManifest, Vec<(SegmentEntry, &str)>)> = None;
+            for member in chain {
+                let Some(mp) = member
+                    .topics
+                    .get(topic)
+                    .and_then(|t| t.partitions.get(&partition))
+                else {
+                    if acc.is_some() {
+                        return Err(format!(
+                            "`{}` lacks {topic} partition {partition}, which its parent has and a later member continues",
+                            member.backup_id
+                        ));
+                    }
+                    continue;
+                };
+                let own: Vec<(SegmentEntry, &str)> = mp
+                    .segments
+                    .iter()
+                    .map(|s| (s.clone(), member.backup_id.as_str()))
+                    .collect();
+                acc = Some(match (acc, mp.continues_from) {
+                    (None, None) => (mp.clone(), own),
+                    (Some((mut a, mut segments)), Some(from)) if from == partition_end(&a) => {
+                        a.high_watermark = mp.high_watermark;
+                        a.last_stable_offset = mp.last_stable_offset;
+                        a.left_out_from = mp.left_out_from;
+                        a.record_count += mp.record_count;
+                        a.schema_ids.merge(&mp.schema_ids);
+                        segments.extend(own);
+                        (a, segments)
+                    }
+                    (Some((a, _)), from) => {
+                        return Err(format!(
+                            "`{}` continues {topic} partition {partition} from {}, where its parent's records end at {}",
+                            member.backup_id,
+                            from.map_or("its start".to_owned(), |f| format!("offset {f}")),
+                            partition_end(&a)
+                        ));
+                    }
+                    (None, Some(from)) => {
+                        return Err(format!(
+                            "`{}` continues {topic} partition {partition} from offset {from}, which no earlier member holds",
+                            member.backup_id
+                        ));
+                    }
+                });
+            }
+            let (a, segments) = acc.expect("the last member has the partition");
+            *p = PartitionManifest {
+                continues_from: None,
+                segments: Vec::with_capacity(segments.len()),
+                ..a
+            };
+            for (segment, owner) in segments {
+                if owner != last.backup_id {
+                    let entry = chain
+                        .iter()
+                        .find(|m| m.backup_id == owner)
+                        .and_then(|m| m.files.get(&segment.path))
+                        .ok_or_else(|| {
+                            format!("`{owner}` lists segment `{}` but not its file", segment.path)
+                        })?;
+                    if joined.files.insert(segment.path.clone(), entry.clone()).is_some()
+                        || owners.insert(segment.path.clone(), owner.to_owned()).is_some()
+                    {
+                        return Err(format!(
+                            "segment `{}` is in two members of the chain",
+                            segment.path
+                        ));
+                    }
+                }
+                p.segments.push(segment);
+            }
+        }
+    }
+    Ok((joined, owners))
 }
 
 /// Writes `bytes` at `relative` under the backup folder and records it.

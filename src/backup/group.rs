@@ -84,6 +84,11 @@ pub async fn run(
     group: &GroupOptions,
 ) -> Result<GroupOutcome, BackupError> {
     let backup_id = super::backup_id(config)?;
+    if config.incremental_from.is_some() {
+        return Err(BackupError::Incremental {
+            reason: "`backup --group` does not take `incremental_from` yet: run an incremental backup as one process (`backup` without `--group`)".into(),
+        });
+    }
     // the partitions are what the workers share: without a cluster there is
     // nothing to share out
     let source = config.source.as_ref().ok_or(BackupError::Missing {
@@ -739,6 +744,8 @@ fn partition_job(
         topic: topic.to_owned(),
         partition,
         low: ends.low,
+        first: ends.low,
+        continues_from: None,
         high: ends.high,
         last_stable: ends.last_stable,
         transaction_wait: ctx.transaction_wait,
@@ -843,6 +850,7 @@ async fn assemble_and_publish(
         registry: frame.registry.clone().map(|r| (r.snapshot, r.report)),
         consumer_groups: frame.consumer_groups.clone(),
         files,
+        parent: None,
     };
     let manifest = super::finish(config, store, backup_id, taken, lease).await?;
     match super::publish(store, manifest).await {

@@ -20,6 +20,7 @@
 pub mod frame;
 pub mod group;
 pub mod groups;
+pub mod incremental;
 pub mod ids;
 pub mod parts;
 pub mod registry;
@@ -113,6 +114,8 @@ pub enum BackupError {
         framed_at: String,
         differences: String,
     },
+    #[error("incremental backup: {reason}")]
+    Incremental { reason: String },
     #[error(
         "consumer group `{group}`: {reason}\nhint: the backup's principal needs READ on the group and DESCRIBE on the topics"
     )]
@@ -326,6 +329,8 @@ async fn take(
     let sr = &config.enterprise.schema_registry;
     let started_at = now();
     prepare_folder(store, &backup_id).await?;
+    // 0. the backup this one continues, with its whole chain checked
+    let parent = incremental::parent(config, store, &backup_id).await?;
 
     // 1. where each partition ends (and, just before, where each consumer
     //    group stands), before the registry is read
@@ -345,7 +350,14 @@ async fn take(
     let topics = match &source {
         Some((source, cluster)) => {
             backup_topics(
-                cluster, store, &backup_id, source, selected, options, &mut files,
+                cluster,
+                store,
+                &backup_id,
+                source,
+                selected,
+                options,
+                parent.as_ref(),
+                &mut files,
             )
             .await?
         }
@@ -362,6 +374,7 @@ async fn take(
         registry: registry.map(|(_, snapshot, report)| (snapshot, report)),
         consumer_groups,
         files,
+        parent,
     };
     let manifest = finish(config, store, &backup_id, taken, lease).await?;
     publish(store, manifest).await
@@ -379,6 +392,8 @@ pub struct Taken {
     pub registry: Option<(RegistrySnapshot, SelectionReport)>,
     pub consumer_groups: BTreeMap<String, manifest::GroupBackup>,
     pub files: BTreeMap<String, manifest::FileEntry>,
+    /// The backup this one continues (`incremental_from`).
+    pub parent: Option<incremental::Parent>,
 }
 
 /// Steps 4 and 5, then the registry part: the IDs the records carry that the
@@ -402,18 +417,25 @@ pub async fn finish(
         registry,
         consumer_groups,
         mut files,
+        parent,
     } = taken;
+    // the records of the whole chain: their IDs are what a restore of this
+    // backup needs from its registry snapshot
+    let chain_topics = match &parent {
+        Some(p) => p.joined_topics(&backup_id, &topics, &files)?,
+        None => topics.clone(),
+    };
     // 4. the IDs the records carry that the snapshot lacks
     let mut problems = Vec::new();
     let registry = match registry {
         Some((mut snapshot, report)) => {
             let client = HttpRegistry::new(sr).map_err(|e| registry_error(sr, e))?;
-            let missing = ids::missing_ids(&snapshot, &topics);
+            let missing = ids::missing_ids(&snapshot, &chain_topics);
             let mut pulled = ids::pull_in(&client, &mut snapshot, missing, sr.max_concurrency)
                 .await
                 .map_err(|source| registry_error(sr, source))?;
             let (unknown, raw) =
-                ids::split_unknown(&snapshot, &topics, std::mem::take(&mut pulled.unknown));
+                ids::split_unknown(&snapshot, &chain_topics, std::mem::take(&mut pulled.unknown));
             pulled.unknown = unknown;
             for field in &raw {
                 tracing::warn!("{field}");
@@ -511,6 +533,11 @@ pub async fn finish(
         schema_registry,
         consumer_groups,
         files,
+        parent: parent.map(|p| p.reference),
+        selection: config
+            .source
+            .as_ref()
+            .map(|s| incremental::selection_record(&s.topics)),
     })
 }
 
@@ -788,6 +815,7 @@ async fn backup_topics(
     source: &KafkaSource,
     selected: Vec<(TopicInfo, Vec<EndOffsets>)>,
     options: &BackupOptions,
+    parent: Option<&incremental::Parent>,
     files: &mut BTreeMap<String, manifest::FileEntry>,
 ) -> Result<BTreeMap<String, TopicManifest>, BackupError> {
     let admin = cluster.admin()?;
@@ -805,10 +833,14 @@ async fn backup_topics(
             },
         );
         for (&partition, end) in topic.partitions.iter().zip(ends) {
+            let (first, continues_from) =
+                incremental::start(parent, &topic.name, partition, end.low, end.high)?;
             jobs.push(PartitionJob {
                 topic: topic.name.clone(),
                 partition,
                 low: end.low,
+                first,
+                continues_from,
                 high: end.high,
                 last_stable: end.last_stable,
                 transaction_wait: Duration::from_secs(source.open_transaction_wait_secs),

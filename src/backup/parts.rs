@@ -455,6 +455,7 @@ mod tests {
             high_watermark: 300,
             last_stable_offset: Some(300),
             left_out_from: None,
+            continues_from: None,
             record_count: segments.iter().map(|s| s.meta.record_count).sum(),
             segments,
             schema_ids: RecordIds::default(),

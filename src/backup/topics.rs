@@ -32,6 +32,12 @@ pub struct PartitionJob {
     pub topic: String,
     pub partition: i32,
     pub low: i64,
+    /// Where taking records starts when nothing is stored yet: `low`, or in
+    /// an incremental backup where the parent's records end (when past `low`).
+    pub first: i64,
+    /// In an incremental backup: where the parent's records of the partition
+    /// end (recorded in the manifest).
+    pub continues_from: Option<i64>,
     /// The `read_uncommitted` end offset read before the registry snapshot.
     pub high: i64,
     /// The `read_committed` end offset read with it (`<= high`).
@@ -97,12 +103,13 @@ pub fn backup_partition(
     runtime: &tokio::runtime::Handle,
     stop: &AtomicBool,
 ) -> Result<Option<Done>, BackupError> {
-    let start = stored.next_offset(job.low);
+    let start = stored.next_offset(job.first);
     let mut manifest = PartitionManifest {
         low_watermark: job.low,
         high_watermark: job.high,
         last_stable_offset: Some(job.last_stable),
         left_out_from: None,
+        continues_from: job.continues_from,
         record_count: 0,
         segments: Vec::new(),
         schema_ids: RecordIds::default(),

@@ -22,11 +22,22 @@ pub fn run(args: &BackupArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let Some(group_id) = &args.group else {
         let manifest = runtime.block_on(backup::run(&loaded.config, &options))?;
+        let continues = manifest
+            .parent
+            .as_ref()
+            .map(|p| format!(" (incremental, after `{}`)", p.backup_id))
+            .unwrap_or_default();
         eprintln!(
-            "backup `{}` done: {}",
+            "backup `{}` done{continues}: {}",
             manifest.backup_id,
             totals(&manifest)
         );
+        for gap in super::describe::gaps(&manifest) {
+            eprintln!(
+                "warning: `{}` partition {}: offsets {}..{} were deleted from the source since the parent; no backup holds them (recorded in the manifest)",
+                gap.topic, gap.partition, gap.offsets[0], gap.offsets[1]
+            );
+        }
         return Ok(ExitCode::SUCCESS);
     };
     let interrupt = crate::interrupt::Interrupt::install(&runtime)

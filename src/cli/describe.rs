@@ -25,6 +25,67 @@ pub struct Description {
     pub schema_registry: RegistryDescription,
     /// Consumer groups and their committed offsets, as the manifest holds them.
     pub consumer_groups: std::collections::BTreeMap<String, crate::manifest::GroupBackup>,
+    /// An incremental backup's chain, from its first (full) backup to it;
+    /// the figures above are the whole chain's.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub chain: Vec<ChainMember>,
+}
+
+/// One backup of a chain, with what it holds itself.
+#[derive(Debug, Serialize)]
+pub struct ChainMember {
+    pub backup_id: String,
+    pub finished_at: String,
+    pub records: u64,
+    pub stored_bytes: u64,
+    /// Records deleted from the source between the parent and this backup,
+    /// which no member holds.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub gaps: Vec<Gap>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Gap {
+    pub topic: String,
+    pub partition: i32,
+    /// First and last offset missing.
+    pub offsets: [i64; 2],
+}
+
+/// The members of a chain as [`Description::chain`] shows them (none for a
+/// full backup).
+pub fn chain(members: &[Manifest]) -> Vec<ChainMember> {
+    if members.len() < 2 {
+        return Vec::new();
+    }
+    members
+        .iter()
+        .map(|m| ChainMember {
+            backup_id: m.backup_id.clone(),
+            finished_at: m.finished_at.clone(),
+            records: m.topics.values().map(|t| t.record_count()).sum(),
+            stored_bytes: m.files.values().map(|f| f.size).sum(),
+            gaps: gaps(m),
+        })
+        .collect()
+}
+
+/// The records deleted from the source between an incremental backup's
+/// parent and it (its own manifest, not joined).
+pub fn gaps(m: &Manifest) -> Vec<Gap> {
+    m.topics
+        .iter()
+        .flat_map(|(topic, t)| {
+            t.partitions.iter().filter_map(move |(&partition, p)| {
+                let from = p.continues_from?;
+                (p.low_watermark > from).then(|| Gap {
+                    topic: topic.clone(),
+                    partition,
+                    offsets: [from, p.low_watermark - 1],
+                })
+            })
+        })
+        .collect()
 }
 
 #[derive(Debug, Serialize)]
@@ -95,7 +156,9 @@ pub fn run(args: &DescribeArgs) -> anyhow::Result<ExitCode> {
             }
             None => None,
         };
-        anyhow::Ok(describe(&reader.manifest, schemas.as_ref()))
+        let mut description = describe(&reader.manifest, schemas.as_ref());
+        description.chain = chain(&reader.chain);
+        anyhow::Ok(description)
     })?;
     match args.format {
         OutputFormat::Json => println!("{}", serde_json::to_string_pretty(&description)?),
@@ -152,6 +215,7 @@ pub fn describe(manifest: &Manifest, schemas: Option<&SchemaManifest>) -> Descri
         files: manifest.files.len(),
         topics,
         consumer_groups: manifest.consumer_groups.clone(),
+        chain: Vec::new(),
         schema_registry: RegistryDescription {
             enabled: manifest.schema_registry.is_some(),
             subjects_count: manifest
@@ -199,6 +263,28 @@ fn render_text(d: &Description) -> String {
     let _ = writeln!(out, "backup     {}", d.backup_id);
     let _ = writeln!(out, "taken      {} .. {}", d.started_at, d.finished_at);
     let _ = writeln!(out, "source     {}", d.source);
+    if !d.chain.is_empty() {
+        let ids: Vec<&str> = d.chain.iter().map(|m| m.backup_id.as_str()).collect();
+        let _ = writeln!(
+            out,
+            "chain      {} (incremental: the figures below are the whole chain's)",
+            ids.join(" -> ")
+        );
+        for m in &d.chain {
+            let _ = writeln!(
+                out,
+                "  {:<30} finished {}  {} records, {} bytes stored",
+                m.backup_id, m.finished_at, m.records, m.stored_bytes
+            );
+            for g in &m.gaps {
+                let _ = writeln!(
+                    out,
+                    "    gap: {} partition {} offsets {}..{} were deleted from the source before this backup; no member holds them",
+                    g.topic, g.partition, g.offsets[0], g.offsets[1]
+                );
+            }
+        }
+    }
     let _ = writeln!(
         out,
         "contents   {} topics, {} records, {} files, {} bytes stored",

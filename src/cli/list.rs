@@ -9,7 +9,7 @@ use futures::TryStreamExt;
 use serde::Serialize;
 
 use super::{ListArgs, OutputFormat};
-use crate::manifest::{BackupReader, MANIFEST_FILE};
+use crate::manifest::MANIFEST_FILE;
 use crate::storage::Location;
 
 #[derive(Debug, Serialize)]
@@ -18,6 +18,10 @@ struct Entry {
     complete: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     finished_at: Option<String>,
+    /// The backup an incremental one continues (its records are those after
+    /// the parent's; `records` counts its own).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    parent: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     records: Option<u64>,
     files: usize,
@@ -50,22 +54,24 @@ pub fn run(args: &ListArgs) -> anyhow::Result<ExitCode> {
         }
         let mut entries = Vec::new();
         for (id, (complete, files, bytes)) in folders {
-            let (finished_at, records) = if complete {
-                let reader = BackupReader::open(&store, &id).await?;
-                let records: u64 = reader
-                    .manifest
-                    .topics
-                    .values()
-                    .map(|t| t.record_count())
-                    .sum();
-                (Some(reader.manifest.finished_at.clone()), Some(records))
+            // each backup's own manifest: a chain is checked when it is read
+            // (`describe --verify-files`), a broken one does not hide the others
+            let (finished_at, records, parent) = if complete {
+                let (manifest, _) = crate::manifest::read_manifest(&store, &id).await?;
+                let records: u64 = manifest.topics.values().map(|t| t.record_count()).sum();
+                (
+                    Some(manifest.finished_at),
+                    Some(records),
+                    manifest.parent.map(|p| p.backup_id),
+                )
             } else {
-                (None, None)
+                (None, None, None)
             };
             entries.push(Entry {
                 backup_id: id,
                 complete,
                 finished_at,
+                parent,
                 records,
                 files,
                 bytes,
@@ -79,8 +85,14 @@ pub fn run(args: &ListArgs) -> anyhow::Result<ExitCode> {
             for e in &entries {
                 match (&e.finished_at, e.records) {
                     (Some(at), Some(records)) => println!(
-                        "{:<40} {at}  {records:>12} records  {:>6} files  {:>14} bytes",
-                        e.backup_id, e.files, e.bytes
+                        "{:<40} {at}  {records:>12} records  {:>6} files  {:>14} bytes{}",
+                        e.backup_id,
+                        e.files,
+                        e.bytes,
+                        e.parent
+                            .as_ref()
+                            .map(|p| format!("  incremental after `{p}`"))
+                            .unwrap_or_default()
                     ),
                     _ => println!(
                         "{:<40} incomplete (no manifest: interrupted, or still running)  {} files",

@@ -19,6 +19,11 @@ pub struct Config {
     /// Name of the backup inside the storage prefix.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub backup_id: Option<Text>,
+    /// Make an incremental backup continuing this one (`latest`: the newest
+    /// finished backup in the storage taken with the same topic selection):
+    /// only the records after it are taken.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub incremental_from: Option<Text>,
     /// The Kafka cluster a backup reads.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<KafkaSource>,
@@ -994,6 +999,19 @@ pub(super) fn check(config: &Config) -> Findings {
         && let Err(e) = crate::storage::check_backup_id(id.as_str())
     {
         f.errors.push(Problem::at("backup_id", e));
+    }
+    if let Some(from) = &config.incremental_from {
+        if from.as_str() != crate::backup::incremental::LATEST
+            && let Err(e) = crate::storage::check_backup_id(from.as_str())
+        {
+            f.errors.push(Problem::at("incremental_from", e));
+        }
+        if config.backup_id.as_ref().map(|b| b.as_str()) == Some(from.as_str()) {
+            f.errors.push(Problem::at(
+                "incremental_from",
+                "names the backup itself (`backup_id`)",
+            ));
+        }
     }
     f
 }

@@ -759,6 +759,7 @@ mod prediction {
                 high_watermark: offset,
                 last_stable_offset: None,
                 left_out_from: None,
+                continues_from: None,
                 record_count: all.len() as u64,
                 segments,
                 schema_ids: Default::default(),

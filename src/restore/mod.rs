@@ -671,6 +671,7 @@ mod tests {
             high_watermark: 0,
             last_stable_offset: None,
             left_out_from: None,
+            continues_from: None,
             record_count: 0,
             segments: Vec::new(),
             schema_ids: Default::default(),

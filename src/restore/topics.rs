@@ -358,6 +358,7 @@ mod tests {
                             high_watermark: 10,
                             last_stable_offset: Some(10),
                             left_out_from: None,
+                            continues_from: None,
                             record_count: 10,
                             segments: Vec::new(),
                             schema_ids: RecordIds {
@@ -402,6 +403,8 @@ mod tests {
             schema_registry: None,
             consumer_groups: BTreeMap::new(),
             files: BTreeMap::new(),
+            parent: None,
+            selection: None,
         }
     }
 
