@@ -420,7 +420,10 @@ impl BackupReader {
 
 /// Reads `<backup_id>/manifest.json` alone (no chain): the manifest and the
 /// SHA-256 of its bytes.
-pub async fn read_manifest(store: &Store, backup_id: &str) -> Result<(Manifest, String), ReadError> {
+pub async fn read_manifest(
+    store: &Store,
+    backup_id: &str,
+) -> Result<(Manifest, String), ReadError> {
     let path = store.path(&format!("{backup_id}/{MANIFEST_FILE}"));
     let shown = format!("{backup_id}/{MANIFEST_FILE}");
     let bytes = match store.object_store().get(&path).await {
@@ -441,10 +444,11 @@ pub async fn read_manifest(store: &Store, backup_id: &str) -> Result<(Manifest, 
             });
         }
     };
-    let manifest: Manifest = serde_json::from_slice(&bytes).map_err(|e| ReadError::BadManifest {
-        path: shown.clone(),
-        reason: e.to_string(),
-    })?;
+    let manifest: Manifest =
+        serde_json::from_slice(&bytes).map_err(|e| ReadError::BadManifest {
+            path: shown.clone(),
+            reason: e.to_string(),
+        })?;
     if manifest.format_version > FORMAT_VERSION {
         return Err(ReadError::BadManifest {
             path: shown,
@@ -608,10 +612,18 @@ pub fn join(chain: &[Manifest]) -> Result<(Manifest, BTreeMap<String, String>), 
                         .find(|m| m.backup_id == owner)
                         .and_then(|m| m.files.get(&segment.path))
                         .ok_or_else(|| {
-                            format!("`{owner}` lists segment `{}` but not its file", segment.path)
+                            format!(
+                                "`{owner}` lists segment `{}` but not its file",
+                                segment.path
+                            )
                         })?;
-                    if joined.files.insert(segment.path.clone(), entry.clone()).is_some()
-                        || owners.insert(segment.path.clone(), owner.to_owned()).is_some()
+                    if joined
+                        .files
+                        .insert(segment.path.clone(), entry.clone())
+                        .is_some()
+                        || owners
+                            .insert(segment.path.clone(), owner.to_owned())
+                            .is_some()
                     {
                         return Err(format!(
                             "segment `{}` is in two members of the chain",

@@ -146,7 +146,10 @@ async fn latest(
         let (m, _) = match manifest::read_manifest(store, &id).await {
             Ok(read) => read,
             Err(e) => {
-                tracing::warn!(backup = id, "not a candidate for `incremental_from: latest`: {e}");
+                tracing::warn!(
+                    backup = id,
+                    "not a candidate for `incremental_from: latest`: {e}"
+                );
                 continue;
             }
         };

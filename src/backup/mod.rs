@@ -20,8 +20,8 @@
 pub mod frame;
 pub mod group;
 pub mod groups;
-pub mod incremental;
 pub mod ids;
+pub mod incremental;
 pub mod parts;
 pub mod registry;
 pub mod topics;
@@ -434,8 +434,11 @@ pub async fn finish(
             let mut pulled = ids::pull_in(&client, &mut snapshot, missing, sr.max_concurrency)
                 .await
                 .map_err(|source| registry_error(sr, source))?;
-            let (unknown, raw) =
-                ids::split_unknown(&snapshot, &chain_topics, std::mem::take(&mut pulled.unknown));
+            let (unknown, raw) = ids::split_unknown(
+                &snapshot,
+                &chain_topics,
+                std::mem::take(&mut pulled.unknown),
+            );
             pulled.unknown = unknown;
             for field in &raw {
                 tracing::warn!("{field}");
