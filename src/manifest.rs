@@ -657,3 +657,168 @@ pub async fn put_file(
     files.insert(relative.to_owned(), entry);
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A member holding, for partition 0 of `t`, segments of `[first, last]`
+    /// offsets, its watermarks `[low, high)` and `continues_from`.
+    fn member(
+        id: &str,
+        low: i64,
+        high: i64,
+        continues_from: Option<i64>,
+        segments: &[(i64, i64)],
+    ) -> Manifest {
+        let mut files = BTreeMap::new();
+        let segments: Vec<SegmentEntry> = segments
+            .iter()
+            .map(|&(first, last)| {
+                let path = format!("kafka/t/0/{first:020}-{last:020}.seg.zst");
+                files.insert(
+                    path.clone(),
+                    FileEntry {
+                        size: 1,
+                        sha256: format!("{id}-{first}"),
+                    },
+                );
+                SegmentEntry {
+                    path,
+                    meta: SegmentMeta {
+                        first_offset: first,
+                        last_offset: last,
+                        record_count: (last - first + 1) as u64,
+                        min_timestamp: None,
+                        max_timestamp: None,
+                        uncompressed_bytes: 1,
+                        size: 1,
+                        sha256: format!("{id}-{first}"),
+                    },
+                }
+            })
+            .collect();
+        files.insert(
+            "schema-registry/manifest.json".into(),
+            FileEntry {
+                size: 1,
+                sha256: format!("{id}-registry"),
+            },
+        );
+        Manifest {
+            format_version: FORMAT_VERSION,
+            tool_version: "t".into(),
+            backup_id: id.into(),
+            started_at: format!("{id}-start"),
+            finished_at: format!("{id}-end"),
+            source: SourceInfo {
+                bootstrap_servers: "k".into(),
+            },
+            topics: BTreeMap::from([(
+                "t".to_owned(),
+                TopicManifest {
+                    partition_count: 1,
+                    replication_factor: 1,
+                    configs: BTreeMap::new(),
+                    partitions: BTreeMap::from([(
+                        0,
+                        PartitionManifest {
+                            low_watermark: low,
+                            high_watermark: high,
+                            last_stable_offset: Some(high),
+                            left_out_from: None,
+                            continues_from,
+                            record_count: segments.iter().map(|s| s.meta.record_count).sum(),
+                            segments,
+                            schema_ids: RecordIds::default(),
+                        },
+                    )]),
+                },
+            )]),
+            schema_registry: None,
+            consumer_groups: BTreeMap::new(),
+            files,
+            parent: None,
+            selection: None,
+        }
+    }
+
+    #[test]
+    fn a_chain_joins_into_one_backup_as_of_its_last_member() {
+        let chain = [
+            member("b1", 0, 10, None, &[(0, 9)]),
+            // 10..14 deleted from the source before b2: a gap
+            member("b2", 15, 20, Some(10), &[(15, 19)]),
+            // nothing new
+            member("b3", 15, 20, Some(20), &[]),
+        ];
+        let (joined, owners) = join(&chain).unwrap();
+        let p = &joined.topics["t"].partitions[&0];
+        assert_eq!((p.low_watermark, p.high_watermark), (0, 20));
+        assert_eq!(p.continues_from, None);
+        assert_eq!(p.record_count, 15);
+        let firsts: Vec<i64> = p.segments.iter().map(|s| s.meta.first_offset).collect();
+        assert_eq!(firsts, [0, 15]);
+        assert_eq!(joined.backup_id, "b3");
+        // each segment read from the member that holds it; the registry is the last's
+        assert_eq!(
+            owners.values().map(String::as_str).collect::<Vec<_>>(),
+            ["b1", "b2"]
+        );
+        assert_eq!(
+            joined.files["schema-registry/manifest.json"].sha256,
+            "b3-registry"
+        );
+        assert_eq!(joined.files.len(), 3);
+        // a full backup joins to itself
+        assert_eq!(join(&chain[..1]).unwrap(), (chain[0].clone(), BTreeMap::new()));
+    }
+
+    #[test]
+    fn a_member_that_does_not_continue_its_parent_is_refused() {
+        let b1 = member("b1", 0, 10, None, &[(0, 9)]);
+        // starts at 8: records 8 and 9 twice
+        let overlap = member("b2", 0, 20, Some(8), &[(8, 19)]);
+        let e = join(&[b1.clone(), overlap]).unwrap_err();
+        assert!(e.contains("from offset 8, where its parent's records end at 10"), "{e}");
+        // starts over from the partition's start
+        let restart = member("b2", 0, 20, None, &[(0, 19)]);
+        let e = join(&[b1.clone(), restart]).unwrap_err();
+        assert!(e.contains("from its start"), "{e}");
+        // continues a partition no earlier member has
+        let mut orphan = member("b2", 0, 20, Some(10), &[(10, 19)]);
+        orphan.topics.insert(
+            "u".into(),
+            TopicManifest {
+                partition_count: 1,
+                replication_factor: 1,
+                configs: BTreeMap::new(),
+                partitions: BTreeMap::from([(
+                    0,
+                    PartitionManifest {
+                        continues_from: Some(5),
+                        ..orphan.topics["t"].partitions[&0].clone()
+                    },
+                )]),
+            },
+        );
+        let e = join(&[b1.clone(), orphan]).unwrap_err();
+        assert!(e.contains("which no earlier member holds"), "{e}");
+        // a member in the middle that lost the partition
+        let mut hole = member("b2", 0, 10, Some(10), &[]);
+        hole.topics.clear();
+        let b3 = member("b3", 0, 20, Some(10), &[(10, 19)]);
+        let e = join(&[b1, hole, b3]).unwrap_err();
+        assert!(e.contains("`b2` lacks t partition 0"), "{e}");
+    }
+
+    #[test]
+    fn records_an_open_transaction_left_out_are_taken_by_the_next_member() {
+        let mut b1 = member("b1", 0, 10, None, &[(0, 6)]);
+        b1.topics.get_mut("t").unwrap().partitions.get_mut(&0).unwrap().left_out_from = Some(7);
+        let b2 = member("b2", 0, 20, Some(7), &[(7, 19)]);
+        let (joined, _) = join(&[b1, b2]).unwrap();
+        let p = &joined.topics["t"].partitions[&0];
+        assert_eq!((p.left_out_from, p.record_count), (None, 20));
+    }
+}
