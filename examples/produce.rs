@@ -80,8 +80,6 @@ fn config(bootstrap: &str) -> ClientConfig {
 
 #[derive(Default)]
 struct Acks {
-    /// Records handed to the producer (for polling every 256).
-    sent: AtomicU64,
     acked: AtomicU64,
     errors: AtomicU64,
     failed: Mutex<Option<String>>,
@@ -164,11 +162,7 @@ impl Prod {
         match self {
             Prod::Polled(p) => {
                 let sent = p.send(record);
-                // delivery reports served every 256 records, as the restore does
-                let n = p.context().sent.fetch_add(1, Ordering::Relaxed) + 1;
-                if n.is_multiple_of(256) {
-                    p.poll(Duration::ZERO);
-                }
+                p.poll(Duration::ZERO);
                 sent
             }
             Prod::Threaded(p) => p.send(record),

@@ -234,15 +234,7 @@ impl ProducerContext for Deliveries {
 pub(super) struct Worker {
     producer: BaseProducer<Deliveries, NoCustomPartitioner>,
     metadata: BaseConsumer,
-    /// Records sent since delivery reports were last served.
-    unpolled: std::cell::Cell<u32>,
 }
-
-/// Delivery reports are served once per this many records sent (and
-/// whenever the queue is full): rdkafka's `poll` reads the clock three times
-/// and takes the queue's lock even when there is nothing to serve, which
-/// was 15 % of a restore's samples when done per record (docs/performance.md).
-const POLL_EVERY: u32 = 256;
 
 impl Worker {
     pub(super) fn new(cluster: &Cluster) -> Result<Self, KafkaError> {
@@ -272,7 +264,6 @@ impl Worker {
         Ok(Self {
             producer,
             metadata: cluster.metadata_consumer()?,
-            unpolled: std::cell::Cell::new(0),
         })
     }
 
@@ -614,13 +605,7 @@ impl Worker {
             match self.producer.send(base) {
                 Ok(()) => {
                     // serve delivery reports as they come, without waiting
-                    let unpolled = self.unpolled.get() + 1;
-                    if unpolled >= POLL_EVERY {
-                        self.producer.poll(Duration::ZERO);
-                        self.unpolled.set(0);
-                    } else {
-                        self.unpolled.set(unpolled);
-                    }
+                    self.producer.poll(Duration::ZERO);
                     return Ok(());
                 }
                 Err((RdKafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), back)) => {
