@@ -771,7 +771,10 @@ mod tests {
         );
         assert_eq!(joined.files.len(), 3);
         // a full backup joins to itself
-        assert_eq!(join(&chain[..1]).unwrap(), (chain[0].clone(), BTreeMap::new()));
+        assert_eq!(
+            join(&chain[..1]).unwrap(),
+            (chain[0].clone(), BTreeMap::new())
+        );
     }
 
     #[test]
@@ -780,7 +783,10 @@ mod tests {
         // starts at 8: records 8 and 9 twice
         let overlap = member("b2", 0, 20, Some(8), &[(8, 19)]);
         let e = join(&[b1.clone(), overlap]).unwrap_err();
-        assert!(e.contains("from offset 8, where its parent's records end at 10"), "{e}");
+        assert!(
+            e.contains("from offset 8, where its parent's records end at 10"),
+            "{e}"
+        );
         // starts over from the partition's start
         let restart = member("b2", 0, 20, None, &[(0, 19)]);
         let e = join(&[b1.clone(), restart]).unwrap_err();
@@ -815,7 +821,13 @@ mod tests {
     #[test]
     fn records_an_open_transaction_left_out_are_taken_by_the_next_member() {
         let mut b1 = member("b1", 0, 10, None, &[(0, 6)]);
-        b1.topics.get_mut("t").unwrap().partitions.get_mut(&0).unwrap().left_out_from = Some(7);
+        b1.topics
+            .get_mut("t")
+            .unwrap()
+            .partitions
+            .get_mut(&0)
+            .unwrap()
+            .left_out_from = Some(7);
         let b2 = member("b2", 0, 20, Some(7), &[(7, 19)]);
         let (joined, _) = join(&[b1, b2]).unwrap();
         let p = &joined.topics["t"].partitions[&0];

@@ -248,6 +248,24 @@ async fn a_changed_or_missing_parent_is_refused_before_anything_is_written() {
         "the refused apply created the target topic"
     );
 
+    // the key is a backup's: a restore configuration with it is refused, not ignored
+    let with_key = format!("{cfg}.with-key.yaml");
+    std::fs::write(
+        &with_key,
+        format!(
+            "incremental_from: b1\n{}",
+            std::fs::read_to_string(&cfg).unwrap()
+        ),
+    )
+    .unwrap();
+    let out = kafka_backup(&["plan", "-c", &with_key]);
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("only `backup` reads"),
+        "{}",
+        stderr(&out)
+    );
+
     // the parent gone: the child names what it needs
     std::fs::remove_dir_all(store.join("b1")).unwrap();
     let out = kafka_backup(&["apply", "-c", &cfg, "--auto-approve"]);

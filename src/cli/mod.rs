@@ -370,6 +370,12 @@ fn load_config(
             path.display()
         );
     }
+    if job == crate::config::Mode::Restore && loaded.config.incremental_from.is_some() {
+        anyhow::bail!(
+            "`{}` sets `incremental_from`, which only `backup` reads: `{command}` would ignore it\nhint: a restore reads an incremental backup's whole chain from `backup_id` by itself; remove `incremental_from` from this file",
+            path.display()
+        );
+    }
     for warning in loaded.render_warnings() {
         eprintln!("warning: {warning}");
     }
