@@ -205,6 +205,30 @@ impl Lease {
         matches: impl Fn(&str) -> bool,
         resource: impl Fn(&str) -> String,
     ) -> Result<(), LeaseError> {
+        let held = Self::live(store, matches).await?;
+        match held.into_iter().next() {
+            Some((name, other)) => Err(LeaseError::Held {
+                resource: resource(&name),
+                command: other.command,
+                host: other.host,
+                pid: other.pid,
+                started_at: other.started_at,
+                expires_at: other.expires_at,
+                path: format!(
+                    "{}/leases/{name}.json",
+                    store.to_string().trim_end_matches('/')
+                ),
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// The leases of `store` whose name `matches` takes and whose holder may
+    /// still be running (not run out, not a gone process of this host), by name.
+    pub async fn live(
+        store: &Store,
+        matches: impl Fn(&str) -> bool,
+    ) -> Result<std::collections::BTreeMap<String, LeaseRecord>, LeaseError> {
         let prefix = store.path("leases");
         let shown =
             |name: &str| format!("{}/leases/{name}", store.to_string().trim_end_matches('/'));
@@ -217,6 +241,7 @@ impl Lease {
                 source,
             })?;
         let now = Utc::now();
+        let mut out = std::collections::BTreeMap::new();
         for object in &listed.objects {
             let Some(file) = object.location.filename() else {
                 continue;
@@ -240,18 +265,10 @@ impl Lease {
                     reason: e.to_string(),
                 })?;
             if !other.gone(now) {
-                return Err(LeaseError::Held {
-                    resource: resource(name),
-                    command: other.command,
-                    host: other.host,
-                    pid: other.pid,
-                    started_at: other.started_at,
-                    expires_at: other.expires_at,
-                    path: shown(file),
-                });
+                out.insert(name.to_owned(), other);
             }
         }
-        Ok(())
+        Ok(out)
     }
 
     /// Whether another run took the lease over (this one must stop writing).

@@ -49,6 +49,7 @@ pub mod model;
 pub mod plan;
 pub mod planfile;
 pub mod progress;
+pub mod prune;
 pub mod registry;
 pub mod restore;
 pub mod segment;

@@ -179,6 +179,7 @@ impl Location {
             location: self.to_string(),
             source,
         };
+        let mut local = None;
         if self.is_local() {
             let dir = self
                 .url
@@ -191,6 +192,7 @@ impl Location {
                 path: dir.clone(),
                 source,
             })?;
+            local = Some(dir);
         }
         let mut options: BTreeMap<String, String> = BTreeMap::new();
         if matches!(self.url.scheme(), "s3" | "s3a") {
@@ -206,6 +208,7 @@ impl Location {
             inner: Arc::from(store),
             prefix,
             display: self.to_string(),
+            local,
         })
     }
 }
@@ -261,9 +264,17 @@ pub struct Store {
     inner: Arc<dyn ObjectStore>,
     prefix: Path,
     display: String,
+    /// The folder of a local (`file://`) location.
+    local: Option<PathBuf>,
 }
 
 impl Store {
+    /// The folder of a local location: object stores have no folders, but
+    /// a file system keeps the emptied ones (`prune` removes them).
+    pub fn local_dir(&self) -> Option<&FsPath> {
+        self.local.as_deref()
+    }
+
     pub fn object_store(&self) -> &Arc<dyn ObjectStore> {
         &self.inner
     }

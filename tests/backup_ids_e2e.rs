@@ -244,7 +244,7 @@ async fn versions_soft_deleted_or_left_out_are_pulled_in_for_the_ids_records_car
         "{s:#}"
     );
     let m = manifest(dir.path(), "pull");
-    assert_eq!(m.format_version, 3);
+    assert_eq!(m.format_version, 4);
     let p = &m.topics[&topic].partitions[&0];
     assert_eq!(p.record_count, 10);
     assert_eq!(p.last_stable_offset, Some(10));

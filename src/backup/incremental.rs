@@ -128,6 +128,26 @@ pub async fn parent(
     }))
 }
 
+/// Checks, just before this backup publishes its manifest, that its parent
+/// is still the one it continues: a `prune` (or a hand) that deleted or
+/// replaced it meanwhile would leave a child no one can read.
+pub async fn still_there(store: &Store, parent: &Parent) -> Result<(), BackupError> {
+    let id = &parent.reference.backup_id;
+    match manifest::read_manifest(store, id).await {
+        Ok((_, sha)) if sha == parent.reference.manifest_sha256 => Ok(()),
+        Ok(_) => Err(BackupError::Incremental {
+            reason: format!(
+                "the parent `{id}` was replaced while this backup ran; no manifest was written\nhint: run the backup again"
+            ),
+        }),
+        Err(e) => Err(BackupError::Incremental {
+            reason: format!(
+                "the parent `{id}` cannot be read any more ({e}): it was deleted while this backup ran (a `prune`?); no manifest was written\nhint: run the backup again: it continues the newest backup there is"
+            ),
+        }),
+    }
+}
+
 /// The newest finished backup of `store` taken with `selection` (by its
 /// finish time, then its ID), this one aside.
 async fn latest(

@@ -374,9 +374,12 @@ async fn take(
         registry: registry.map(|(_, snapshot, report)| (snapshot, report)),
         consumer_groups,
         files,
-        parent,
+        parent: parent.clone(),
     };
     let manifest = finish(config, store, &backup_id, taken, lease).await?;
+    if let Some(parent) = &parent {
+        incremental::still_there(store, parent).await?;
+    }
     publish(store, manifest).await
 }
 
@@ -811,6 +814,7 @@ fn select_topics(
     Ok((out, groups))
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn backup_topics(
     cluster: &Cluster,
     store: &Store,

@@ -9,7 +9,6 @@
 //! its own partitions under a lease of its own, and the shard that finds
 //! every partition done after its own sets the consumer groups.
 
-use std::io::{BufRead, IsTerminal, Write};
 use std::process::ExitCode;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -345,7 +344,7 @@ fn apply_leased(
         }
         if !args.auto_approve && !args.dry_run {
             print_topics(cfg, runtime, store, backup_id, args, "Topics to restore:")?;
-            if !confirmed("Restore these topics?")? {
+            if !super::confirmed("Restore these topics?", "Apply")? {
                 return Ok(ExitCode::FAILURE);
             }
         }
@@ -541,7 +540,7 @@ fn registry_off(
         return Err(apply::ApplyError::Conflicts(plan.blocking()).into());
     }
     print_topics(cfg, runtime, store, backup_id, args, "Topics to restore:")?;
-    if !args.auto_approve && !args.dry_run && !confirmed("Restore these topics?")? {
+    if !args.auto_approve && !args.dry_run && !super::confirmed("Restore these topics?", "Apply")? {
         return Ok(None);
     }
     Ok(Some((
@@ -594,7 +593,7 @@ fn plan_and_confirm(
     }
     let bytes = planfile::write(&plan);
     let plan = planfile::read(&bytes).expect("a plan just written reads back");
-    if !args.auto_approve && !args.dry_run && !confirmed("Apply this plan?")? {
+    if !args.auto_approve && !args.dry_run && !super::confirmed("Apply this plan?", "Apply")? {
         return Ok(None);
     }
     Ok(Some(plan))
@@ -652,25 +651,6 @@ fn print_fields(job: &restore::TopicJob) {
             println!("      {name}: {verb} ({})", d.reason);
         }
     }
-}
-
-/// Asks `question` and waits for `yes` on standard input.
-fn confirmed(question: &str) -> anyhow::Result<bool> {
-    print!("\n{question} Only `yes` is accepted: ");
-    std::io::stdout().flush()?;
-    let mut answer = String::new();
-    std::io::stdin().lock().read_line(&mut answer)?;
-    if answer.trim() == "yes" {
-        return Ok(true);
-    }
-    if !std::io::stdin().is_terminal() && answer.is_empty() {
-        eprintln!(
-            "error: no answer on standard input\nhint: pass `--auto-approve` to apply without asking"
-        );
-    } else {
-        eprintln!("Apply cancelled: nothing was changed.");
-    }
-    Ok(false)
 }
 
 /// The registry half. Returns the final ID map (after a dry run: the IDs known so far).

@@ -7,6 +7,7 @@ mod describe;
 mod list;
 mod offsets;
 mod plan;
+mod prune;
 mod put_back;
 mod validate;
 mod verify;
@@ -37,6 +38,9 @@ pub enum Command {
     Describe(DescribeArgs),
     /// List the backups under a storage location.
     List(ListArgs),
+    /// Delete the backups retention rules do not keep (never one a kept
+    /// backup continues, nor one a run holds); shows what and why first.
+    Prune(PruneArgs),
     /// Compare a backup with the live target registry and write a plan.
     Plan(PlanArgs),
     /// Run a plan: registry steps first, then the Kafka data with IDs rewritten.
@@ -127,6 +131,37 @@ pub struct ListArgs {
     /// Storage location holding backups: a path, file://, s3://, gs://, az:// or memory:// URL.
     #[arg(long, value_name = "URL")]
     pub path: String,
+    /// Output for people (text) or machines (json).
+    #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
+    pub format: OutputFormat,
+}
+
+#[derive(Debug, clap::Args)]
+pub struct PruneArgs {
+    /// Configuration file: its `storage` and `retention` (flags override them).
+    #[arg(
+        short,
+        long,
+        value_name = "FILE",
+        required_unless_present = "path",
+        conflicts_with = "path"
+    )]
+    pub config: Option<PathBuf>,
+    /// Storage location holding backups, instead of a configuration file.
+    #[arg(long, value_name = "URL")]
+    pub path: Option<String>,
+    /// Keep the newest N backups of each series (source cluster and topic selection).
+    #[arg(long, value_name = "N")]
+    pub keep_last: Option<u32>,
+    /// Keep every backup finished within this long (`30d`, `36h`, `2w`).
+    #[arg(long, value_name = "DURATION")]
+    pub keep_within: Option<String>,
+    /// Show what would be deleted and why, and delete nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// Delete without asking.
+    #[arg(long)]
+    pub auto_approve: bool,
     /// Output for people (text) or machines (json).
     #[arg(long, value_enum, default_value_t = OutputFormat::Text)]
     pub format: OutputFormat,
@@ -321,6 +356,7 @@ pub fn run(cli: Cli) -> ExitCode {
         Command::Backup(args) => backup::run(&args).inspect(|_| crate::heap::report("backup")),
         Command::Describe(args) => describe::run(&args),
         Command::List(args) => list::run(&args),
+        Command::Prune(args) => prune::run(&args),
         Command::Plan(args) => plan::run(&args),
         Command::Apply(args) => apply::run(&args).inspect(|_| crate::heap::report("apply")),
         Command::Verify(args) => verify::run(&args),
@@ -343,6 +379,28 @@ pub fn report(err: &anyhow::Error) {
     for cause in err.chain().skip(1) {
         eprintln!("  caused by: {cause}");
     }
+}
+
+/// Asks `question` and waits for `yes` on standard input; `what` (`Apply`,
+/// `Prune`) names the command in the answer to anything else.
+fn confirmed(question: &str, what: &str) -> anyhow::Result<bool> {
+    use std::io::{BufRead, IsTerminal, Write};
+    print!("\n{question} Only `yes` is accepted: ");
+    std::io::stdout().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    if answer.trim() == "yes" {
+        return Ok(true);
+    }
+    if !std::io::stdin().is_terminal() && answer.is_empty() {
+        eprintln!(
+            "error: no answer on standard input\nhint: pass `--auto-approve` to {} without asking",
+            what.to_lowercase()
+        );
+    } else {
+        eprintln!("{what} cancelled: nothing was changed.");
+    }
+    Ok(false)
 }
 
 /// Reads the configuration file for `command`, which does `job`, and prints

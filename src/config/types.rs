@@ -33,6 +33,9 @@ pub struct Config {
     /// Where backups live.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub storage: Option<Storage>,
+    /// Which backups `prune` keeps.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub retention: Option<Retention>,
     #[serde(default)]
     pub enterprise: Enterprise,
 }
@@ -358,6 +361,18 @@ impl Serialize for ClientProperty {
         // the key is not known here; `redacted_properties` handles printing
         self.0.serialize(s)
     }
+}
+
+/// `retention:`: what `kafka-backup prune` keeps (its flags override these).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Retention {
+    /// Keep the newest N backups of each series (source cluster and topic selection).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_last: Option<u32>,
+    /// Keep every backup finished within this long (`30d`, `36h`, `2w`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keep_within: Option<Text>,
 }
 
 /// `storage:`: where backups are written.
@@ -999,6 +1014,19 @@ pub(super) fn check(config: &Config) -> Findings {
         && let Err(e) = crate::storage::check_backup_id(id.as_str())
     {
         f.errors.push(Problem::at("backup_id", e));
+    }
+    if let Some(retention) = &config.retention {
+        if retention.keep_last == Some(0) {
+            f.errors.push(Problem::at(
+                "retention.keep_last",
+                "0 keeps no backup by count; give 1 or more (or leave it out)",
+            ));
+        }
+        if let Some(within) = &retention.keep_within
+            && let Err(e) = crate::prune::parse_duration(within.as_str())
+        {
+            f.errors.push(Problem::at("retention.keep_within", e));
+        }
     }
     if let Some(from) = &config.incremental_from {
         if from.as_str() != crate::backup::incremental::LATEST
