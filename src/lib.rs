@@ -38,6 +38,7 @@ pub mod backup;
 pub mod canonical;
 pub mod cli;
 pub mod config;
+pub mod crypto;
 pub mod gather;
 pub mod graph;
 pub mod heap;
