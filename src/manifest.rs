@@ -17,8 +17,12 @@ use crate::storage::Store;
 /// empty. 3 added `consumer_groups`; older manifests read with none. 4
 /// added incremental backups: `parent`, `selection` and the partitions'
 /// `continues_from` (a tool that reads 3 must not take a chain member's
-/// records for a whole backup).
-pub const FORMAT_VERSION: u32 = 4;
+/// records for a whole backup). 5 is an encrypted backup's: the manifest's
+/// body sealed inside an envelope ([`Envelope`]) that a tool reading 4 cannot
+/// read. A backup without encryption is still written as 4.
+pub const FORMAT_VERSION: u32 = 5;
+/// The format of a backup written without encryption.
+pub const PLAIN_FORMAT_VERSION: u32 = 4;
 pub const MANIFEST_FILE: &str = "manifest.json";
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -49,6 +53,99 @@ pub struct Manifest {
     /// `incremental_from: latest` to find a backup of the same topics.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub selection: Option<SelectionRecord>,
+    /// Set when every other file of the backup is sealed (`crate::crypto`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<EncryptionInfo>,
+}
+
+/// Which key an encrypted backup was sealed with.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EncryptionInfo {
+    /// `aes-256-gcm-stream-64k`.
+    pub cipher: String,
+    /// The key's name (`storage.encryption.key_id`, or its fingerprint).
+    pub key_id: String,
+    pub key_fingerprint: String,
+}
+
+/// What an encrypted backup's `manifest.json` shows without the key: what
+/// `list`, `prune` and `incremental_from: latest` need. The manifest itself
+/// is `sealed` (base64 of its JSON sealed for `<backup_id>/manifest.json`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Envelope {
+    pub format_version: u32,
+    pub tool_version: String,
+    pub backup_id: String,
+    pub started_at: String,
+    pub finished_at: String,
+    pub source: SourceInfo,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub parent: Option<ParentRef>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub selection: Option<SelectionRecord>,
+    pub encryption: EncryptionInfo,
+    pub summary: Summary,
+    pub sealed: String,
+}
+
+/// A backup's size in short, in its envelope.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Summary {
+    pub topics: usize,
+    pub records: u64,
+    pub files: usize,
+    pub bytes: u64,
+}
+
+impl Summary {
+    pub fn of(m: &Manifest) -> Self {
+        Self {
+            topics: m.topics.len(),
+            records: m.topics.values().map(TopicManifest::record_count).sum(),
+            files: m.files.len(),
+            bytes: m.files.values().map(|f| f.size).sum(),
+        }
+    }
+}
+
+/// What every backup's `manifest.json` tells without a key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Head {
+    pub backup_id: String,
+    pub finished_at: String,
+    pub source: SourceInfo,
+    pub parent: Option<ParentRef>,
+    pub selection: Option<SelectionRecord>,
+    pub encryption: Option<EncryptionInfo>,
+    pub summary: Summary,
+}
+
+/// The bytes of `manifest.json` for `m`: the manifest itself, or, when it
+/// is encrypted, its envelope with the manifest sealed by `store`'s key.
+pub fn manifest_bytes(store: &Store, m: &Manifest) -> Vec<u8> {
+    let json = serde_json::to_vec_pretty(m).expect("a manifest always serializes");
+    let Some(encryption) = &m.encryption else {
+        return json;
+    };
+    use base64::Engine;
+    let sealed = store.seal(&format!("{}/{MANIFEST_FILE}", m.backup_id), json);
+    let envelope = Envelope {
+        format_version: m.format_version,
+        tool_version: m.tool_version.clone(),
+        backup_id: m.backup_id.clone(),
+        started_at: m.started_at.clone(),
+        finished_at: m.finished_at.clone(),
+        source: m.source.clone(),
+        parent: m.parent.clone(),
+        selection: m.selection.clone(),
+        encryption: encryption.clone(),
+        summary: Summary::of(m),
+        sealed: base64::engine::general_purpose::STANDARD.encode(sealed),
+    };
+    serde_json::to_vec_pretty(&envelope).expect("an envelope always serializes")
 }
 
 /// The parent of an incremental backup, pinned by its manifest's bytes: a
@@ -303,6 +400,15 @@ pub enum ReadError {
     Missing { path: String },
     #[error("backup `{backup_id}` cannot be read as a chain of incremental backups: {reason}")]
     Chain { backup_id: String, reason: String },
+    #[error(
+        "backup `{backup_id}` is encrypted with key `{key_id}` (fingerprint {fingerprint}): {reason}\nhint: set `storage.encryption.key` (or `key_file`) to that key; nothing was read or written"
+    )]
+    Key {
+        backup_id: String,
+        key_id: String,
+        fingerprint: String,
+        reason: String,
+    },
 }
 
 /// The longest chain of incremental backups a reader follows.
@@ -401,7 +507,14 @@ impl BackupReader {
                 path: format!("{owner}/{relative}"),
                 reason: "the file is not listed in the manifest".into(),
             })?;
-        read_checked(&self.store, owner, relative, entry).await
+        read_checked(&self.store, owner, relative, entry, self.sealed(owner)).await
+    }
+
+    /// Whether the member `backup_id` of the chain is encrypted.
+    fn sealed(&self, backup_id: &str) -> bool {
+        self.chain
+            .iter()
+            .any(|m| m.backup_id == backup_id && m.encryption.is_some())
     }
 
     /// Checks every file every member of the chain lists; the first bad one
@@ -410,7 +523,14 @@ impl BackupReader {
         let mut n = 0;
         for member in &self.chain {
             for (path, entry) in &member.files {
-                read_checked(&self.store, &member.backup_id, path, entry).await?;
+                read_checked(
+                    &self.store,
+                    &member.backup_id,
+                    path,
+                    entry,
+                    member.encryption.is_some(),
+                )
+                .await?;
                 n += 1;
             }
         }
@@ -418,53 +538,199 @@ impl BackupReader {
     }
 }
 
-/// Reads `<backup_id>/manifest.json` alone (no chain): the manifest and the
-/// SHA-256 of its bytes.
-pub async fn read_manifest(
-    store: &Store,
-    backup_id: &str,
-) -> Result<(Manifest, String), ReadError> {
-    let path = store.path(&format!("{backup_id}/{MANIFEST_FILE}"));
-    let shown = format!("{backup_id}/{MANIFEST_FILE}");
-    let bytes = match store.object_store().get(&path).await {
-        Ok(got) => got.bytes().await.map_err(|source| ReadError::Storage {
-            path: shown.clone(),
-            source,
-        })?,
-        Err(object_store::Error::NotFound { .. }) => {
-            return Err(ReadError::NotFound {
-                backup_id: backup_id.to_owned(),
-                location: store.to_string(),
-            });
-        }
-        Err(source) => {
-            return Err(ReadError::Storage {
-                path: shown,
-                source,
-            });
-        }
-    };
-    let manifest: Manifest =
-        serde_json::from_slice(&bytes).map_err(|e| ReadError::BadManifest {
+/// Reads `<backup_id>/manifest.json` alone (no chain): the manifest (an
+/// encrypted one opened with `store`'s key) and the SHA-256 of its bytes.
+pub async fn read_manifest(store: &Store, backup_id: &str) -> Result<(Manifest, String), ReadError> {
+    let (bytes, shown) = manifest_file(store, backup_id).await?;
+    let sha = sha256_hex(&bytes);
+    let manifest = match parse_envelope(&bytes, &shown)? {
+        Some(envelope) => open_envelope(store, backup_id, &shown, envelope)?,
+        None => serde_json::from_slice(&bytes).map_err(|e| ReadError::BadManifest {
             path: shown.clone(),
             reason: e.to_string(),
-        })?;
-    if manifest.format_version > FORMAT_VERSION {
+        })?,
+    };
+    check_manifest(&manifest, backup_id, &shown)?;
+    Ok((manifest, sha))
+}
+
+/// Reads what `<backup_id>/manifest.json` tells without a key, and the
+/// SHA-256 of its bytes.
+pub async fn read_head(store: &Store, backup_id: &str) -> Result<(Head, String), ReadError> {
+    let (bytes, shown) = manifest_file(store, backup_id).await?;
+    let sha = sha256_hex(&bytes);
+    let head = match parse_envelope(&bytes, &shown)? {
+        Some(e) => {
+            check_version(e.format_version, &shown)?;
+            Head {
+                backup_id: e.backup_id,
+                finished_at: e.finished_at,
+                source: e.source,
+                parent: e.parent,
+                selection: e.selection,
+                encryption: Some(e.encryption),
+                summary: e.summary,
+            }
+        }
+        None => {
+            let m: Manifest = serde_json::from_slice(&bytes).map_err(|e| ReadError::BadManifest {
+                path: shown.clone(),
+                reason: e.to_string(),
+            })?;
+            check_manifest(&m, backup_id, &shown)?;
+            Head {
+                summary: Summary::of(&m),
+                backup_id: m.backup_id,
+                finished_at: m.finished_at,
+                source: m.source,
+                parent: m.parent,
+                selection: m.selection,
+                encryption: m.encryption,
+            }
+        }
+    };
+    if head.backup_id != backup_id {
         return Err(ReadError::BadManifest {
             path: shown,
+            reason: format!("it names backup `{}`", head.backup_id),
+        });
+    }
+    Ok((head, sha))
+}
+
+async fn manifest_file(store: &Store, backup_id: &str) -> Result<(Bytes, String), ReadError> {
+    let path = store.path(&format!("{backup_id}/{MANIFEST_FILE}"));
+    let shown = format!("{backup_id}/{MANIFEST_FILE}");
+    match store.object_store().get(&path).await {
+        Ok(got) => Ok((
+            got.bytes().await.map_err(|source| ReadError::Storage {
+                path: shown.clone(),
+                source,
+            })?,
+            shown,
+        )),
+        Err(object_store::Error::NotFound { .. }) => Err(ReadError::NotFound {
+            backup_id: backup_id.to_owned(),
+            location: store.to_string(),
+        }),
+        Err(source) => Err(ReadError::Storage {
+            path: shown,
+            source,
+        }),
+    }
+}
+
+/// The envelope of an encrypted backup's manifest; `None` for a plain one.
+fn parse_envelope(bytes: &[u8], shown: &str) -> Result<Option<Envelope>, ReadError> {
+    let value: serde_json::Value =
+        serde_json::from_slice(bytes).map_err(|e| ReadError::BadManifest {
+            path: shown.to_owned(),
+            reason: e.to_string(),
+        })?;
+    if value.get("sealed").is_none() {
+        return Ok(None);
+    }
+    serde_json::from_value(value)
+        .map(Some)
+        .map_err(|e| ReadError::BadManifest {
+            path: shown.to_owned(),
+            reason: e.to_string(),
+        })
+}
+
+/// The manifest sealed in `envelope`, opened with `store`'s key: refused
+/// before anything else is read when there is no key or another one.
+fn open_envelope(
+    store: &Store,
+    backup_id: &str,
+    shown: &str,
+    envelope: Envelope,
+) -> Result<Manifest, ReadError> {
+    check_version(envelope.format_version, shown)?;
+    let info = &envelope.encryption;
+    let key_err = |reason: String| ReadError::Key {
+        backup_id: backup_id.to_owned(),
+        key_id: info.key_id.clone(),
+        fingerprint: info.key_fingerprint.clone(),
+        reason,
+    };
+    let key = store
+        .key()
+        .ok_or_else(|| key_err("no key is configured (`storage.encryption`)".into()))?;
+    if key.fingerprint != info.key_fingerprint {
+        return Err(key_err(format!(
+            "the configured key is another one (`{}`, fingerprint {})",
+            key.id, key.fingerprint
+        )));
+    }
+    if info.cipher != crate::crypto::CIPHER {
+        return Err(key_err(format!(
+            "its cipher `{}` is not one this tool reads",
+            info.cipher
+        )));
+    }
+    use base64::Engine;
+    let sealed = base64::engine::general_purpose::STANDARD
+        .decode(&envelope.sealed)
+        .map_err(|e| ReadError::BadManifest {
+            path: shown.to_owned(),
+            reason: format!("`sealed` is not base64: {e}"),
+        })?;
+    let json = key
+        .open(&format!("{backup_id}/{MANIFEST_FILE}"), &sealed)
+        .map_err(|e| ReadError::Mismatch {
+            path: shown.to_owned(),
+            reason: e.to_string(),
+        })?;
+    let m: Manifest = serde_json::from_slice(&json).map_err(|e| ReadError::BadManifest {
+        path: shown.to_owned(),
+        reason: e.to_string(),
+    })?;
+    // what the envelope shows is what the sealed manifest says
+    let shows = (
+        &envelope.backup_id,
+        &envelope.finished_at,
+        &envelope.parent,
+        &envelope.selection,
+        Some(&envelope.encryption),
+    );
+    let says = (
+        &m.backup_id,
+        &m.finished_at,
+        &m.parent,
+        &m.selection,
+        m.encryption.as_ref(),
+    );
+    if shows != says || envelope.summary != Summary::of(&m) {
+        return Err(ReadError::Mismatch {
+            path: shown.to_owned(),
+            reason: "the envelope does not say what the sealed manifest says".into(),
+        });
+    }
+    Ok(m)
+}
+
+fn check_version(version: u32, shown: &str) -> Result<(), ReadError> {
+    if version > FORMAT_VERSION {
+        return Err(ReadError::BadManifest {
+            path: shown.to_owned(),
             reason: format!(
-                "format version {} is newer than this tool reads ({FORMAT_VERSION}): upgrade kafka-backup",
-                manifest.format_version
+                "format version {version} is newer than this tool reads ({FORMAT_VERSION}): upgrade kafka-backup"
             ),
         });
     }
-    if manifest.backup_id != backup_id {
+    Ok(())
+}
+
+fn check_manifest(m: &Manifest, backup_id: &str, shown: &str) -> Result<(), ReadError> {
+    check_version(m.format_version, shown)?;
+    if m.backup_id != backup_id {
         return Err(ReadError::BadManifest {
-            path: shown,
-            reason: format!("it names backup `{}`", manifest.backup_id),
+            path: shown.to_owned(),
+            reason: format!("it names backup `{}`", m.backup_id),
         });
     }
-    Ok((manifest, sha256_hex(&bytes)))
+    Ok(())
 }
 
 /// The bytes of `<backup_id>/<relative>`, checked against `entry`.
@@ -473,6 +739,7 @@ async fn read_checked(
     backup_id: &str,
     relative: &str,
     entry: &FileEntry,
+    sealed: bool,
 ) -> Result<Bytes, ReadError> {
     let shown = format!("{backup_id}/{relative}");
     let path = store.path(&shown);
@@ -508,7 +775,17 @@ async fn read_checked(
             reason: format!("sha256 is `{actual}`, the manifest says `{}`", entry.sha256),
         });
     }
-    Ok(bytes)
+    if !sealed {
+        return Ok(bytes);
+    }
+    // the member's manifest opened with this key: it is there and the same
+    let key = store.key().expect("a sealed member was opened with the store's key");
+    key.open(&shown, &bytes)
+        .map(Bytes::from)
+        .map_err(|e| ReadError::Mismatch {
+            path: shown,
+            reason: e.to_string(),
+        })
 }
 
 /// The backups of `store` with a manifest (finished), by ID.
@@ -646,13 +923,12 @@ pub async fn put_file(
     bytes: Bytes,
     files: &mut BTreeMap<String, FileEntry>,
 ) -> Result<(), object_store::Error> {
+    let path = format!("{backup_id}/{relative}");
+    let bytes = Bytes::from(store.seal(&path, bytes.to_vec()));
     let entry = FileEntry::of(&bytes);
     store
         .object_store()
-        .put(
-            &store.path(&format!("{backup_id}/{relative}")),
-            PutPayload::from(bytes),
-        )
+        .put(&store.path(&path), PutPayload::from(bytes))
         .await?;
     files.insert(relative.to_owned(), entry);
     Ok(())
@@ -740,6 +1016,7 @@ mod tests {
             files,
             parent: None,
             selection: None,
+            encryption: None,
         }
     }
 

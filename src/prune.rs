@@ -25,7 +25,7 @@ use object_store::ObjectStoreExt;
 use serde::Serialize;
 
 use crate::lease::{Lease, LeaseError, LeaseRecord};
-use crate::manifest::{self, MANIFEST_FILE, Manifest};
+use crate::manifest::{self, MANIFEST_FILE};
 use crate::storage::Store;
 
 /// The retention rules; at least one must be given.
@@ -259,7 +259,7 @@ pub fn show_duration(d: chrono::Duration) -> String {
 }
 
 /// The series a finished backup counts in: its source cluster and topic selection.
-pub fn series(m: &Manifest) -> String {
+pub fn series(m: &manifest::Head) -> String {
     let selection = match &m.selection {
         Some(s) => format!(
             "topics include {:?} exclude {:?}{}",
@@ -326,7 +326,7 @@ pub async fn survey(store: &Store) -> Result<(Vec<Found>, BTreeMap<String, Strin
             });
             continue;
         }
-        let (m, _) = manifest::read_manifest(store, &id).await?;
+        let (m, _) = manifest::read_head(store, &id).await?;
         let finished_at = DateTime::parse_from_rfc3339(&m.finished_at)
             .map(|t| t.with_timezone(&Utc))
             .map_err(|e| manifest::ReadError::BadManifest {

@@ -30,13 +30,28 @@ pub enum StorageError {
         path: PathBuf,
         source: std::io::Error,
     },
+    #[error("storage.encryption: {reason}")]
+    Key { reason: String },
 }
+
+/// The encryption key of a location, compared by fingerprint.
+#[derive(Clone, Debug, Default)]
+pub struct KeySlot(pub Option<Arc<crate::crypto::Key>>);
+
+impl PartialEq for KeySlot {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.as_ref().map(|k| &k.fingerprint) == other.0.as_ref().map(|k| &k.fingerprint)
+    }
+}
+
+impl Eq for KeySlot {}
 
 /// Where the backups of one configuration are: a URL and the backend options.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Location {
     url: Url,
     options: BTreeMap<String, String>,
+    key: KeySlot,
 }
 
 /// The default when a configuration names no storage: a folder beside the
@@ -81,6 +96,7 @@ impl Location {
                 Ok(Self {
                     url,
                     options: BTreeMap::new(),
+                    key: KeySlot::default(),
                 })
             }
             // no scheme, or a one-letter one (a Windows drive): a local path
@@ -108,6 +124,7 @@ impl Location {
         Ok(Self {
             url,
             options: BTreeMap::new(),
+            key: KeySlot::default(),
         })
     }
 
@@ -160,11 +177,20 @@ impl Location {
         for (k, v) in &storage.options {
             location.options.insert(k.clone(), v.0.to_string());
         }
+        if let Some(e) = &storage.encryption {
+            location.key = KeySlot(Some(Arc::new(load_key(e)?)));
+        }
         Ok(location)
     }
 
     pub fn url(&self) -> &Url {
         &self.url
+    }
+
+    /// The location with `key` for sealing and opening backups.
+    pub fn with_key(mut self, key: crate::crypto::Key) -> Self {
+        self.key = KeySlot(Some(Arc::new(key)));
+        self
     }
 
     pub fn is_local(&self) -> bool {
@@ -209,8 +235,28 @@ impl Location {
             prefix,
             display: self.to_string(),
             local,
+            key: self.key.0.clone(),
         })
     }
+}
+
+/// The key `storage.encryption` gives (read from `key_file` when set).
+pub fn load_key(e: &crate::config::Encryption) -> Result<crate::crypto::Key, StorageError> {
+    let text = match (&e.key, &e.key_file) {
+        (Some(key), None) => key.expose().to_owned(),
+        (None, Some(file)) => std::fs::read_to_string(file.as_str()).map_err(|err| {
+            StorageError::Key {
+                reason: format!("cannot read `key_file` `{file}`: {err}"),
+            }
+        })?,
+        _ => {
+            return Err(StorageError::Key {
+                reason: "give exactly one of `key` and `key_file`".into(),
+            });
+        }
+    };
+    crate::crypto::Key::parse(&text, e.key_id.as_ref().map(|t| t.as_str()))
+        .map_err(|reason| StorageError::Key { reason })
 }
 
 /// The environment variables a backend reads, lower-cased as object_store's
@@ -266,6 +312,8 @@ pub struct Store {
     display: String,
     /// The folder of a local (`file://`) location.
     local: Option<PathBuf>,
+    /// The key backups are sealed with (`storage.encryption`).
+    key: Option<Arc<crate::crypto::Key>>,
 }
 
 impl Store {
@@ -273,6 +321,20 @@ impl Store {
     /// a file system keeps the emptied ones (`prune` removes them).
     pub fn local_dir(&self) -> Option<&FsPath> {
         self.local.as_deref()
+    }
+
+    /// The encryption key of this location, when one is configured.
+    pub fn key(&self) -> Option<&crate::crypto::Key> {
+        self.key.as_deref()
+    }
+
+    /// `bytes` as stored at `<backup_id>/<relative>`: sealed when the
+    /// location has a key.
+    pub fn seal(&self, path: &str, bytes: Vec<u8>) -> Vec<u8> {
+        match &self.key {
+            Some(key) => key.seal(path, &bytes),
+            None => bytes,
+        }
     }
 
     pub fn object_store(&self) -> &Arc<dyn ObjectStore> {

@@ -84,6 +84,15 @@ pub async fn run(
     group: &GroupOptions,
 ) -> Result<GroupOutcome, BackupError> {
     let backup_id = super::backup_id(config)?;
+    if config
+        .storage
+        .as_ref()
+        .is_some_and(|s| s.encryption.is_some())
+    {
+        return Err(BackupError::Unsupported(
+            "`backup --group` does not take `storage.encryption` yet: run an encrypted backup as one process (`backup` without `--group`)".into(),
+        ));
+    }
     if config.incremental_from.is_some() {
         return Err(BackupError::Incremental {
             reason: "`backup --group` does not take `incremental_from` yet: run an incremental backup as one process (`backup` without `--group`)".into(),

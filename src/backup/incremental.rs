@@ -163,7 +163,7 @@ async fn latest(
         })?;
     let mut best: Option<(String, String)> = None;
     for id in ids.into_iter().filter(|id| id != backup_id) {
-        let (m, _) = match manifest::read_manifest(store, &id).await {
+        let (m, _) = match manifest::read_head(store, &id).await {
             Ok(read) => read,
             Err(e) => {
                 tracing::warn!(
@@ -268,6 +268,7 @@ mod tests {
                 files: BTreeMap::<String, FileEntry>::new(),
                 parent: None,
                 selection: None,
+                encryption: None,
             },
         }
     }

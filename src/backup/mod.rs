@@ -116,6 +116,8 @@ pub enum BackupError {
     },
     #[error("incremental backup: {reason}")]
     Incremental { reason: String },
+    #[error("{0}")]
+    Unsupported(String),
     #[error(
         "consumer group `{group}`: {reason}\nhint: the backup's principal needs READ on the group and DESCRIBE on the topics"
     )]
@@ -526,8 +528,17 @@ pub async fn finish(
     if lease.lost() {
         return Err(BackupError::LeaseLost { backup_id });
     }
+    let encryption = store.key().map(|k| manifest::EncryptionInfo {
+        cipher: crate::crypto::CIPHER.to_owned(),
+        key_id: k.id.clone(),
+        key_fingerprint: k.fingerprint.clone(),
+    });
     Ok(Manifest {
-        format_version: FORMAT_VERSION,
+        format_version: if encryption.is_some() {
+            FORMAT_VERSION
+        } else {
+            manifest::PLAIN_FORMAT_VERSION
+        },
         tool_version: env!("CARGO_PKG_VERSION").to_owned(),
         backup_id,
         started_at,
@@ -544,13 +555,14 @@ pub async fn finish(
             .source
             .as_ref()
             .map(|s| incremental::selection_record(&s.topics)),
+        encryption,
     })
 }
 
 /// Writes the manifest create-only: a manifest that appeared meanwhile is
 /// another run's ([`BackupError::AlreadyExists`]).
 pub async fn publish(store: &Store, manifest: Manifest) -> Result<Manifest, BackupError> {
-    let bytes = serde_json::to_vec_pretty(&manifest).expect("a manifest always serializes");
+    let bytes = manifest::manifest_bytes(store, &manifest);
     let path = format!("{}/{MANIFEST_FILE}", manifest.backup_id);
     let put = store
         .object_store()

@@ -443,13 +443,19 @@ fn store_segment(
         raw.first_offset(),
         raw.last_offset(),
     );
-    let segment = raw
+    let mut segment = raw
         .compress(job.zstd_level)
         .map_err(|e| BackupError::Consume {
             topic: job.topic.clone(),
             partition: job.partition,
             reason: format!("compressing `{relative}`: {e}"),
         })?;
+    if store.key().is_some() {
+        // the manifest describes the file as stored
+        segment.bytes = store.seal(&format!("{backup_id}/{relative}"), segment.bytes);
+        segment.meta.size = segment.bytes.len() as u64;
+        segment.meta.sha256 = crate::segment::sha256_hex(&segment.bytes);
+    }
     let full = store.path(&format!("{backup_id}/{relative}"));
     runtime
         .block_on(

@@ -29,6 +29,9 @@ pub struct Description {
     /// the figures above are the whole chain's.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub chain: Vec<ChainMember>,
+    /// The key an encrypted backup is sealed with.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<crate::manifest::EncryptionInfo>,
 }
 
 /// One backup of a chain, with what it holds itself.
@@ -134,7 +137,15 @@ pub struct SubjectDescription {
 }
 
 pub fn run(args: &DescribeArgs) -> anyhow::Result<ExitCode> {
-    let location = Location::parse(&args.path)?;
+    let mut location = Location::parse(&args.path)?;
+    if let Some(file) = &args.key_file {
+        let text = std::fs::read_to_string(file)
+            .with_context(|| format!("reading the key file `{}`", file.display()))?;
+        location = location.with_key(
+            crate::crypto::Key::parse(&text, None)
+                .map_err(|e| anyhow::anyhow!("`{}`: {e}", file.display()))?,
+        );
+    }
     let store = location.open()?;
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let description = runtime.block_on(async {
@@ -216,6 +227,7 @@ pub fn describe(manifest: &Manifest, schemas: Option<&SchemaManifest>) -> Descri
         topics,
         consumer_groups: manifest.consumer_groups.clone(),
         chain: Vec::new(),
+        encryption: manifest.encryption.clone(),
         schema_registry: RegistryDescription {
             enabled: manifest.schema_registry.is_some(),
             subjects_count: manifest
@@ -263,6 +275,13 @@ fn render_text(d: &Description) -> String {
     let _ = writeln!(out, "backup     {}", d.backup_id);
     let _ = writeln!(out, "taken      {} .. {}", d.started_at, d.finished_at);
     let _ = writeln!(out, "source     {}", d.source);
+    if let Some(e) = &d.encryption {
+        let _ = writeln!(
+            out,
+            "encrypted  {} with key `{}` (fingerprint {})",
+            e.cipher, e.key_id, e.key_fingerprint
+        );
+    }
     if !d.chain.is_empty() {
         let ids: Vec<&str> = d.chain.iter().map(|m| m.backup_id.as_str()).collect();
         let _ = writeln!(

@@ -22,6 +22,9 @@ struct Entry {
     /// the parent's; `records` counts its own).
     #[serde(skip_serializing_if = "Option::is_none")]
     parent: Option<String>,
+    /// The key an encrypted backup is sealed with (its name).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    encrypted_with: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     records: Option<u64>,
     files: usize,
@@ -56,22 +59,25 @@ pub fn run(args: &ListArgs) -> anyhow::Result<ExitCode> {
         for (id, (complete, files, bytes)) in folders {
             // each backup's own manifest: a chain is checked when it is read
             // (`describe --verify-files`), a broken one does not hide the others
-            let (finished_at, records, parent) = if complete {
-                let (manifest, _) = crate::manifest::read_manifest(&store, &id).await?;
-                let records: u64 = manifest.topics.values().map(|t| t.record_count()).sum();
+            let (finished_at, records, parent, encrypted_with) = if complete {
+                // what the manifest shows without a key (an encrypted
+                // backup's envelope)
+                let (head, _) = crate::manifest::read_head(&store, &id).await?;
                 (
-                    Some(manifest.finished_at),
-                    Some(records),
-                    manifest.parent.map(|p| p.backup_id),
+                    Some(head.finished_at),
+                    Some(head.summary.records),
+                    head.parent.map(|p| p.backup_id),
+                    head.encryption.map(|e| e.key_id),
                 )
             } else {
-                (None, None, None)
+                (None, None, None, None)
             };
             entries.push(Entry {
                 backup_id: id,
                 complete,
                 finished_at,
                 parent,
+                encrypted_with,
                 records,
                 files,
                 bytes,
@@ -93,6 +99,10 @@ pub fn run(args: &ListArgs) -> anyhow::Result<ExitCode> {
                             .as_ref()
                             .map(|p| format!("  incremental after `{p}`"))
                             .unwrap_or_default()
+                            + &e.encrypted_with
+                                .as_ref()
+                                .map(|k| format!("  encrypted (key `{k}`)"))
+                                .unwrap_or_default()
                     ),
                     _ => println!(
                         "{:<40} incomplete (no manifest: interrupted, or still running)  {} files",

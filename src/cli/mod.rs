@@ -124,6 +124,10 @@ pub struct DescribeArgs {
     /// Also read every file of the backup and check its size and SHA-256.
     #[arg(long)]
     pub verify_files: bool,
+    /// The key of an encrypted backup: a file holding it (base64 or hex),
+    /// as `storage.encryption.key_file` would.
+    #[arg(long, value_name = "FILE")]
+    pub key_file: Option<PathBuf>,
 }
 
 #[derive(Debug, clap::Args)]

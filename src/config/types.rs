@@ -407,6 +407,26 @@ pub struct Storage {
     /// only for keys known to hold nothing secret.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub options: BTreeMap<String, ClientProperty>,
+    /// Client-side encryption of what a backup writes (`docs/backup-format.md`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub encryption: Option<Encryption>,
+}
+
+/// `storage.encryption`: the key backups are sealed with and read back by.
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Encryption {
+    /// 32 bytes as base64 (`openssl rand -base64 32`) or 64 hex digits;
+    /// usually `${VAR}`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<Secret>,
+    /// A file holding the key instead (a mounted secret).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<Text>,
+    /// The key's name, recorded in the manifest and named when a restore
+    /// lacks it (its fingerprint when unset).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<Text>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
@@ -1170,6 +1190,24 @@ fn has_userinfo(url: &url::Url) -> bool {
 }
 
 fn check_storage(f: &mut Findings, storage: &Storage) {
+    if let Some(e) = &storage.encryption {
+        match (&e.key, &e.key_file) {
+            (Some(_), Some(_)) => f.errors.push(Problem::at(
+                "storage.encryption.key_file",
+                "`key` and `key_file` cannot both be set",
+            )),
+            (None, None) => f.errors.push(
+                Problem::at("storage.encryption", "neither `key` nor `key_file` is set")
+                    .hint("`key: ${BACKUP_KEY}` with a key from `openssl rand -base64 32`"),
+            ),
+            (Some(key), None) => {
+                if let Err(reason) = crate::crypto::Key::parse(key.expose(), None) {
+                    f.errors.push(Problem::at("storage.encryption.key", reason));
+                }
+            }
+            (None, Some(_)) => {}
+        }
+    }
     if let Some(endpoint) = &storage.endpoint
         && url::Url::parse(endpoint.as_str()).is_ok_and(|u| has_userinfo(&u))
     {

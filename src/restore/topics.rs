@@ -405,6 +405,7 @@ mod tests {
             files: BTreeMap::new(),
             parent: None,
             selection: None,
+            encryption: None,
         }
     }
 
