@@ -282,7 +282,10 @@ mod tests {
         let mut flipped = sealed.clone();
         flipped[HEADER + 10] ^= 1;
         assert_eq!(k.open("b1/a", &flipped), Err(CryptoError::Tampered));
-        assert_eq!(k.open("b1/a", b"{\"plain\": 1}"), Err(CryptoError::NotSealed));
+        assert_eq!(
+            k.open("b1/a", b"{\"plain\": 1}"),
+            Err(CryptoError::NotSealed)
+        );
         // the same plaintext sealed twice: other bytes (own salt and nonce)
         assert_ne!(k.seal("b1/a", &plain), sealed);
     }

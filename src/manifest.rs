@@ -540,7 +540,10 @@ impl BackupReader {
 
 /// Reads `<backup_id>/manifest.json` alone (no chain): the manifest (an
 /// encrypted one opened with `store`'s key) and the SHA-256 of its bytes.
-pub async fn read_manifest(store: &Store, backup_id: &str) -> Result<(Manifest, String), ReadError> {
+pub async fn read_manifest(
+    store: &Store,
+    backup_id: &str,
+) -> Result<(Manifest, String), ReadError> {
     let (bytes, shown) = manifest_file(store, backup_id).await?;
     let sha = sha256_hex(&bytes);
     let manifest = match parse_envelope(&bytes, &shown)? {
@@ -573,10 +576,11 @@ pub async fn read_head(store: &Store, backup_id: &str) -> Result<(Head, String),
             }
         }
         None => {
-            let m: Manifest = serde_json::from_slice(&bytes).map_err(|e| ReadError::BadManifest {
-                path: shown.clone(),
-                reason: e.to_string(),
-            })?;
+            let m: Manifest =
+                serde_json::from_slice(&bytes).map_err(|e| ReadError::BadManifest {
+                    path: shown.clone(),
+                    reason: e.to_string(),
+                })?;
             check_manifest(&m, backup_id, &shown)?;
             Head {
                 summary: Summary::of(&m),
@@ -779,7 +783,9 @@ async fn read_checked(
         return Ok(bytes);
     }
     // the member's manifest opened with this key: it is there and the same
-    let key = store.key().expect("a sealed member was opened with the store's key");
+    let key = store
+        .key()
+        .expect("a sealed member was opened with the store's key");
     key.open(&shown, &bytes)
         .map(Bytes::from)
         .map_err(|e| ReadError::Mismatch {

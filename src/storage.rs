@@ -244,11 +244,11 @@ impl Location {
 pub fn load_key(e: &crate::config::Encryption) -> Result<crate::crypto::Key, StorageError> {
     let text = match (&e.key, &e.key_file) {
         (Some(key), None) => key.expose().to_owned(),
-        (None, Some(file)) => std::fs::read_to_string(file.as_str()).map_err(|err| {
-            StorageError::Key {
+        (None, Some(file)) => {
+            std::fs::read_to_string(file.as_str()).map_err(|err| StorageError::Key {
                 reason: format!("cannot read `key_file` `{file}`: {err}"),
-            }
-        })?,
+            })?
+        }
         _ => {
             return Err(StorageError::Key {
                 reason: "give exactly one of `key` and `key_file`".into(),
