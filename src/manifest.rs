@@ -510,6 +510,31 @@ impl BackupReader {
         read_checked(&self.store, owner, relative, entry, self.sealed(owner)).await
     }
 
+    /// A file of the backup as stored, checked against the manifest, to be
+    /// read through [`StoredFile::reader`]: an encrypted one is decrypted a
+    /// chunk at a time as it is read (segments), not all at once.
+    pub async fn read_stored(&self, relative: &str) -> Result<StoredFile, ReadError> {
+        let owner = self.owners.get(relative).unwrap_or(&self.backup_id);
+        let entry = self
+            .manifest
+            .files
+            .get(relative)
+            .ok_or_else(|| ReadError::Mismatch {
+                path: format!("{owner}/{relative}"),
+                reason: "the file is not listed in the manifest".into(),
+            })?;
+        let bytes = fetch_checked(&self.store, owner, relative, entry).await?;
+        Ok(StoredFile {
+            bytes,
+            path: format!("{owner}/{relative}"),
+            key: if self.sealed(owner) {
+                self.store.key().cloned()
+            } else {
+                None
+            },
+        })
+    }
+
     /// Whether the member `backup_id` of the chain is encrypted.
     fn sealed(&self, backup_id: &str) -> bool {
         self.chain
@@ -737,13 +762,68 @@ fn check_manifest(m: &Manifest, backup_id: &str, shown: &str) -> Result<(), Read
     Ok(())
 }
 
-/// The bytes of `<backup_id>/<relative>`, checked against `entry`.
+/// A file as stored (its size and SHA-256 checked against the manifest,
+/// which is itself authenticated when the backup is encrypted).
+pub struct StoredFile {
+    bytes: Bytes,
+    /// `<backup_id>/<relative>`.
+    path: String,
+    key: Option<crate::crypto::Key>,
+}
+
+impl StoredFile {
+    /// The file's content: the stored bytes, or their plaintext a chunk at
+    /// a time.
+    pub fn reader(&self) -> Result<Box<dyn std::io::Read + '_>, ReadError> {
+        match &self.key {
+            None => Ok(Box::new(&self.bytes[..])),
+            Some(key) => Ok(Box::new(key.reader(&self.path, &self.bytes).map_err(
+                |e| ReadError::Mismatch {
+                    path: self.path.clone(),
+                    reason: e.to_string(),
+                },
+            )?)),
+        }
+    }
+
+    /// The path the file was read from, `<backup_id>/<relative>`.
+    pub fn path(&self) -> &str {
+        &self.path
+    }
+}
+
+/// The bytes of `<backup_id>/<relative>`, checked against `entry` and
+/// opened with `store`'s key when `sealed`.
 async fn read_checked(
     store: &Store,
     backup_id: &str,
     relative: &str,
     entry: &FileEntry,
     sealed: bool,
+) -> Result<Bytes, ReadError> {
+    let shown = format!("{backup_id}/{relative}");
+    let bytes = fetch_checked(store, backup_id, relative, entry).await?;
+    if !sealed {
+        return Ok(bytes);
+    }
+    // the member's manifest opened with this key: it is there and the same
+    let key = store
+        .key()
+        .expect("a sealed member was opened with the store's key");
+    key.open(&shown, &bytes)
+        .map(Bytes::from)
+        .map_err(|e| ReadError::Mismatch {
+            path: shown,
+            reason: e.to_string(),
+        })
+}
+
+/// The stored bytes of `<backup_id>/<relative>`, checked against `entry`.
+async fn fetch_checked(
+    store: &Store,
+    backup_id: &str,
+    relative: &str,
+    entry: &FileEntry,
 ) -> Result<Bytes, ReadError> {
     let shown = format!("{backup_id}/{relative}");
     let path = store.path(&shown);
@@ -779,19 +859,7 @@ async fn read_checked(
             reason: format!("sha256 is `{actual}`, the manifest says `{}`", entry.sha256),
         });
     }
-    if !sealed {
-        return Ok(bytes);
-    }
-    // the member's manifest opened with this key: it is there and the same
-    let key = store
-        .key()
-        .expect("a sealed member was opened with the store's key");
-    key.open(&shown, &bytes)
-        .map(Bytes::from)
-        .map_err(|e| ReadError::Mismatch {
-            path: shown,
-            reason: e.to_string(),
-        })
+    Ok(bytes)
 }
 
 /// The backups of `store` with a manifest (finished), by ID.

@@ -196,14 +196,14 @@ pub async fn predict(
             before += meta.record_count;
             continue;
         }
-        let data = reader.read(&segment.path).await?;
+        let data = reader.read_stored(&segment.path).await?;
         let segment_err = |source| RestoreError::Segment {
             path: segment.path.clone(),
             topic: job.source.clone(),
             partition,
             source,
         };
-        let mut records = SegmentReader::new(&data[..]).map_err(segment_err)?;
+        let mut records = SegmentReader::new(data.reader()?).map_err(segment_err)?;
         while let Some(mut record) = records.next_record().map_err(segment_err)? {
             match t.apply(&mut record) {
                 Verdict::SkipLater => last_cut = Some(record.offset),

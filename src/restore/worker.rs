@@ -360,7 +360,7 @@ impl Worker {
         let fetcher_reader = reader.clone();
         let fetcher = runtime.spawn(async move {
             for path in paths {
-                let got = fetcher_reader.read(&path).await;
+                let got = fetcher_reader.read_stored(&path).await;
                 let failed = got.is_err();
                 if tx.send((path, got)).await.is_err() || failed {
                     return;
@@ -414,7 +414,7 @@ impl Worker {
                 source,
             };
             let data = got?;
-            let mut records = SegmentReader::new(&data[..]).map_err(segment_err)?;
+            let mut records = SegmentReader::new(data.reader()?).map_err(segment_err)?;
             while let Some(mut record) = records.next_record().map_err(segment_err)? {
                 let verdict = job.transform.apply(&mut record);
                 offsets.record(

@@ -246,14 +246,14 @@ fn check_partition(
     let mut missing_from: Option<(i64, u64)> = None; // backup offset, position
     let mut missing_id: Option<Difference> = None;
     for segment in &w.manifest.segments {
-        let bytes = runtime.block_on(reader.read(&segment.path))?;
+        let stored = runtime.block_on(reader.read_stored(&segment.path))?;
         let segment_err = |source| VerifyError::Segment {
             path: segment.path.clone(),
             topic: job.source.clone(),
             partition,
             source,
         };
-        let mut records = SegmentReader::new(&bytes[..]).map_err(segment_err)?;
+        let mut records = SegmentReader::new(stored.reader()?).map_err(segment_err)?;
         while let Some(mut record) = records.next_record().map_err(segment_err)? {
             backup_records += 1;
             let backup_offset = record.offset;
