@@ -171,3 +171,61 @@ async fn backup_to_s3_and_describe_from_it() {
         .unwrap();
     assert!(listing.contains(".json</Key>"), "{listing}");
 }
+
+/// Server-side encryption options pass through `storage.options` to
+/// object_store: every object of the backup is stored with the header the
+/// option asks for (here SSE-S3, `AES256`), beside the client-side sealing.
+#[tokio::test(flavor = "multi_thread")]
+async fn server_side_encryption_options_reach_every_object() {
+    let endpoint = ground("S3_ENDPOINT");
+    let bucket = unique("kb-sse").to_lowercase();
+    let created = reqwest::Client::new()
+        .put(format!("{endpoint}/{bucket}"))
+        .send()
+        .await
+        .unwrap();
+    assert!(created.status().is_success(), "{}", created.status());
+    let topic = unique("s3-sse");
+    create_topic(&topic, 1, &[]).await;
+    let producer: rdkafka::producer::FutureProducer = client_config().create().unwrap();
+    for i in 0..10 {
+        producer
+            .send(
+                rdkafka::producer::FutureRecord::<(), _>::to(&topic).payload(&format!("v{i}")),
+                std::time::Duration::from_secs(10),
+            )
+            .await
+            .unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write(
+        dir.path(),
+        "sse.yaml",
+        &format!(
+            "backup_id: sse-1\nsource:\n  bootstrap_servers: [{}]\n  topics:\n    include: [\"{topic}\"]\nstorage:\n  url: s3://{bucket}/p\n  endpoint: {endpoint}\n  allow_http: true\n  region: us-east-1\n  options:\n    aws_server_side_encryption: AES256\n  encryption:\n    key: ${{BACKUP_KEY}}\n",
+            bootstrap()
+        ),
+    );
+    let mut env = CREDENTIALS.to_vec();
+    env.push(("BACKUP_KEY", "AAECAwQFBgcICQoLDA0ODxAREhMUFRYXGBkaGxwdHh8="));
+    success(&kafka_backup_with_env(
+        &["backup", "-c", cfg.to_str().unwrap()],
+        &env,
+    ));
+    let out = python_client("s3_objects.py")
+        .args([&endpoint, &bucket, "p/sse-1/"])
+        .envs(CREDENTIALS)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    let objects: std::collections::BTreeMap<String, Option<String>> =
+        serde_json::from_slice(&out.stdout).unwrap();
+    assert!(
+        objects.keys().any(|k| k.ends_with("manifest.json"))
+            && objects.keys().any(|k| k.ends_with(".seg.zst")),
+        "{objects:?}"
+    );
+    for (key, sse) in &objects {
+        assert_eq!(sse.as_deref(), Some("AES256"), "{key}");
+    }
+}
