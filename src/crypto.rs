@@ -119,25 +119,23 @@ impl Key {
         let chunks = plain.len().div_ceil(CHUNK).max(1);
         let mut out = Vec::with_capacity(HEADER + plain.len() + chunks * TAG);
         out.extend_from_slice(&header);
+        // one chunk buffer, encrypted in place and appended
+        let mut chunk = Vec::with_capacity(CHUNK + TAG);
         let mut rest = plain;
         while rest.len() > CHUNK {
-            let (chunk, tail) = rest.split_at(CHUNK);
-            let sealed = enc
-                .encrypt_next(Payload {
-                    msg: chunk,
-                    aad: path.as_bytes(),
-                })
+            let (next, tail) = rest.split_at(CHUNK);
+            chunk.clear();
+            chunk.extend_from_slice(next);
+            enc.encrypt_next_in_place(path.as_bytes(), &mut chunk)
                 .expect("a chunk within the STREAM's limits encrypts");
-            out.extend_from_slice(&sealed);
+            out.extend_from_slice(&chunk);
             rest = tail;
         }
-        let sealed = enc
-            .encrypt_last(Payload {
-                msg: rest,
-                aad: path.as_bytes(),
-            })
+        chunk.clear();
+        chunk.extend_from_slice(rest);
+        enc.encrypt_last_in_place(path.as_bytes(), &mut chunk)
             .expect("a chunk within the STREAM's limits encrypts");
-        out.extend_from_slice(&sealed);
+        out.extend_from_slice(&chunk);
         out
     }
 

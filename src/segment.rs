@@ -231,10 +231,23 @@ impl RawSegment {
 
     /// Compresses the segment into the bytes to store, and hashes them.
     pub fn compress(self, level: i32) -> io::Result<Segment> {
+        self.compress_then(level, |bytes| bytes)
+    }
+
+    /// Compresses the segment, passes the compressed bytes through `store`
+    /// (sealing them, `crate::crypto`), and hashes what it gives: the bytes
+    /// stored, hashed once.
+    pub fn compress_then(
+        self,
+        level: i32,
+        store: impl FnOnce(Vec<u8>) -> Vec<u8>,
+    ) -> io::Result<Segment> {
         let mut bytes = zstd::bulk::compress(&self.raw, level)?;
+        drop(self.raw);
         // zstd sized the buffer for incompressible input; what is kept until
         // stored is the compressed size (a shrink in place, no copy)
         bytes.shrink_to_fit();
+        let bytes = store(bytes);
         let sha256 = sha256_hex(&bytes);
         Ok(Segment {
             meta: SegmentMeta {

@@ -58,8 +58,15 @@ fn restore_config(
 
 const ENV: &[(&str, &str)] = &[("BACKUP_KEY", KEY), ("OTHER_KEY", OTHER_KEY)];
 
+/// Every output of the binary in this test, scanned for the keys at the end.
+static OUTPUTS: std::sync::Mutex<Vec<(String, Vec<u8>)>> = std::sync::Mutex::new(Vec::new());
+
 fn run(args: &[&str]) -> std::process::Output {
-    kafka_backup_with_env(args, ENV)
+    let out = kafka_backup_with_env(args, ENV);
+    let mut seen = OUTPUTS.lock().unwrap();
+    seen.push((format!("{args:?} stdout"), out.stdout.clone()));
+    seen.push((format!("{args:?} stderr"), out.stderr.clone()));
+    out
 }
 
 /// Every file of a backup folder, by path relative to it.
@@ -236,4 +243,20 @@ async fn an_encrypted_backup_restores_with_its_key_and_is_refused_without_it() {
     ]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains(&seg), "{}", stderr(&out));
+
+    // the keys show nowhere: not in any output (validate included), not in
+    // any stored file, in clear or encoded
+    success(&run(&["validate", "-c", cfg.to_str().unwrap()]));
+    let mut scanner = common::secrets::Scanner::new();
+    scanner
+        .add("the backup key", KEY)
+        .add("the other key", OTHER_KEY);
+    let mut hits = Vec::new();
+    for (origin, bytes) in OUTPUTS.lock().unwrap().iter() {
+        hits.extend(scanner.scan(origin, bytes));
+    }
+    for (path, bytes) in files(&store) {
+        hits.extend(scanner.scan(&path, &bytes));
+    }
+    assert!(hits.is_empty(), "{hits:?}");
 }

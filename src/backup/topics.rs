@@ -443,19 +443,15 @@ fn store_segment(
         raw.first_offset(),
         raw.last_offset(),
     );
-    let mut segment = raw
-        .compress(job.zstd_level)
+    // sealed when the location has a key: the manifest describes the file as stored
+    let sealed_at = format!("{backup_id}/{relative}");
+    let segment = raw
+        .compress_then(job.zstd_level, |bytes| store.seal(&sealed_at, bytes))
         .map_err(|e| BackupError::Consume {
             topic: job.topic.clone(),
             partition: job.partition,
             reason: format!("compressing `{relative}`: {e}"),
         })?;
-    if store.key().is_some() {
-        // the manifest describes the file as stored
-        segment.bytes = store.seal(&format!("{backup_id}/{relative}"), segment.bytes);
-        segment.meta.size = segment.bytes.len() as u64;
-        segment.meta.sha256 = crate::segment::sha256_hex(&segment.bytes);
-    }
     let full = store.path(&format!("{backup_id}/{relative}"));
     runtime
         .block_on(
