@@ -9,7 +9,10 @@ ENV_FILE="$RUN_DIR/env"
 # A CI run builds once from a clean clone: incremental caches would only take disk.
 if [ "${CI:-}" = true ]; then export CARGO_INCREMENTAL=0; fi
 
-log() { printf '\033[1m==>\033[0m %s\n' "$*" >&2; }
+# bold only on a terminal: a CI log or a file holds no escape codes
+log() {
+  if [ -t 2 ]; then printf '\033[1m==>\033[0m %s\n' "$*" >&2; else printf '==> %s\n' "$*" >&2; fi
+}
 die() { printf 'error: %s\n' "$*" >&2; exit 1; }
 
 # The broker's process ID ($KB_RUN_DIR's noida-db), empty when unknown.

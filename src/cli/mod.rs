@@ -25,6 +25,10 @@ pub struct Cli {
     /// More log output on stderr (-v info, -vv debug, -vvv trace).
     #[arg(short, long, action = clap::ArgAction::Count, global = true)]
     pub verbose: u8,
+    /// Log lines on stderr as text (colours on a terminal only) or as JSON,
+    /// one object per line, for log collectors (a failure's error too).
+    #[arg(long, value_enum, global = true, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
 
     #[command(subcommand)]
     pub command: Command,
@@ -379,9 +383,50 @@ pub fn run(cli: Cli) -> ExitCode {
 
 /// Prints an error and its causes to stderr, `error: ...` then `caused by: ...`.
 pub fn report(err: &anyhow::Error) {
+    if JSON_LOGS.load(std::sync::atomic::Ordering::Relaxed) {
+        let causes: Vec<String> = err.chain().skip(1).map(ToString::to_string).collect();
+        tracing::error!(causes = ?causes, "{err}");
+        return;
+    }
     eprintln!("error: {err}");
     for cause in err.chain().skip(1) {
         eprintln!("  caused by: {cause}");
+    }
+}
+
+/// How log lines are written on stderr.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    Text,
+    Json,
+}
+
+/// Set by `--log-format json`: a failure is reported as a JSON log line.
+static JSON_LOGS: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Sets up logging on stderr for `cli`: the level from `-v` (or
+/// `KAFKA_BACKUP_LOG`), text with colours only on a terminal (a CI log or a
+/// pod's log holds no escape codes), or JSON lines.
+pub fn init_logging(cli: &Cli) {
+    let default_level = match cli.verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("KAFKA_BACKUP_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_level));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        LogFormat::Text => builder
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+        LogFormat::Json => {
+            JSON_LOGS.store(true, std::sync::atomic::Ordering::Relaxed);
+            builder.json().with_ansi(false).init()
+        }
     }
 }
 
