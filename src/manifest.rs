@@ -401,7 +401,7 @@ pub enum ReadError {
     #[error("backup `{backup_id}` cannot be read as a chain of incremental backups: {reason}")]
     Chain { backup_id: String, reason: String },
     #[error(
-        "backup `{backup_id}` is encrypted with key `{key_id}` (fingerprint {fingerprint}): {reason}\nhint: set `storage.encryption.key` (or `key_file`) to that key; nothing was read or written"
+        "backup `{backup_id}` is encrypted with key `{key_id}` (fingerprint {fingerprint}): {reason}\nhint: set `storage.encryption.key` (or `key_file`) to that key (`describe --key-file FILE` without a configuration); nothing was read or written"
     )]
     Key {
         backup_id: String,

@@ -375,10 +375,10 @@ fn consume(
             headers: &headers,
         };
         if !writer.fits(&record, limit) {
-            hand_over(std::mem::replace(
-                &mut writer,
-                SegmentWriter::with_capacity(capacity),
-            ))?;
+            // the next buffer only once the full one is taken: never a fifth
+            // segment buffer per partition while the storer is busy
+            hand_over(std::mem::take(&mut writer))?;
+            writer = SegmentWriter::with_capacity(capacity);
         }
         let before = writer.payload_bytes();
         writer.push(&record).map_err(|e| kafka_err(e.to_string()))?;
