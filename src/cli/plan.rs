@@ -182,7 +182,8 @@ pub fn run(args: &PlanArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("cannot write the plan file `{}`", out.display()))?;
         eprintln!("plan written to `{}`", out.display());
     }
-    print!("{}", rendered(&plan, args.format));
+    let artefact = args.out.as_ref().map(|p| p.display().to_string());
+    print!("{}", rendered(&plan, args.format, artefact.as_deref()));
 
     let mut refused = 0;
     if args.check_compatibility {
@@ -251,14 +252,17 @@ pub fn show(args: &ShowArgs) -> anyhow::Result<ExitCode> {
         .with_context(|| format!("cannot read `{}`", args.plan.display()))?;
     let plan = planfile::read(&bytes)
         .with_context(|| format!("`{}` is not a usable plan file", args.plan.display()))?;
-    print!("{}", rendered(&plan, args.format));
+    let artefact = args.plan.display().to_string();
+    print!("{}", rendered(&plan, args.format, Some(&artefact)));
     Ok(ExitCode::SUCCESS)
 }
 
-fn rendered(plan: &Plan, format: PlanFormat) -> String {
+/// `plan` in `format`; Markdown within what a pull-request comment takes,
+/// pointing at `artefact` (the plan file) when it had to be summarised.
+fn rendered(plan: &Plan, format: PlanFormat, artefact: Option<&str>) -> String {
     match format {
         PlanFormat::Text => render::text(plan),
-        PlanFormat::Markdown => render::markdown(plan),
+        PlanFormat::Markdown => render::markdown_within(plan, render::COMMENT_LIMIT, artefact),
         PlanFormat::Json => render::json(plan),
     }
 }

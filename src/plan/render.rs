@@ -3,6 +3,7 @@
 //! per subject, conflicts first, a totals line; no colour needed), Markdown
 //! for a pull-request comment, and JSON (the plan file itself).
 
+use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use super::{Plan, SubjectOutcome};
@@ -318,6 +319,120 @@ fn md(text: &str) -> String {
         .replace('|', "\\|")
         .replace('<', "&lt;")
         .replace('>', "&gt;")
+}
+
+/// The most characters a GitHub pull-request comment takes.
+pub const COMMENT_LIMIT: usize = 65_536;
+
+/// [`markdown`] when it fits in `limit` characters; otherwise a summary
+/// that does: the totals, the conflicts (as many as fit), the steps counted
+/// per kind, the subjects counted per outcome and those with the most steps,
+/// and where the whole plan is (`artefact`, the plan file, when known).
+pub fn markdown_within(plan: &Plan, limit: usize, artefact: Option<&str>) -> String {
+    let full = markdown(plan);
+    let size = full.chars().count();
+    if size <= limit {
+        return full;
+    }
+    let mut out = String::new();
+    out.push_str("### Schema Registry plan (summary)\n\n");
+    let _ = writeln!(out, "**{}**\n", totals_line(plan));
+    let whole = match artefact {
+        Some(a) => format!(
+            "The whole plan is the artefact `{}` (`kafka-backup show {}`)",
+            md(a),
+            md(a)
+        ),
+        None => "The whole plan is the plan file of this run (`kafka-backup show PLAN`)".to_owned(),
+    };
+    let _ = writeln!(
+        out,
+        "> [!NOTE]\n> The plan in full is {size} characters, more than a comment takes ({limit}): this is its summary. {whole}.\n"
+    );
+    // the closing sections are written last and their room kept for them
+    let mut tail = String::new();
+    let mut kinds: BTreeMap<(&str, String), usize> = BTreeMap::new();
+    let mut per_subject: BTreeMap<String, usize> = BTreeMap::new();
+    for st in &plan.steps {
+        let kind = serde_json::to_value(st.kind())
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        *kinds.entry((st.action().symbol(), kind)).or_default() += 1;
+        if let Some(s) = st.subject() {
+            *per_subject.entry(s.to_owned()).or_default() += 1;
+        }
+    }
+    tail.push_str("| | Step | Count |\n|:---:|---|---:|\n");
+    for ((symbol, kind), n) in &kinds {
+        let _ = writeln!(tail, "| `{symbol}` | {} | {n} |", md(kind));
+    }
+    let mut outcomes: BTreeMap<String, usize> = BTreeMap::new();
+    for s in &plan.subjects {
+        let o = serde_json::to_value(s.outcome)
+            .ok()
+            .and_then(|v| v.as_str().map(str::to_owned))
+            .unwrap_or_default();
+        *outcomes.entry(o).or_default() += 1;
+    }
+    let _ = writeln!(
+        tail,
+        "\nSubjects: {}.\n",
+        outcomes
+            .iter()
+            .map(|(o, n)| format!("{n} {}", md(o)))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    let mut busiest: Vec<(&String, &usize)> = per_subject.iter().collect();
+    busiest.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+    let mut listed = String::new();
+    let mut shown = 0;
+    for (s, n) in &busiest {
+        let line = format!("| `{}` | {n} |\n", md(s).replace('`', "'"));
+        if out.chars().count() + tail.chars().count() + listed.chars().count() + line.len() + 400
+            > limit
+        {
+            break;
+        }
+        listed.push_str(&line);
+        shown += 1;
+    }
+    // conflicts first: they are why a check fails; as many as fit, the rest counted
+    if !plan.conflicts.is_empty() {
+        let _ = writeln!(
+            out,
+            "> [!CAUTION]\n> **{} conflict(s)**: `apply` will refuse this plan until they are settled.\n",
+            plan.conflicts.len()
+        );
+        let room = limit.saturating_sub(tail.chars().count() + 600);
+        let mut written = 0;
+        for c in &plan.conflicts {
+            let line = format!("- **{}**\n", md(&c.message));
+            if out.chars().count() + line.chars().count() > room {
+                break;
+            }
+            out.push_str(&line);
+            written += 1;
+        }
+        if written < plan.conflicts.len() {
+            let _ = writeln!(
+                out,
+                "- and {} more (in the plan file)",
+                plan.conflicts.len() - written
+            );
+        }
+        out.push('\n');
+    }
+    out.push_str(&tail);
+    if shown > 0 && out.chars().count() + listed.chars().count() + 200 <= limit {
+        let _ = writeln!(
+            out,
+            "<details><summary>Subjects with the most steps ({shown} of {})</summary>\n\n| Subject | Steps |\n|---|---:|\n{listed}\n</details>",
+            busiest.len()
+        );
+    }
+    out
 }
 
 /// The plan as Markdown, for a pull-request comment: the totals, conflicts,

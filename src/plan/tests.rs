@@ -452,3 +452,83 @@ fn consumer_groups_render_in_text_markdown_and_the_plan_file() {
     assert_eq!(back.groups, p.groups);
     assert_eq!(back.to_timestamp, p.to_timestamp);
 }
+
+/// A backup of `n` subjects of one version each (the `empty-target`
+/// scenario's `payments-value` under new names and IDs), into an empty target.
+fn many_subjects(n: u32) -> Scenario {
+    let mut s = load(&root().join("empty-target"));
+    let template = s.backup.subjects["payments-value"].clone();
+    s.backup.subjects.clear();
+    for i in 0..n {
+        let name = format!("team-{:03}.orders-{i:05}-value", i % 100);
+        let mut subject = template.clone();
+        subject.name = name.clone();
+        for v in subject.versions.values_mut() {
+            v.subject = name.clone();
+            v.id = 1000 + i;
+            v.schema = v.schema.replace("Payment", &format!("Payment{i}"));
+        }
+        s.backup.subjects.insert(name, subject);
+    }
+    s
+}
+
+#[test]
+fn a_plan_too_large_for_a_comment_is_summarised_within_the_limit() {
+    let s = many_subjects(10_000);
+    let p = plan(&s.backup, &s.target, &s.options).unwrap();
+    let full = render::markdown(&p);
+    assert!(
+        full.chars().count() > render::COMMENT_LIMIT,
+        "the full Markdown of 10,000 subjects fits; the test needs one that does not"
+    );
+    let md = render::markdown_within(&p, render::COMMENT_LIMIT, Some("plan.json"));
+    assert!(
+        md.chars().count() <= render::COMMENT_LIMIT,
+        "{} characters",
+        md.chars().count()
+    );
+    assert!(md.starts_with("### Schema Registry plan (summary)"), "{md}");
+    assert!(md.contains(&render::totals_line(&p)));
+    assert!(md.contains("`kafka-backup show plan.json`"), "{md}");
+    // the steps counted per kind add up to the plan's
+    let registers = p
+        .steps
+        .iter()
+        .filter(|st| st.kind() == step::StepKind::Register)
+        .count();
+    assert_eq!(registers, 10_000);
+    assert!(
+        md.contains(&format!("| `+` | register | {registers} |")),
+        "{md}"
+    );
+    assert!(md.contains("Subjects: 10000 created."), "{md}");
+    // a plan that fits is the full rendering, unchanged
+    let small = load(&root().join("empty-target"));
+    let p = plan(&small.backup, &small.target, &small.options).unwrap();
+    assert_eq!(
+        render::markdown_within(&p, render::COMMENT_LIMIT, None),
+        render::markdown(&p)
+    );
+}
+
+#[test]
+fn conflicts_that_do_not_fit_are_counted_and_the_summary_still_fits() {
+    let s = load(&root().join("diverged-version"));
+    let mut p = plan(&s.backup, &s.target, &s.options).unwrap();
+    let conflict = p
+        .conflicts
+        .first()
+        .cloned()
+        .expect("the scenario has a conflict");
+    p.conflicts = vec![conflict; 5_000];
+    let md = render::markdown_within(&p, render::COMMENT_LIMIT, None);
+    assert!(md.chars().count() <= render::COMMENT_LIMIT);
+    assert!(md.contains("**5000 conflict(s)**"), "{md}");
+    let shown = md.lines().filter(|l| l.starts_with("- **")).count();
+    assert!(shown > 10 && shown < 5_000, "{shown}");
+    assert!(
+        md.contains(&format!("- and {} more (in the plan file)", 5_000 - shown)),
+        "{md}"
+    );
+}
