@@ -46,6 +46,7 @@ pub mod interrupt;
 pub mod kafka;
 pub mod lease;
 pub mod manifest;
+pub mod metrics;
 pub mod model;
 pub mod plan;
 pub mod planfile;

@@ -432,6 +432,11 @@ pub async fn apply_registry_concurrent(
             },
         };
         let step = &plan.steps[j];
+        let counted = if result.is_ok() { "done" } else { "failed" };
+        crate::metrics::global()
+            .steps
+            .get_or_create(&crate::metrics::OutcomeLabel { outcome: counted })
+            .inc();
         match result {
             Ok(done) => {
                 if let Some(r) = &done.registered {

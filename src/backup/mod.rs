@@ -870,6 +870,13 @@ async fn backup_topics(
         }
     }
     let total: u64 = jobs.iter().map(|j| (j.high - j.low).max(0) as u64).sum();
+    let metrics = crate::metrics::global();
+    for j in &jobs {
+        metrics
+            .lag
+            .get_or_create(&metrics.topic(&j.topic))
+            .inc_by((j.high - j.first).max(0));
+    }
     let progress = Arc::new(Progress::default());
     let bar = options
         .progress

@@ -463,6 +463,21 @@ fn store_segment(
             path: format!("{backup_id}/{relative}"),
             source,
         })?;
+    let metrics = crate::metrics::global();
+    let topic = metrics.topic(&job.topic);
+    metrics
+        .records
+        .get_or_create(&topic)
+        .inc_by(segment.meta.record_count);
+    metrics
+        .bytes
+        .get_or_create(&topic)
+        .inc_by(segment.meta.uncompressed_bytes);
+    metrics
+        .lag
+        .get_or_create(&topic)
+        .dec_by(i64::try_from(segment.meta.record_count).unwrap_or(i64::MAX));
+    metrics.segments.inc();
     Ok(SegmentEntry {
         path: relative,
         meta: segment.meta,

@@ -29,6 +29,14 @@ pub struct Cli {
     /// one object per line, for log collectors (a failure's error too).
     #[arg(long, value_enum, global = true, default_value_t = LogFormat::Text)]
     pub log_format: LogFormat,
+    /// Serve Prometheus metrics on this `host:port` while `backup` or
+    /// `apply` runs (`metrics.addr` in the configuration).
+    #[arg(long, value_name = "ADDR", global = true)]
+    pub metrics_addr: Option<String>,
+    /// Keep serving the metrics this many seconds after the run ends, so
+    /// that a scheduled job's last values are scraped.
+    #[arg(long, value_name = "SECS", global = true)]
+    pub metrics_linger: Option<u64>,
 
     #[command(subcommand)]
     pub command: Command,
@@ -359,6 +367,62 @@ pub enum ConfigFormat {
 
 /// Runs the parsed command line and gives the process exit code.
 pub fn run(cli: Cli) -> ExitCode {
+    let serves = matches!(cli.command, Command::Backup(_) | Command::Apply(_));
+    if serves
+        && let Some(addr) = &cli.metrics_addr
+        && let Err(e) = start_metrics(addr, cli.metrics_linger)
+    {
+        report(&e);
+        return ExitCode::FAILURE;
+    }
+    LINGER_FLAG.store(
+        cli.metrics_linger.unwrap_or(u64::MAX),
+        std::sync::atomic::Ordering::Relaxed,
+    );
+    let code = run_command(cli);
+    if serves {
+        finish_metrics(code == ExitCode::SUCCESS);
+    }
+    code
+}
+
+/// Where the metrics are served, and how long after the run.
+static METRICS: std::sync::OnceLock<(std::net::SocketAddr, u64)> = std::sync::OnceLock::new();
+/// `--metrics-linger` (`u64::MAX`: not given), which the configuration's
+/// `metrics.linger_secs` does not override.
+static LINGER_FLAG: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(u64::MAX);
+
+/// Serves the metrics on `addr` (once per process: the flag first, then
+/// the configuration) and says where on stderr.
+fn start_metrics(addr: &str, linger: Option<u64>) -> anyhow::Result<()> {
+    if METRICS.get().is_some() {
+        return Ok(());
+    }
+    let bound = crate::metrics::serve(addr)
+        .map_err(|e| anyhow::anyhow!("cannot serve metrics on `{addr}`: {e}"))?;
+    eprintln!("metrics: serving on http://{bound}/metrics");
+    let _ = METRICS.set((bound, linger.unwrap_or(0)));
+    Ok(())
+}
+
+/// At the end of a run: the last success time, then the linger.
+fn finish_metrics(succeeded: bool) {
+    let Some((bound, linger)) = METRICS.get() else {
+        return;
+    };
+    if succeeded {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0.0, |d| d.as_secs_f64());
+        crate::metrics::global().last_success.set(now);
+    }
+    if *linger > 0 {
+        eprintln!("metrics: serving on http://{bound}/metrics for {linger} s more");
+        std::thread::sleep(std::time::Duration::from_secs(*linger));
+    }
+}
+
+fn run_command(cli: Cli) -> ExitCode {
     let result = match cli.command {
         Command::Validate(args) => validate::run(&args),
         Command::Backup(args) => backup::run(&args).inspect(|_| crate::heap::report("backup")),
@@ -476,6 +540,18 @@ fn load_config(
             name(job),
             path.display()
         );
+    }
+    if (command == "backup" || command == "apply")
+        && let Some(m) = &loaded.config.metrics
+        && let Some(addr) = &m.addr
+    {
+        let flag = LINGER_FLAG.load(std::sync::atomic::Ordering::Relaxed);
+        let linger = if flag == u64::MAX {
+            m.linger_secs
+        } else {
+            Some(flag)
+        };
+        start_metrics(addr.as_str(), linger)?;
     }
     if job == crate::config::Mode::Restore && loaded.config.incremental_from.is_some() {
         anyhow::bail!(

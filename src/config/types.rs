@@ -36,6 +36,9 @@ pub struct Config {
     /// Which backups `prune` keeps.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub retention: Option<Retention>,
+    /// A Prometheus endpoint while `backup` or `apply` runs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<MetricsConfig>,
     #[serde(default)]
     pub enterprise: Enterprise,
 }
@@ -361,6 +364,19 @@ impl Serialize for ClientProperty {
         // the key is not known here; `redacted_properties` handles printing
         self.0.serialize(s)
     }
+}
+
+/// `metrics:`: where `backup` and `apply` serve their Prometheus metrics
+/// (`--metrics-addr` and `--metrics-linger` override it).
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// `host:port` to listen on (`0.0.0.0:9464`; port 0 picks one).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub addr: Option<Text>,
+    /// Seconds to keep serving after the run ends, for a last scrape.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub linger_secs: Option<u64>,
 }
 
 /// `retention:`: what `kafka-backup prune` keeps (its flags override these).

@@ -330,6 +330,7 @@ impl HttpRegistry {
             let (outcome, error) = match request.send().await {
                 Ok(response) => {
                     let status = response.status().as_u16();
+                    crate::metrics::global().registry_answer(Some(status));
                     retry_after = response
                         .headers()
                         .get(header::RETRY_AFTER)
@@ -367,20 +368,34 @@ impl HttpRegistry {
                         ),
                     }
                 }
-                Err(e) if e.is_timeout() => (
-                    Outcome::Timeout,
-                    RegistryError::Timeout(Box::new(failure(None, None, transport_message(&e)))),
-                ),
+                Err(e) if e.is_timeout() => {
+                    crate::metrics::global().registry_answer(None);
+                    (
+                        Outcome::Timeout,
+                        RegistryError::Timeout(Box::new(failure(
+                            None,
+                            None,
+                            transport_message(&e),
+                        ))),
+                    )
+                }
                 Err(e) if e.is_builder() => {
                     return Err(RegistryError::Config {
                         key: format!("{SR}.url"),
                         message: transport_message(&e),
                     });
                 }
-                Err(e) => (
-                    Outcome::Connect,
-                    RegistryError::Connect(Box::new(failure(None, None, transport_message(&e)))),
-                ),
+                Err(e) => {
+                    crate::metrics::global().registry_answer(None);
+                    (
+                        Outcome::Connect,
+                        RegistryError::Connect(Box::new(failure(
+                            None,
+                            None,
+                            transport_message(&e),
+                        ))),
+                    )
+                }
             };
             if !retry.should_retry(attempt, outcome) || !error.is_transient() {
                 // a refused certificate is refused again: no retry

@@ -608,9 +608,21 @@ async fn keep_journal(
     let mut save_error = None;
     let mut saved = Instant::now();
     let mut unsaved = false;
+    // records confirmed per partition so far, for the metrics' counters
+    let mut confirmed: std::collections::HashMap<(String, i32), u64> = Default::default();
+    let metrics = crate::metrics::global();
     while let Some(event) = events.recv().await {
         match event {
             Event::Progress(p) => {
+                let (topic, partition, written) = p.confirmed();
+                let seen = confirmed.entry((topic.to_owned(), partition)).or_default();
+                if written > *seen {
+                    metrics
+                        .records
+                        .get_or_create(&metrics.topic(topic))
+                        .inc_by(written - *seen);
+                    *seen = written;
+                }
                 unsaved |= p.record(journal);
                 if saved.elapsed() < PROGRESS_SAVE_INTERVAL {
                     continue;

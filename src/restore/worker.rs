@@ -51,6 +51,11 @@ pub(super) struct Progress {
 }
 
 impl Progress {
+    /// The target topic, partition and records confirmed there so far.
+    pub(super) fn confirmed(&self) -> (&str, i32, u64) {
+        (&self.topic, self.partition, self.written)
+    }
+
     /// Writes this progress into the partition's journal entry; `false`
     /// when the journal has none.
     pub(super) fn record(self, journal: &mut DataJournal) -> bool {
