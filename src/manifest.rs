@@ -496,8 +496,8 @@ impl BackupReader {
         })
     }
 
-    /// The bytes of a file of the backup, checked against the manifest.
-    pub async fn read(&self, relative: &str) -> Result<Bytes, ReadError> {
+    /// The member holding `relative` and its entry in the joined manifest.
+    fn locate(&self, relative: &str) -> Result<(&str, &FileEntry), ReadError> {
         let owner = self.owners.get(relative).unwrap_or(&self.backup_id);
         let entry = self
             .manifest
@@ -507,6 +507,12 @@ impl BackupReader {
                 path: format!("{owner}/{relative}"),
                 reason: "the file is not listed in the manifest".into(),
             })?;
+        Ok((owner, entry))
+    }
+
+    /// The bytes of a file of the backup, checked against the manifest.
+    pub async fn read(&self, relative: &str) -> Result<Bytes, ReadError> {
+        let (owner, entry) = self.locate(relative)?;
         read_checked(&self.store, owner, relative, entry, self.sealed(owner)).await
     }
 
@@ -514,15 +520,7 @@ impl BackupReader {
     /// read through [`StoredFile::reader`]: an encrypted one is decrypted a
     /// chunk at a time as it is read (segments), not all at once.
     pub async fn read_stored(&self, relative: &str) -> Result<StoredFile, ReadError> {
-        let owner = self.owners.get(relative).unwrap_or(&self.backup_id);
-        let entry = self
-            .manifest
-            .files
-            .get(relative)
-            .ok_or_else(|| ReadError::Mismatch {
-                path: format!("{owner}/{relative}"),
-                reason: "the file is not listed in the manifest".into(),
-            })?;
+        let (owner, entry) = self.locate(relative)?;
         let bytes = fetch_checked(&self.store, owner, relative, entry).await?;
         Ok(StoredFile {
             bytes,

@@ -11,10 +11,9 @@ const CREDENTIALS: [(&str, &str); 3] = [
     ("AWS_REGION", "us-east-1"),
 ];
 
-#[tokio::test(flavor = "multi_thread")]
-async fn backup_to_s3_and_describe_from_it() {
-    let endpoint = ground("S3_ENDPOINT");
-    let bucket = unique("kb").to_lowercase();
+/// A new bucket on the test ground's S3 server.
+async fn new_bucket(endpoint: &str, prefix: &str) -> String {
+    let bucket = unique(prefix).to_lowercase();
     let created = reqwest::Client::new()
         .put(format!("{endpoint}/{bucket}"))
         .send()
@@ -25,22 +24,35 @@ async fn backup_to_s3_and_describe_from_it() {
         "creating bucket: {}",
         created.status()
     );
+    bucket
+}
 
-    let topic = unique("s3-orders");
-    create_topic(&topic, 2, &[]).await;
+/// A new topic of `partitions` partitions holding `count` records
+/// `value-0`, `value-1`, ... spread round-robin.
+async fn topic_of(prefix: &str, partitions: i32, count: i32) -> String {
+    let topic = unique(prefix);
+    create_topic(&topic, partitions, &[]).await;
     let producer: rdkafka::producer::FutureProducer = client_config().create().unwrap();
-    for i in 0..40 {
+    for i in 0..count {
         let payload = format!("value-{i}");
         producer
             .send(
                 rdkafka::producer::FutureRecord::<(), _>::to(&topic)
-                    .partition(i % 2)
+                    .partition(i % partitions)
                     .payload(&payload),
                 std::time::Duration::from_secs(10),
             )
             .await
             .unwrap();
     }
+    topic
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn backup_to_s3_and_describe_from_it() {
+    let endpoint = ground("S3_ENDPOINT");
+    let bucket = new_bucket(&endpoint, "kb").await;
+    let topic = topic_of("s3-orders", 2, 40).await;
 
     let dir = tempfile::tempdir().unwrap();
     let cfg = write(
@@ -178,25 +190,8 @@ async fn backup_to_s3_and_describe_from_it() {
 #[tokio::test(flavor = "multi_thread")]
 async fn server_side_encryption_options_reach_every_object() {
     let endpoint = ground("S3_ENDPOINT");
-    let bucket = unique("kb-sse").to_lowercase();
-    let created = reqwest::Client::new()
-        .put(format!("{endpoint}/{bucket}"))
-        .send()
-        .await
-        .unwrap();
-    assert!(created.status().is_success(), "{}", created.status());
-    let topic = unique("s3-sse");
-    create_topic(&topic, 1, &[]).await;
-    let producer: rdkafka::producer::FutureProducer = client_config().create().unwrap();
-    for i in 0..10 {
-        producer
-            .send(
-                rdkafka::producer::FutureRecord::<(), _>::to(&topic).payload(&format!("v{i}")),
-                std::time::Duration::from_secs(10),
-            )
-            .await
-            .unwrap();
-    }
+    let bucket = new_bucket(&endpoint, "kb-sse").await;
+    let topic = topic_of("s3-sse", 1, 10).await;
     let dir = tempfile::tempdir().unwrap();
     let cfg = write(
         dir.path(),
