@@ -567,49 +567,42 @@ mod tests {
     fn write(records: &[Record]) -> Segment {
         let mut w = SegmentWriter::new();
         for r in records {
-            let headers: Vec<(&[u8], Option<&[u8]>)> = r
-                .headers
-                .iter()
-                .map(|(n, v)| (n.as_slice(), v.as_deref()))
-                .collect();
-            w.push(&RecordRef {
-                offset: r.offset,
-                timestamp: r.timestamp,
-                timestamp_type: r.timestamp_type,
-                key: r.key.as_deref(),
-                value: r.value.as_deref(),
-                headers: &headers,
-            })
-            .unwrap();
+            as_ref(r, |r| w.push(r)).unwrap();
         }
         w.finish().compress(3).unwrap()
+    }
+
+    /// `f` of `r` borrowed as the writer takes a record.
+    fn as_ref<T>(r: &Record, f: impl FnOnce(&RecordRef<'_>) -> T) -> T {
+        let headers: Vec<(&[u8], Option<&[u8]>)> = r
+            .headers
+            .iter()
+            .map(|(n, v)| (n.as_slice(), v.as_deref()))
+            .collect();
+        f(&RecordRef {
+            offset: r.offset,
+            timestamp: r.timestamp,
+            timestamp_type: r.timestamp_type,
+            key: r.key.as_deref(),
+            value: r.value.as_deref(),
+            headers: &headers,
+        })
     }
 
     #[test]
     fn encoded_len_is_what_push_writes_and_fits_keeps_a_segment_within_its_limit() {
         for r in sample() {
-            let headers: Vec<(&[u8], Option<&[u8]>)> = r
-                .headers
-                .iter()
-                .map(|(n, v)| (n.as_slice(), v.as_deref()))
-                .collect();
-            let r = RecordRef {
-                offset: r.offset,
-                timestamp: r.timestamp,
-                timestamp_type: r.timestamp_type,
-                key: r.key.as_deref(),
-                value: r.value.as_deref(),
-                headers: &headers,
-            };
-            let mut w = SegmentWriter::new();
-            assert!(w.fits(&r, 0), "an empty segment takes any record");
-            w.push(&r).unwrap();
-            let one = w.len();
-            assert_eq!(one, MAGIC.len() + encoded_len(&r));
-            assert!(w.fits(&r, one + encoded_len(&r)));
-            assert!(!w.fits(&r, one + encoded_len(&r) - 1));
-            w.push(&r).unwrap();
-            assert_eq!(w.len(), MAGIC.len() + 2 * encoded_len(&r));
+            as_ref(&r, |r| {
+                let mut w = SegmentWriter::new();
+                assert!(w.fits(r, 0), "an empty segment takes any record");
+                w.push(r).unwrap();
+                let one = w.len();
+                assert_eq!(one, MAGIC.len() + encoded_len(r));
+                assert!(w.fits(r, one + encoded_len(r)));
+                assert!(!w.fits(r, one + encoded_len(r) - 1));
+                w.push(r).unwrap();
+                assert_eq!(w.len(), MAGIC.len() + 2 * encoded_len(r));
+            });
         }
     }
 
