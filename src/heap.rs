@@ -6,7 +6,9 @@
 //!
 //! The binary installs it as the global allocator (`src/main.rs`); `-v` prints
 //! the peak at the end of `backup` and `apply`. Two relaxed atomic operations
-//! per allocation: nothing the benchmarks can tell apart from the noise.
+//! per allocation; its cost was not measured apart: the backup benchmarks on
+//! the idle machine just before and after it gave 1.60 / 5.38 and 1.41 / 5.54
+//! CPU seconds (200 MB / 1 GB), within the runs' spread.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
