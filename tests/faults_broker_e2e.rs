@@ -343,7 +343,15 @@ async fn fault_target_broker_restarted_during_restore_never_reports_done_with_re
             failed += 1;
             eprintln!("run {run} failed: {}", common::stderr(&out));
             let out = apply().wait_with_output().unwrap();
-            assert!(out.status.success(), "{}", common::stderr(&out));
+            // the rerun finishes, or refuses because the broker lost records
+            // it had acknowledged before the restart (seen once: a partition
+            // empty after it): the tally below finds them lost, and `verify`
+            // and a further rerun must refuse them too
+            let err = common::stderr(&out);
+            assert!(
+                out.status.success() || err.contains("the broker lost records it had acknowledged"),
+                "{err}"
+            );
         }
         let got = consume_all_from(broker.client_config(), &restored, 3);
         let map = seed_map();
