@@ -702,41 +702,33 @@ fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
 }
 
+/// Whether `relative` is in the store.
+async fn exists(store: &Store, relative: &str) -> Result<bool, BackupError> {
+    match store.object_store().head(&store.path(relative)).await {
+        Ok(_) => Ok(true),
+        Err(object_store::Error::NotFound { .. }) => Ok(false),
+        Err(source) => Err(BackupError::Storage {
+            path: relative.to_owned(),
+            source,
+        }),
+    }
+}
+
 /// Refuses a finished backup of the same ID, and an unfinished group backup
 /// (only `backup --group` goes on with it); clears what an interrupted
 /// single run left.
 async fn prepare_folder(store: &Store, backup_id: &str) -> Result<(), BackupError> {
-    let manifest_path = store.path(&format!("{backup_id}/{MANIFEST_FILE}"));
-    match store.object_store().head(&manifest_path).await {
-        Ok(_) => {
-            return Err(BackupError::AlreadyExists {
-                backup_id: backup_id.to_owned(),
-                location: store.to_string(),
-            });
-        }
-        Err(object_store::Error::NotFound { .. }) => {}
-        Err(source) => {
-            return Err(BackupError::Storage {
-                path: format!("{backup_id}/{MANIFEST_FILE}"),
-                source,
-            });
-        }
+    if exists(store, &format!("{backup_id}/{MANIFEST_FILE}")).await? {
+        return Err(BackupError::AlreadyExists {
+            backup_id: backup_id.to_owned(),
+            location: store.to_string(),
+        });
     }
-    let frame_path = store.path(&format!("{backup_id}/{}", frame::FRAME_FILE));
-    match store.object_store().head(&frame_path).await {
-        Ok(_) => {
-            return Err(BackupError::GroupFolder {
-                backup_id: backup_id.to_owned(),
-                location: store.to_string(),
-            });
-        }
-        Err(object_store::Error::NotFound { .. }) => {}
-        Err(source) => {
-            return Err(BackupError::Storage {
-                path: format!("{backup_id}/{}", frame::FRAME_FILE),
-                source,
-            });
-        }
+    if exists(store, &format!("{backup_id}/{}", frame::FRAME_FILE)).await? {
+        return Err(BackupError::GroupFolder {
+            backup_id: backup_id.to_owned(),
+            location: store.to_string(),
+        });
     }
     let folder = store.path(backup_id);
     let leftovers: Vec<_> = store
