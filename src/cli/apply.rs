@@ -280,6 +280,25 @@ fn apply_leased(
             Some(path) => Some(read_plan(path)?),
             None => None,
         };
+        // `--ask`: the saved plan is shown and answered before anything changes
+        if args.ask
+            && let Some(plan) = &own
+        {
+            print!("{}", render::text(plan));
+            if !args.registry_only {
+                print_topics(
+                    cfg,
+                    runtime,
+                    store,
+                    backup_id,
+                    args,
+                    "Topics to restore after the registry:",
+                )?;
+            }
+            if !super::confirmed("Apply this plan?", "Apply")? {
+                return Ok(ExitCode::FAILURE);
+            }
+        }
         let left = match waits {
             Some(_) => Vec::new(),
             None => {

@@ -232,6 +232,11 @@ pub struct ApplyArgs {
     /// Apply without asking (`apply -c` shows the plan and waits for `yes` otherwise).
     #[arg(long)]
     pub auto_approve: bool,
+    /// With a plan file: show it and wait for `yes` on standard input before
+    /// changing anything (a saved plan is applied without asking otherwise),
+    /// for a reviewer who answers a running process (`kubectl attach -i`).
+    #[arg(long, requires = "plan", conflicts_with_all = ["auto_approve", "dry_run"])]
+    pub ask: bool,
     /// Print every request that would be sent and the topics that would be
     /// restored, and change nothing.
     #[arg(long)]
@@ -418,8 +423,38 @@ fn finish_metrics(succeeded: bool) {
     }
     if *linger > 0 {
         eprintln!("metrics: serving on http://{bound}/metrics for {linger} s more");
-        std::thread::sleep(std::time::Duration::from_secs(*linger));
+        linger_until_signal(std::time::Duration::from_secs(*linger));
     }
+}
+
+/// Sleeps `linger`, or until SIGTERM or SIGINT ends it early: a scheduler that
+/// stops the pod during the linger (a Job's deadline, a drained node) gets the
+/// run's own exit code (before, the signal killed a backup that had finished,
+/// and its Job counted it as failed).
+fn linger_until_signal(linger: std::time::Duration) {
+    use tokio::signal::unix::{SignalKind, signal};
+    let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    else {
+        std::thread::sleep(linger);
+        return;
+    };
+    runtime.block_on(async {
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            tokio::time::sleep(linger).await;
+            return;
+        };
+        let name = tokio::select! {
+            () = tokio::time::sleep(linger) => return,
+            _ = term.recv() => "terminated (SIGTERM)",
+            _ = int.recv() => "interrupted (SIGINT)",
+        };
+        eprintln!("metrics: {name}: no more serving; the run's outcome stands");
+    });
 }
 
 fn run_command(cli: Cli) -> ExitCode {

@@ -228,7 +228,7 @@ fn parse_typed(text: &str, format: Format, source: &SourceMap) -> Result<Config,
     let key = line.and_then(|l| source.key_at_line(l));
     // a Kubernetes resource pasted as a configuration file
     let hint = (key.as_deref() == Some("apiVersion") || key.as_deref() == Some("kind")).then(|| {
-        "this looks like a Kubernetes resource; kafka-backup reads the configuration tree itself (`mode`, `source`, `storage`, `enterprise`)".to_owned()
+        "this looks like a Kubernetes resource; kafka-backup reads the configuration tree itself (`mode`, `source`, `storage`, `enterprise`), and runs on Kubernetes as a CronJob or Job with that file in a ConfigMap, without an operator: see docs/kubernetes.md".to_owned()
     });
     Err(Problem {
         line,
