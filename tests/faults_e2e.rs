@@ -272,6 +272,82 @@ fn spawn(args: &[&str]) -> std::process::Child {
         .unwrap()
 }
 
+/// SIGTERM (a Kubernetes Job's pod deleted, a node drained) stops a backup
+/// with its lease released, so the Job's next pod, on another host, is not
+/// refused for the lease's minute; before, the signal's default action ended
+/// the process and left the lease behind.
+#[tokio::test(flavor = "multi_thread")]
+async fn fault_sigterm_stops_a_backup_and_releases_its_lease() {
+    use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+    let topic = unique("sigterm");
+    create_topic(&topic, 1, &[]).await;
+    // an open transaction: the backup waits for it, still running when signalled
+    let txn: FutureProducer = client_config()
+        .set("transactional.id", format!("{topic}-txn"))
+        .set("transaction.timeout.ms", "120000")
+        .create()
+        .unwrap();
+    txn.init_transactions(Duration::from_secs(30)).unwrap();
+    txn.begin_transaction().unwrap();
+    txn.send(
+        FutureRecord::<[u8], [u8]>::to(&topic)
+            .partition(0)
+            .payload(b"open"),
+        Duration::from_secs(10),
+    )
+    .await
+    .unwrap_or_else(|(e, _)| panic!("{e}"));
+    txn.flush(Duration::from_secs(10)).unwrap();
+
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = write(
+        dir.path(),
+        "sigterm.yaml",
+        &format!(
+            "backup_id: sigterm\nsource:\n  bootstrap_servers: [{}]\n  topics:\n    include: [\"{topic}\"]\n  open_transaction_wait_secs: 60\nstorage:\n  path: {}\n",
+            bootstrap(),
+            dir.path().join("store").display(),
+        ),
+    );
+    let cfg = cfg.to_str().unwrap();
+    let mut backup = spawn(&["backup", "-c", cfg]);
+    assert!(
+        lease_taken(dir.path(), "backup-sigterm", &mut backup),
+        "the backup ended before its lease was seen"
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let pid = backup.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let started = Instant::now();
+    let out = backup.wait_with_output().unwrap();
+    assert!(
+        started.elapsed() < Duration::from_secs(15),
+        "it stopped at once"
+    );
+    let err = stderr(&out);
+    assert_eq!(out.status.code(), Some(143), "{err}");
+    assert!(
+        err.contains("terminated (SIGTERM): backup `sigterm` stopped and not published"),
+        "{err}"
+    );
+    assert!(
+        !dir.path().join("store/leases/backup-sigterm.json").exists(),
+        "the lease is released"
+    );
+    assert!(!dir.path().join("store/sigterm/manifest.json").exists());
+
+    // the retry, once the transaction ended: not refused, complete
+    txn.abort_transaction(Duration::from_secs(30)).unwrap();
+    success(&kafka_backup(&["backup", "-c", cfg]));
+    assert!(dir.path().join("store/sigterm/manifest.json").exists());
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn fault_a_second_backup_with_the_same_id_is_refused_while_the_first_runs() {
     let records: Vec<Rec> = (0..30_000)

@@ -97,6 +97,14 @@ pub enum BackupError {
     )]
     Interrupted { backup_id: String, code: u8 },
     #[error(
+        "{signal}: backup `{backup_id}` stopped and not published; its lease is released, so a rerun with this `backup_id` (a Job's retry) starts at once, clears what this run stored and backs up again"
+    )]
+    Stopped {
+        backup_id: String,
+        signal: &'static str,
+        code: u8,
+    },
+    #[error(
         "`{path}` cannot be read: {reason}\nhint: it was not written by this version of kafka-backup, or was changed by hand"
     )]
     BadFile { path: String, reason: String },
@@ -223,6 +231,10 @@ pub struct BackupOptions {
     pub allow_empty: bool,
     /// Take the backup ID's lease even from a run that still holds it.
     pub force_unlock: bool,
+    /// Stop on SIGTERM or SIGINT, releasing the lease, with
+    /// [`BackupError::Stopped`] (the command line's single runs; a library
+    /// caller keeps its own signal handling).
+    pub stop_on_signal: bool,
 }
 
 impl Default for BackupOptions {
@@ -234,6 +246,7 @@ impl Default for BackupOptions {
             progress: false,
             allow_empty: false,
             force_unlock: false,
+            stop_on_signal: false,
         }
     }
 }
@@ -313,9 +326,46 @@ pub async fn run(config: &Config, options: &BackupOptions) -> Result<Manifest, B
     )
     .await
     .map_err(Box::new)?;
-    let result = take(config, options, &store, &backup_id, source, &lease).await;
+    // listening before the backup starts: a signal never finds the default
+    // action, which would end the process with the lease left behind (a
+    // retry from another host, a Kubernetes Job's next pod, would then be
+    // refused until the lease ran out)
+    let signals = if options.stop_on_signal {
+        use tokio::signal::unix::{SignalKind, signal};
+        let listen = |kind| {
+            signal(kind).map_err(|e| BackupError::Task(format!("listening for signals: {e}")))
+        };
+        Some((
+            listen(SignalKind::terminate())?,
+            listen(SignalKind::interrupt())?,
+        ))
+    } else {
+        None
+    };
+    let result = tokio::select! {
+        result = take(config, options, &store, &backup_id, source, &lease) => result,
+        (signal, code) = stop_requested(signals) => Err(BackupError::Stopped {
+            backup_id: backup_id.clone(),
+            signal,
+            code,
+        }),
+    };
     lease.release().await;
     result
+}
+
+/// The first SIGTERM or SIGINT of `signals` (never, without them): its name
+/// and the exit code it asks for.
+async fn stop_requested(
+    signals: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
+) -> (&'static str, u8) {
+    let Some((mut term, mut int)) = signals else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => ("terminated (SIGTERM)", 143),
+        _ = int.recv() => ("interrupted (SIGINT)", 130),
+    }
 }
 
 /// The backup itself, under its lease.

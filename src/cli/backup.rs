@@ -18,10 +18,20 @@ pub fn run(args: &BackupArgs) -> anyhow::Result<ExitCode> {
         zstd_level: args.zstd_level,
         allow_empty: args.allow_empty,
         force_unlock: args.force_unlock,
+        stop_on_signal: true,
     };
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let Some(group_id) = &args.group else {
-        let manifest = runtime.block_on(backup::run(&loaded.config, &options))?;
+        let manifest = match runtime.block_on(backup::run(&loaded.config, &options)) {
+            Ok(manifest) => manifest,
+            Err(e @ backup::BackupError::Stopped { code, .. }) => {
+                eprintln!("{e}");
+                // the partitions' blocking tasks are not waited for: what
+                // they store is cleared by the next run
+                std::process::exit(code.into());
+            }
+            Err(e) => return Err(e.into()),
+        };
         let continues = manifest
             .parent
             .as_ref()
