@@ -109,16 +109,16 @@ impl Interrupt {
         match section {
             Some((on_request, _)) if !self.requested() => {
                 self.request_with(code);
-                eprintln!("{name}: {on_request}");
+                crate::cli::say(&format!("{name}: {on_request}"));
             }
             Some((_, left)) => {
-                eprintln!("{name} again: exiting now\n{left}");
+                crate::cli::say(&format!("{name} again: exiting now\n{left}"));
                 std::process::exit(code.into());
             }
             None => {
-                eprintln!(
+                crate::cli::say(&format!(
                     "{name}: exiting; what was done is journalled and the same command goes on from there"
-                );
+                ));
                 std::process::exit(code.into());
             }
         }

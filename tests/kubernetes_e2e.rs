@@ -258,7 +258,21 @@ impl<'a> Pod<'a> {
     }
 }
 
+/// Every stderr line is a JSON object (the containers run with
+/// `--log-format=json`, for the cluster's log collector).
+fn assert_json_logs(name: &str, out: &Output) {
+    for line in stderr(out).lines() {
+        assert!(
+            serde_json::from_str::<serde_json::Map<String, Value>>(line).is_ok(),
+            "{name}: a log line that is not JSON: {line}"
+        );
+    }
+}
+
 fn all_output(outputs: &[(String, Output)]) -> String {
+    for (name, out) in outputs {
+        assert_json_logs(name, out);
+    }
     outputs
         .iter()
         .map(|(name, out)| format!("[{name}] {:?}\n{}{}", out.status, stdout(out), stderr(out)))
@@ -538,7 +552,12 @@ async fn the_manifests_back_up_nightly_prune_and_restore_after_review() {
     // and it verifies, with the same pod's configuration and environment
     let pod = Pod::new(&cluster, &restore_job, "kafka-restore-verify");
     let mut verify = pod.container();
-    verify["args"] = serde_json::json!(["verify", "-c", "/etc/kafka-backup/restore.yaml"]);
+    verify["args"] = serde_json::json!([
+        "--log-format=json",
+        "verify",
+        "-c",
+        "/etc/kafka-backup/restore.yaml"
+    ]);
     let out = pod.command(&verify).output().unwrap();
     logs.push_str(&all_output(&[("verify".into(), out.clone())]));
     assert_eq!(out.status.code(), Some(0), "{logs}");

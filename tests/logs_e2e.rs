@@ -71,15 +71,22 @@ async fn logs_on_a_pipe_hold_no_escape_codes_and_json_logs_are_json() {
         "json",
     ]);
     assert!(out.status.success(), "{}", stderr(&out));
+    // every line, the command's own result line included
     let lines: Vec<serde_json::Value> = stderr(&out)
         .lines()
-        .filter(|l| l.starts_with('{'))
         .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
         .collect();
     assert!(
         lines
             .iter()
             .any(|l| l["level"] == "INFO" && l["fields"]["message"] == "topics backed up"),
+        "{lines:#?}"
+    );
+    assert!(
+        lines.iter().any(|l| l["level"] == "INFO"
+            && l["fields"]["message"]
+                .as_str()
+                .is_some_and(|m| m.starts_with("backup `json` done: 1 topics, 20 records"))),
         "{lines:#?}"
     );
     assert!(!out.stderr.contains(&0x1b));
@@ -97,8 +104,9 @@ async fn logs_on_a_pipe_hold_no_escape_codes_and_json_logs_are_json() {
     assert!(!said.lines().any(|l| l.starts_with("error:")), "{said}");
     let error: serde_json::Value = said
         .lines()
-        .filter(|l| l.starts_with('{'))
-        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).unwrap_or_else(|e| panic!("{e}: {l}"))
+        })
         .find(|l| l["level"] == "ERROR")
         .unwrap_or_else(|| panic!("no ERROR line in:\n{said}"));
     assert!(

@@ -720,7 +720,7 @@ fn apply_registry(
         }
         // the target is as the plan was made against again (emptied and
         // rebuilt, say): the plan is applied anew, not taken as done
-        eprintln!(
+        say!(
             "the target is back in the state this plan was made against since it was applied (journal `{}`): applying it again",
             journals.display("journal.json")
         );
@@ -733,7 +733,7 @@ fn apply_registry(
     if let Some(journal) = &existing {
         let absent = apply::done_but_absent(plan, journal, &target);
         if !absent.is_empty() {
-            eprintln!(
+            say!(
                 "warning: the journal `{}` has {} registration(s) done that the target registry does not hold ({}): the target lost them since; every step runs again",
                 journals.display("journal.json"),
                 absent.len(),
@@ -750,17 +750,17 @@ fn apply_registry(
         // when its apply began, against the target as it was then)
         apply::check_rederived(plan, &backup, &target)?;
     } else if !resuming {
-        eprintln!(
+        say!(
             "warning: with the target changed since the plan (--force), the plan's steps cannot be checked against the planner: they run as the file says"
         );
     }
     if resuming {
-        eprintln!(
+        say!(
             "resuming from the journal `{}` (the target moved since the plan: expected after a partial apply)",
             journals.display("journal.json")
         );
     } else if args.force && plan.target_fingerprint != target.fingerprint() {
-        eprintln!("warning: the target changed since the plan was made; applying anyway (--force)");
+        say!("warning: the target changed since the plan was made; applying anyway (--force)");
     }
     let mut journal = existing.unwrap_or_else(|| Journal::new(&digest));
     if !args.dry_run {

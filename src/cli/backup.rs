@@ -25,7 +25,7 @@ pub fn run(args: &BackupArgs) -> anyhow::Result<ExitCode> {
         let manifest = match runtime.block_on(backup::run(&loaded.config, &options)) {
             Ok(manifest) => manifest,
             Err(e @ backup::BackupError::Stopped { code, .. }) => {
-                eprintln!("{e}");
+                say!("error: {e}");
                 // the partitions' blocking tasks are not waited for: what
                 // they store is cleared by the next run
                 std::process::exit(code.into());
@@ -37,15 +37,18 @@ pub fn run(args: &BackupArgs) -> anyhow::Result<ExitCode> {
             .as_ref()
             .map(|p| format!(" (incremental, after `{}`)", p.backup_id))
             .unwrap_or_default();
-        eprintln!(
+        say!(
             "backup `{}` done{continues}: {}",
             manifest.backup_id,
             totals(&manifest)
         );
         for gap in super::describe::gaps(&manifest) {
-            eprintln!(
+            say!(
                 "warning: `{}` partition {}: offsets {}..{} were deleted from the source since the parent; no backup holds them (recorded in the manifest)",
-                gap.topic, gap.partition, gap.offsets[0], gap.offsets[1]
+                gap.topic,
+                gap.partition,
+                gap.offsets[0],
+                gap.offsets[1]
             );
         }
         return Ok(ExitCode::SUCCESS);
@@ -65,7 +68,7 @@ pub fn run(args: &BackupArgs) -> anyhow::Result<ExitCode> {
     let outcome = match runtime.block_on(backup::group::run(&loaded.config, &options, &group)) {
         Ok(outcome) => outcome,
         Err(e @ backup::BackupError::Interrupted { code, .. }) => {
-            eprintln!("{e}");
+            say!("{e}");
             return Ok(ExitCode::from(code));
         }
         Err(e) => return Err(e.into()),
@@ -76,7 +79,7 @@ pub fn run(args: &BackupArgs) -> anyhow::Result<ExitCode> {
     } else {
         "published by another worker"
     };
-    eprintln!(
+    say!(
         "backup `{}` done ({who}; {} partition(s) completed here): {}",
         manifest.backup_id,
         outcome.completed_here,

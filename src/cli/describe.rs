@@ -152,7 +152,7 @@ pub fn run(args: &DescribeArgs) -> anyhow::Result<ExitCode> {
         let reader = BackupReader::open(&store, &args.backup_id).await?;
         if args.verify_files {
             let n = reader.verify_all().await?;
-            eprintln!("all {n} files match the manifest");
+            say!("all {n} files match the manifest");
         }
         let schemas = match &reader.manifest.schema_registry {
             Some(sr) => {

@@ -1,6 +1,14 @@
 //! The command line: clap definitions, one file per command. `anyhow` is used
 //! here only; the library returns typed errors.
 
+/// `eprintln!` for what the commands tell the reader of stderr, which
+/// `--log-format json` turns into JSON lines: see [`say`].
+macro_rules! say {
+    ($($arg:tt)*) => {
+        $crate::cli::say(&format!($($arg)*))
+    };
+}
+
 mod apply;
 mod backup;
 mod describe;
@@ -405,7 +413,7 @@ fn start_metrics(addr: &str, linger: Option<u64>) -> anyhow::Result<()> {
     }
     let bound = crate::metrics::serve(addr)
         .map_err(|e| anyhow::anyhow!("cannot serve metrics on `{addr}`: {e}"))?;
-    eprintln!("metrics: serving on http://{bound}/metrics");
+    say!("metrics: serving on http://{bound}/metrics");
     let _ = METRICS.set((bound, linger.unwrap_or(0)));
     Ok(())
 }
@@ -422,7 +430,7 @@ fn finish_metrics(succeeded: bool) {
         crate::metrics::global().last_success.set(now);
     }
     if *linger > 0 {
-        eprintln!("metrics: serving on http://{bound}/metrics for {linger} s more");
+        say!("metrics: serving on http://{bound}/metrics for {linger} s more");
         linger_until_signal(std::time::Duration::from_secs(*linger));
     }
 }
@@ -453,7 +461,7 @@ fn linger_until_signal(linger: std::time::Duration) {
             _ = term.recv() => "terminated (SIGTERM)",
             _ = int.recv() => "interrupted (SIGINT)",
         };
-        eprintln!("metrics: {name}: no more serving; the run's outcome stands");
+        say!("metrics: {name}: no more serving; the run's outcome stands");
     });
 }
 
@@ -487,10 +495,36 @@ pub fn report(err: &anyhow::Error) {
         tracing::error!(causes = ?causes, "{err}");
         return;
     }
-    eprintln!("error: {err}");
+    say!("error: {err}");
     for cause in err.chain().skip(1) {
-        eprintln!("  caused by: {cause}");
+        say!("  caused by: {cause}");
     }
+}
+
+/// Writes `text` for whoever reads stderr: as it is, or with `--log-format
+/// json` as one JSON object shaped like the log lines (`timestamp`, `level`,
+/// `fields.message`, `target`), its level from an `error: ` or `warning: `
+/// prefix (then dropped), else `INFO`; so a log collector reads every line
+/// of stderr as JSON (stdout stays the command's output: plans, tables).
+pub(crate) fn say(text: &str) {
+    if !JSON_LOGS.load(std::sync::atomic::Ordering::Relaxed) {
+        eprintln!("{text}");
+        return;
+    }
+    let (level, message) = if let Some(m) = text.strip_prefix("error: ") {
+        ("ERROR", m)
+    } else if let Some(m) = text.strip_prefix("warning: ") {
+        ("WARN", m)
+    } else {
+        ("INFO", text)
+    };
+    let line = serde_json::json!({
+        "timestamp": chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true),
+        "level": level,
+        "fields": {"message": message},
+        "target": "kafka_backup::cli",
+    });
+    eprintln!("{line}");
 }
 
 /// How log lines are written on stderr.
@@ -541,12 +575,12 @@ fn confirmed(question: &str, what: &str) -> anyhow::Result<bool> {
         return Ok(true);
     }
     if !std::io::stdin().is_terminal() && answer.is_empty() {
-        eprintln!(
+        say!(
             "error: no answer on standard input\nhint: pass `--auto-approve` to {} without asking",
             what.to_lowercase()
         );
     } else {
-        eprintln!("{what} cancelled: nothing was changed.");
+        say!("{what} cancelled: nothing was changed.");
     }
     Ok(false)
 }
@@ -595,7 +629,7 @@ fn load_config(
         );
     }
     for warning in loaded.render_warnings() {
-        eprintln!("warning: {warning}");
+        say!("warning: {warning}");
     }
     Ok(loaded)
 }

@@ -31,7 +31,7 @@ pub fn run(args: &OffsetsArgs) -> anyhow::Result<ExitCode> {
         map.partitions.retain(|t, _| t == topic);
     }
     if map.partitions.is_empty() {
-        eprintln!(
+        say!(
             "no restored partition{} in `{}`",
             args.topic
                 .as_ref()

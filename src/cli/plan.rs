@@ -180,7 +180,7 @@ pub fn run(args: &PlanArgs) -> anyhow::Result<ExitCode> {
         let bytes = planfile::write(&plan);
         write_atomically(out, &bytes)
             .with_context(|| format!("cannot write the plan file `{}`", out.display()))?;
-        eprintln!("plan written to `{}`", out.display());
+        say!("plan written to `{}`", out.display());
     }
     let artefact = args.out.as_ref().map(|p| p.display().to_string());
     print!("{}", rendered(&plan, args.format, artefact.as_deref()));
@@ -191,21 +191,22 @@ pub fn run(args: &PlanArgs) -> anyhow::Result<ExitCode> {
         refused = runtime.block_on(check_compatibility(&client, &plan, &target.subjects))?;
     }
     if !plan.conflicts.is_empty() {
-        eprintln!(
+        say!(
             "error: the plan has {} conflict(s); `apply` will refuse it\nhint: resolve them in the target, or choose another `strategy`, `subject_mapping` or ID option",
             plan.conflicts.len()
         );
         return Ok(ExitCode::FAILURE);
     }
     if let Some(t) = plan.topics.iter().find(|t| t.fails()) {
-        eprintln!(
+        say!(
             "error: records of `{}` carry schema IDs the restore cannot map, and its `missing_id_policy` is `fail`: `apply` will refuse this plan before writing anything\nhint: restore the subjects that hold them (see the causes above), or set `missing_id_policy_topics.\"{}\"` to `skip` or `passthrough`",
-            t.topic, t.topic
+            t.topic,
+            t.topic
         );
         return Ok(ExitCode::FAILURE);
     }
     if refused > 0 {
-        eprintln!(
+        say!(
             "error: the target would refuse {refused} registration(s) under its compatibility levels"
         );
         return Ok(ExitCode::FAILURE);
@@ -240,7 +241,7 @@ fn refuse_temporary_target(
             ));
         }
     }
-    eprintln!(
+    say!(
         "error: an interrupted apply of backup `{backup_id}` left temporary settings in the target, and a plan made now would take them for the target's own:{listed}\nhint: put them back first with `kafka-backup put-back -c {}`, then plan again",
         args.config.display()
     );

@@ -27,7 +27,7 @@ pub fn run(args: &PruneArgs) -> anyhow::Result<ExitCode> {
         (Some(path), _) => {
             let loaded = crate::config::load(path)?;
             for warning in loaded.render_warnings() {
-                eprintln!("warning: {warning}");
+                say!("warning: {warning}");
             }
             let location = Location::from_config(loaded.config.storage.as_ref())?;
             (
@@ -86,11 +86,11 @@ pub fn run(args: &PruneArgs) -> anyhow::Result<ExitCode> {
     }
     for d in order {
         match runtime.block_on(prune::delete(&store, &d.backup_id)) {
-            Ok(n) => eprintln!("deleted `{}` ({n} objects)", d.backup_id),
+            Ok(n) => say!("deleted `{}` ({n} objects)", d.backup_id),
             Err(e) => {
                 // a backup a run took meanwhile, or a storage error: stop,
                 // since what comes next may be a backup this one continues
-                eprintln!(
+                say!(
                     "error: `{}` not deleted: {e}\nprune stopped: the backups not deleted yet are left as they were\nhint: run prune again once the cause is gone",
                     d.backup_id
                 );

@@ -52,7 +52,7 @@ pub fn run(args: &PutBackArgs) -> anyhow::Result<ExitCode> {
     let (found, left) = result?;
     let target = target_name(cfg);
     if !left.is_empty() {
-        eprintln!(
+        say!(
             "error: {} temporary setting(s) are still in `{target}`:{}\nhint: rerun `kafka-backup put-back -c {}` once the registry answers",
             left.len(),
             left.iter()
@@ -161,7 +161,7 @@ pub(super) fn interrupted(
             }
             continue;
         }
-        eprintln!(
+        say!(
             "an interrupted apply (plan {}, journal `{journal_file}`) left {pending} temporary setting(s) in the target; putting them back",
             run.short
         );
@@ -169,7 +169,7 @@ pub(super) fn interrupted(
             Some(c) => c,
             None => client.insert(HttpRegistry::new(&cfg.enterprise.schema_registry)?),
         };
-        let mut log = |line: String| eprintln!("{line}");
+        let mut log = |line: String| say!("{line}");
         let done = runtime.block_on(apply::put_back_interrupted(
             client,
             &run.plan,
@@ -177,7 +177,7 @@ pub(super) fn interrupted(
             &mut log,
         ));
         for line in &done.lines {
-            eprintln!("  put back: {line}");
+            say!("  put back: {line}");
         }
         runtime.block_on(run.journals.save(&run.journal))?;
         left.extend(done.left);

@@ -12,12 +12,12 @@ pub fn run(args: &ValidateArgs) -> anyhow::Result<ExitCode> {
     let loaded = match config::load(&args.config) {
         Ok(loaded) => loaded,
         Err(err) => {
-            eprintln!("error: {err}");
+            say!("error: {err}");
             return Ok(ExitCode::FAILURE);
         }
     };
     for warning in loaded.render_warnings() {
-        eprintln!("warning: {}", warning.replace('\n', "\n  "));
+        say!("warning: {}", warning.replace('\n', "\n  "));
     }
     let resolved = loaded.config.redacted();
     let text = match args.format {
@@ -27,6 +27,6 @@ pub fn run(args: &ValidateArgs) -> anyhow::Result<ExitCode> {
         }
     };
     print!("{text}");
-    eprintln!("configuration `{}` is valid", loaded.file);
+    say!("configuration `{}` is valid", loaded.file);
     Ok(ExitCode::SUCCESS)
 }
