@@ -41,11 +41,17 @@ pub struct OutcomeLabel {
 /// Every metric of the process.
 pub struct Metrics {
     registry: Registry,
-    /// Records backed up (stored in segments) or restored (acknowledged), per topic.
+    /// Records backed up (stored in segments) or restored (acknowledged by
+    /// the target to this run's producers), per topic (a restore's: the
+    /// target topic).
     pub records: Family<TopicLabel, Counter>,
-    /// Bytes of keys, values and headers of those records, per topic.
+    /// Bytes of keys, values and headers (names and values) of those
+    /// records, uncompressed, per topic: what `SegmentMeta::uncompressed_bytes`
+    /// counts (a restore's schema-ID rewrite keeps every size).
     pub bytes: Family<TopicLabel, Counter>,
-    /// Records still to take or to write, per topic.
+    /// Records still to take (to the end offsets read at the start) or to
+    /// write (at most: records a restore leaves out are taken off when
+    /// their partition is done), per topic.
     pub lag: Family<TopicLabel, Gauge>,
     /// Segments stored by a backup.
     pub segments: Counter,
@@ -59,7 +65,8 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    fn new() -> Self {
+    /// Metrics of their own, not served (tests; the process's are [`global`]).
+    pub(crate) fn new() -> Self {
         let mut registry = Registry::with_prefix("kafka_backup");
         let m = Self {
             registry: Registry::default(),
@@ -74,17 +81,17 @@ impl Metrics {
         };
         registry.register(
             "records",
-            "Records backed up (stored in segments) or restored (acknowledged by the target)",
+            "Records backed up (stored in segments; topic: the source topic) or restored (acknowledged by the target to this run; topic: the target topic)",
             m.records.clone(),
         );
         registry.register(
             "bytes",
-            "Bytes of keys, values and headers of those records",
+            "Bytes of keys, values and headers (names and values) of those records, uncompressed: as taken from the source (backup) or as acknowledged by the target (apply)",
             m.bytes.clone(),
         );
         registry.register(
             "lag_records",
-            "Records still to back up (to the end offsets read at the start) or to restore",
+            "Records still to back up (to the end offsets read at the start) or to restore (the backup's records of the partitions left, less those confirmed in the target; an upper bound while --to-timestamp or missing_id_policy skip leave records out, taken off as each partition is done: 0 after a restore that succeeded)",
             m.lag.clone(),
         );
         registry.register(

@@ -14,7 +14,8 @@
 //! - `worker`: restoring one partition after another with one producer.
 //!
 //! This file holds the flow: the options, the errors, [`restore`] and its
-//! phases, and what it did ([`RestoreOutcome`]).
+//! phases, and what it did ([`RestoreOutcome`], and per topic in the
+//! metrics: records and bytes acknowledged, records left to write).
 //!
 //! Per topic: create it when missing (the backed-up partition count and
 //! configs), refuse one with fewer partitions, refuse partitions that already
@@ -45,11 +46,12 @@ pub use journal::{DataJournal, DataJournalError, DataJournalStore, PartitionProg
 use rdkafka::consumer::BaseConsumer;
 use tokio::sync::mpsc::UnboundedReceiver;
 pub use topics::{Evidence, TopicJob, duplicate_targets, jobs};
-use worker::{Event, Shared, Totals, Work, Worker};
+use worker::{Event, Shared, Tally, Totals, Work, Worker};
 
 use crate::config::Config;
 use crate::kafka::{self, Cluster, KafkaError, REQUEST_TIMEOUT};
-use crate::manifest::{BackupReader, ReadError};
+use crate::manifest::{BackupReader, PartitionManifest, ReadError};
+use crate::metrics::Metrics;
 use crate::segment::SegmentError;
 
 /// How a restore runs.
@@ -413,6 +415,7 @@ pub async fn restore(
     let planned = plan_partitions(&consumer, jobs, &mut journal, options, &journal_path)?;
     journals.save(&journal).await?;
     drop(consumer);
+    let meter = Meter::start(crate::metrics::global(), &planned.work);
 
     let shared = Shared {
         cluster: cluster.clone(),
@@ -424,7 +427,7 @@ pub async fn restore(
         stop: AtomicBool::new(false),
         totals: Totals::default(),
     };
-    let ran = run_workers(workers, shared, journal, journals, (map, maps), log).await?;
+    let ran = run_workers(workers, shared, journal, journals, (map, maps), meter, log).await?;
     Ok(RestoreOutcome {
         topics_created,
         partitions_done_before: planned.done_before,
@@ -547,6 +550,7 @@ async fn run_workers(
     mut journal: DataJournal,
     journals: &DataJournalStore,
     (mut map, maps): (offsets::OffsetMap, &offsets::OffsetMapStore),
+    mut meter: Meter<'_>,
     log: &(dyn Fn(String) + Sync),
 ) -> Result<RestoreOutcome, RestoreError> {
     let shared = Arc::new(shared);
@@ -566,6 +570,7 @@ async fn run_workers(
         journals,
         (&mut map, maps),
         &shared.stop,
+        &mut meter,
         log,
         &mut outcome,
     )
@@ -593,36 +598,28 @@ const PROGRESS_SAVE_INTERVAL: Duration = Duration::from_secs(1);
 /// progress within partitions is saved at most every
 /// [`PROGRESS_SAVE_INTERVAL`] (and once more at the end), a finished
 /// partition at once (its offset map first: a partition the journal calls
-/// done has its map saved), and counted in `outcome`. When a save fails no
-/// worker takes another partition; the ones under way finish, and the
-/// failure is returned.
+/// done has its map saved), and counted in `outcome` and the metrics
+/// (`meter`). When a save fails no worker takes another partition; the ones
+/// under way finish, and the failure is returned.
+#[allow(clippy::too_many_arguments)]
 async fn keep_journal(
     mut events: UnboundedReceiver<Event>,
     journal: &mut DataJournal,
     journals: &DataJournalStore,
     (map, maps): (&mut offsets::OffsetMap, &offsets::OffsetMapStore),
     stop: &AtomicBool,
+    meter: &mut Meter<'_>,
     log: &(dyn Fn(String) + Sync),
     outcome: &mut RestoreOutcome,
 ) -> Result<(), DataJournalError> {
     let mut save_error = None;
     let mut saved = Instant::now();
     let mut unsaved = false;
-    // records confirmed per partition so far, for the metrics' counters
-    let mut confirmed: std::collections::HashMap<(String, i32), u64> = Default::default();
-    let metrics = crate::metrics::global();
     while let Some(event) = events.recv().await {
         match event {
             Event::Progress(p) => {
-                let (topic, partition, written) = p.confirmed();
-                let seen = confirmed.entry((topic.to_owned(), partition)).or_default();
-                if written > *seen {
-                    metrics
-                        .records
-                        .get_or_create(&metrics.topic(topic))
-                        .inc_by(written - *seen);
-                    *seen = written;
-                }
+                let (topic, partition, written, acked) = p.confirmed();
+                meter.confirmed(topic, partition, written, acked);
                 unsaved |= p.record(journal);
                 if saved.elapsed() < PROGRESS_SAVE_INTERVAL {
                     continue;
@@ -630,6 +627,7 @@ async fn keep_journal(
             }
             Event::Finished(f) => {
                 log(f.line());
+                meter.finished(&f.topic, f.partition, f.acked);
                 outcome.partitions_restored += 1;
                 outcome.records_written += f.written_total;
                 outcome.records_skipped += f.skipped;
@@ -667,6 +665,110 @@ async fn keep_journal(
         journals.save(journal).await?;
     }
     Ok(())
+}
+
+/// The records of `partition` a restore may write, from its first: every
+/// record of its segments (of every member of an incremental chain, which
+/// the reader joined into one list). Exact unless records are left out as
+/// they are read (`--to-timestamp`, `missing_id_policy: skip`), which no
+/// manifest field counts ahead (a record without a timestamp is written
+/// whatever `--to-timestamp` says, and the manifest does not count those):
+/// then an upper bound.
+fn to_write(partition: &PartitionManifest) -> u64 {
+    partition.segments.iter().map(|s| s.meta.record_count).sum()
+}
+
+/// The restore's share of the metrics ([`crate::metrics`]), kept per target
+/// partition. `lag_records` starts at what is left to write of each
+/// ([`to_write`], less the records the journal says are confirmed) and
+/// goes down as the confirmed count goes up, to 0 when the partition is
+/// done (taking off what was left out); `records` and `bytes` go up by what
+/// this run's producers had acknowledged.
+struct Meter<'m> {
+    metrics: &'m Metrics,
+    partitions: std::collections::HashMap<(String, i32), Metered>,
+}
+
+/// One partition in the [`Meter`].
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+struct Metered {
+    /// [`to_write`]: records of the partition, from its first.
+    bound: u64,
+    /// What the lag holds of the partition now.
+    left: u64,
+    /// Acknowledged to this run's producer, as counted so far.
+    acked: Tally,
+}
+
+impl<'m> Meter<'m> {
+    /// Adds what `work`, the partitions to restore, has left to write to
+    /// the lag.
+    fn start(metrics: &'m Metrics, work: &[Work]) -> Self {
+        let mut partitions = std::collections::HashMap::new();
+        for w in work {
+            let bound = to_write(&w.manifest);
+            let left = bound.saturating_sub(w.progress.written);
+            metrics
+                .lag
+                .get_or_create(&metrics.topic(&w.job.target))
+                .inc_by(gauge(left));
+            let metered = Metered {
+                bound,
+                left,
+                acked: Tally::default(),
+            };
+            partitions.insert((w.job.target.clone(), w.partition), metered);
+        }
+        Self {
+            metrics,
+            partitions,
+        }
+    }
+
+    /// `written` of the restore's records of `topic` partition `partition`
+    /// are confirmed (from its first: earlier runs' included), `acked` of
+    /// them acknowledged to this run's producer.
+    fn confirmed(&mut self, topic: &str, partition: i32, written: u64, acked: Tally) {
+        let entry = self
+            .partitions
+            .entry((topic.to_owned(), partition))
+            .or_default();
+        let left = entry.left.min(entry.bound.saturating_sub(written));
+        let (was_left, was_acked) = (entry.left, entry.acked);
+        entry.left = left;
+        entry.acked.records = was_acked.records.max(acked.records);
+        entry.acked.bytes = was_acked.bytes.max(acked.bytes);
+        let label = self.metrics.topic(topic);
+        if was_left > left {
+            self.metrics
+                .lag
+                .get_or_create(&label)
+                .dec_by(gauge(was_left - left));
+        }
+        if acked.records > was_acked.records {
+            self.metrics
+                .records
+                .get_or_create(&label)
+                .inc_by(acked.records - was_acked.records);
+        }
+        if acked.bytes > was_acked.bytes {
+            self.metrics
+                .bytes
+                .get_or_create(&label)
+                .inc_by(acked.bytes - was_acked.bytes);
+        }
+    }
+
+    /// `topic` partition `partition` is done, `acked` written by this run:
+    /// nothing of it is left.
+    fn finished(&mut self, topic: &str, partition: i32, acked: Tally) {
+        self.confirmed(topic, partition, u64::MAX, acked);
+    }
+}
+
+/// `n` as a gauge's value.
+fn gauge(n: u64) -> i64 {
+    i64::try_from(n).unwrap_or(i64::MAX)
 }
 
 #[cfg(test)]
@@ -764,5 +866,100 @@ mod tests {
             worker_count(&many, &DataJournal::new("c"), &options(1000)),
             64
         );
+    }
+
+    /// Partition `partition` of `job`, with segments of `counts` records,
+    /// `written` of them confirmed by an earlier run.
+    fn work(job: &TopicJob, partition: i32, counts: &[u64], written: u64) -> Work {
+        let mut manifest = job.manifest.partitions[&0].clone();
+        manifest.segments = counts
+            .iter()
+            .enumerate()
+            .map(|(i, &n)| crate::manifest::SegmentEntry {
+                path: format!("s{i}"),
+                meta: crate::segment::SegmentMeta {
+                    first_offset: 0,
+                    last_offset: 0,
+                    record_count: n,
+                    min_timestamp: None,
+                    max_timestamp: None,
+                    uncompressed_bytes: 0,
+                    size: 0,
+                    sha256: String::new(),
+                },
+            })
+            .collect();
+        manifest.record_count = counts.iter().sum();
+        let settings = resume::Settings {
+            source_topic: &job.source,
+            to_timestamp: None,
+            missing_id_policy: MissingIdPolicy::Fail,
+            map: None,
+            rewrite_key: false,
+            rewrite_value: false,
+        };
+        let progress = resume::begin(&mut DataJournal::new("c"), &settings, false, 0, 0).unwrap();
+        Work {
+            job: job.clone(),
+            partition,
+            manifest,
+            progress: PartitionProgress {
+                written,
+                ..progress
+            },
+        }
+    }
+
+    #[test]
+    fn the_lag_is_what_is_left_to_confirm_and_ends_at_zero() {
+        let metrics = Metrics::new();
+        let (a, b) = (job("a", 2), job("b", 1));
+        let work = [
+            work(&a, 0, &[10, 5], 0),
+            // resumed: 8 confirmed by an earlier run
+            work(&a, 1, &[20], 8),
+            work(&b, 0, &[7], 0),
+        ];
+        let mut meter = Meter::start(&metrics, &work);
+        let value = |family: &str, topic: &str| {
+            let label = metrics.topic(topic);
+            match family {
+                "lag" => metrics.lag.get_or_create(&label).get(),
+                "records" => metrics.records.get_or_create(&label).get() as i64,
+                _ => metrics.bytes.get_or_create(&label).get() as i64,
+            }
+        };
+        let all = |topic: &str| {
+            [
+                value("lag", topic),
+                value("records", topic),
+                value("bytes", topic),
+            ]
+        };
+        assert_eq!(all("a"), [15 + 12, 0, 0]);
+        assert_eq!(all("b"), [7, 0, 0]);
+        let tally = |records, bytes| Tally { records, bytes };
+
+        meter.confirmed("a", 0, 4, tally(4, 40));
+        assert_eq!(all("a"), [23, 4, 40]);
+        // the resumed partition: its positions count the earlier run's records
+        meter.confirmed("a", 1, 10, tally(2, 30));
+        assert_eq!(all("a"), [21, 6, 70]);
+        // the same progress again changes nothing
+        meter.confirmed("a", 1, 10, tally(2, 30));
+        assert_eq!(all("a"), [21, 6, 70]);
+        // a rerun found 3 records of the interrupted run in the target: they
+        // are confirmed now, written by that run
+        meter.confirmed("a", 1, 13, tally(2, 30));
+        assert_eq!(all("a"), [18, 6, 70]);
+        // partition 0 done with 13 records written, 2 left out (say, newer
+        // than --to-timestamp): none of it is left
+        meter.finished("a", 0, tally(13, 130));
+        assert_eq!(all("a"), [7, 15, 160]);
+        meter.finished("a", 1, tally(9, 100));
+        assert_eq!(all("a"), [0, 22, 230]);
+        assert_eq!(all("b"), [7, 0, 0]);
+        meter.finished("b", 0, tally(7, 70));
+        assert_eq!(all("b"), [0, 7, 70]);
     }
 }

@@ -48,12 +48,23 @@ pub(super) struct Progress {
     next_offset: i64,
     source_offset: Option<i64>,
     foreign: Vec<[i64; 2]>,
+    acked: Tally,
+}
+
+/// Records and the bytes of their keys, values and headers (as a backup
+/// counts them: `SegmentMeta::uncompressed_bytes`).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub(super) struct Tally {
+    pub(super) records: u64,
+    pub(super) bytes: u64,
 }
 
 impl Progress {
-    /// The target topic, partition and records confirmed there so far.
-    pub(super) fn confirmed(&self) -> (&str, i32, u64) {
-        (&self.topic, self.partition, self.written)
+    /// The target topic and partition, the restore's records confirmed
+    /// there so far (from its first, earlier runs' included), and of those
+    /// what this run's producer had acknowledged.
+    pub(super) fn confirmed(&self) -> (&str, i32, u64, Tally) {
+        (&self.topic, self.partition, self.written, self.acked)
     }
 
     /// Writes this progress into the partition's journal entry; `false`
@@ -132,6 +143,8 @@ pub(super) struct Finished {
     pub(super) seconds: f64,
     /// Where its records landed.
     pub(super) offsets: offsets::PartitionOffsets,
+    /// What this run's producer wrote to it, all acknowledged.
+    pub(super) acked: Tally,
 }
 
 impl Finished {
@@ -168,11 +181,12 @@ impl Finished {
 }
 
 /// Delivery reports of one producer: the first failure, and how many records
-/// were acknowledged or failed.
+/// were acknowledged (and their bytes) or failed.
 #[derive(Default)]
 pub(super) struct Deliveries {
     failed: Mutex<Option<(String, i32, i64, String)>>,
     acked: AtomicU64,
+    acked_bytes: AtomicU64,
     errors: AtomicU64,
     /// Record `n` of the restore must land at target offset `base + n`.
     base: AtomicI64,
@@ -197,18 +211,30 @@ impl ClientContext for Deliveries {
     }
 }
 
-impl ProducerContext for Deliveries {
-    /// The record's position in the restore of its partition (1-based) and
-    /// its offset in the backup.
-    type DeliveryOpaque = Box<(u64, i64)>;
+/// What a delivery report is about: the record's position in the restore of
+/// its partition (1-based), its offset in the backup and its bytes
+/// ([`record_bytes`]).
+pub(super) struct Sent {
+    position: u64,
+    offset: i64,
+    bytes: u64,
+}
 
-    fn delivery(&self, result: &DeliveryResult<'_>, opaque: Box<(u64, i64)>) {
-        let (position, offset) = *opaque;
+impl ProducerContext for Deliveries {
+    type DeliveryOpaque = Box<Sent>;
+
+    fn delivery(&self, result: &DeliveryResult<'_>, opaque: Box<Sent>) {
+        let Sent {
+            position,
+            offset,
+            bytes,
+        } = *opaque;
         let failure = match result {
             Ok(m) => {
                 let expected = self.base.load(Ordering::Relaxed) + position as i64;
                 if m.offset() == expected {
                     self.acked.fetch_add(1, Ordering::Relaxed);
+                    self.acked_bytes.fetch_add(bytes, Ordering::Relaxed);
                     self.last_position.store(position, Ordering::Relaxed);
                     self.last_offset.store(m.offset(), Ordering::Relaxed);
                     self.last_source.store(offset, Ordering::Relaxed);
@@ -375,6 +401,7 @@ impl Worker {
 
         let deliveries = self.producer.context();
         deliveries.acked.store(0, Ordering::Relaxed);
+        deliveries.acked_bytes.store(0, Ordering::Relaxed);
         deliveries.errors.store(0, Ordering::Relaxed);
         deliveries.last_position.store(0, Ordering::Relaxed);
         let mut foreign = work.progress.foreign.clone();
@@ -397,6 +424,12 @@ impl Worker {
                 None => Ok(()),
             }
         };
+        // what this run's producer had acknowledged (delivery reports come
+        // on this thread, in `poll`: nothing moves while this is read)
+        let acked_now = || Tally {
+            records: deliveries.acked.load(Ordering::Relaxed),
+            bytes: deliveries.acked_bytes.load(Ordering::Relaxed),
+        };
         // the journal's view: confirmed records and where the next lands
         let report = |written: u64, next_offset: i64, source: Option<i64>, foreign: &[[i64; 2]]| {
             let _ = events.send(Event::Progress(Progress {
@@ -406,6 +439,7 @@ impl Worker {
                 next_offset,
                 source_offset: source,
                 foreign: foreign.to_vec(),
+                acked: acked_now(),
             }));
         };
         let mut offsets = offsets::Builder::default();
@@ -450,8 +484,9 @@ impl Worker {
                                 .store(resumed.base(position), Ordering::Relaxed);
                         }
                         rewritten += u64::from(n);
-                        bytes += record_bytes(&record);
-                        self.send(&job.target, partition, position, record)?;
+                        let size = record_bytes(&record);
+                        bytes += size;
+                        self.send(&job.target, partition, position, size, record)?;
                         sent += 1;
                         // stop at the first failure: nothing may land after a gap
                         if deliveries.errors.load(Ordering::Relaxed) > 0 {
@@ -561,6 +596,7 @@ impl Worker {
             rewritten,
             seconds: started.elapsed().as_secs_f64(),
             offsets,
+            acked: acked_now(),
         })
     }
 
@@ -582,17 +618,23 @@ impl Worker {
         }
     }
 
-    /// Produces one record, waiting while the producer's queue is full.
+    /// Produces one record of `bytes` ([`record_bytes`]), waiting while the
+    /// producer's queue is full.
     fn send(
         &self,
         topic: &str,
         partition: i32,
         position: u64,
+        bytes: u64,
         record: Record,
     ) -> Result<(), RestoreError> {
-        let mut base: BaseRecord<'_, [u8], [u8], Box<(u64, i64)>> =
-            BaseRecord::with_opaque_to(topic, Box::new((position, record.offset)))
-                .partition(partition);
+        let sent = Sent {
+            position,
+            offset: record.offset,
+            bytes,
+        };
+        let mut base: BaseRecord<'_, [u8], [u8], Box<Sent>> =
+            BaseRecord::with_opaque_to(topic, Box::new(sent)).partition(partition);
         if !record.headers.is_empty() {
             // names byte for byte, UTF-8 or not
             base = base.headers(kafka::headers::owned(&record.headers));
@@ -727,6 +769,8 @@ impl Tail<'_> {
     }
 }
 
+/// The bytes of `r`'s key, value and headers (names and values), as a
+/// backup counts them (`crate::segment::SegmentWriter::push`).
 fn record_bytes(r: &Record) -> u64 {
     let h: usize = r
         .headers
@@ -763,6 +807,7 @@ mod tests {
                 foreign: vec![[140, 150]],
                 to_timestamp: None,
             }),
+            acked: Tally::default(),
         }
     }
 
@@ -814,6 +859,7 @@ mod tests {
             next_offset: 100,
             source_offset: Some(39),
             foreign: vec![],
+            acked: Tally::default(),
         };
         assert!(progress(2).record(&mut journal));
         let entry = journal.get("orders-restored", 2).unwrap();
