@@ -22,6 +22,9 @@ pub struct Interrupt {
     /// Set while a section that stops cleanly runs: what to print when the
     /// first signal asks it to stop, and if a second one ends the process anyway.
     section: Mutex<Option<(String, String)>>,
+    /// Signals are this one's to act on while it lives ([`crate::signals`]
+    /// records them and leaves the process running).
+    _handling: Option<crate::signals::Handling>,
 }
 
 impl Interrupt {
@@ -34,7 +37,10 @@ impl Interrupt {
     /// Listens for SIGINT and SIGTERM on `runtime` for the rest of the process.
     pub fn install(runtime: &tokio::runtime::Runtime) -> std::io::Result<Arc<Self>> {
         use tokio::signal::unix::{SignalKind, signal};
-        let this = Self::new();
+        let this = Arc::new(Self {
+            _handling: Some(crate::signals::handling()),
+            ..Self::default()
+        });
         let _guard = runtime.enter();
         let mut int = signal(SignalKind::interrupt())?;
         let mut term = signal(SignalKind::terminate())?;

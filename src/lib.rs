@@ -55,6 +55,7 @@ pub mod prune;
 pub mod registry;
 pub mod restore;
 pub mod segment;
+pub mod signals;
 pub mod storage;
 pub mod verify;
 pub mod wire;

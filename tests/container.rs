@@ -4,6 +4,10 @@
 //! OpenSSL than its Debian release has; the Dockerfile builds in two stages,
 //! runs as a non-root user, copies the binary alone into the runtime image,
 //! and its build context holds the whole workspace.
+//!
+//! The binary checked is the one built here from the same sources and
+//! features (on Debian 12, the image builder's release too), not the
+//! image's: where an engine runs, `scripts/container` runs the image's.
 
 use std::collections::BTreeSet;
 use std::path::Path;

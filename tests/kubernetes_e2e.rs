@@ -231,17 +231,26 @@ impl<'a> Pod<'a> {
         }
         let container = self.container();
         let mut command = self.command(&container);
+        // standard input exists only where the manifest opens it
+        let attachable = container["stdin"] == true;
+        assert!(
+            attachable || answer.is_none(),
+            "an answer for a container without `stdin: true`"
+        );
+        if attachable {
+            command.stdin(Stdio::piped());
+        }
         let mut child = command
-            .stdin(Stdio::piped())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
             .unwrap();
-        let mut stdin = child.stdin.take().unwrap();
-        if let Some(answer) = answer {
-            stdin.write_all(answer.as_bytes()).unwrap();
+        if let Some(mut stdin) = child.stdin.take() {
+            if let Some(answer) = answer {
+                stdin.write_all(answer.as_bytes()).unwrap();
+            }
+            drop(stdin);
         }
-        drop(stdin);
         let out = child.wait_with_output().unwrap();
         outputs.push((str_of(&container, "/name").to_owned(), out));
         outputs
@@ -418,7 +427,19 @@ async fn the_manifests_back_up_nightly_prune_and_restore_after_review() {
             .unwrap()
             .success()
     );
+    let signalled = Instant::now();
     let out = backup.wait_with_output().unwrap();
+    // at the signal, not at the linger's end (60 s)
+    assert!(
+        signalled.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        signalled.elapsed()
+    );
+    assert!(
+        stderr(&out).contains("metrics: terminated (SIGTERM): no more serving"),
+        "{}",
+        stderr(&out)
+    );
     logs.push_str(&all_output(&[("backup".into(), out.clone())]));
     assert_eq!(out.status.code(), Some(0), "{logs}");
     assert!(
@@ -465,8 +486,9 @@ async fn the_manifests_back_up_nightly_prune_and_restore_after_review() {
             .unwrap()
             .success()
     );
-    let out = next.wait().unwrap();
-    assert_eq!(out.code(), Some(0));
+    let out = next.wait_with_output().unwrap();
+    logs.push_str(&all_output(&[("backup".into(), out.clone())]));
+    assert_eq!(out.status.code(), Some(0), "{logs}");
     let prune = manifest("prune-cronjob.yaml");
     let template = &prune["spec"]["jobTemplate"]["spec"]["template"];
     let outputs = Pod::new(&cluster, template, "kafka-backup-prune-29420700").run(None);
@@ -519,7 +541,19 @@ async fn the_manifests_back_up_nightly_prune_and_restore_after_review() {
     assert_eq!(names, ["plan", "apply"], "{logs}");
     assert_eq!(outputs[0].1.status.code(), Some(0), "{logs}");
     assert!(stdout(&outputs[0].1).contains("to add"), "{logs}");
-    assert_ne!(outputs[1].1.status.code(), Some(0), "{logs}");
+    assert_eq!(outputs[1].1.status.code(), Some(1), "{logs}");
+    assert!(
+        stderr(&outputs[1].1).contains("no answer on standard input"),
+        "{logs}"
+    );
+    // answered otherwise: cancelled
+    let outputs = Pod::new(&cluster, &restore_job, "kafka-restore").run(Some("no\n"));
+    logs.push_str(&all_output(&outputs));
+    assert_eq!(outputs[1].1.status.code(), Some(1), "{logs}");
+    assert!(
+        stderr(&outputs[1].1).contains("Apply cancelled: nothing was changed."),
+        "{logs}"
+    );
     let (status, subjects) = target.call(reqwest::Method::GET, "/subjects", None).await;
     assert_eq!((status, subjects), (200, serde_json::json!([])), "{logs}");
 

@@ -317,6 +317,19 @@ pub async fn run(config: &Config, options: &BackupOptions) -> Result<Manifest, B
     let store = location.open()?;
     // one run per backup ID: another would clear this one's files as an
     // interrupted backup's
+    // a signal from here on stops the backup with its lease released (the
+    // command line listens from its start: `crate::signals`)
+    let _handling = options.stop_on_signal.then(crate::signals::handling);
+    let stopped = |(signal, code): (&'static str, u8)| BackupError::Stopped {
+        backup_id: backup_id.clone(),
+        signal,
+        code,
+    };
+    if options.stop_on_signal
+        && let Some(signal) = crate::signals::received()
+    {
+        return Err(stopped(signal));
+    }
     let lease = Lease::acquire(
         &store,
         &format!("backup-{backup_id}"),
@@ -326,49 +339,23 @@ pub async fn run(config: &Config, options: &BackupOptions) -> Result<Manifest, B
     )
     .await
     .map_err(Box::new)?;
-    // listening before the backup starts: a signal never finds the default
-    // action, which would end the process with the lease left behind (a
-    // retry from another host, a Kubernetes Job's next pod, would then be
-    // refused until the lease ran out)
-    let signals = if options.stop_on_signal {
-        use tokio::signal::unix::{SignalKind, signal};
-        let listen = |kind| {
-            signal(kind).map_err(|e| BackupError::Task(format!("listening for signals: {e}")))
-        };
-        Some((
-            listen(SignalKind::terminate())?,
-            listen(SignalKind::interrupt())?,
-        ))
-    } else {
-        None
-    };
+    // everything up to the manifest may stop at a signal; the manifest's
+    // create-only write then runs to its end, so "not published" is true
+    // of a stopped backup and a published one is reported done
     let result = tokio::select! {
+        biased;
+        signal = crate::signals::requested(), if options.stop_on_signal => Err(stopped(signal)),
         result = take(config, options, &store, &backup_id, source, &lease) => result,
-        (signal, code) = stop_requested(signals) => Err(BackupError::Stopped {
-            backup_id: backup_id.clone(),
-            signal,
-            code,
-        }),
+    };
+    let result = match result {
+        Ok(manifest) => publish(&store, manifest).await,
+        Err(e) => Err(e),
     };
     lease.release().await;
     result
 }
 
-/// The first SIGTERM or SIGINT of `signals` (never, without them): its name
-/// and the exit code it asks for.
-async fn stop_requested(
-    signals: Option<(tokio::signal::unix::Signal, tokio::signal::unix::Signal)>,
-) -> (&'static str, u8) {
-    let Some((mut term, mut int)) = signals else {
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => ("terminated (SIGTERM)", 143),
-        _ = int.recv() => ("interrupted (SIGINT)", 130),
-    }
-}
-
-/// The backup itself, under its lease.
+/// The backup itself, under its lease, up to the manifest it publishes.
 async fn take(
     config: &Config,
     options: &BackupOptions,
@@ -432,7 +419,7 @@ async fn take(
     if let Some(parent) = &parent {
         incremental::still_there(store, parent).await?;
     }
-    publish(store, manifest).await
+    Ok(manifest)
 }
 
 /// Everything a backup took before its last steps: the records (segments
@@ -932,7 +919,10 @@ async fn backup_topics(
         let progress = Arc::clone(&progress);
         let runtime = runtime.clone();
         tokio::task::spawn_blocking(move || {
-            // a single run is never stopped from outside
+            // a single run is not stopped partition by partition: on a
+            // signal `run` stops waiting, releases the lease and the process
+            // exits without waiting for these tasks (a rerun clears what they
+            // stored)
             let never = std::sync::atomic::AtomicBool::new(false);
             let result = topics::backup_partition(
                 &cluster,

@@ -380,6 +380,11 @@ pub enum ConfigFormat {
 
 /// Runs the parsed command line and gives the process exit code.
 pub fn run(cli: Cli) -> ExitCode {
+    // from the first moment: a container's first process has no default
+    // action for SIGTERM (`crate::signals`)
+    if let Err(e) = crate::signals::install() {
+        say!("warning: not listening for SIGTERM and SIGINT: {e}");
+    }
     let serves = matches!(cli.command, Command::Backup(_) | Command::Apply(_));
     if serves
         && let Some(addr) = &cli.metrics_addr
@@ -435,33 +440,30 @@ fn finish_metrics(succeeded: bool) {
     }
 }
 
-/// Sleeps `linger`, or until SIGTERM or SIGINT ends it early: a scheduler that
-/// stops the pod during the linger (a Job's deadline, a drained node) gets the
-/// run's own exit code (before, the signal killed a backup that had finished,
-/// and its Job counted it as failed).
+/// Sleeps `linger`, or until SIGTERM or SIGINT ends it early (or came during
+/// the run): a scheduler that stops the pod during the linger (a Job's
+/// deadline, a drained node) gets the run's own exit code (before, the signal
+/// killed a backup that had finished, and its Job counted it as failed).
 fn linger_until_signal(linger: std::time::Duration) {
-    use tokio::signal::unix::{SignalKind, signal};
+    let _handling = crate::signals::handling();
+    if let Some((name, _)) = crate::signals::received() {
+        say!("metrics: {name} during the run: no lingering; the run's outcome stands");
+        return;
+    }
     let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
+        .enable_time()
         .build()
     else {
         std::thread::sleep(linger);
         return;
     };
     runtime.block_on(async {
-        let (Ok(mut term), Ok(mut int)) = (
-            signal(SignalKind::terminate()),
-            signal(SignalKind::interrupt()),
-        ) else {
-            tokio::time::sleep(linger).await;
-            return;
-        };
-        let name = tokio::select! {
-            () = tokio::time::sleep(linger) => return,
-            _ = term.recv() => "terminated (SIGTERM)",
-            _ = int.recv() => "interrupted (SIGINT)",
-        };
-        say!("metrics: {name}: no more serving; the run's outcome stands");
+        tokio::select! {
+            () = tokio::time::sleep(linger) => {}
+            (name, _) = crate::signals::requested() => {
+                say!("metrics: {name}: no more serving; the run's outcome stands");
+            }
+        }
     });
 }
 
