@@ -278,8 +278,29 @@ fn spawn(args: &[&str]) -> std::process::Child {
 /// the process and left the lease behind.
 #[tokio::test(flavor = "multi_thread")]
 async fn fault_sigterm_stops_a_backup_and_releases_its_lease() {
+    sigterm_stops_a_backup("sigterm", false).await;
+}
+
+/// The same as a container's first process (PID 1 of its own PID namespace,
+/// `unshare --pid`), which has no default action for SIGTERM: before, the
+/// signal was ignored and the backup ran on until the scheduler's SIGKILL.
+#[tokio::test(flavor = "multi_thread")]
+async fn fault_sigterm_stops_a_backup_running_as_pid_1() {
+    let probe = Command::new("unshare")
+        .args(["--pid", "--fork", "--kill-child", "true"])
+        .output();
+    if !probe.is_ok_and(|o| o.status.success()) {
+        eprintln!("skipped: `unshare --pid` is not permitted here (needs root or user namespaces)");
+        return;
+    }
+    sigterm_stops_a_backup("sigterm-pid1", true).await;
+}
+
+/// A backup held by an open transaction, signalled once its lease is taken:
+/// exit 143 at once, the lease released, no manifest; the retry completes.
+async fn sigterm_stops_a_backup(id: &str, as_pid_1: bool) {
     use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
-    let topic = unique("sigterm");
+    let topic = unique(id);
     create_topic(&topic, 1, &[]).await;
     // an open transaction: the backup waits for it, still running when signalled
     let txn: FutureProducer = client_config()
@@ -302,21 +323,41 @@ async fn fault_sigterm_stops_a_backup_and_releases_its_lease() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = write(
         dir.path(),
-        "sigterm.yaml",
+        &format!("{id}.yaml"),
         &format!(
-            "backup_id: sigterm\nsource:\n  bootstrap_servers: [{}]\n  topics:\n    include: [\"{topic}\"]\n  open_transaction_wait_secs: 60\nstorage:\n  path: {}\n",
+            "backup_id: {id}\nsource:\n  bootstrap_servers: [{}]\n  topics:\n    include: [\"{topic}\"]\n  open_transaction_wait_secs: 60\nstorage:\n  path: {}\n",
             bootstrap(),
             dir.path().join("store").display(),
         ),
     );
     let cfg = cfg.to_str().unwrap();
-    let mut backup = spawn(&["backup", "-c", cfg]);
+    let mut backup = if as_pid_1 {
+        Command::new("unshare")
+            .args(["--pid", "--fork", "--kill-child"])
+            .arg(env!("CARGO_BIN_EXE_kafka-backup"))
+            .args(["backup", "-c", cfg])
+            .env("KAFKA_BACKUP_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+    } else {
+        spawn(&["backup", "-c", cfg])
+    };
     assert!(
-        lease_taken(dir.path(), "backup-sigterm", &mut backup),
+        lease_taken(dir.path(), &format!("backup-{id}"), &mut backup),
         "the backup ended before its lease was seen"
     );
     std::thread::sleep(Duration::from_millis(500));
-    let pid = backup.id().to_string();
+    // the backup itself: under `unshare`, its child (PID 1 inside)
+    let pid = if as_pid_1 {
+        let children =
+            std::fs::read_to_string(format!("/proc/{0}/task/{0}/children", backup.id())).unwrap();
+        children.split_whitespace().next().unwrap().to_owned()
+    } else {
+        backup.id().to_string()
+    };
     assert!(
         Command::new("kill")
             .args(["-TERM", &pid])
@@ -325,27 +366,42 @@ async fn fault_sigterm_stops_a_backup_and_releases_its_lease() {
             .success()
     );
     let started = Instant::now();
+    while backup.try_wait().unwrap().is_none() {
+        if started.elapsed() > Duration::from_secs(15) {
+            let _ = Command::new("kill").args(["-KILL", &pid]).status();
+            panic!("the backup ignored SIGTERM for 15 s");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let out = backup.wait_with_output().unwrap();
-    assert!(
-        started.elapsed() < Duration::from_secs(15),
-        "it stopped at once"
-    );
     let err = stderr(&out);
     assert_eq!(out.status.code(), Some(143), "{err}");
     assert!(
-        err.contains("terminated (SIGTERM): backup `sigterm` stopped and not published"),
+        err.contains(&format!(
+            "terminated (SIGTERM): backup `{id}` stopped and not published"
+        )),
         "{err}"
     );
     assert!(
-        !dir.path().join("store/leases/backup-sigterm.json").exists(),
+        !dir.path()
+            .join(format!("store/leases/backup-{id}.json"))
+            .exists(),
         "the lease is released"
     );
-    assert!(!dir.path().join("store/sigterm/manifest.json").exists());
+    assert!(
+        !dir.path()
+            .join(format!("store/{id}/manifest.json"))
+            .exists()
+    );
 
     // the retry, once the transaction ended: not refused, complete
     txn.abort_transaction(Duration::from_secs(30)).unwrap();
     success(&kafka_backup(&["backup", "-c", cfg]));
-    assert!(dir.path().join("store/sigterm/manifest.json").exists());
+    assert!(
+        dir.path()
+            .join(format!("store/{id}/manifest.json"))
+            .exists()
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
