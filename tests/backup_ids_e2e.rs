@@ -18,6 +18,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
+use common::records::open_transaction;
 use common::*;
 use kafka_backup::manifest::Manifest;
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
@@ -104,31 +105,6 @@ fn has_manifest(dir: &Path, backup_id: &str) -> bool {
         .join(backup_id)
         .join("manifest.json")
         .exists()
-}
-
-/// A transactional producer that has begun a transaction on partition 0 of
-/// `topic` and sent `n` records (`<prefix>0`, ...) in it, open.
-async fn open_transaction(topic: &str, n: usize, prefix: &str) -> FutureProducer {
-    let txn: FutureProducer = client_config()
-        .set("transactional.id", format!("{topic}-txn"))
-        .set("transaction.timeout.ms", "120000")
-        .create()
-        .unwrap();
-    txn.init_transactions(Duration::from_secs(30)).unwrap();
-    txn.begin_transaction().unwrap();
-    for i in 0..n {
-        let value = format!("{prefix}{i}");
-        txn.send(
-            FutureRecord::<[u8], [u8]>::to(topic)
-                .partition(0)
-                .payload(value.as_bytes()),
-            Duration::from_secs(10),
-        )
-        .await
-        .unwrap_or_else(|(e, _)| panic!("{e}"));
-    }
-    txn.flush(Duration::from_secs(10)).unwrap();
-    txn
 }
 
 fn failure(out: &Output) -> String {

@@ -302,15 +302,17 @@ async fn fault_target_broker_restarted_during_restore_never_reports_done_with_re
             ),
         );
         let apply = || {
-            std::process::Command::new(env!("CARGO_BIN_EXE_kafka-backup"))
-                .args(["apply", "-c", cfg.to_str().unwrap(), "--auto-approve"])
-                .args(["--partition-concurrency", "1"])
-                .env("KAFKA_BACKUP_LOG", "warn")
-                .stdin(std::process::Stdio::null())
-                .stdout(std::process::Stdio::piped())
-                .stderr(std::process::Stdio::piped())
-                .spawn()
-                .unwrap()
+            common::spawn_kafka_backup(
+                &[],
+                &[
+                    "apply",
+                    "-c",
+                    cfg.to_str().unwrap(),
+                    "--auto-approve",
+                    "--partition-concurrency",
+                    "1",
+                ],
+            )
         };
         let total_records = b.records.len() as i64;
         let at = total_records / 5 + rng.i64(0..total_records / 2);

@@ -262,14 +262,7 @@ fn lease_taken(dir: &Path, prefix: &str, child: &mut std::process::Child) -> boo
 }
 
 fn spawn(args: &[&str]) -> std::process::Child {
-    Command::new(env!("CARGO_BIN_EXE_kafka-backup"))
-        .args(args)
-        .env("KAFKA_BACKUP_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
+    spawn_kafka_backup(&[], args)
 }
 
 /// SIGTERM (a Kubernetes Job's pod deleted, a node drained) stops a backup
@@ -299,26 +292,11 @@ async fn fault_sigterm_stops_a_backup_running_as_pid_1() {
 /// A backup held by an open transaction, signalled once its lease is taken:
 /// exit 143 at once, the lease released, no manifest; the retry completes.
 async fn sigterm_stops_a_backup(id: &str, as_pid_1: bool) {
-    use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
+    use rdkafka::producer::Producer;
     let topic = unique(id);
     create_topic(&topic, 1, &[]).await;
     // an open transaction: the backup waits for it, still running when signalled
-    let txn: FutureProducer = client_config()
-        .set("transactional.id", format!("{topic}-txn"))
-        .set("transaction.timeout.ms", "120000")
-        .create()
-        .unwrap();
-    txn.init_transactions(Duration::from_secs(30)).unwrap();
-    txn.begin_transaction().unwrap();
-    txn.send(
-        FutureRecord::<[u8], [u8]>::to(&topic)
-            .partition(0)
-            .payload(b"open"),
-        Duration::from_secs(10),
-    )
-    .await
-    .unwrap_or_else(|(e, _)| panic!("{e}"));
-    txn.flush(Duration::from_secs(10)).unwrap();
+    let txn = open_transaction(&topic, 1, "open").await;
 
     let dir = tempfile::tempdir().unwrap();
     let cfg = write(
@@ -331,20 +309,12 @@ async fn sigterm_stops_a_backup(id: &str, as_pid_1: bool) {
         ),
     );
     let cfg = cfg.to_str().unwrap();
-    let mut backup = if as_pid_1 {
-        Command::new("unshare")
-            .args(["--pid", "--fork", "--kill-child"])
-            .arg(env!("CARGO_BIN_EXE_kafka-backup"))
-            .args(["backup", "-c", cfg])
-            .env("KAFKA_BACKUP_LOG", "warn")
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap()
+    let wrapper: &[&str] = if as_pid_1 {
+        &["unshare", "--pid", "--fork", "--kill-child"]
     } else {
-        spawn(&["backup", "-c", cfg])
+        &[]
     };
+    let mut backup = spawn_kafka_backup(wrapper, &["backup", "-c", cfg]);
     assert!(
         lease_taken(dir.path(), &format!("backup-{id}"), &mut backup),
         "the backup ended before its lease was seen"
@@ -358,13 +328,7 @@ async fn sigterm_stops_a_backup(id: &str, as_pid_1: bool) {
     } else {
         backup.id().to_string()
     };
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    terminate(&pid);
     let started = Instant::now();
     while backup.try_wait().unwrap().is_none() {
         if started.elapsed() > Duration::from_secs(15) {

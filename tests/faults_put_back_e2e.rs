@@ -12,7 +12,7 @@ mod common;
 mod faults;
 
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::{Child, Command, Output};
 use std::time::{Duration, Instant};
 
 use common::matrix::{self, Tally};
@@ -94,14 +94,7 @@ fn target(s: &Source, name: &str) -> Target {
 }
 
 fn spawn(args: &[&str]) -> Child {
-    Command::new(env!("CARGO_BIN_EXE_kafka-backup"))
-        .args(args)
-        .env("KAFKA_BACKUP_LOG", "warn")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
+    spawn_kafka_backup(&[], args)
 }
 
 fn apply_args(cfg: &Path) -> Vec<String> {

@@ -36,14 +36,7 @@ struct Ground {
 /// 3 x 1,000 records with 1 KiB values (several segments per partition with
 /// `--segment-bytes 200000`).
 async fn ground_with_topic() -> Ground {
-    let endpoint = ground("S3_ENDPOINT");
-    let bucket = unique("kbf").to_lowercase();
-    let created = reqwest::Client::new()
-        .put(format!("{endpoint}/{bucket}"))
-        .send()
-        .await
-        .unwrap();
-    assert!(created.status().is_success(), "{}", created.status());
+    let (endpoint, bucket) = s3_bucket("kbf").await;
     let topic = unique("s3-faults");
     create_topic(&topic, 3, &[]).await;
     let records: Vec<Rec> = (0..3000).map(|i| record_padded(i, 3, None, 1024)).collect();

@@ -377,14 +377,7 @@ async fn the_manifests_back_up_nightly_prune_and_restore_after_review() {
     assert_eq!(backup_yaml.matches(selection).count(), 1, "{backup_yaml}");
     *backup_yaml = backup_yaml.replace(selection, &format!("include: [\"{topic}\"]"));
 
-    let endpoint = ground("S3_ENDPOINT");
-    let bucket = unique("kb-k8s").to_lowercase();
-    let created = reqwest::Client::new()
-        .put(format!("{endpoint}/{bucket}"))
-        .send()
-        .await
-        .unwrap();
-    assert!(created.status().is_success(), "{}", created.status());
+    let (endpoint, bucket) = s3_bucket("kb-k8s").await;
     let storage = format!("s3://{bucket}/production");
     let dir = tempfile::tempdir().unwrap();
     let mut cluster = Cluster {
@@ -420,13 +413,7 @@ async fn the_manifests_back_up_nightly_prune_and_restore_after_review() {
     assert_eq!(sample(&text, &label), Some(300.0), "{text}");
     // the Job ends (a deadline, a drain) during the linger: the run's outcome stands
     let pid = backup.id().to_string();
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &pid])
-            .status()
-            .unwrap()
-            .success()
-    );
+    terminate(&pid);
     let signalled = Instant::now();
     let out = backup.wait_with_output().unwrap();
     // at the signal, not at the linger's end (60 s)
@@ -479,13 +466,7 @@ async fn the_manifests_back_up_nightly_prune_and_restore_after_review() {
     let mut next = Pod::new(&cluster, template, second).start();
     let text = scrape_after_success(&metrics_url, &mut next).await;
     assert_eq!(sample(&text, &label), Some(300.0), "{text}");
-    assert!(
-        Command::new("kill")
-            .args(["-TERM", &next.id().to_string()])
-            .status()
-            .unwrap()
-            .success()
-    );
+    terminate(&next.id().to_string());
     let out = next.wait_with_output().unwrap();
     logs.push_str(&all_output(&[("backup".into(), out.clone())]));
     assert_eq!(out.status.code(), Some(0), "{logs}");

@@ -68,14 +68,7 @@ async fn setup(records: u32, pad: usize, s3: bool) -> Ground {
         .collect();
     produce(&topic, &records).await;
     let s3 = if s3 {
-        let endpoint = ground("S3_ENDPOINT");
-        let bucket = unique("kbs").to_lowercase();
-        let created = reqwest::Client::new()
-            .put(format!("{endpoint}/{bucket}"))
-            .send()
-            .await
-            .unwrap();
-        assert!(created.status().is_success(), "{}", created.status());
+        let (endpoint, bucket) = s3_bucket("kbs").await;
         Some((HttpProxy::start(&endpoint), bucket))
     } else {
         None

@@ -882,18 +882,7 @@ async fn s3_credentials_leak_nowhere() {
     let mut leaks = Leaks::new();
     let secret_key = leaks.secret("aws_secret_access_key", "aws-secret-access-key");
     let session_token = leaks.secret("aws_session_token", "aws-session-token");
-    let endpoint = ground("S3_ENDPOINT");
-    let bucket = unique("kb-secrets").to_lowercase();
-    let created = reqwest::Client::new()
-        .put(format!("{endpoint}/{bucket}"))
-        .send()
-        .await
-        .unwrap();
-    assert!(
-        created.status().is_success(),
-        "creating bucket: {}",
-        created.status()
-    );
+    let (endpoint, bucket) = s3_bucket("kb-secrets").await;
     let topic = unique("secrets-s3");
     create_topic(&topic, 2, &[]).await;
     produce(

@@ -11,22 +11,6 @@ const CREDENTIALS: [(&str, &str); 3] = [
     ("AWS_REGION", "us-east-1"),
 ];
 
-/// A new bucket on the test ground's S3 server.
-async fn new_bucket(endpoint: &str, prefix: &str) -> String {
-    let bucket = unique(prefix).to_lowercase();
-    let created = reqwest::Client::new()
-        .put(format!("{endpoint}/{bucket}"))
-        .send()
-        .await
-        .unwrap();
-    assert!(
-        created.status().is_success(),
-        "creating bucket: {}",
-        created.status()
-    );
-    bucket
-}
-
 /// A new topic of `partitions` partitions holding `count` records
 /// `value-0`, `value-1`, ... spread round-robin.
 async fn topic_of(prefix: &str, partitions: i32, count: i32) -> String {
@@ -50,8 +34,7 @@ async fn topic_of(prefix: &str, partitions: i32, count: i32) -> String {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn backup_to_s3_and_describe_from_it() {
-    let endpoint = ground("S3_ENDPOINT");
-    let bucket = new_bucket(&endpoint, "kb").await;
+    let (endpoint, bucket) = s3_bucket("kb").await;
     let topic = topic_of("s3-orders", 2, 40).await;
 
     let dir = tempfile::tempdir().unwrap();
@@ -189,8 +172,7 @@ async fn backup_to_s3_and_describe_from_it() {
 /// option asks for (here SSE-S3, `AES256`), beside the client-side sealing.
 #[tokio::test(flavor = "multi_thread")]
 async fn server_side_encryption_options_reach_every_object() {
-    let endpoint = ground("S3_ENDPOINT");
-    let bucket = new_bucket(&endpoint, "kb-sse").await;
+    let (endpoint, bucket) = s3_bucket("kb-sse").await;
     let topic = topic_of("s3-sse", 1, 10).await;
     let dir = tempfile::tempdir().unwrap();
     let cfg = write(

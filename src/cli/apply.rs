@@ -285,16 +285,7 @@ fn apply_leased(
             && let Some(plan) = &own
         {
             print!("{}", render::text(plan));
-            if !args.registry_only {
-                print_topics(
-                    cfg,
-                    runtime,
-                    store,
-                    backup_id,
-                    args,
-                    "Topics to restore after the registry:",
-                )?;
-            }
+            print_topics_after_registry(cfg, runtime, store, backup_id, args)?;
             if !super::confirmed("Apply this plan?", "Apply")? {
                 return Ok(ExitCode::FAILURE);
             }
@@ -568,6 +559,28 @@ fn registry_off(
     )))
 }
 
+/// The topics an apply restores after the registry's steps, unless
+/// `--registry-only`.
+fn print_topics_after_registry(
+    cfg: &Config,
+    runtime: &tokio::runtime::Runtime,
+    store: &Store,
+    backup_id: &str,
+    args: &ApplyArgs,
+) -> anyhow::Result<()> {
+    if args.registry_only {
+        return Ok(());
+    }
+    print_topics(
+        cfg,
+        runtime,
+        store,
+        backup_id,
+        args,
+        "Topics to restore after the registry:",
+    )
+}
+
 fn read_plan(path: &std::path::Path) -> anyhow::Result<Plan> {
     let bytes = std::fs::read(path).with_context(|| format!("cannot read `{}`", path.display()))?;
     let plan = planfile::read(&bytes)
@@ -600,16 +613,7 @@ fn plan_and_confirm(
     if !plan.is_applicable() {
         return Err(apply::ApplyError::Conflicts(plan.blocking()).into());
     }
-    if !args.registry_only {
-        print_topics(
-            cfg,
-            runtime,
-            store,
-            backup_id,
-            args,
-            "Topics to restore after the registry:",
-        )?;
-    }
+    print_topics_after_registry(cfg, runtime, store, backup_id, args)?;
     let bytes = planfile::write(&plan);
     let plan = planfile::read(&bytes).expect("a plan just written reads back");
     if !args.auto_approve && !args.dry_run && !super::confirmed("Apply this plan?", "Apply")? {

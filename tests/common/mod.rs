@@ -85,6 +85,52 @@ pub fn kafka_backup_with_env(args: &[&str], env: &[(&str, &str)]) -> Output {
         .expect("the kafka-backup binary runs")
 }
 
+/// Starts the `kafka-backup` binary with its output piped, under `wrapper`
+/// (a command and its arguments, e.g. `unshare --pid --fork`) if given.
+pub fn spawn_kafka_backup(wrapper: &[&str], args: &[&str]) -> std::process::Child {
+    let bin = env!("CARGO_BIN_EXE_kafka-backup");
+    let mut command = match wrapper.split_first() {
+        Some((program, rest)) => {
+            let mut c = Command::new(program);
+            c.args(rest).arg(bin);
+            c
+        }
+        None => Command::new(bin),
+    };
+    command
+        .args(args)
+        .env("KAFKA_BACKUP_LOG", "warn")
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Sends SIGTERM to process `pid`, as a scheduler stopping it does.
+pub fn terminate(pid: &str) {
+    let sent = Command::new("kill").args(["-TERM", pid]).status().unwrap();
+    assert!(sent.success(), "kill -TERM {pid}");
+}
+
+/// A new bucket of the test ground's S3 server (named from `prefix`): its
+/// endpoint and name.
+pub async fn s3_bucket(prefix: &str) -> (String, String) {
+    let endpoint = ground("S3_ENDPOINT");
+    let bucket = unique(prefix).to_lowercase();
+    let created = reqwest::Client::new()
+        .put(format!("{endpoint}/{bucket}"))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        created.status().is_success(),
+        "creating bucket: {}",
+        created.status()
+    );
+    (endpoint, bucket)
+}
+
 pub fn stdout(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::{Header, Headers, OwnedHeaders};
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::{Message, Offset, TopicPartitionList};
 
 use super::{client_config, unique};
@@ -367,4 +367,29 @@ pub async fn seed_growing_subjects(sr: &super::Registry, count: usize) -> Vec<St
         }
     }
     subjects
+}
+
+/// A transactional producer that has begun a transaction on partition 0 of
+/// `topic` and sent `n` records (`<prefix>0`, ...) in it, open.
+pub async fn open_transaction(topic: &str, n: usize, prefix: &str) -> FutureProducer {
+    let txn: FutureProducer = client_config()
+        .set("transactional.id", format!("{topic}-txn"))
+        .set("transaction.timeout.ms", "120000")
+        .create()
+        .unwrap();
+    txn.init_transactions(Duration::from_secs(30)).unwrap();
+    txn.begin_transaction().unwrap();
+    for i in 0..n {
+        let value = format!("{prefix}{i}");
+        txn.send(
+            FutureRecord::<[u8], [u8]>::to(topic)
+                .partition(0)
+                .payload(value.as_bytes()),
+            Duration::from_secs(10),
+        )
+        .await
+        .unwrap_or_else(|(e, _)| panic!("{e}"));
+    }
+    txn.flush(Duration::from_secs(10)).unwrap();
+    txn
 }
