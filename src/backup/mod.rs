@@ -315,8 +315,6 @@ pub async fn run(config: &Config, options: &BackupOptions) -> Result<Manifest, B
     };
     let location = Location::from_config(config.storage.as_ref())?;
     let store = location.open()?;
-    // one run per backup ID: another would clear this one's files as an
-    // interrupted backup's
     // a signal from here on stops the backup with its lease released (the
     // command line listens from its start: `crate::signals`)
     let _handling = options.stop_on_signal.then(crate::signals::handling);
@@ -330,6 +328,8 @@ pub async fn run(config: &Config, options: &BackupOptions) -> Result<Manifest, B
     {
         return Err(stopped(signal));
     }
+    // one run per backup ID: another would clear this one's files as an
+    // interrupted backup's
     let lease = Lease::acquire(
         &store,
         &format!("backup-{backup_id}"),
