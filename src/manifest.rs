@@ -1007,12 +1007,15 @@ pub async fn put_file(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// A member holding, for partition 0 of `t`, segments of `[first, last]`
     /// offsets, its watermarks `[low, high)` and `continues_from`.
-    fn member(
+    /// A backup `id` of topic `t` partition 0 from `low` to `high`, with
+    /// `segments` (first and last offsets), continuing its parent at
+    /// `continues_from`; for the chain tests here and in `backup::incremental`.
+    pub(crate) fn member(
         id: &str,
         low: i64,
         high: i64,

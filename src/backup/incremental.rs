@@ -227,49 +227,17 @@ pub fn start(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::manifest::{FileEntry, PartitionManifest, RecordIds, SourceInfo};
 
     fn parent(end: i64, left_out_from: Option<i64>) -> Parent {
-        let partition = PartitionManifest {
-            low_watermark: 0,
-            high_watermark: end,
-            last_stable_offset: Some(end),
-            left_out_from,
-            continues_from: None,
-            record_count: 0,
-            segments: Vec::new(),
-            schema_ids: RecordIds::default(),
-        };
+        let mut joined = crate::manifest::tests::member("b1", 0, end, None, &[]);
+        let partition = joined.topics.get_mut("t").unwrap().partitions.get_mut(&0);
+        partition.unwrap().left_out_from = left_out_from;
         Parent {
             reference: ParentRef {
                 backup_id: "b1".into(),
                 manifest_sha256: "00".into(),
             },
-            joined: Manifest {
-                format_version: manifest::FORMAT_VERSION,
-                tool_version: "t".into(),
-                backup_id: "b1".into(),
-                started_at: "s".into(),
-                finished_at: "f".into(),
-                source: SourceInfo {
-                    bootstrap_servers: "k".into(),
-                },
-                topics: BTreeMap::from([(
-                    "t".to_owned(),
-                    TopicManifest {
-                        partition_count: 1,
-                        replication_factor: 1,
-                        configs: BTreeMap::new(),
-                        partitions: BTreeMap::from([(0, partition)]),
-                    },
-                )]),
-                schema_registry: None,
-                consumer_groups: BTreeMap::new(),
-                files: BTreeMap::<String, FileEntry>::new(),
-                parent: None,
-                selection: None,
-                encryption: None,
-            },
+            joined,
         }
     }
 
